@@ -1,0 +1,35 @@
+# Two commands for a fresh machine: `make run` (the bot; a local sandbox without credentials)
+# and `make test` (the whole suite). Everything else is a step they share.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: run test test-fast venv services migrate bench lint clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+services:
+	bin/ensure-services
+
+migrate: venv services
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	bin/run
+
+test: venv services
+	$(PY) -m pytest
+
+test-fast: venv services
+	$(PY) -m pytest -m "not slow"
+
+bench: migrate
+	$(PY) bench/pipeline.py
+
+clean:
+	rm -rf .venv var .pytest_cache

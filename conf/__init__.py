@@ -1,0 +1,1 @@
+"""Typed configuration read from the environment (one module for every process)."""

@@ -1,0 +1,117 @@
+"""Environment → frozen Settings; the only place that reads os.environ for configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from environs import Env
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of every process; defaults are safe for a developer machine."""
+
+    dingtalk_client_id: str
+    dingtalk_client_secret: str
+    dingtalk_robot_code: str
+    dingtalk_openapi_endpoint: str
+    database_url: str
+    celery_broker_url: str
+    redis_url: str
+    redis_key_prefix: str
+    tenant_id: str
+    log_level: str
+    http_timeout_seconds: float
+    # ingest
+    ingest_buffer_max: int
+    ingest_batch_max: int
+    ingest_ping_interval_seconds: float
+    ingest_watchdog_seconds: float
+    ingest_backoff_max_seconds: float
+    ingest_healthy_reset_seconds: float
+    ingest_auth_retry_seconds: float
+    ingest_metrics_port: int
+    # workers
+    dedup_ttl_seconds: int
+    session_ttl_seconds: int
+    task_time_limit_seconds: int
+    redis_visibility_timeout_seconds: int
+    # web
+    django_secret_key: str
+    django_debug: bool
+    django_allowed_hosts: tuple[str, ...]
+    # sandbox (local DingTalk stand-in used by `make run` without credentials)
+    sandbox_port: int
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return self.celery_broker_url.startswith(("redis://", "rediss://"))
+
+    @property
+    def has_dingtalk_credentials(self) -> bool:
+        return bool(self.dingtalk_client_id and self.dingtalk_client_secret)
+
+
+def load(environ: dict[str, str] | None = None) -> Settings:
+    """Parse the environment (or a given mapping) into Settings; raises on malformed values."""
+    env = Env(eager=False, expand_vars=True)
+    if environ is not None:
+        # environs reads os.environ; a private copy keeps tests hermetic.
+        import os
+
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(environ)
+    try:
+        client_id = env.str("DINGTALK_CLIENT_ID", "").strip()
+        settings = Settings(
+            dingtalk_client_id=client_id,
+            dingtalk_client_secret=env.str("DINGTALK_CLIENT_SECRET", "").strip(),
+            dingtalk_robot_code=env.str("DINGTALK_ROBOT_CODE", "").strip() or client_id,
+            dingtalk_openapi_endpoint=env.str(
+                "DINGTALK_OPENAPI_ENDPOINT", "https://api.dingtalk.com"
+            ).rstrip("/"),
+            database_url=env.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dtbot"),
+            celery_broker_url=env.str(
+                "CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"
+            ),
+            redis_url=env.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            redis_key_prefix=env.str("REDIS_KEY_PREFIX", "dtbot:"),
+            tenant_id=env.str("TENANT_ID", "") or client_id or "default",
+            log_level=env.log_level("LOG_LEVEL", "INFO"),
+            http_timeout_seconds=env.float("HTTP_TIMEOUT_SECONDS", 10.0),
+            ingest_buffer_max=env.int("INGEST_BUFFER_MAX", 1000),
+            ingest_batch_max=env.int("INGEST_BATCH_MAX", 200),
+            ingest_ping_interval_seconds=env.float("INGEST_PING_INTERVAL_SECONDS", 30.0),
+            ingest_watchdog_seconds=env.float("INGEST_WATCHDOG_SECONDS", 90.0),
+            ingest_backoff_max_seconds=env.float("INGEST_BACKOFF_MAX_SECONDS", 60.0),
+            ingest_healthy_reset_seconds=env.float("INGEST_HEALTHY_RESET_SECONDS", 60.0),
+            ingest_auth_retry_seconds=env.float("INGEST_AUTH_RETRY_SECONDS", 300.0),
+            ingest_metrics_port=env.int("INGEST_METRICS_PORT", 9108),
+            dedup_ttl_seconds=env.int("DEDUP_TTL_SECONDS", 7 * 24 * 3600),
+            session_ttl_seconds=env.int("SESSION_TTL_SECONDS", 30 * 60),
+            task_time_limit_seconds=env.int("TASK_TIME_LIMIT_SECONDS", 300),
+            redis_visibility_timeout_seconds=env.int("REDIS_VISIBILITY_TIMEOUT_SECONDS", 3600),
+            django_secret_key=env.str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me"),
+            django_debug=env.bool("DJANGO_DEBUG", False),
+            django_allowed_hosts=tuple(env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])),
+            sandbox_port=env.int("SANDBOX_PORT", 8765),
+        )
+        env.seal()
+    finally:
+        if environ is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+    if settings.task_time_limit_seconds >= settings.redis_visibility_timeout_seconds:
+        raise ValueError(
+            "TASK_TIME_LIMIT_SECONDS must stay below REDIS_VISIBILITY_TIMEOUT_SECONDS, "
+            "or Redis redelivers tasks that are still running"
+        )
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide Settings, parsed once."""
+    return load()

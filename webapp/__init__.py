@@ -1,0 +1,1 @@
+"""Django: profiles, message records, audit, settings, admin, health and metrics."""

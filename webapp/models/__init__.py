@@ -1,0 +1,1 @@
+"""Models of the webapp; each concern in its own module, re-exported here."""

@@ -1,0 +1,1 @@
+"""Celery app and the one pipeline: preprocess → run_skill → postprocess → deliver."""

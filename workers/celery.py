@@ -1,0 +1,53 @@
+"""Celery app: queues, routes, JSON only, acks_late, time limits. Importable without Django."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from conf.settings import get_settings
+
+QUEUE_NAMES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver")
+
+
+def make_app() -> Celery:
+    """Build the app from Settings; the worker loads task modules, the listener does not."""
+    settings = get_settings()
+    celery_app = Celery("dtbot", broker=settings.celery_broker_url)
+    exchange = Exchange("dtbot", type="direct", durable=True)
+    celery_app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=4,
+        task_queues=[
+            Queue(name, exchange, routing_key=name, durable=True) for name in QUEUE_NAMES
+        ],
+        task_default_queue="dtbot.preprocess",
+        task_default_exchange="dtbot",
+        task_default_routing_key="dtbot.preprocess",
+        task_default_delivery_mode="persistent",
+        task_time_limit=settings.task_time_limit_seconds,
+        task_soft_time_limit=max(1, settings.task_time_limit_seconds - 10),
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,
+        task_send_sent_event=False,
+        worker_hijack_root_logger=False,
+        imports=(),
+    )
+    if settings.broker_is_redis:
+        # Time limits stay below the visibility timeout (checked in Settings), so a running task
+        # is never handed to a second worker.
+        celery_app.conf.broker_transport_options = {
+            "visibility_timeout": settings.redis_visibility_timeout_seconds,
+        }
+    return celery_app
+
+
+app = make_app()

@@ -1,0 +1,23 @@
+"""The error vocabulary of the pipeline: one exit per kind (retry, dead letter, apology)."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base of errors the task wrapper knows how to route."""
+
+
+class TransientError(PipelineError):
+    """Retry this stage later (network blip, 5xx, rate limit); nothing is lost."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PoisonMessage(PipelineError):
+    """This payload can never succeed as is: dead-letter it with the reason."""
+
+
+class DuplicateMessage(PipelineError):
+    """Another pipeline run already owns this msgId: stop quietly."""
