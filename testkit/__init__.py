@@ -1,0 +1,1 @@
+"""Public test kit: isolated service resources, process orchestration, envelope factories, personas."""

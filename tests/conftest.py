@@ -1,0 +1,30 @@
+"""Shared fixtures: isolated RabbitMQ vhost and Redis namespace per test session."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from testkit import services
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A private RabbitMQ vhost for this test session."""
+    with services.rabbit_vhost() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_broker_url() -> Iterator[str]:
+    """A private Redis database used as Celery broker for this test session."""
+    with services.redis_broker_db() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A unique Redis key prefix for one test."""
+    with services.redis_namespace() as prefix:
+        yield prefix
