@@ -37,6 +37,12 @@ class Settings:
     session_ttl_seconds: int
     task_time_limit_seconds: int
     redis_visibility_timeout_seconds: int
+    session_max_turns: int
+    input_max_chars: int
+    reply_max_bytes: int
+    task_max_retries: int
+    task_retry_backoff_seconds: float
+    task_retry_backoff_max_seconds: float
     # web
     django_secret_key: str
     django_debug: bool
@@ -93,6 +99,12 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             session_ttl_seconds=env.int("SESSION_TTL_SECONDS", 30 * 60),
             task_time_limit_seconds=env.int("TASK_TIME_LIMIT_SECONDS", 300),
             redis_visibility_timeout_seconds=env.int("REDIS_VISIBILITY_TIMEOUT_SECONDS", 3600),
+            session_max_turns=env.int("SESSION_MAX_TURNS", 10),
+            input_max_chars=env.int("INPUT_MAX_CHARS", 4000),
+            reply_max_bytes=env.int("REPLY_MAX_BYTES", 12000),
+            task_max_retries=env.int("TASK_MAX_RETRIES", 5),
+            task_retry_backoff_seconds=env.float("TASK_RETRY_BACKOFF_SECONDS", 1.0),
+            task_retry_backoff_max_seconds=env.float("TASK_RETRY_BACKOFF_MAX_SECONDS", 60.0),
             django_secret_key=env.str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me"),
             django_debug=env.bool("DJANGO_DEBUG", False),
             django_allowed_hosts=tuple(env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])),
@@ -107,6 +119,10 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         raise ValueError(
             "TASK_TIME_LIMIT_SECONDS must stay below REDIS_VISIBILITY_TIMEOUT_SECONDS, "
             "or Redis redelivers tasks that are still running"
+        )
+    if settings.task_retry_backoff_max_seconds >= settings.redis_visibility_timeout_seconds:
+        raise ValueError(
+            "TASK_RETRY_BACKOFF_MAX_SECONDS must stay below REDIS_VISIBILITY_TIMEOUT_SECONDS"
         )
     return settings
 

@@ -3,6 +3,10 @@
 from django.contrib import admin
 from django.urls import path
 
+from webapp import views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics_view, name="metrics"),
 ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from conf.settings import get_settings
+from workers.msglog import configure_logging
 
 QUEUE_NAMES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver")
 
@@ -39,7 +42,9 @@ def make_app() -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=False,
         worker_hijack_root_logger=False,
-        imports=(),
+        # Only worker processes import this (Celery reads `imports` at worker start), so the
+        # listener, which imports this module to publish, never loads Django or the stages.
+        imports=("workers.tasks",),
     )
     if settings.broker_is_redis:
         # Time limits stay below the visibility timeout (checked in Settings), so a running task
@@ -48,6 +53,12 @@ def make_app() -> Celery:
             "visibility_timeout": settings.redis_visibility_timeout_seconds,
         }
     return celery_app
+
+
+@signals.setup_logging.connect
+def _setup_logging(loglevel: Any = None, **_: Any) -> None:
+    """Replace Celery's logging setup with ours, whose lines carry the msgId."""
+    configure_logging(loglevel or get_settings().log_level)
 
 
 app = make_app()

@@ -21,3 +21,7 @@ class PoisonMessage(PipelineError):
 
 class DuplicateMessage(PipelineError):
     """Another pipeline run already owns this msgId: stop quietly."""
+
+
+class NothingToAnswer(PipelineError):
+    """The push needs no reply from this pipeline (e.g. an event topic with no handler yet)."""

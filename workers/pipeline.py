@@ -29,6 +29,9 @@ DELIVER = Stage("deliver", "dtbot.pipeline.deliver", "dtbot.deliver", 60)
 STAGES: tuple[Stage, ...] = (PREPROCESS, RUN_SKILL, POSTPROCESS, DELIVER)
 STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 
+# Routes by task name, so retries and replays land on the stage's queue too.
+app.conf.task_routes = {s.task: {"queue": s.queue, "routing_key": s.queue} for s in STAGES}
+
 
 def signature(stage: Stage, *args: Any) -> Signature:
     """A signature of one stage, routed to its queue."""

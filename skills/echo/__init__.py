@@ -1,0 +1,1 @@
+"""The echo skill: repeats what the user said (the spine's default answer)."""

@@ -1,0 +1,19 @@
+"""EchoSkill: answers `You said: <text>` (or `你说：<text>` for Chinese input)."""
+
+from __future__ import annotations
+
+from skills.api import AISkillPlugin, Reply, Turn
+from skills.language import is_chinese
+
+
+class EchoSkill(AISkillPlugin):
+    """Echo: repeats your message back to you. 复读：原样回复你说的话。"""
+
+    name = "echo"
+    intents = ("echo",)
+    timeout_seconds = 5.0
+
+    def execute(self, turn: Turn) -> Reply:
+        if is_chinese(turn.text):
+            return Reply(text=f"你说：{turn.text}")
+        return Reply(text=f"You said: {turn.text}")

@@ -1,0 +1,1 @@
+"""The help skill: lists the registered skills and their help text."""

@@ -1,0 +1,24 @@
+"""HelpSkill: a markdown list of every registered skill with its docstring help."""
+
+from __future__ import annotations
+
+from skills import registry
+from skills.api import AISkillPlugin, Reply, Turn
+
+# Words that ask for help; the keyword router of the spine uses them (issue 4 replaces it).
+HELP_WORDS = ("help", "帮助", "?", "？")
+
+
+class HelpSkill(AISkillPlugin):
+    """Help: lists what I can do. 帮助：列出我会的技能。Type `help` or `帮助`."""
+
+    name = "help"
+    intents = ("help",)
+    timeout_seconds = 5.0
+
+    def execute(self, turn: Turn) -> Reply:
+        lines = ["**我会这些 / What I can do**", ""]
+        for name in registry.skill_names():
+            help_text = registry.skill_class(name).help_text().replace("\n", " ")
+            lines.append(f"- **{name}**: {help_text}")
+        return Reply(text="\n".join(lines), kind="markdown", title="Help / 帮助")

@@ -1,0 +1,75 @@
+"""Factories of DingTalk robot messages and Envelopes shaped like the protocol reference (§4)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from ingest.envelope import Envelope
+from ingest.protocol import TOPIC_BOT_MESSAGE
+
+
+def robot_message(
+    text: str = "hello",
+    *,
+    msg_id: str | None = None,
+    conversation_type: str = "1",
+    conversation_id: str | None = None,
+    staff_id: str = "alice",
+    sender_id: str | None = None,
+    nick: str = "Alice",
+    corp_id: str = "corp-test",
+    robot_code: str = "robot-test",
+    webhook: str = "https://oapi.dingtalk.com/robot/sendBySession?session=test",
+    webhook_expires_in: float = 90 * 60,
+    msgtype: str = "text",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The decoded `data` of a robot CALLBACK push."""
+    now_ms = int(time.time() * 1000)
+    data: dict[str, Any] = {
+        "msgId": msg_id or f"msg{uuid.uuid4().hex}==",
+        "msgtype": msgtype,
+        "createAt": now_ms,
+        "conversationType": conversation_type,
+        "conversationId": conversation_id or f"cid{uuid.uuid4().hex[:12]}==",
+        "senderId": sender_id or f"$:LWCP_v1:${staff_id or uuid.uuid4().hex}",
+        "senderStaffId": staff_id,
+        "senderNick": nick,
+        "senderCorpId": corp_id,
+        "chatbotCorpId": corp_id,
+        "chatbotUserId": "$:LWCP_v1:$bot",
+        "robotCode": robot_code,
+        "isAdmin": False,
+        "sessionWebhook": webhook,
+        "sessionWebhookExpiredTime": now_ms + int(webhook_expires_in * 1000),
+    }
+    if conversation_type == "2":
+        data["conversationTitle"] = "Test group"
+        data["isInAtList"] = True
+    if msgtype == "text":
+        data["text"] = {"content": text}
+    if extra:
+        data.update(extra)
+    return data
+
+
+def envelope(data: dict[str, Any] | None = None, **message: Any) -> dict[str, Any]:
+    """An Envelope dict (what the listener publishes) around a robot message."""
+    data = data if data is not None else robot_message(**message)
+    return Envelope(
+        msg_id=str(data.get("msgId") or ""),
+        message_id=f"push-{uuid.uuid4().hex[:12]}",
+        topic=TOPIC_BOT_MESSAGE,
+        frame_type="CALLBACK",
+        tenant_id=str(data.get("chatbotCorpId") or "corp-test"),
+        conversation_id=str(data.get("conversationId") or ""),
+        conversation_type=str(data.get("conversationType") or ""),
+        sender_id=str(data.get("senderId") or ""),
+        sender_staff_id=str(data.get("senderStaffId") or ""),
+        sender_nick=str(data.get("senderNick") or ""),
+        msgtype=str(data.get("msgtype") or ""),
+        payload=data,
+        received_at=time.time(),
+    ).to_dict()

@@ -1,0 +1,112 @@
+"""Start and stop real Celery worker processes for tests and benchmarks (only the ones we start)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL_QUEUES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver")
+
+
+class WorkerProcess(subprocess.Popen):  # type: ignore[type-arg]
+    """A Popen that also knows the worker's node name and log file."""
+
+    node_name: str
+    log_path: Path
+    _log_file: IO[bytes]
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def worker_env(base: dict[str, str] | None = None, **overrides: str) -> dict[str, str]:
+    """The current environment plus test overrides (CELERY_BROKER_URL, DATABASE_URL, ...)."""
+    env = dict(os.environ if base is None else base)
+    env.update(overrides)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    # The parent test process may run under pytest-django; workers read only the env.
+    env.pop("PYTEST_CURRENT_TEST", None)
+    return env
+
+
+def start_worker(
+    env: dict[str, str],
+    queues: tuple[str, ...] | list[str] = ALL_QUEUES,
+    pool: str = "threads",
+    concurrency: int = 4,
+    name: str | None = None,
+    log_path: Path | None = None,
+    loglevel: str = "INFO",
+    ready_timeout: float = 60.0,
+    extra_args: tuple[str, ...] = (),
+) -> WorkerProcess:
+    """Start `celery -A workers.celery worker` and wait until it consumes; raises with its log if
+    it dies or is not ready in time."""
+    node = name or f"test-{uuid.uuid4().hex[:8]}@%h"
+    if log_path is None:
+        fd, raw = tempfile.mkstemp(prefix="dtbot-worker-", suffix=".log")
+        os.close(fd)
+        log_path = Path(raw)
+    log_file = open(log_path, "wb")
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
+        "-n", node, "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency),
+        "-l", loglevel, "--without-gossip", "--without-mingle", *extra_args,
+    ]
+    proc = WorkerProcess(
+        cmd, cwd=str(ROOT), env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stop() can reach pool children
+    )
+    proc.node_name = node
+    proc.log_path = log_path
+    proc._log_file = log_file
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}:\n{proc.log_text()[-4000:]}")
+        if " ready." in proc.log_text():
+            return proc
+        time.sleep(0.1)
+    stop(proc)
+    raise RuntimeError(f"worker not ready after {ready_timeout} s:\n{proc.log_text()[-4000:]}")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int | None:  # type: ignore[type-arg]
+    """Warm shutdown (SIGTERM), then SIGKILL of the worker's own process group."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            kill(proc)
+    _kill_group(proc)
+    log_file = getattr(proc, "_log_file", None)
+    if log_file is not None:
+        log_file.close()
+    return proc.returncode
+
+
+def kill(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """kill -9 the worker and its pool children (a crash, for fault tests)."""
+    _kill_group(proc)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    # The group id is the worker's pid (start_new_session): only processes we started.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

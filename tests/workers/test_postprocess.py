@@ -1,0 +1,77 @@
+"""Postprocess: reply parts within DingTalk's limits, notes, apology on emptiness, session, stamps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from skills.api import Reply
+from testkit.envelopes import envelope
+from webapp.models import MessageRecord
+from workers import session, wording
+from workers.postprocess import MAX_PARTS, postprocess, reply_parts
+from workers.preprocess import preprocess
+from workers.skill_runner import run_skill
+
+pytestmark = pytest.mark.django_db
+
+
+def through_postprocess(text: str, **message) -> dict:
+    env = envelope(text=text, **message)
+    out = postprocess(run_skill(preprocess(env, run_id="run-1")))
+    json.dumps(out)
+    return out
+
+
+def test_a_normal_reply_is_one_text_part(worker_settings):
+    out = through_postprocess("hello")
+    assert [p["text"] for p in out["replies"]] == ["You said: hello"]
+    assert out["replies"][0]["kind"] == "text"
+
+
+def test_a_long_reply_is_split_within_the_byte_limit(worker_settings):
+    parts = reply_parts(Reply(text="\n".join(["句子" * 50] * 100)), [], 2000)
+    assert 1 < len(parts) <= MAX_PARTS
+    assert all(len(p["text"].encode()) <= 2000 for p in parts)
+    assert parts[0]["meta"] == {"part": 1, "of": len(parts)}
+
+
+def test_a_flood_is_cut_to_the_maximum_number_of_parts_with_a_note():
+    parts = reply_parts(Reply(text="\n".join(["line"] * 5000)), [], 500)
+    assert len(parts) == MAX_PARTS
+    assert parts[-1]["text"].endswith(wording.REPLY_CUT_EN)
+
+
+def test_notes_are_added_to_the_reply(worker_settings):
+    limit = worker_settings.input_max_chars
+    out = through_postprocess("y" * (limit + 10))
+    assert out["replies"][-1]["text"].endswith(wording.truncated_note("y", limit))
+
+
+def test_an_empty_reply_becomes_the_apology():
+    assert reply_parts(Reply(text="  "), [], 1000)[0]["text"] == wording.APOLOGY_ZH
+
+
+def test_the_session_remembers_the_turn_and_stays_bounded(worker_settings):
+    for i in range(worker_settings.session_max_turns + 3):
+        through_postprocess(f"message {i}", staff_id="erin", conversation_id="cid-e")
+    history = session.load_history("corp-test", "cid-e", "erin")
+    assert len(history) == worker_settings.session_max_turns * 2
+    assert history[-2:] == [{"role": "user", "text": f"message {i}"},
+                            {"role": "assistant", "text": f"You said: message {i}"}]
+
+
+def test_the_session_expires_after_the_session_ttl(worker_settings, redis_conn):
+    through_postprocess("hi", staff_id="finn", conversation_id="cid-f")
+    ttl = redis_conn.ttl(session.session_key("corp-test", "cid-f", "finn"))
+    assert 0 < ttl <= worker_settings.session_ttl_seconds == 1800
+
+
+def test_it_records_skill_intent_user_and_stage_timestamps(worker_settings):
+    out = through_postprocess("help")
+    record = MessageRecord.objects.get(msg_id=out["msg_id"])
+    assert (record.skill, record.intent) == ("help", "help")
+    assert record.user is not None and record.user.staff_id == "alice"
+    assert record.received_at <= record.preprocessed_at <= record.skill_done_at
+    assert record.skill_done_at <= record.postprocessed_at

@@ -1,0 +1,132 @@
+"""run_skill: the routed skill answers, and a failing skill becomes a polite apology."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterator
+
+import pytest
+
+from skills import registry
+from skills.api import AISkillPlugin, Reply, SkillError, Turn
+from workers import skill_runner, wording
+
+
+def payload(text: str, skill: str = "echo", reply: dict | None = None) -> dict:
+    turn = Turn(msg_id="m1", tenant_id="t", conversation_id="c", conversation_type="1",
+                user_id="alice", text=text, skill=skill)
+    return {"msg_id": "m1", "turn": turn.to_dict(), "reply": reply, "notes": [],
+            "record": {"preprocessed_at": 1.0}}
+
+
+class Declining(AISkillPlugin):
+    name = "declining"
+
+    def execute(self, turn: Turn) -> Reply:
+        raise SkillError("no data", user_message="没有找到相关数据。")
+
+
+class DecliningSilently(AISkillPlugin):
+    name = "declining_silently"
+
+    def execute(self, turn: Turn) -> Reply:
+        raise SkillError("internal reason")
+
+
+class Slow(AISkillPlugin):
+    name = "slow"
+    timeout_seconds = 0.2
+
+    def execute(self, turn: Turn) -> Reply:
+        time.sleep(3)
+        return Reply(text="too late")
+
+
+class Crashing(AISkillPlugin):
+    name = "crashing"
+
+    def execute(self, turn: Turn) -> Reply:
+        raise RuntimeError("boom")
+
+
+class Streaming(AISkillPlugin):
+    name = "streaming"
+
+    def execute(self, turn: Turn) -> Iterator[str]:
+        yield "a"
+        yield "b"
+
+    def post_process(self, turn: Turn, result: Reply) -> Reply:
+        return Reply(text=result.text + "!")
+
+
+@pytest.fixture
+def test_skills(monkeypatch):
+    for cls in (Declining, DecliningSilently, Slow, Crashing, Streaming):
+        monkeypatch.setitem(registry.SKILLS, cls.name, f"{__name__}:{cls.__name__}")
+    yield
+    registry.skill_class.cache_clear()
+    registry._instances.clear()
+
+
+def test_echo_repeats_english_text():
+    out = skill_runner.run_skill(payload("hello"))
+    assert out["reply"]["text"] == "You said: hello"
+    assert out["outcome"] == "ok"
+    assert out["record"]["skill_done_at"] >= out["record"]["preprocessed_at"]
+    json.dumps(out)
+
+
+def test_echo_answers_chinese_in_chinese():
+    assert skill_runner.run_skill(payload("你好"))["reply"]["text"] == "你说：你好"
+
+
+def test_help_lists_every_registered_skill_with_its_help():
+    reply = skill_runner.run_skill(payload("help", skill="help"))["reply"]
+    assert reply["kind"] == "markdown"
+    for name in registry.skill_names():
+        assert f"**{name}**" in reply["text"]
+    assert "repeats your message" in reply["text"]
+
+
+def test_a_preset_reply_passes_through_without_a_skill():
+    out = skill_runner.run_skill(payload("", skill="", reply={"text": wording.EMPTY_TEXT}))
+    assert out["reply"]["text"] == wording.EMPTY_TEXT
+    assert out["outcome"] == "preset"
+
+
+def test_a_skill_error_shows_the_skills_user_message(test_skills):
+    out = skill_runner.run_skill(payload("查一下", skill="declining"))
+    assert out["reply"]["text"] == "没有找到相关数据。"
+    assert out["outcome"] == "skill_error"
+
+
+def test_it_apologises_when_a_skill_declines_without_a_message(test_skills):
+    out = skill_runner.run_skill(payload("please", skill="declining_silently"))
+    assert out["reply"]["text"] == wording.APOLOGY_EN
+
+
+def test_it_apologises_when_the_skill_times_out(test_skills):
+    started = time.monotonic()
+    out = skill_runner.run_skill(payload("你在吗", skill="slow"))
+    assert time.monotonic() - started < 2
+    assert out["reply"]["text"] == wording.APOLOGY_ZH
+    assert out["outcome"] == "timeout"
+
+
+def test_a_crashing_skill_propagates_to_the_task_wrapper(test_skills):
+    with pytest.raises(RuntimeError, match="boom"):
+        skill_runner.run_skill(payload("x", skill="crashing"))
+
+
+def test_a_stream_of_chunks_becomes_one_reply(test_skills):
+    assert skill_runner.run_skill(payload("x", skill="streaming"))["reply"]["text"] == "ab!"
+
+
+def test_the_apology_payload_keeps_the_turn_and_delivery():
+    p = dict(payload("hello"), delivery={"conversation_id": "c"})
+    out = skill_runner.with_apology(p, "crash")
+    assert out["delivery"] == {"conversation_id": "c"}
+    assert out["reply"]["text"] == wording.APOLOGY_EN
+    assert out["outcome"] == "crash"

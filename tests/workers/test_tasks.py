@@ -1,0 +1,147 @@
+"""The task wrapper gives every error kind its one exit: retry, dead letter, quiet stop, apology."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from celery import states
+
+from skills import registry
+from skills.api import AISkillPlugin, Reply, Turn
+from webapp.models import DeadLetter, MessageRecord, MessageStatus
+from workers import pipeline, wording
+from workers.errors import DuplicateMessage, PoisonMessage, TransientError
+from workers.msglog import LOG_FORMAT, MessageContextFilter, message_context
+from workers.pipeline import Stage
+from workers.tasks import pipeline_task, retry_countdown, run_skill_task
+
+pytestmark = pytest.mark.django_db
+
+FLAKY = Stage("flaky", "dtbot.test.flaky", "dtbot.preprocess", 10)
+calls: list[int] = []
+
+
+@pipeline_task(FLAKY)
+def flaky_task(task, payload: dict) -> dict:
+    calls.append(task.request.retries)
+    kind = payload["raise"]
+    if kind == "transient" or (kind == "transient_once" and task.request.retries == 0):
+        raise TransientError("network blip")
+    if kind == "poison":
+        raise PoisonMessage("cannot parse")
+    if kind == "duplicate":
+        raise DuplicateMessage("already claimed")
+    if kind == "bug":
+        raise KeyError("oops")
+    return {"msg_id": payload["msg_id"], "ok": True}
+
+
+class Crashing(AISkillPlugin):
+    name = "crashing"
+
+    def execute(self, turn: Turn) -> Reply:
+        raise ZeroDivisionError("bug in a skill")
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    calls.clear()
+
+
+def test_the_pipeline_tasks_have_constant_names_queues_and_time_limits():
+    from workers.celery import app
+
+    for stage in pipeline.STAGES:
+        task = app.tasks[stage.task]
+        assert app.amqp.router.route({}, stage.task)["queue"].name == stage.queue
+        assert task.time_limit == stage.time_limit
+        assert task.soft_time_limit < stage.time_limit
+        assert task.acks_late
+
+
+def test_a_transient_error_is_retried_then_succeeds(worker_settings):
+    result = flaky_task.apply(args=({"msg_id": "m1", "raise": "transient_once"},))
+    assert result.get() == {"msg_id": "m1", "ok": True}
+    assert calls == [0, 1]
+
+
+def test_retries_are_bounded_then_the_message_is_dead_lettered(worker_settings):
+    MessageRecord.objects.create(msg_id="m2", tenant_id="t")
+    result = flaky_task.apply(args=({"msg_id": "m2", "raise": "transient"},))
+    assert result.state == states.IGNORED  # the chain stops here
+    assert calls == list(range(worker_settings.task_max_retries + 1))
+    letter = DeadLetter.objects.get(msg_id="m2")
+    assert letter.stage == "flaky"
+    assert "gave up after" in letter.error and "network blip" in letter.error
+    assert letter.payload == {"msg_id": "m2", "raise": "transient"}
+    assert MessageRecord.objects.get(msg_id="m2").status == MessageStatus.DEAD
+
+
+def test_backoff_grows_with_jitter_and_stays_far_below_the_visibility_timeout(worker_settings):
+    cap = worker_settings.task_retry_backoff_max_seconds
+    assert cap <= 60 < worker_settings.redis_visibility_timeout_seconds
+    samples = [retry_countdown(0) for _ in range(50)]
+    assert all(0.5 <= s <= 1.0 for s in samples) and len(set(samples)) > 1
+    assert all(0 < retry_countdown(n) <= cap for n in range(30))
+    assert retry_countdown(0, retry_after=20) >= 20
+    assert retry_countdown(0, retry_after=600) == cap
+
+
+def test_a_poison_message_goes_to_the_dead_letters_with_its_error(worker_settings):
+    result = flaky_task.apply(args=({"msg_id": "m3", "raise": "poison"},))
+    assert result.state == states.IGNORED
+    assert calls == [0]
+    assert DeadLetter.objects.get(msg_id="m3").error == "poison: cannot parse"
+
+
+def test_a_duplicate_stops_the_chain_quietly(worker_settings):
+    result = flaky_task.apply(args=({"msg_id": "m4", "raise": "duplicate"},))
+    assert result.state == states.IGNORED
+    assert not DeadLetter.objects.filter(msg_id="m4").exists()
+
+
+def test_an_unexpected_error_outside_run_skill_is_logged_and_dead_lettered(worker_settings,
+                                                                          caplog):
+    with caplog.at_level(logging.ERROR, logger="workers.tasks"):
+        result = flaky_task.apply(args=({"msg_id": "m5", "raise": "bug"},))
+    assert result.state == states.IGNORED
+    assert DeadLetter.objects.get(msg_id="m5").error == "KeyError: 'oops'"
+    assert any(r.exc_info and "unexpected error" in r.getMessage() for r in caplog.records)
+
+
+def test_it_apologises_when_the_skill_crashes(worker_settings, monkeypatch):
+    monkeypatch.setitem(registry.SKILLS, "crashing", f"{__name__}:Crashing")
+    turn = Turn(msg_id="m6", tenant_id="t", conversation_id="c", conversation_type="1",
+                user_id="u", text="hello", skill="crashing")
+    payload = {"msg_id": "m6", "turn": turn.to_dict(), "reply": None, "record": {}}
+    try:
+        out = run_skill_task.apply(args=(payload,)).get()
+    finally:
+        registry.skill_class.cache_clear()
+    assert out["reply"]["text"] == wording.APOLOGY_EN
+    assert out["outcome"] == "crash"
+    assert not DeadLetter.objects.filter(msg_id="m6").exists()
+
+
+def test_every_log_line_about_a_message_carries_its_msg_id():
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    handler.addFilter(MessageContextFilter())
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger = logging.getLogger("test.msglog")
+    logger.addHandler(handler)
+    try:
+        with message_context("msgXYZ==", "deliver"):
+            logger.warning("inside")
+        logger.warning("outside")
+    finally:
+        logger.removeHandler(handler)
+    inside, outside = (handler.format(r) for r in records)
+    assert "msg_id=msgXYZ== stage=deliver" in inside
+    assert "msg_id=- stage=-" in outside

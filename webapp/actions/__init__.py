@@ -1,0 +1,1 @@
+"""do_* actions: the only writers of the webapp's models (workers, admin, commands call these)."""

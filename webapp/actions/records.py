@@ -1,0 +1,74 @@
+"""Actions on message records: the durable claim, stage timestamps, final status."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from webapp.models import MessageRecord, MessageStatus
+
+
+def epoch_to_datetime(value: float | None) -> dt.datetime | None:
+    """Epoch seconds (or milliseconds, as DingTalk sends them) → aware datetime."""
+    if not value:
+        return None
+    seconds = float(value)
+    if seconds > 1e11:  # milliseconds
+        seconds /= 1000.0
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+
+
+def do_claim_record(msg_id: str, run_id: str, fields: dict[str, Any]) -> str | None:
+    """Claim msg_id for run_id in PostgreSQL; returns None when claimed, else the owner's run id.
+
+    The unique msg_id is the backstop of the Redis claim: if Redis lost the key, the row still
+    knows which run owns the message. A row with an empty claimed_by (new, or reset for a replay)
+    can be claimed by anyone; a row claimed by this same run (a redelivered task) stays claimed.
+    """
+    try:
+        with transaction.atomic():
+            MessageRecord.objects.create(
+                msg_id=msg_id, claimed_by=run_id, status=MessageStatus.PROCESSING, **fields
+            )
+        return None
+    except IntegrityError:
+        pass
+    updated = MessageRecord.objects.filter(msg_id=msg_id, claimed_by__in=("", run_id)).update(
+        claimed_by=run_id, status=MessageStatus.PROCESSING, error="", **fields
+    )
+    if updated:
+        return None
+    owner = MessageRecord.objects.filter(msg_id=msg_id).values_list("claimed_by", flat=True).first()
+    MessageRecord.objects.filter(msg_id=msg_id).update(duplicate_count=F("duplicate_count") + 1)
+    return owner or ""
+
+
+def do_count_duplicate(msg_id: str) -> None:
+    """A second delivery of msg_id was stopped."""
+    MessageRecord.objects.filter(msg_id=msg_id).update(duplicate_count=F("duplicate_count") + 1)
+
+
+def do_release_claim(msg_id: str) -> None:
+    """Let the next pipeline run claim msg_id again (used before a replay from preprocess)."""
+    MessageRecord.objects.filter(msg_id=msg_id).update(claimed_by="")
+
+
+def do_record_stages(msg_id: str, **fields: Any) -> None:
+    """Write stage timestamps (epoch seconds) and attributes (skill, intent, ...) of msg_id."""
+    values = {
+        name: epoch_to_datetime(value) if name.endswith("_at") else value
+        for name, value in fields.items()
+    }
+    MessageRecord.objects.filter(msg_id=msg_id).update(**values)
+
+
+def do_mark_status(msg_id: str, status: str, error: str = "", **fields: Any) -> None:
+    """Set the status of msg_id (and the error, timestamps given as epoch seconds)."""
+    values: dict[str, Any] = {"status": status, "error": error[:4000]}
+    values.update(
+        {n: epoch_to_datetime(v) if n.endswith("_at") else v for n, v in fields.items()}
+    )
+    MessageRecord.objects.filter(msg_id=msg_id).update(**values)

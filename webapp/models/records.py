@@ -1,0 +1,62 @@
+"""MessageRecord: one row per msgId with its status and the timestamp of every stage."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class MessageStatus(models.TextChoices):
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    REPLIED = "replied"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+    DEAD = "dead"
+    DELIVERY_UNKNOWN = "delivery_unknown"
+
+
+class DeliveryChannel(models.TextChoices):
+    WEBHOOK = "webhook"
+    OPENAPI = "openapi"
+
+
+class MessageRecord(models.Model):
+    """The durable trace of one DingTalk message; also the dedup backstop (unique msg_id)."""
+
+    msg_id = models.CharField(max_length=191, unique=True)
+    tenant_id = models.CharField(max_length=128, db_index=True)
+    conversation_id = models.CharField(max_length=256, blank=True, default="")
+    conversation_type = models.CharField(max_length=8, blank=True, default="")
+    user = models.ForeignKey(
+        "webapp.UserProfile", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="messages",
+    )
+    msgtype = models.CharField(max_length=32, blank=True, default="")
+    skill = models.CharField(max_length=64, blank=True, default="")
+    intent = models.CharField(max_length=128, blank=True, default="")
+    status = models.CharField(
+        max_length=24, choices=MessageStatus.choices, default=MessageStatus.RECEIVED,
+        db_index=True,
+    )
+    # Id of the pipeline run that owns this message (its preprocess task id).
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
+    duplicate_count = models.PositiveIntegerField(default=0)
+    channel = models.CharField(
+        max_length=16, choices=DeliveryChannel.choices, blank=True, default=""
+    )
+    error = models.TextField(blank=True, default="")
+    received_at = models.DateTimeField(null=True, blank=True)
+    acked_at = models.DateTimeField(null=True, blank=True)
+    preprocessed_at = models.DateTimeField(null=True, blank=True)
+    skill_done_at = models.DateTimeField(null=True, blank=True)
+    postprocessed_at = models.DateTimeField(null=True, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        app_label = "webapp"
+        indexes = [models.Index(fields=["tenant_id", "conversation_id", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.msg_id} [{self.status}]"

@@ -1,0 +1,120 @@
+"""Deliver stage: send the reply parts once per msgId, by sessionWebhook or the robot OpenAPI."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from conf.settings import get_settings
+from skills.api import Reply
+from webapp.actions.records import do_mark_status
+from webapp.models import DeliveryChannel, MessageStatus
+from workers import reply_state
+from workers.dingtalk_api import DingTalkAPI, WebhookExpired, webhook_body
+from workers.dingtalk_token import TokenCache
+from workers.errors import PipelineError, PoisonMessage
+from workers.runtime import http_client, key, redis_client
+
+log = logging.getLogger(__name__)
+
+# A webhook this close to its expiry is treated as expired: the request could arrive too late.
+WEBHOOK_EXPIRY_MARGIN_MS = 10_000
+
+
+def dingtalk_api() -> DingTalkAPI:
+    """The DingTalk API of this process (pooled HTTP client, token shared through Redis)."""
+    settings = get_settings()
+    api = DingTalkAPI(
+        http_client(),
+        settings.dingtalk_openapi_endpoint,
+        settings.dingtalk_client_id,
+        settings.dingtalk_client_secret,
+    )
+    api.tokens = TokenCache(
+        redis_client(), key(f"dingtalk:token:{settings.dingtalk_client_id}"), api.fetch_token
+    )
+    return api
+
+
+def choose_channel(delivery: dict[str, Any], now_ms: float) -> str:
+    """The webhook while it is valid, else the OpenAPI."""
+    expires_at = int(delivery.get("session_webhook_expires_at") or 0)
+    if delivery.get("session_webhook") and (
+        expires_at == 0 or expires_at - now_ms > WEBHOOK_EXPIRY_MARGIN_MS
+    ):
+        return DeliveryChannel.WEBHOOK.value
+    return DeliveryChannel.OPENAPI.value
+
+
+def send_part(api: DingTalkAPI, channel: str, reply: Reply, delivery: dict[str, Any]) -> str:
+    """Send one part; returns the channel that carried it (webhook falls back on 300001)."""
+    group = delivery.get("conversation_type") == "2"
+    staff_id = str(delivery.get("sender_staff_id") or "")
+    if channel == DeliveryChannel.WEBHOOK:
+        try:
+            api.send_webhook(
+                delivery["session_webhook"], webhook_body(reply, staff_id if group else "")
+            )
+            return channel
+        except WebhookExpired as exc:
+            log.info("sessionWebhook expired (%s): falling back to the OpenAPI", exc)
+    robot_code = str(delivery.get("robot_code") or get_settings().dingtalk_robot_code)
+    if group:
+        api.send_group(robot_code, str(delivery["conversation_id"]), reply)
+    elif staff_id:
+        api.send_private(robot_code, staff_id, reply)
+    else:
+        raise PoisonMessage("webhook expired and the sender has no staff id for the OpenAPI")
+    return DeliveryChannel.OPENAPI.value
+
+
+def acked_at(msg_id: str) -> float | None:
+    """When the listener ACKed the push (it writes `{prefix}acked:{msg_id}`), if known."""
+    raw = redis_client().get(key(f"acked:{msg_id}"))
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None) -> dict[str, Any]:
+    """Send every part not yet sent; never resend a part whose outcome is unknown."""
+    msg_id = payload["msg_id"]
+    parts = [Reply.from_dict(p) for p in payload.get("replies") or []]
+    delivery = payload["delivery"]
+    state = reply_state.get(msg_id)
+    if state == reply_state.SENT:
+        log.info("reply already sent; nothing to do")
+        return {"msg_id": msg_id, "result": "already_sent"}
+    start = reply_state.first_unsent(state)
+    if start is None:
+        log.warning(
+            "a previous attempt crashed while sending (%s): outcome unknown, not resending", state
+        )
+        do_mark_status(msg_id, MessageStatus.DELIVERY_UNKNOWN, error=f"reply state {state}")
+        return {"msg_id": msg_id, "result": "delivery_unknown"}
+    api = api or dingtalk_api()
+    channel = choose_channel(delivery, time.time() * 1000)
+    expected = state
+    for index in range(start, len(parts)):
+        if not reply_state.swap(msg_id, expected, reply_state.sending(index)):
+            log.warning("another run is delivering this reply; stopping")
+            return {"msg_id": msg_id, "result": "concurrent"}
+        try:
+            channel = send_part(api, channel, parts[index], delivery)
+        except PipelineError:
+            # Known not delivered: the retry (or a replay) may send this part.
+            reply_state.swap(msg_id, reply_state.sending(index), reply_state.next_part(index))
+            raise
+        expected = reply_state.next_part(index + 1) if index + 1 < len(parts) else reply_state.SENT
+        reply_state.swap(msg_id, reply_state.sending(index), expected)
+    if not parts:
+        reply_state.swap(msg_id, expected, reply_state.SENT)
+    times = {"replied_at": time.time()}
+    acked = acked_at(msg_id)
+    if acked:
+        times["acked_at"] = acked
+    do_mark_status(msg_id, MessageStatus.REPLIED, channel=channel, **times)
+    log.info("replied in %d part(s) via %s", len(parts), channel)
+    return {"msg_id": msg_id, "result": "sent", "channel": channel, "parts": len(parts)}

@@ -1,0 +1,166 @@
+"""DingTalk HTTP calls the workers make: sessionWebhook replies, access token, robot OpenAPI sends."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import httpx
+
+from skills.api import Reply
+from workers.dingtalk_token import TokenCache
+from workers.errors import PoisonMessage, TransientError
+
+log = logging.getLogger(__name__)
+
+ERRCODE_SESSION_GONE = 300001
+# Webhook errcodes meaning "too fast, try later" (130101 send too fast, 90002 API QPS, 90018).
+RATE_LIMIT_ERRCODES = {130101, 90002, 90018}
+TOKEN_HEADER = "x-acs-dingtalk-access-token"
+
+
+class WebhookExpired(Exception):
+    """The sessionWebhook no longer exists (errcode 300001): use the OpenAPI instead."""
+
+
+def webhook_body(reply: Reply, at_staff_id: str = "") -> dict[str, Any]:
+    """Text or markdown body of a sessionWebhook reply; in groups it @-mentions the asker."""
+    at = {"atUserIds": [at_staff_id] if at_staff_id else [], "atMobiles": [], "isAtAll": False}
+    if reply.kind == "markdown":
+        return {
+            "msgtype": "markdown",
+            "markdown": {"title": reply.title or reply.text[:20], "text": reply.text},
+            "at": at,
+        }
+    return {"msgtype": "text", "text": {"content": reply.text}, "at": at}
+
+
+def openapi_message(reply: Reply) -> tuple[str, str]:
+    """(msgKey, msgParam) for the robot OpenAPI; msgParam is a JSON *string*."""
+    if reply.kind == "markdown":
+        param = {"title": reply.title or reply.text[:20], "text": reply.text}
+        return "sampleMarkdown", json.dumps(param, ensure_ascii=False)
+    return "sampleText", json.dumps({"content": reply.text}, ensure_ascii=False)
+
+
+def _post(http: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+          ) -> httpx.Response:
+    """POST with the client's timeouts; network trouble is transient."""
+    try:
+        return http.post(url, json=body, headers=headers)
+    except httpx.TimeoutException as exc:
+        # Read timeouts are retried too: losing the reply is worse than the rare double.
+        raise TransientError(f"timeout calling {_path(url)}: {exc!r}") from exc
+    except httpx.TransportError as exc:
+        raise TransientError(f"network error calling {_path(url)}: {exc!r}") from exc
+
+
+def _path(url: str) -> str:
+    # Never log the webhook's session parameter or tokens.
+    return httpx.URL(url).path
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def _raise_for_http(response: httpx.Response, what: str) -> None:
+    """Map HTTP-level failures: 5xx/429/QPS-403 transient, other 4xx poison."""
+    status = response.status_code
+    if status < 400:
+        return
+    data = _json(response)
+    code = str(data.get("code") or "")
+    detail = f"{what}: HTTP {status} {code} {str(data.get('message') or '')[:200]}".strip()
+    if status >= 500 or status == 429 or "QpsLimit" in code or "Throttl" in code:
+        retry_after = response.headers.get("Retry-After")
+        raise TransientError(detail, retry_after=float(retry_after) if retry_after else None)
+    raise PoisonMessage(detail)
+
+
+class DingTalkAPI:
+    """One app's DingTalk calls over a shared pooled client; the token lives in Redis."""
+
+    def __init__(
+        self, http: httpx.Client, endpoint: str, client_id: str, client_secret: str,
+        tokens: TokenCache | None = None,
+    ) -> None:
+        self.http = http
+        self.endpoint = endpoint.rstrip("/")
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.tokens = tokens
+
+    # --- sessionWebhook -------------------------------------------------------------------
+    def send_webhook(self, url: str, body: dict[str, Any]) -> None:
+        """POST to the message's sessionWebhook; success is errcode 0, not HTTP 200."""
+        response = _post(self.http, url, body)
+        data = _json(response)
+        errcode = data.get("errcode")
+        if errcode == ERRCODE_SESSION_GONE:
+            raise WebhookExpired(str(data.get("errmsg") or "session gone"))
+        _raise_for_http(response, "sessionWebhook")
+        if errcode in RATE_LIMIT_ERRCODES:
+            raise TransientError(f"sessionWebhook throttled: errcode {errcode}")
+        if errcode != 0:
+            raise PoisonMessage(f"sessionWebhook refused: errcode {errcode} {data.get('errmsg')}")
+
+    # --- access token ---------------------------------------------------------------------
+    def fetch_token(self) -> tuple[str, int]:
+        """POST /v1.0/oauth2/accessToken → (token, lifetime s); bad credentials are poison."""
+        url = f"{self.endpoint}/v1.0/oauth2/accessToken"
+        response = _post(
+            self.http, url, {"appKey": self.client_id, "appSecret": self.client_secret}
+        )
+        if response.status_code in (400, 401, 403) and "QpsLimit" not in response.text:
+            raise PoisonMessage(
+                f"access token refused (HTTP {response.status_code} "
+                f"{_json(response).get('code')}): check DINGTALK_CLIENT_ID / DINGTALK_CLIENT_SECRET"
+            )
+        _raise_for_http(response, "accessToken")
+        data = _json(response)
+        return str(data.get("accessToken") or ""), int(data.get("expireIn") or 0)
+
+    def _openapi(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST an OpenAPI call with the cached token; one refresh when the token is refused."""
+        if self.tokens is None:
+            raise PoisonMessage("no token cache configured for the DingTalk OpenAPI")
+        url = f"{self.endpoint}{path}"
+        for attempt in (1, 2):
+            token = self.tokens.get()
+            response = _post(self.http, url, body, headers={TOKEN_HEADER: token})
+            code = str(_json(response).get("code") or "")
+            if response.status_code in (400, 401) and code == "InvalidAuthentication":
+                log.warning("access token refused by %s (attempt %d), refreshing", path, attempt)
+                self.tokens.invalidate(token)
+                continue
+            _raise_for_http(response, path)
+            return _json(response)
+        raise TransientError(f"{path}: access token refused twice")
+
+    def send_private(self, robot_code: str, staff_id: str, reply: Reply) -> None:
+        """1:1 chat: POST /v1.0/robot/oToMessages/batchSend to one user."""
+        msg_key, msg_param = openapi_message(reply)
+        data = self._openapi(
+            "/v1.0/robot/oToMessages/batchSend",
+            {"robotCode": robot_code, "userIds": [staff_id], "msgKey": msg_key,
+             "msgParam": msg_param},
+        )
+        if staff_id in (data.get("flowControlledStaffIdList") or []):
+            raise TransientError("batchSend: the user is flow-controlled")
+        if staff_id in (data.get("invalidStaffIdList") or []):
+            raise PoisonMessage(f"batchSend: invalid staff id {staff_id!r}")
+
+    def send_group(self, robot_code: str, open_conversation_id: str, reply: Reply) -> None:
+        """Group chat: POST /v1.0/robot/groupMessages/send."""
+        msg_key, msg_param = openapi_message(reply)
+        self._openapi(
+            "/v1.0/robot/groupMessages/send",
+            {"robotCode": robot_code, "openConversationId": open_conversation_id,
+             "msgKey": msg_key, "msgParam": msg_param},
+        )

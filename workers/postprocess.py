@@ -1,0 +1,56 @@
+"""Postprocess stage: reply policy (notes, length, apology), session update, stage timestamps."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from conf.settings import get_settings
+from skills.api import Reply, Turn
+from webapp.actions.records import do_record_stages
+from workers import session, wording
+from workers.reply_split import split_text
+
+log = logging.getLogger(__name__)
+
+# More parts than this is a flood, not an answer: the rest is cut with a note.
+MAX_PARTS = 5
+
+
+def reply_parts(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str, Any]]:
+    """The reply as DingTalk-sized messages; notes (e.g. "your input was truncated") go last."""
+    text = reply.text.strip()
+    if notes:
+        text = "\n\n".join([text, *notes]) if text else "\n\n".join(notes)
+    if not text:
+        text = wording.apology()
+    chunks = split_text(text, max_bytes, markdown=reply.kind == "markdown")
+    if len(chunks) > MAX_PARTS:
+        log.warning("reply of %d parts cut to %d", len(chunks), MAX_PARTS)
+        chunks = chunks[:MAX_PARTS]
+        chunks[-1] = chunks[-1] + "\n" + wording.reply_cut_note(text)
+    kind = reply.kind if reply.kind in ("text", "markdown") else "text"
+    title = reply.title or text.strip().splitlines()[0][:20]
+    return [
+        Reply(text=chunk, kind=kind, title=title, meta={"part": i + 1, "of": len(chunks)}).to_dict()
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+def postprocess(payload: dict[str, Any]) -> dict[str, Any]:
+    """Payload with `replies` (the parts to send); the session remembers this turn."""
+    settings = get_settings()
+    turn = Turn.from_dict(payload["turn"])
+    reply = Reply.from_dict(payload.get("reply") or {"text": ""})
+    parts = reply_parts(reply, list(payload.get("notes") or []), settings.reply_max_bytes)
+    if turn.text:
+        session.append_turn(
+            turn.tenant_id,
+            turn.conversation_id,
+            turn.user_id,
+            [{"role": "user", "text": turn.text}, {"role": "assistant", "text": reply.text}],
+        )
+    record = dict(payload.get("record") or {}, postprocessed_at=time.time())
+    do_record_stages(turn.msg_id, skill=turn.skill, intent=turn.intent, **record)
+    return {**payload, "replies": parts, "record": record}

@@ -1,0 +1,72 @@
+"""Per-process clients (Redis, HTTP) built lazily per pid, and Django set-up for worker processes."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import httpx
+import redis
+
+from conf.settings import get_settings
+
+_lock = threading.Lock()
+_redis: tuple[int, redis.Redis] | None = None
+_http: tuple[int, httpx.Client] | None = None
+
+
+def setup_django() -> None:
+    """Configure Django in this process (workers only; the listener never calls this)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    import django
+
+    django.setup()
+
+
+def redis_client() -> redis.Redis:
+    """The Redis client of this process (a fresh pool after fork: sockets are not shared)."""
+    global _redis
+    pid = os.getpid()
+    if _redis is None or _redis[0] != pid:
+        with _lock:
+            if _redis is None or _redis[0] != pid:
+                settings = get_settings()
+                client = redis.Redis.from_url(
+                    settings.redis_url,
+                    decode_responses=True,
+                    socket_timeout=5,
+                    socket_connect_timeout=5,
+                    health_check_interval=30,
+                )
+                _redis = (pid, client)
+    return _redis[1]
+
+
+def http_client() -> httpx.Client:
+    """The pooled HTTP client of this process; every call has a timeout."""
+    global _http
+    pid = os.getpid()
+    if _http is None or _http[0] != pid:
+        with _lock:
+            if _http is None or _http[0] != pid:
+                timeout = get_settings().http_timeout_seconds
+                client = httpx.Client(
+                    timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+                    limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+                    headers={"Content-Type": "application/json", "Accept": "application/json"},
+                )
+                _http = (pid, client)
+    return _http[1]
+
+
+def reset_clients() -> None:
+    """Forget this process's clients (called after fork and by tests that change settings)."""
+    global _redis, _http
+    with _lock:
+        _redis = None
+        _http = None
+
+
+def key(name: str) -> str:
+    """A Redis key in this deployment's namespace."""
+    return f"{get_settings().redis_key_prefix}{name}"

@@ -1,0 +1,87 @@
+"""run_skill stage: pre_process → execute → post_process of the routed skill, within its timeout."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from skills import registry
+from skills.api import AISkillPlugin, Reply, SkillError, Turn
+from workers import wording
+
+log = logging.getLogger(__name__)
+
+
+class SkillTimeout(Exception):
+    """The skill did not answer within its timeout."""
+
+
+def _call_hooks(skill: AISkillPlugin, turn: Turn) -> Reply:
+    turn = skill.pre_process(turn)
+    result = skill.execute(turn)
+    if not isinstance(result, Reply):
+        # A stream of chunks (for an AI card later); until cards exist, join them into one reply.
+        result = Reply(text="".join(str(chunk) for chunk in result))
+    return skill.post_process(turn, result)
+
+
+def call_with_timeout(skill: AISkillPlugin, turn: Turn, timeout: float) -> Reply:
+    """Run the hooks in a daemon thread so a hung skill cannot hold the worker past `timeout`.
+
+    The thread is abandoned on timeout (Python cannot kill it); it is a daemon, so it never
+    blocks shutdown, and the soft time limit of the task is the last resort.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["reply"] = _call_hooks(skill, turn)
+        except BaseException as exc:  # handed to the caller's thread, which maps it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"skill-{skill.name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise SkillTimeout(f"skill {skill.name!r} did not answer within {timeout:.1f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["reply"]
+
+
+def _answered(payload: dict[str, Any], reply: dict[str, Any], outcome: str) -> dict[str, Any]:
+    record = dict(payload.get("record") or {}, skill_done_at=time.time())
+    return {**payload, "reply": reply, "outcome": outcome, "record": record}
+
+
+def with_apology(payload: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """The payload carrying the standard apology instead of a skill's reply."""
+    turn = payload.get("turn") or {}
+    text = wording.apology(str(turn.get("text") or ""), str(turn.get("locale") or "zh-CN"))
+    return _answered(payload, Reply(text=text).to_dict(), outcome)
+
+
+def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
+    """Payload with `reply` set: the skill's answer, or a polite apology when the skill failed.
+
+    A crash of the skill propagates to the task wrapper, which logs it with the msgId and turns
+    it into the same apology (the one broad `except` of the pipeline).
+    """
+    if payload.get("reply"):
+        # Preprocess already knows the answer (empty text, unsupported type).
+        return _answered(payload, payload["reply"], "preset")
+    turn = Turn.from_dict(payload["turn"])
+    skill = registry.get_skill(turn.skill or registry.FALLBACK_SKILL)
+    try:
+        reply = call_with_timeout(skill, turn, skill.timeout_seconds)
+    except SkillError as exc:
+        log.warning("skill %s declined: %s", skill.name, exc)
+        if exc.user_message:
+            return _answered(payload, Reply(text=exc.user_message).to_dict(), "skill_error")
+        return with_apology(payload, "skill_error")
+    except SkillTimeout as exc:
+        log.error("%s", exc)
+        return with_apology(payload, "timeout")
+    return _answered(payload, reply.to_dict(), "ok")

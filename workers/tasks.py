@@ -1,0 +1,161 @@
+"""The four pipeline tasks: thin wrappers that call a stage function and map its errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import random
+from typing import Any, Callable, NoReturn
+
+from celery import Task, signals
+from celery.exceptions import Ignore
+
+from workers.runtime import setup_django
+
+# Workers only: the listener imports workers.celery/pipeline, never this module.
+setup_django()
+
+from django.db import close_old_connections, connections  # noqa: E402
+
+from conf.settings import get_settings  # noqa: E402
+from webapp.actions.deadletters import do_dead_letter  # noqa: E402
+from workers import deliver, postprocess, preprocess, skill_runner  # noqa: E402
+from workers.celery import app  # noqa: E402
+from workers.errors import (  # noqa: E402
+    DuplicateMessage,
+    NothingToAnswer,
+    PoisonMessage,
+    TransientError,
+)
+from workers.msglog import message_context  # noqa: E402
+from workers.pipeline import DELIVER, POSTPROCESS, PREPROCESS, RUN_SKILL, Stage  # noqa: E402
+from workers.runtime import reset_clients  # noqa: E402
+
+log = logging.getLogger("workers.tasks")
+
+StageFunction = Callable[[Task, dict[str, Any]], dict[str, Any]]
+
+
+def retry_countdown(retries: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter, capped far below the Redis visibility timeout."""
+    settings = get_settings()
+    cap = settings.task_retry_backoff_max_seconds
+    base = min(cap, settings.task_retry_backoff_seconds * (2 ** retries))
+    # Jitter in [base/2, base] spreads retries of many messages hit by the same outage.
+    countdown = random.uniform(base / 2, base)
+    if retry_after:
+        countdown = max(countdown, retry_after)
+    return min(countdown, cap)
+
+
+def msg_id_of(payload: Any) -> str:
+    if isinstance(payload, dict):
+        return str(payload.get("msg_id") or (payload.get("turn") or {}).get("msg_id") or "-")
+    return "-"
+
+
+def dead_letter(task: Task, stage: Stage, payload: Any, error: str) -> NoReturn:
+    """Park the message for replay and stop the chain; if even that fails, retry later."""
+    msg_id = msg_id_of(payload)
+    try:
+        letter = do_dead_letter(msg_id, stage.name, payload if isinstance(payload, dict) else
+                                {"raw": payload}, error)
+    except Exception:
+        log.exception("could not write the dead letter; payload=%s",
+                      json.dumps(payload, ensure_ascii=False, default=str)[:4000])
+        if task.request.retries < get_settings().task_max_retries:
+            raise task.retry(countdown=retry_countdown(task.request.retries), max_retries=None)
+        raise Ignore()
+    log.error("dead-lettered (#%s): %s", letter.pk, error)
+    raise Ignore()
+
+
+def pipeline_task(stage: Stage) -> Callable[[StageFunction], Task]:
+    """Register a stage as a task with its constant name, queue and time limit, and give every
+    error kind its one exit: retry, dead letter, quiet stop or (run_skill) the apology."""
+
+    def decorate(fn: StageFunction) -> Task:
+        @app.task(
+            name=stage.task,
+            time_limit=stage.time_limit,
+            soft_time_limit=max(1, stage.time_limit - 5),
+            bind=True,
+            acks_late=True,
+            max_retries=None,  # bounded by TASK_MAX_RETRIES below, then dead-lettered
+        )
+        @functools.wraps(fn)
+        def task(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
+            with message_context(msg_id_of(payload), stage.name):
+                try:
+                    return fn(self, payload)
+                except (DuplicateMessage, NothingToAnswer) as exc:
+                    log.info("stopping quietly: %s", exc)
+                    raise Ignore() from exc
+                except TransientError as exc:
+                    retries = self.request.retries
+                    if retries >= get_settings().task_max_retries:
+                        dead_letter(self, stage, payload, f"gave up after {retries} retries: {exc}")
+                    countdown = retry_countdown(retries, exc.retry_after)
+                    log.warning("transient error, retry %d in %.1f s: %s",
+                                retries + 1, countdown, exc)
+                    raise self.retry(exc=exc, countdown=countdown, max_retries=None)
+                except PoisonMessage as exc:
+                    dead_letter(self, stage, payload, f"poison: {exc}")
+                except Exception as exc:  # the one broad except: log ids, then one exit
+                    skill = (payload.get("turn") or {}).get("skill", "") if isinstance(
+                        payload, dict) else ""
+                    log.exception("unexpected error (skill=%s): %r", skill or "-", exc)
+                    if stage is RUN_SKILL:
+                        return skill_runner.with_apology(payload, "crash")
+                    dead_letter(self, stage, payload, f"{type(exc).__name__}: {exc}")
+
+        return task
+
+    return decorate
+
+
+@pipeline_task(PREPROCESS)
+def preprocess_task(task: Task, envelope: dict[str, Any]) -> dict[str, Any]:
+    # The task id is the pipeline run id: a redelivered copy of this task passes its own claim.
+    return preprocess.preprocess(envelope, run_id=str(task.request.id))
+
+
+@pipeline_task(RUN_SKILL)
+def run_skill_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    return skill_runner.run_skill(payload)
+
+
+@pipeline_task(POSTPROCESS)
+def postprocess_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    return postprocess.postprocess(payload)
+
+
+@pipeline_task(DELIVER)
+def deliver_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    return deliver.deliver(payload)
+
+
+# --- per-process hygiene: DB connections and clients are never shared across a fork -----------
+
+@signals.worker_process_init.connect
+def _on_worker_process_init(**_: Any) -> None:
+    # Drop sockets inherited from the parent without talking on them (that would break the
+    # parent's session); each child opens its own.
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            try:
+                os.close(conn.connection.fileno())
+            except (OSError, AttributeError):
+                pass
+            conn.connection = None
+    reset_clients()
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _close_old_connections(task: Task | None = None, **_: Any) -> None:
+    # Drop connections past CONN_MAX_AGE or broken; not in eager runs (tests own theirs).
+    if task is not None and not getattr(task.request, "is_eager", False):
+        close_old_connections()
