@@ -89,6 +89,13 @@ class SandboxClient:
     def connections(self) -> list[dict[str, Any]]:
         return self._call("GET", "/sandbox/connections")["connections"]
 
+    def cards(self) -> list[dict[str, Any]]:
+        """Every card instance with its streams, status, reply ids and recorded updates."""
+        return self._call("GET", "/sandbox/cards")["cards"]
+
+    def card(self, out_track_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/sandbox/cards/{out_track_id}")
+
     def state(self) -> dict[str, Any]:
         return self._call("GET", "/sandbox/state")
 
