@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
 
-from ingest.envelope import Envelope
-from ingest.protocol import TOPIC_BOT_MESSAGE
+from ingest.envelope import Envelope, envelope_from_frame
+from ingest.protocol import TOPIC_BOT_MESSAGE, parse_frame
 
 
 def robot_message(
@@ -73,3 +74,17 @@ def envelope(data: dict[str, Any] | None = None, **message: Any) -> dict[str, An
         payload=data,
         received_at=time.time(),
     ).to_dict()
+
+
+def envelope_from_push(server: Any, message_id: str, tenant_id: str = "corp-test") -> dict[str, Any]:
+    """The Envelope the listener would publish for a push of an in-process SandboxServer
+    (read from its recorder, converted by the listener's own code)."""
+    push = server.sandbox.recorder.pushes[message_id]
+    frame = {
+        "specVersion": "1.0",
+        "type": push.type,
+        "headers": {"topic": push.topic, "messageId": push.message_id,
+                    "contentType": "application/json", "time": str(int(time.time() * 1000))},
+        "data": push.data,
+    }
+    return envelope_from_frame(parse_frame(json.dumps(frame)), tenant_id).to_dict()

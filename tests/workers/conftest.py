@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Iterator
 
 import pytest
 
 from conf.settings import Settings, get_settings
 from workers import runtime
+from workers.pipeline import STAGES
 
 
 @pytest.fixture
@@ -41,3 +44,67 @@ def celery_broker(amqp_url: str) -> Iterator[str]:
     app.conf.broker_url = previous
     app._pool = None
     app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def broker_queues(celery_broker):
+    """The private vhost, with the pipeline queues emptied before and after the test."""
+    from kombu import Connection
+
+    from workers.celery import app
+
+    with Connection(celery_broker) as conn:
+        channel = conn.default_channel
+        for queue in app.conf.task_queues:
+            queue(channel).declare()
+
+        def drain() -> list[dict]:
+            """Every message waiting in the pipeline queues: {queue, task, args}."""
+            found = []
+            for stage in STAGES:
+                while (message := channel.basic_get(stage.queue, no_ack=True)) is not None:
+                    args = json.loads(message.body)[0]
+                    found.append({"queue": stage.queue, "task": message.headers["task"],
+                                  "args": args})
+            return found
+
+        drain()
+        yield drain
+        with contextlib.suppress(Exception):
+            drain()
+
+
+@pytest.fixture(scope="session")
+def dingtalk_sandbox():
+    """The project's DingTalk stand-in, serving in a background thread for this session."""
+    from sandbox.dingtalk.server import SandboxServer
+
+    server = SandboxServer(port=0).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox_client(dingtalk_sandbox):
+    """A control client; the sandbox's records and limits are reset around each test."""
+    from sandbox.client import SandboxClient
+
+    with SandboxClient(dingtalk_sandbox.base_url) as client:
+        client.reset()
+        client.configure(qps_limits={})
+        client.fault("accept_auth")
+        yield client
+        client.configure(qps_limits={})
+
+
+@pytest.fixture
+def sandbox_settings(worker_settings, dingtalk_sandbox, monkeypatch) -> Settings:
+    """worker_settings, with DingTalk calls going to the sandbox under its credentials."""
+    monkeypatch.setenv("DINGTALK_OPENAPI_ENDPOINT", dingtalk_sandbox.base_url)
+    monkeypatch.setenv("DINGTALK_CLIENT_ID", dingtalk_sandbox.config.client_id)
+    monkeypatch.setenv("DINGTALK_CLIENT_SECRET", dingtalk_sandbox.config.client_secret)
+    monkeypatch.setenv("HTTP_TIMEOUT_SECONDS", "2")
+    get_settings.cache_clear()
+    runtime.reset_clients()
+    return get_settings()
+

@@ -1,0 +1,57 @@
+"""/healthz reports the stores the bot needs; /metrics exposes records and dead letters."""
+
+from __future__ import annotations
+
+import pytest
+
+from testkit.services import free_port
+from webapp.actions.deadletters import do_dead_letter
+from webapp.models import MessageRecord
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def settings_env(monkeypatch):
+    from conf.settings import get_settings
+
+    def apply(**env: str) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    yield apply
+    get_settings.cache_clear()
+
+
+def test_healthz_is_ok_when_database_redis_and_broker_answer(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {
+        "database": "ok", "redis": "ok", "broker": "ok"}}
+
+
+def test_healthz_is_503_when_the_broker_is_unreachable(client, settings_env):
+    settings_env(CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}//")
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["broker"].startswith("error")
+    assert checks["database"] == "ok"
+
+
+def test_healthz_is_503_when_redis_is_unreachable(client, settings_env):
+    settings_env(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["redis"].startswith("error")
+
+
+def test_metrics_count_records_by_status_and_pending_dead_letters(client):
+    for i, status in enumerate(["replied", "replied", "dead", "processing"]):
+        MessageRecord.objects.create(msg_id=f"m{i}", tenant_id="t", status=status)
+    do_dead_letter("m2", "deliver", {}, "boom")
+    text = client.get("/metrics").content.decode()
+    assert 'dtbot_message_records{status="replied"} 2.0' in text
+    assert 'dtbot_message_records{status="delivery_unknown"} 0.0' in text
+    assert "dtbot_dead_letters_pending 1.0" in text

@@ -1,0 +1,251 @@
+"""Deliver against the DingTalk sandbox: webhook, 300001 fallback, token cache, reply-once."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from testkit.envelopes import envelope_from_push
+from webapp.models import MessageRecord, MessageStatus
+from workers import reply_state
+from workers.deliver import choose_channel, deliver
+from workers.errors import PoisonMessage, TransientError
+from workers.postprocess import postprocess
+from workers.preprocess import preprocess
+from workers.runtime import key
+from workers.skill_runner import run_skill
+
+pytestmark = pytest.mark.django_db
+
+
+def ready_to_deliver(server, client, text="hi", **message) -> dict:
+    """Inject a message into the sandbox and run the first three stages on its push."""
+    injected = client.send_message(text, **message)
+    env = envelope_from_push(server, injected["messageId"])
+    return postprocess(run_skill(preprocess(env, run_id=f"run-{injected['msgId']}")))
+
+
+def test_it_replies_over_the_session_webhook(dingtalk_sandbox, sandbox_client, sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "hello", user_id="alice")
+    assert deliver(payload)["result"] == "sent"
+    [reply] = sandbox_client.replies()
+    assert reply["via"] == "webhook"
+    assert reply["msg_id"] == payload["msg_id"]
+    assert reply["text"] == "You said: hello"
+    record = MessageRecord.objects.get(msg_id=payload["msg_id"])
+    assert record.status == MessageStatus.REPLIED
+    assert record.channel == "webhook"
+    assert record.replied_at >= record.postprocessed_at
+
+
+def test_in_a_group_the_reply_mentions_the_asker(dingtalk_sandbox, sandbox_client,
+                                                 sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "hi all",
+                               conversation_type="2", user_id="bob")
+    deliver(payload)
+    [reply] = sandbox_client.replies()
+    assert reply["body"]["at"]["atUserIds"] == ["bob"]
+    assert reply["conversation_type"] == "2"
+
+
+def test_markdown_replies_use_the_markdown_body(dingtalk_sandbox, sandbox_client,
+                                                sandbox_settings):
+    deliver(ready_to_deliver(dingtalk_sandbox, sandbox_client, "帮助"))
+    [reply] = sandbox_client.replies()
+    assert reply["msgtype"] == "markdown"
+    assert "**echo**" in reply["body"]["markdown"]["text"]
+
+
+def test_an_expired_webhook_falls_back_to_batch_send_in_private_chats(
+        dingtalk_sandbox, sandbox_client, sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "late", user_id="carol")
+    sandbox_client.fault("expire_webhooks")  # the webhook now answers errcode 300001
+    assert deliver(payload)["channel"] == "openapi"
+    [reply] = sandbox_client.replies()
+    assert reply["via"] == "batchSend"
+    assert reply["user_ids"] == ["carol"]
+    assert reply["msg_key"] == "sampleText"
+    assert reply["param"] == {"content": "You said: late"}
+    assert MessageRecord.objects.get(msg_id=payload["msg_id"]).channel == "openapi"
+
+
+def test_an_expired_webhook_falls_back_to_group_send_in_groups(
+        dingtalk_sandbox, sandbox_client, sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "help",
+                               conversation_type="2", user_id="dave")
+    sandbox_client.fault("expire_webhooks")
+    deliver(payload)
+    [reply] = sandbox_client.replies()
+    assert reply["via"] == "groupSend"
+    assert reply["conversation_id"] == payload["delivery"]["conversation_id"]
+    assert reply["msg_key"] == "sampleMarkdown"
+
+
+def test_a_webhook_past_its_expiry_time_is_not_even_tried(dingtalk_sandbox, sandbox_client,
+                                                          sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "hi", user_id="erin")
+    payload["delivery"]["session_webhook_expires_at"] = int(time.time() * 1000) - 1
+    deliver(payload)
+    assert [r["via"] for r in sandbox_client.replies()] == ["batchSend"]
+
+
+def test_channel_choice_follows_the_webhook_expiry():
+    now = 1_700_000_000_000
+    hook = {"session_webhook": "http://x/robot/sendBySession?session=s"}
+    assert choose_channel({**hook, "session_webhook_expires_at": now + 60_000}, now) == "webhook"
+    assert choose_channel({**hook, "session_webhook_expires_at": now + 1_000}, now) == "openapi"
+    assert choose_channel({**hook, "session_webhook_expires_at": 0}, now) == "webhook"
+    assert choose_channel({"session_webhook": "", "session_webhook_expires_at": 0}, now) == \
+        "openapi"
+
+
+def test_the_access_token_is_cached_in_redis_and_reused(dingtalk_sandbox, sandbox_client,
+                                                        sandbox_settings, redis_conn):
+    before = sandbox_client.state()["token_fetches"]
+    for user in ("u1", "u2", "u3"):
+        payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x", user_id=user)
+        payload["delivery"]["session_webhook_expires_at"] = 1
+        deliver(payload)
+    assert len(sandbox_client.replies(via="batchSend")) == 3
+    assert sandbox_client.state()["token_fetches"] - before == 1
+    assert redis_conn.get(key("dingtalk:token:sandbox-client-id"))
+
+
+def test_a_refused_token_is_refreshed_once_and_the_send_succeeds(
+        dingtalk_sandbox, sandbox_client, sandbox_settings):
+    first = ready_to_deliver(dingtalk_sandbox, sandbox_client, "one", user_id="u1")
+    first["delivery"]["session_webhook_expires_at"] = 1
+    deliver(first)
+    before = sandbox_client.state()["token_fetches"]
+    sandbox_client.fault("expire_tokens")  # the cached token is now refused
+    second = ready_to_deliver(dingtalk_sandbox, sandbox_client, "two", user_id="u2")
+    second["delivery"]["session_webhook_expires_at"] = 1
+    deliver(second)
+    assert [r["text"] for r in sandbox_client.replies(via="batchSend")] == [
+        "You said: one", "You said: two"]
+    assert sandbox_client.state()["token_fetches"] - before == 1
+
+
+def test_wrong_credentials_are_poison_and_nothing_is_marked_sent(
+        dingtalk_sandbox, sandbox_client, sandbox_settings, monkeypatch):
+    from conf.settings import get_settings
+
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x", user_id="u1")
+    payload["delivery"]["session_webhook_expires_at"] = 1
+    monkeypatch.setenv("DINGTALK_CLIENT_SECRET", "wrong")
+    get_settings.cache_clear()
+    with pytest.raises(PoisonMessage, match="DINGTALK_CLIENT_SECRET"):
+        deliver(payload)
+    assert sandbox_client.replies() == []
+    assert reply_state.get(payload["msg_id"]) == "next:0"  # a replay may send it
+
+
+def test_a_reply_is_sent_at_most_once_per_msg_id(dingtalk_sandbox, sandbox_client,
+                                                 sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "once")
+    deliver(payload)
+    assert deliver(payload)["result"] == "already_sent"  # a retried deliver task
+    assert len(sandbox_client.replies()) == 1
+
+
+def test_a_retry_after_a_crash_mid_send_does_not_resend(dingtalk_sandbox, sandbox_client,
+                                                        sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "crash")
+    # The previous attempt died between marking "sending" and marking "sent".
+    assert reply_state.swap(payload["msg_id"], "", reply_state.sending(0))
+    assert deliver(payload)["result"] == "delivery_unknown"
+    assert sandbox_client.replies() == []
+    record = MessageRecord.objects.get(msg_id=payload["msg_id"])
+    assert record.status == MessageStatus.DELIVERY_UNKNOWN
+
+
+def test_a_rate_limited_send_is_transient_and_the_retry_sends_once(
+        dingtalk_sandbox, sandbox_client, sandbox_settings):
+    first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, user_id=u)
+                     for t, u in (("first", "u8"), ("second", "u9")))
+    for payload in (first, second):
+        payload["delivery"]["session_webhook_expires_at"] = 1
+    sandbox_client.configure(qps_limits={"robot_send": 1})
+    deliver(first)  # uses this second's budget
+    with pytest.raises(TransientError, match="QpsLimit"):
+        deliver(second)  # 403 Forbidden.AccessDenied.QpsLimitForApi
+    assert reply_state.get(second["msg_id"]) == "next:0"
+    sandbox_client.configure(qps_limits={})
+    deliver(second)  # the retry
+    assert [r["text"] for r in sandbox_client.replies(via="batchSend")] == [
+        "You said: first", "You said: second"]
+
+
+def test_the_webhook_rate_limit_errcode_is_transient(dingtalk_sandbox, sandbox_client,
+                                                     sandbox_settings):
+    sandbox_client.configure(qps_limits={"webhook": 0.001})
+    payloads = [ready_to_deliver(dingtalk_sandbox, sandbox_client, f"m{i}") for i in range(3)]
+    outcomes = []
+    for payload in payloads:
+        try:
+            outcomes.append(deliver(payload)["result"])
+        except TransientError as exc:
+            outcomes.append(str(exc))
+            assert reply_state.get(payload["msg_id"]) == "next:0"
+    assert any("130101" in o for o in outcomes)
+
+
+def test_long_replies_go_out_in_parts_and_a_retry_resumes_after_the_sent_ones(
+        dingtalk_sandbox, sandbox_client, sandbox_settings, monkeypatch):
+    from conf.settings import get_settings
+
+    monkeypatch.setenv("REPLY_MAX_BYTES", "60")
+    get_settings.cache_clear()
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client,
+                               "\n".join(f"line number {i}" for i in range(8)))
+    assert len(payload["replies"]) >= 3
+    reply_state.swap(payload["msg_id"], "", reply_state.next_part(1))  # part 0 went out before
+    deliver(payload)
+    texts = [r["text"] for r in sandbox_client.replies()]
+    assert texts == [p["text"] for p in payload["replies"][1:]]
+
+
+def test_a_private_chat_without_a_staff_id_cannot_fall_back(dingtalk_sandbox, sandbox_client,
+                                                            sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x", user_id="ext",
+                               sender_staff_id_missing=True)
+    sandbox_client.fault("expire_webhooks")
+    with pytest.raises(PoisonMessage, match="staff id"):
+        deliver(payload)
+
+
+def test_network_failures_are_transient_and_leave_the_part_unsent(sandbox_settings, monkeypatch):
+    from conf.settings import get_settings
+    from workers.runtime import reset_clients
+
+    monkeypatch.setenv("HTTP_TIMEOUT_SECONDS", "0.3")
+    get_settings.cache_clear()
+    reset_clients()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # accepts connections, never answers: a read timeout
+        silent = f"http://127.0.0.1:{listener.getsockname()[1]}/robot/sendBySession?session=x"
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            refused = f"http://127.0.0.1:{closed.getsockname()[1]}/robot/sendBySession?session=x"
+        for url in (refused, silent):
+            payload = {
+                "msg_id": f"net-{url[-40:]}", "replies": [{"text": "hi"}],
+                "delivery": {"session_webhook": url, "session_webhook_expires_at": 0,
+                             "conversation_type": "1", "sender_staff_id": "u"},
+            }
+            with pytest.raises(TransientError):
+                deliver(payload)
+            assert reply_state.get(payload["msg_id"]) == "next:0"
+
+
+def test_it_records_when_the_listener_acked_the_push(dingtalk_sandbox, sandbox_client,
+                                                     sandbox_settings, redis_conn):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "ack")
+    acked = time.time() - 1
+    redis_conn.set(key(f"acked:{payload['msg_id']}"), str(acked))
+    deliver(payload)
+    record = MessageRecord.objects.get(msg_id=payload["msg_id"])
+    assert abs(record.acked_at.timestamp() - acked) < 0.01
