@@ -7,6 +7,7 @@ from pathlib import Path
 import dj_database_url
 
 from conf.settings import get_settings
+from workers.msglog import LOG_FORMAT, QUIET_LOGGERS
 
 _s = get_settings()
 
@@ -69,10 +70,19 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Same format as the workers: every line about a message carries its msgId.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"message_context": {"()": "workers.msglog.MessageContextFilter"}},
+    "formatters": {"plain": {"format": LOG_FORMAT}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["message_context"],
+        }
+    },
+    "loggers": {name: {"level": level} for name, level in QUIET_LOGGERS.items()},
     "root": {"handlers": ["console"], "level": _s.log_level},
 }

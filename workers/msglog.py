@@ -40,15 +40,23 @@ def message_context(msg_id: str, stage: str) -> Iterator[None]:
         current_msg_id.reset(msg_token)
 
 
+# Celery logs every task's return value at INFO: whole payloads (user text) on every stage.
+# Our task wrapper logs what matters with the msgId; failures still come through at WARNING+.
+# httpx logs every request URL at INFO, and a sessionWebhook URL carries its session secret.
+QUIET_LOGGERS = {"celery.app.trace": "WARNING", "httpx": "WARNING", "httpcore": "WARNING"}
+
+
 def configure_logging(level: str | int = "INFO") -> None:
-    """Root handler on stderr with the msgId format; idempotent."""
+    """Root handler on stderr with the msgId format, unless one is installed (e.g. by Django's
+    LOGGING, which uses the same filter and format)."""
     root = logging.getLogger()
+    root.setLevel(level)
+    for name, quiet_level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet_level)
     for handler in root.handlers:
-        if getattr(handler, "_dtbot", False):
+        if any(isinstance(f, MessageContextFilter) for f in handler.filters):
             return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(MessageContextFilter())
-    handler._dtbot = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(level)

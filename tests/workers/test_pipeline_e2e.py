@@ -1,0 +1,156 @@
+"""The whole chain through real Celery worker processes on a private RabbitMQ vhost."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+from django.core.management import call_command
+
+from testkit import processes, services
+from testkit.envelopes import envelope_from_push
+from webapp.models import DeadLetter, MessageRecord, MessageStatus
+from workers.pipeline import build_chain
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PIPELINE_QUEUES = ("dtbot.preprocess", "dtbot.postprocess", "dtbot.deliver")
+
+
+@pytest.fixture(scope="module")
+def e2e_prefix():
+    with services.redis_namespace() as prefix:
+        yield prefix
+
+
+@pytest.fixture(scope="module")
+def workers(django_db_setup, celery_broker, dingtalk_sandbox, e2e_prefix):
+    """The two roles of the Procfile: a threaded pipeline worker and a prefork skills worker."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = processes.worker_env(
+        CELERY_BROKER_URL=celery_broker,
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_KEY_PREFIX=e2e_prefix,
+        DINGTALK_OPENAPI_ENDPOINT=dingtalk_sandbox.base_url,
+        DINGTALK_CLIENT_ID=dingtalk_sandbox.config.client_id,
+        DINGTALK_CLIENT_SECRET=dingtalk_sandbox.config.client_secret,
+        TASK_MAX_RETRIES="2",
+        TASK_RETRY_BACKOFF_SECONDS="0.1",
+    )
+    pipeline = processes.start_worker(env, PIPELINE_QUEUES, pool="threads", concurrency=4)
+    try:
+        skills = processes.start_worker(env, ("dtbot.skills",), pool="prefork", concurrency=2)
+    except Exception:
+        processes.stop(pipeline)
+        raise
+    yield pipeline, skills
+    processes.stop(skills)
+    processes.stop(pipeline)
+
+
+@pytest.fixture
+def e2e(workers, sandbox_client, broker_queues, e2e_prefix, monkeypatch):
+    """This process publishes to the workers' vhost and shares their Redis namespace."""
+    from conf.settings import get_settings
+    from workers import runtime
+
+    monkeypatch.setenv("REDIS_KEY_PREFIX", e2e_prefix)
+    get_settings.cache_clear()
+    runtime.reset_clients()
+    yield workers
+    get_settings.cache_clear()
+    runtime.reset_clients()
+
+
+def inject(server, client, text: str, **message) -> dict:
+    return envelope_from_push(server, client.send_message(text, **message)["messageId"])
+
+
+def settle(client, expected: int, timeout: float = 30.0) -> list[dict]:
+    """Wait for `expected` replies, then a little longer so a duplicate would show up."""
+    client.wait_for_replies(expected, timeout=timeout)
+    time.sleep(1.0)
+    return client.replies()
+
+
+def test_each_message_gets_exactly_one_reply_through_real_workers(dingtalk_sandbox,
+                                                                  sandbox_client, e2e):
+    envelopes = [
+        inject(dingtalk_sandbox, sandbox_client, text, conversation_type=ctype, user_id=user)
+        for text, ctype, user in [
+            ("hello", "1", "alice"), ("你好", "1", "bob"), ("help", "2", "carol"),
+            ("in the group", "2", "dave"), ("   ", "1", "erin"), ("again", "1", "alice"),
+        ]
+    ]
+    for env in envelopes:
+        build_chain(env).apply_async()
+    replies = settle(sandbox_client, len(envelopes))
+    assert Counter(r["msg_id"] for r in replies) == Counter(e["msg_id"] for e in envelopes)
+    by_msg = {r["msg_id"]: r for r in replies}
+    assert by_msg[envelopes[0]["msg_id"]]["text"] == "You said: hello"
+    assert by_msg[envelopes[1]["msg_id"]]["text"] == "你说：你好"
+    assert by_msg[envelopes[2]["msg_id"]]["msgtype"] == "markdown"
+    assert by_msg[envelopes[3]["msg_id"]]["conversation_id"] == envelopes[3]["conversation_id"]
+    assert "Please type something" in by_msg[envelopes[4]["msg_id"]]["text"]
+    records = MessageRecord.objects.filter(msg_id__in=[e["msg_id"] for e in envelopes])
+    assert {r.status for r in records} == {MessageStatus.REPLIED}
+    assert all(r.replied_at and r.postprocessed_at and r.skill_done_at for r in records)
+
+
+def test_the_same_envelope_published_twice_is_answered_once(dingtalk_sandbox, sandbox_client,
+                                                            e2e):
+    pipeline, skills = e2e
+    skills_log_start = len(skills.log_text())
+    env = inject(dingtalk_sandbox, sandbox_client, "only once", user_id="frank")
+    build_chain(env).apply_async()
+    build_chain(dict(env, message_id="re-push")).apply_async()  # DingTalk pushed it again
+    replies = settle(sandbox_client, 1)
+    assert [r["msg_id"] for r in replies] == [env["msg_id"]]
+    record = MessageRecord.objects.get(msg_id=env["msg_id"])
+    assert record.duplicate_count == 1
+    # The duplicate's chain stopped at preprocess: run_skill ran once for this message.
+    log = pipeline.log_text()
+    assert f"msg_id={env['msg_id']} stage=preprocess stopping quietly" in log
+    received = [line for line in skills.log_text()[skills_log_start:].splitlines()
+                if "dtbot.pipeline.run_skill[" in line and "received" in line]
+    assert len(received) == 1
+
+
+def test_an_expired_webhook_is_answered_through_the_openapi(dingtalk_sandbox, sandbox_client,
+                                                            e2e):
+    private = inject(dingtalk_sandbox, sandbox_client, "late one", user_id="gina")
+    group = inject(dingtalk_sandbox, sandbox_client, "late group", conversation_type="2",
+                   user_id="hank")
+    sandbox_client.fault("expire_webhooks")
+    build_chain(private).apply_async()
+    build_chain(group).apply_async()
+    replies = settle(sandbox_client, 2)
+    assert sorted(r["via"] for r in replies) == ["batchSend", "groupSend"]
+
+
+def test_a_message_dead_lettered_after_retries_is_answered_once_after_replay(
+        dingtalk_sandbox, sandbox_client, e2e):
+    first = inject(dingtalk_sandbox, sandbox_client, "first", user_id="ivy")
+    second = inject(dingtalk_sandbox, sandbox_client, "second", user_id="jack")
+    sandbox_client.fault("expire_webhooks")
+    sandbox_client.configure(qps_limits={"robot_send": 1})  # the second send is throttled
+    build_chain(first).apply_async()
+    sandbox_client.wait_for_replies(1, timeout=30)
+    build_chain(second).apply_async()
+    deadline = time.monotonic() + 30
+    while not DeadLetter.objects.filter(msg_id=second["msg_id"]).exists():
+        assert time.monotonic() < deadline, "no dead letter"
+        time.sleep(0.2)
+    letter = DeadLetter.objects.get(msg_id=second["msg_id"])
+    assert letter.stage == "deliver" and "QpsLimit" in letter.error
+    assert MessageRecord.objects.get(msg_id=second["msg_id"]).status == MessageStatus.DEAD
+
+    sandbox_client.configure(qps_limits={})  # the outage is over
+    call_command("replay_dead_letters", "--all")
+    replies = settle(sandbox_client, 2)
+    assert Counter(r["msg_id"] or r["user_ids"][0] for r in replies) == Counter(
+        {"ivy": 1, "jack": 1})
+    assert MessageRecord.objects.get(msg_id=second["msg_id"]).status == MessageStatus.REPLIED
