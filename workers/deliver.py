@@ -8,7 +8,7 @@ from typing import Any
 
 from conf.settings import get_settings
 from skills.api import Reply
-from webapp.actions.records import do_mark_status
+from webapp.actions.records import do_mark_replied_if_pending, do_mark_status
 from webapp.models import DeliveryChannel, MessageStatus
 from workers import reply_state
 from workers.dingtalk_api import DingTalkAPI, WebhookExpired, webhook_body
@@ -86,6 +86,7 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None) -> dict[str
     state = reply_state.get(msg_id)
     if state == reply_state.SENT:
         log.info("reply already sent; nothing to do")
+        do_mark_replied_if_pending(msg_id)
         return {"msg_id": msg_id, "result": "already_sent"}
     start = reply_state.first_unsent(state)
     if start is None:

@@ -17,6 +17,8 @@ from workers.runtime import setup_django
 # Workers only: the listener imports workers.celery/pipeline, never this module.
 setup_django()
 
+import redis  # noqa: E402
+from django.db import InterfaceError, OperationalError  # noqa: E402
 from django.db import close_old_connections, connections  # noqa: E402
 
 from conf.settings import get_settings  # noqa: E402
@@ -36,6 +38,14 @@ from workers.runtime import reset_clients  # noqa: E402
 log = logging.getLogger("workers.tasks")
 
 StageFunction = Callable[[Task, dict[str, Any]], dict[str, Any]]
+
+# A store that does not answer right now is an outage, not a bad message: retry the stage.
+STORE_OUTAGES: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OperationalError,
+    InterfaceError,
+)
 
 
 def retry_countdown(retries: int, retry_after: float | None = None) -> float:
@@ -93,13 +103,15 @@ def pipeline_task(stage: Stage) -> Callable[[StageFunction], Task]:
                 except (DuplicateMessage, NothingToAnswer) as exc:
                     log.info("stopping quietly: %s", exc)
                     raise Ignore() from exc
-                except TransientError as exc:
+                except (TransientError, *STORE_OUTAGES) as exc:
                     retries = self.request.retries
+                    reason = f"{type(exc).__name__}: {exc}"
                     if retries >= get_settings().task_max_retries:
-                        dead_letter(self, stage, payload, f"gave up after {retries} retries: {exc}")
-                    countdown = retry_countdown(retries, exc.retry_after)
+                        dead_letter(self, stage, payload, f"gave up after {retries} retries: "
+                                                          f"{reason}")
+                    countdown = retry_countdown(retries, getattr(exc, "retry_after", None))
                     log.warning("transient error, retry %d in %.1f s: %s",
-                                retries + 1, countdown, exc)
+                                retries + 1, countdown, reason)
                     raise self.retry(exc=exc, countdown=countdown, max_retries=None)
                 except PoisonMessage as exc:
                     dead_letter(self, stage, payload, f"poison: {exc}")

@@ -249,3 +249,15 @@ def test_it_records_when_the_listener_acked_the_push(dingtalk_sandbox, sandbox_c
     deliver(payload)
     record = MessageRecord.objects.get(msg_id=payload["msg_id"])
     assert abs(record.acked_at.timestamp() - acked) < 0.01
+
+
+def test_a_retry_after_the_send_completes_the_record(dingtalk_sandbox, sandbox_client,
+                                                     sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "done")
+    deliver(payload)
+    # The first attempt sent, then died before its database update.
+    MessageRecord.objects.filter(msg_id=payload["msg_id"]).update(
+        status=MessageStatus.PROCESSING, replied_at=None)
+    assert deliver(payload)["result"] == "already_sent"
+    assert MessageRecord.objects.get(msg_id=payload["msg_id"]).status == MessageStatus.REPLIED
+    assert len(sandbox_client.replies()) == 1

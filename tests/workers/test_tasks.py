@@ -145,3 +145,22 @@ def test_every_log_line_about_a_message_carries_its_msg_id():
     inside, outside = (handler.format(r) for r in records)
     assert "msg_id=msgXYZ== stage=deliver" in inside
     assert "msg_id=- stage=-" in outside
+
+
+def test_a_redis_outage_is_retried_like_a_transient_error(worker_settings, monkeypatch):
+    from conf.settings import get_settings
+    from testkit.envelopes import envelope
+    from testkit.services import free_port
+    from workers import runtime
+    from workers.tasks import preprocess_task
+
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    get_settings.cache_clear()
+    runtime.reset_clients()
+    env = envelope(text="hi")
+    result = preprocess_task.apply(args=(env,))
+    assert result.state == states.IGNORED
+    letter = DeadLetter.objects.get(msg_id=env["msg_id"])
+    assert letter.error.startswith(f"gave up after {worker_settings.task_max_retries} retries")
+    assert "ConnectionError" in letter.error
+    assert letter.stage == "preprocess" and letter.payload == env

@@ -72,3 +72,12 @@ def do_mark_status(msg_id: str, status: str, error: str = "", **fields: Any) -> 
         {n: epoch_to_datetime(v) if n.endswith("_at") else v for n, v in fields.items()}
     )
     MessageRecord.objects.filter(msg_id=msg_id).update(**values)
+
+
+def do_mark_replied_if_pending(msg_id: str) -> None:
+    """The reply went out but the record missed it (a crash between send and update)."""
+    from django.utils import timezone
+
+    MessageRecord.objects.filter(msg_id=msg_id, replied_at__isnull=True).update(
+        status=MessageStatus.REPLIED, replied_at=timezone.now()
+    )
