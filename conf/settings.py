@@ -43,6 +43,7 @@ class Settings:
     task_max_retries: int
     task_retry_backoff_seconds: float
     task_retry_backoff_max_seconds: float
+    worker_ready_file: str
     # web
     django_secret_key: str
     django_debug: bool
@@ -105,6 +106,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             task_max_retries=env.int("TASK_MAX_RETRIES", 5),
             task_retry_backoff_seconds=env.float("TASK_RETRY_BACKOFF_SECONDS", 1.0),
             task_retry_backoff_max_seconds=env.float("TASK_RETRY_BACKOFF_MAX_SECONDS", 60.0),
+            worker_ready_file=env.str("WORKER_READY_FILE", ""),
             django_secret_key=env.str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me"),
             django_debug=env.bool("DJANGO_DEBUG", False),
             django_allowed_hosts=tuple(env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])),

@@ -76,7 +76,9 @@ def envelope(data: dict[str, Any] | None = None, **message: Any) -> dict[str, An
     ).to_dict()
 
 
-def envelope_from_push(server: Any, message_id: str, tenant_id: str = "corp-test") -> dict[str, Any]:
+def envelope_from_push(
+    server: Any, message_id: str, tenant_id: str = "corp-test"
+) -> dict[str, Any]:
     """The Envelope the listener would publish for a push of an in-process SandboxServer
     (read from its recorder, converted by the listener's own code)."""
     push = server.sandbox.recorder.pushes[message_id]

@@ -57,6 +57,9 @@ def start_worker(
         os.close(fd)
         log_path = Path(raw)
     log_file = open(log_path, "wb")
+    ready_file = Path(str(log_path) + ".ready")
+    ready_file.unlink(missing_ok=True)
+    env = dict(env, WORKER_READY_FILE=str(ready_file))
     cmd = [
         sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
         "-n", node, "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency),
@@ -73,7 +76,7 @@ def start_worker(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited with {proc.returncode}:\n{proc.log_text()[-4000:]}")
-        if " ready." in proc.log_text():
+        if ready_file.exists():  # written on Celery's worker_ready signal, at any log level
             return proc
         time.sleep(0.1)
     stop(proc)

@@ -32,7 +32,8 @@ def check_redis() -> None:
 def check_broker() -> None:
     from kombu import Connection
 
-    with Connection(get_settings().celery_broker_url, connect_timeout=CHECK_TIMEOUT_SECONDS) as conn:
+    url = get_settings().celery_broker_url
+    with Connection(url, connect_timeout=CHECK_TIMEOUT_SECONDS) as conn:
         conn.ensure_connection(
             max_retries=1, interval_start=0, interval_step=0, timeout=CHECK_TIMEOUT_SECONDS
         )

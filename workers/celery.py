@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, signals
@@ -16,7 +19,10 @@ QUEUE_NAMES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.d
 def make_app() -> Celery:
     """Build the app from Settings; the worker loads task modules, the listener does not."""
     settings = get_settings()
-    celery_app = Celery("dtbot", broker=settings.celery_broker_url)
+    # No automatic Django fix-up (it would load Django in any process that has
+    # DJANGO_SETTINGS_MODULE set, and reconnect to PostgreSQL around every task): the task
+    # module sets Django up in workers and keeps connections per CONN_MAX_AGE.
+    celery_app = Celery("dtbot", broker=settings.celery_broker_url, fixups=[])
     exchange = Exchange("dtbot", type="direct", durable=True)
     celery_app.conf.update(
         task_serializer="json",
@@ -59,6 +65,22 @@ def make_app() -> Celery:
 def _setup_logging(loglevel: Any = None, **_: Any) -> None:
     """Replace Celery's logging setup with ours, whose lines carry the msgId."""
     configure_logging(loglevel or get_settings().log_level)
+
+
+@signals.worker_ready.connect
+def _mark_ready(**_: Any) -> None:
+    """Readiness probe for process managers and tests: the worker consumes from now on."""
+    path = get_settings().worker_ready_file
+    if path:
+        Path(path).write_text(str(os.getpid()))
+
+
+@signals.worker_shutdown.connect
+def _unmark_ready(**_: Any) -> None:
+    path = get_settings().worker_ready_file
+    if path:
+        with contextlib.suppress(FileNotFoundError):
+            Path(path).unlink()
 
 
 app = make_app()

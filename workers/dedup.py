@@ -29,7 +29,7 @@ def claim(msg_id: str, run_id: str, record_fields: dict[str, Any]) -> None:
     if not client.set(rkey, run_id, nx=True, ex=ttl):
         owner = client.get(rkey)
         if owner != run_id:
-            do_count_duplicate(msg_id)
+            do_count_duplicate(msg_id, owner or "", record_fields)
             raise DuplicateMessage(f"msgId already claimed by run {owner}")
     owner = do_claim_record(msg_id, run_id, record_fields)
     if owner is not None:

@@ -1,4 +1,4 @@
-"""DingTalk HTTP calls the workers make: sessionWebhook replies, access token, robot OpenAPI sends."""
+"""DingTalk HTTP calls of the workers: sessionWebhook replies, access token, robot sends."""
 
 from __future__ import annotations
 

@@ -34,8 +34,15 @@ app.conf.task_routes = {s.task: {"queue": s.queue, "routing_key": s.queue} for s
 
 
 def signature(stage: Stage, *args: Any) -> Signature:
-    """A signature of one stage, routed to its queue."""
-    return app.signature(stage.task, args=args, queue=stage.queue, immutable=False)
+    """A signature of one stage, routed to its queue.
+
+    argsrepr is fixed: Celery would otherwise render the whole payload (user text) into the
+    message headers, events and logs at every stage.
+    """
+    return app.signature(
+        stage.task, args=args, queue=stage.queue, immutable=False,
+        argsrepr="(<payload>,)", kwargsrepr="{}",
+    )
 
 
 def chain_from(stage_name: str, payload: dict[str, Any]) -> Signature:

@@ -17,7 +17,9 @@ from workers.errors import NothingToAnswer, PoisonMessage
 
 log = logging.getLogger(__name__)
 
-UNSUPPORTED_TYPE = "暂时还看不懂这种消息，请发文字。I can't read this kind of message yet; please send text."
+UNSUPPORTED_TYPE = (
+    "暂时还看不懂这种消息，请发文字。I can't read this kind of message yet; please send text."
+)
 
 
 def _text_of_text(payload: dict[str, Any]) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
+
 from webapp.actions.deadletters import do_mark_replayed
 from webapp.models import DeadLetter
 from workers import dedup, reply_state
@@ -32,6 +34,10 @@ def replay(letter: DeadLetter) -> None:
         previous = reply_state.reset_for_replay(letter.msg_id)
         if previous == reply_state.SENT:
             log.warning("this message was already answered; the replay will not answer again")
-        chain_from(letter.stage, letter.payload).apply_async()
-        do_mark_replayed(letter)
+        # Marked first, published inside the same transaction: the replayed run's own status
+        # updates wait on this row's lock until the commit, so they always land after it.
+        # If publishing fails, the mark rolls back.
+        with transaction.atomic():
+            do_mark_replayed(letter)
+            chain_from(letter.stage, letter.payload).apply_async()
         log.info("replayed %s", describe(letter))

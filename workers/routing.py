@@ -1,4 +1,4 @@
-"""Intent routing seam: a Router turns a Turn into (intent, skill, confidence); decided once here."""
+"""Intent routing seam: a Router turns a Turn into (intent, skill, confidence), once."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import os
 import random
 from typing import Any, Callable, NoReturn
 
+import redis
 from celery import Task, signals
 from celery.exceptions import Ignore
 
@@ -17,9 +18,12 @@ from workers.runtime import setup_django
 # Workers only: the listener imports workers.celery/pipeline, never this module.
 setup_django()
 
-import redis  # noqa: E402
-from django.db import InterfaceError, OperationalError  # noqa: E402
-from django.db import close_old_connections, connections  # noqa: E402
+from django.db import (  # noqa: E402
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connections,
+)
 
 from conf.settings import get_settings  # noqa: E402
 from webapp.actions.deadletters import do_dead_letter  # noqa: E402

@@ -1,4 +1,4 @@
-"""The msgId claim: one pipeline run per message, shared through Redis with PostgreSQL as backstop."""
+"""The msgId claim: one pipeline run per message, in Redis with PostgreSQL as backstop."""
 
 from __future__ import annotations
 
@@ -58,3 +58,13 @@ def test_the_claim_expires_after_the_dedup_ttl(redis_conn, worker_settings):
     dedup.claim("m1", "run-a", FIELDS)
     ttl = redis_conn.ttl(dedup.claim_key("m1"))
     assert 0 < ttl <= worker_settings.dedup_ttl_seconds
+
+
+def test_a_duplicate_seen_before_the_owner_wrote_its_row_is_still_counted(redis_conn):
+    # The owner won the Redis claim but has not inserted its row yet.
+    redis_conn.set(dedup.claim_key("m1"), "run-a")
+    with pytest.raises(DuplicateMessage):
+        dedup.claim("m1", "run-b", FIELDS)
+    dedup.claim("m1", "run-a", FIELDS)  # the owner goes on
+    record = MessageRecord.objects.get(msg_id="m1")
+    assert (record.claimed_by, record.duplicate_count) == ("run-a", 1)

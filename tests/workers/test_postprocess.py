@@ -1,4 +1,4 @@
-"""Postprocess: reply parts within DingTalk's limits, notes, apology on emptiness, session, stamps."""
+"""Postprocess: reply parts within DingTalk's limits, notes, apology, session, stamps."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -14,6 +14,10 @@ from webapp.models import DeadLetter, MessageRecord, MessageStatus
 def do_dead_letter(msg_id: str, stage: str, payload: dict[str, Any], error: str) -> DeadLetter:
     """Keep the failed stage's input for replay and mark the message dead, in one transaction."""
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Durable even where the connection relaxed commits (the workers do).
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO ON")
         letter = DeadLetter.objects.create(
             msg_id=msg_id, stage=stage, payload=payload, error=error[:8000]
         )

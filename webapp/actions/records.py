@@ -46,9 +46,23 @@ def do_claim_record(msg_id: str, run_id: str, fields: dict[str, Any]) -> str | N
     return owner or ""
 
 
-def do_count_duplicate(msg_id: str) -> None:
-    """A second delivery of msg_id was stopped."""
-    MessageRecord.objects.filter(msg_id=msg_id).update(duplicate_count=F("duplicate_count") + 1)
+def do_count_duplicate(msg_id: str, owner: str, fields: dict[str, Any]) -> None:
+    """A second delivery of msg_id was stopped; count it even if the owner's row is not
+    written yet (the row is then created for the owner, who claims it as its own)."""
+    if MessageRecord.objects.filter(msg_id=msg_id).update(
+        duplicate_count=F("duplicate_count") + 1
+    ):
+        return
+    try:
+        with transaction.atomic():
+            MessageRecord.objects.create(
+                msg_id=msg_id, claimed_by=owner, duplicate_count=1,
+                status=MessageStatus.PROCESSING, **fields,
+            )
+    except IntegrityError:
+        MessageRecord.objects.filter(msg_id=msg_id).update(
+            duplicate_count=F("duplicate_count") + 1
+        )
 
 
 def do_release_claim(msg_id: str) -> None:
