@@ -57,3 +57,17 @@ def test_celery_workers_load_the_task_module():
     from workers.celery import app
 
     assert "workers.tasks" in app.conf.imports
+
+
+def test_the_app_has_no_automatic_django_fixup_that_reconnects_around_every_task():
+    from workers.celery import app
+
+    assert not app.fixups
+
+
+def test_published_stages_do_not_carry_the_user_text_in_their_headers():
+    from workers.pipeline import build_chain
+
+    sig = build_chain({"msg_id": "m", "payload": {"text": {"content": "secret salary"}}})
+    for task_sig in sig.tasks:
+        assert task_sig.options["argsrepr"] == "(<payload>,)"

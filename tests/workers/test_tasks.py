@@ -164,3 +164,19 @@ def test_a_redis_outage_is_retried_like_a_transient_error(worker_settings, monke
     assert letter.error.startswith(f"gave up after {worker_settings.task_max_retries} retries")
     assert "ConnectionError" in letter.error
     assert letter.stage == "preprocess" and letter.payload == env
+
+
+def test_worker_commits_are_relaxed_but_dead_letters_are_durable(worker_settings):
+    from django.db import connection, transaction
+
+    from webapp.actions.deadletters import do_dead_letter
+    from workers.runtime import _relaxed_commits
+
+    _relaxed_commits(None, connection)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "off"
+        with transaction.atomic():
+            do_dead_letter("m7", "deliver", {}, "boom")
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
