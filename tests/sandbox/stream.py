@@ -72,3 +72,36 @@ class StreamClient:
             except Exception:  # already dropped by a fault test
                 pass
             self.ws = None
+
+
+class EchoBot:
+    """A tiny bot on the Stream protocol: ACKs every robot message and echoes it over its webhook."""
+
+    def __init__(self, base_url: str) -> None:
+        import threading
+
+        self.client = StreamClient(base_url)
+        self.client.connect()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._running = True
+        self._thread.start()
+
+    def _run(self) -> None:
+        while self._running:
+            try:
+                frame = self.client.recv(timeout=0.2)
+            except websocket.WebSocketTimeoutException:
+                continue
+            except Exception:  # socket closed by the test
+                return
+            if frame["headers"]["topic"] != BOT_TOPIC:
+                continue
+            self.client.ack(frame)
+            data = json.loads(frame["data"])
+            body = {"msgtype": "text", "text": {"content": "echo: " + data["text"]["content"].strip()}}
+            httpx.post(data["sessionWebhook"], json=body, timeout=5)
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join(2)
+        self.client.close()
