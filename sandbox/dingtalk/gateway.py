@@ -11,11 +11,11 @@ import struct
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from sandbox.dingtalk.connection import Connection, Ticket, error_response, now_ms
 from sandbox.dingtalk.messages import new_message_id
 from sandbox.dingtalk.state import Push, Recorder, SandboxConfig
 
@@ -23,60 +23,6 @@ log = logging.getLogger("sandbox.gateway")
 
 TOPIC_BOT_MESSAGE = "/v1.0/im/bot/messages/get"
 TICK_SECONDS = 0.05
-
-
-def _now_ms() -> str:
-    return str(int(time.time() * 1000))
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    body = {"requestid": uuid.uuid4().hex.upper(), "code": code, "message": message}
-    return web.json_response(body, status=status)
-
-
-@dataclass
-class Ticket:
-    created: float
-    subscriptions: list[dict[str, Any]]
-    ua: str
-    local_ip: str
-
-
-@dataclass
-class Connection:
-    """One open Stream connection and what the sandbox does to it."""
-
-    id: str
-    ws: web.WebSocketResponse
-    request: web.Request
-    subscriptions: list[dict[str, Any]]
-    ua: str
-    local_ip: str
-    opened_at: float = field(default_factory=time.time)
-    next_ping: float = 0.0
-    frozen: bool = False
-    disconnecting: bool = False
-    outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-    writer: asyncio.Task[None] | None = None
-
-    def subscribed(self, frame_type: str, topic: str) -> bool:
-        for sub in self.subscriptions:
-            if sub.get("type") == frame_type and (
-                sub.get("topic") == topic or (frame_type == "EVENT" and sub.get("topic") == "*")
-            ):
-                return True
-        return False
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "subscriptions": self.subscriptions,
-            "ua": self.ua,
-            "localIp": self.local_ip,
-            "openedAt": self.opened_at,
-            "frozen": self.frozen,
-            "disconnecting": self.disconnecting,
-        }
 
 
 class Gateway:
@@ -119,19 +65,19 @@ class Gateway:
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "InvalidParameter", "request body is not JSON")
+            return error_response(400, "InvalidParameter", "request body is not JSON")
         if not isinstance(body, dict):
-            return _error(400, "InvalidParameter", "request body must be a JSON object")
+            return error_response(400, "InvalidParameter", "request body must be a JSON object")
         if (
             self.auth_rejected
             or body.get("clientId") != self.config.client_id
             or body.get("clientSecret") != self.config.client_secret
         ):
             self.recorder.registration_failures += 1
-            return _error(401, "authFailed", "鉴权失败")
+            return error_response(401, "authFailed", "鉴权失败")
         subs = body.get("subscriptions")
         if not isinstance(subs, list) or not all(isinstance(s, dict) for s in subs):
-            return _error(400, "InvalidParameter", "subscriptions must be a list of {type, topic}")
+            return error_response(400, "InvalidParameter", "subscriptions must be a list of {type, topic}")
         ticket = str(uuid.uuid4())
         self.tickets[ticket] = Ticket(
             time.monotonic(), subs, str(body.get("ua", "")), str(body.get("localIp", ""))
@@ -143,7 +89,7 @@ class Gateway:
         """GET /connect?ticket=... — the ticket is checked before the upgrade and used up."""
         ticket = self.tickets.pop(request.query.get("ticket", ""), None)
         if ticket is None or time.monotonic() - ticket.created > self.config.ticket_ttl:
-            return _error(401, "invalidTicket", "ticket 不存在或已过期")
+            return error_response(401, "invalidTicket", "ticket 不存在或已过期")
         ws = web.WebSocketResponse(autoping=False, max_msg_size=16 * 1024 * 1024)
         await ws.prepare(request)
         conn = Connection(
@@ -289,7 +235,7 @@ class Gateway:
             "topic": push.topic,
             "messageId": push.message_id,
             "contentType": "application/json",
-            "time": _now_ms(),
+            "time": now_ms(),
             "appId": self.app_id,
             "connectionId": conn.id,
             **push.extra_headers,
@@ -341,7 +287,7 @@ class Gateway:
                 "topic": topic,
                 "messageId": message_id,
                 "contentType": "application/json",
-                "time": _now_ms(),
+                "time": now_ms(),
             },
             "data": json.dumps(data),
         }
