@@ -60,10 +60,12 @@ class SandboxClient:
     def send_batch(self, messages: list[dict[str, Any]]) -> list[dict[str, str]]:
         return self._call("POST", "/sandbox/messages/batch", json={"messages": messages})
 
-    def push(self, topic: str, data: Any, frame_type: str = "CALLBACK", **extra: Any) -> str:
-        """Push any CALLBACK/EVENT (e.g. a card callback); returns its messageId."""
+    def push(self, topic: str, data: Any, frame_type: str = "CALLBACK", **extra: Any) -> dict[str, Any]:
+        """Push a CALLBACK/EVENT (e.g. a card callback; redelivered until ACKed) → {"messageId"},
+        or a SYSTEM frame to every live connection (no ACK expected) → {"sent": n}.
+        extra: headers={...} added to the frame headers, msg_id=... recorded with the push."""
         body = {"topic": topic, "data": data, "type": frame_type, **extra}
-        return self._call("POST", "/sandbox/push", json=body)["messageId"]
+        return self._call("POST", "/sandbox/push", json=body)
 
     def push_raw(self, text: str, all_connections: bool = False) -> int:
         """Send one verbatim WebSocket text frame; returns how many connections got it."""
@@ -127,8 +129,9 @@ class SandboxClient:
     def config(self) -> dict[str, Any]:
         return self._call("GET", "/sandbox/config")
 
-    def reset(self) -> None:
-        self._call("POST", "/sandbox/reset")
+    def reset(self, config: bool = False) -> None:
+        """Forget recorded data; config=True also restores default config and clears faults."""
+        self._call("POST", "/sandbox/reset", json={"config": config})
 
     # ---- waiting ---------------------------------------------------------------------------
 

@@ -46,6 +46,8 @@ class Connection:
     writer: asyncio.Task[None] | None = None
 
     def subscribed(self, frame_type: str, topic: str) -> bool:
+        if frame_type == "SYSTEM":
+            return True  # connection management needs no subscription
         for sub in self.subscriptions:
             if sub.get("type") == frame_type and (
                 sub.get("topic") == topic or (frame_type == "EVENT" and sub.get("topic") == "*")

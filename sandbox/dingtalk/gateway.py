@@ -47,12 +47,15 @@ class Gateway:
     async def shutdown(self, app: web.Application) -> None:
         if self._ticker:
             self._ticker.cancel()
-        for conn in list(self.connections.values()):
-            try:
-                await asyncio.wait_for(conn.ws.close(code=1001, message=b"sandbox stopping"), 1.0)
-            except asyncio.TimeoutError:
-                if conn.request.transport is not None:
-                    conn.request.transport.abort()
+        await asyncio.gather(*(self._close(c) for c in list(self.connections.values())))
+
+    @staticmethod
+    async def _close(conn: Connection) -> None:
+        try:
+            await asyncio.wait_for(conn.ws.close(code=1001, message=b"sandbox stopping"), 1.0)
+        except asyncio.TimeoutError:
+            if conn.request.transport is not None:
+                conn.request.transport.abort()
 
     def reset(self) -> None:
         self.queued.clear()
@@ -278,6 +281,13 @@ class Gateway:
             conn.outbox.put_nowait(text)
         return len(targets)
 
+    def send_system(self, topic: str, data: dict[str, Any]) -> int:
+        """A SYSTEM frame (e.g. KEEPALIVE) to every live connection; returns how many got it."""
+        live = [c for c in self.connections.values() if not c.ws.closed]
+        for conn in live:
+            conn.outbox.put_nowait(self._system_frame(conn, topic, data))
+        return len(live)
+
     def _system_frame(self, conn: Connection, topic: str, data: dict[str, Any]) -> str:
         message_id = uuid.uuid4().hex
         frame = {
@@ -294,7 +304,7 @@ class Gateway:
         if topic == "ping":
             self.recorder.pings[message_id] = {
                 "messageId": message_id,
-                "opaque": data["opaque"],
+                "opaque": data.get("opaque"),
                 "connection_id": conn.id,
                 "sent_at": time.time(),
                 "echoed": False,
