@@ -81,10 +81,11 @@ class Gateway:
         subs = body.get("subscriptions")
         if not isinstance(subs, list) or not all(isinstance(s, dict) for s in subs):
             return error_response(400, "InvalidParameter", "subscriptions must be a list of {type, topic}")
+        now = time.monotonic()
+        # Unused tickets die after ticket_ttl; forget them so a reconnect storm cannot grow the dict.
+        self.tickets = {k: t for k, t in self.tickets.items() if now - t.created <= self.config.ticket_ttl}
         ticket = str(uuid.uuid4())
-        self.tickets[ticket] = Ticket(
-            time.monotonic(), subs, str(body.get("ua", "")), str(body.get("localIp", ""))
-        )
+        self.tickets[ticket] = Ticket(now, subs, str(body.get("ua", "")), str(body.get("localIp", "")))
         self.recorder.registrations += 1
         return web.json_response({"endpoint": f"ws://{request.host}/connect", "ticket": ticket})
 
