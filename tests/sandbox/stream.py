@@ -8,6 +8,10 @@ from typing import Any
 import httpx
 import websocket
 
+from sandbox.client import http_client
+
+HTTP = http_client(timeout=5)
+
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
 SUBSCRIPTIONS = [{"type": "CALLBACK", "topic": BOT_TOPIC}, {"type": "EVENT", "topic": "*"}]
 
@@ -22,23 +26,27 @@ def register(base_url: str, client_id: str = "sandbox-client-id",
         "ua": "sandbox-tests/1.0",
         "localIp": "127.0.0.1",
     }
-    return httpx.post(f"{base_url}/v1.0/gateway/connections/open", json=body,
-                      headers={"Accept": "application/json"}, timeout=5)
+    return HTTP.post(f"{base_url}/v1.0/gateway/connections/open", json=body,
+                     headers={"Accept": "application/json"})
 
 
 class StreamClient:
     """Register, connect with the ticket, read frames, write ACKs."""
 
-    def __init__(self, base_url: str, subscriptions: list[dict[str, str]] | None = None) -> None:
+    def __init__(self, base_url: str, subscriptions: list[dict[str, str]] | None = None,
+                 skip_utf8: bool = False) -> None:
         self.base_url = base_url
         self.subscriptions = subscriptions
+        self.skip_utf8 = skip_utf8
         self.ws: websocket.WebSocket | None = None
 
     def connect(self) -> None:
         answer = register(self.base_url, subscriptions=self.subscriptions)
         answer.raise_for_status()
         body = answer.json()
-        self.ws = websocket.create_connection(f"{body['endpoint']}?ticket={body['ticket']}", timeout=5)
+        self.ws = websocket.create_connection(
+            f"{body['endpoint']}?ticket={body['ticket']}", timeout=5, skip_utf8_validation=self.skip_utf8
+        )
 
     def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         assert self.ws is not None
@@ -72,3 +80,36 @@ class StreamClient:
             except Exception:  # already dropped by a fault test
                 pass
             self.ws = None
+
+
+class EchoBot:
+    """A tiny bot on the Stream protocol: ACKs every robot message and echoes it over its webhook."""
+
+    def __init__(self, base_url: str) -> None:
+        import threading
+
+        self.client = StreamClient(base_url)
+        self.client.connect()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._running = True
+        self._thread.start()
+
+    def _run(self) -> None:
+        while self._running:
+            try:
+                frame = self.client.recv(timeout=0.2)
+            except websocket.WebSocketTimeoutException:
+                continue
+            except Exception:  # socket closed by the test
+                return
+            if frame["headers"]["topic"] != BOT_TOPIC:
+                continue
+            self.client.ack(frame)
+            data = json.loads(frame["data"])
+            body = {"msgtype": "text", "text": {"content": "echo: " + data["text"]["content"].strip()}}
+            HTTP.post(data["sessionWebhook"], json=body)
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join(2)
+        self.client.close()
