@@ -21,6 +21,7 @@ class WorkerProcess(subprocess.Popen):  # type: ignore[type-arg]
 
     node_name: str
     log_path: Path
+    owns_log: bool
     _log_file: IO[bytes]
 
     def log_text(self) -> str:
@@ -52,6 +53,7 @@ def start_worker(
     """Start `celery -A workers.celery worker` and wait until it consumes; raises with its log if
     it dies or is not ready in time."""
     node = name or f"test-{uuid.uuid4().hex[:8]}@%h"
+    owns_log = log_path is None
     if log_path is None:
         fd, raw = tempfile.mkstemp(prefix="dtbot-worker-", suffix=".log")
         os.close(fd)
@@ -71,6 +73,7 @@ def start_worker(
     )
     proc.node_name = node
     proc.log_path = log_path
+    proc.owns_log = owns_log
     proc._log_file = log_file
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
@@ -84,7 +87,8 @@ def start_worker(
 
 
 def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int | None:  # type: ignore[type-arg]
-    """Warm shutdown (SIGTERM), then SIGKILL of the worker's own process group."""
+    """Warm shutdown (SIGTERM), then SIGKILL of the worker's own process group; a log file
+    that start_worker created itself is removed (pass log_path to keep one)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -95,6 +99,11 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int | None:  # type: 
     log_file = getattr(proc, "_log_file", None)
     if log_file is not None:
         log_file.close()
+    log_path = getattr(proc, "log_path", None)
+    if log_path is not None:
+        Path(str(log_path) + ".ready").unlink(missing_ok=True)
+        if getattr(proc, "owns_log", False):
+            log_path.unlink(missing_ok=True)
     return proc.returncode
 
 
