@@ -61,9 +61,9 @@ class DocSearchConfig(SkillConfig):
 
 def departments_of(profile: dict[str, Any]) -> list[str]:
     """The user's department ids from the profile snapshot (DingTalk dept ids, as strings)."""
-    raw = profile.get("departments") or profile.get("dept_ids") or []
+    raw = profile.get("departments") or profile.get("dept_ids") or profile.get("department") or []
     if isinstance(raw, (str, int)):
-        raw = [raw]
+        raw = [d for d in str(raw).split(",")]
     return [str(d) for d in raw if str(d).strip()]
 
 

@@ -204,6 +204,11 @@ class PgVectorStore:
                 (name, depts),
             )
 
+    def rename_collection(self, old: str, new: str) -> bool:
+        with self._transaction() as cur:
+            cur.execute("UPDATE docsearch_collection SET name = %s, updated_at = now() WHERE name = %s", (new, old))
+            return bool(cur.rowcount)
+
     def delete_collection(self, name: str) -> bool:
         with self._transaction() as cur:
             cur.execute("DELETE FROM docsearch_collection WHERE name = %s", (name,))

@@ -117,11 +117,17 @@ EN_TITLE_NOISE = (
     "schedule a", "schedule an", "schedule", "add an event", "add", "i have a", "i have an",
     "i have", "to", "about", "for", "at", "on", "with", "a", "an", "the", "me", "my", "and",
 )
-# Titles this generic match any reminder ("取消周五的会" cancels whatever is on Friday).
+# Titles this generic match any reminder ("取消那个提醒" / "cancel that reminder").
 GENERIC_TARGETS = frozenset({
-    "", "会", "会议", "开会", "提醒", "日程", "安排", "活动", "事", "事情", "那个",
-    "meeting", "meetings", "reminder", "reminders", "event", "events", "it", "that", "appointment",
+    "", "提醒", "日程", "安排", "活动", "事", "事情", "那个", "这个",
+    "reminder", "reminders", "event", "events", "it", "that", "this", "appointment",
 })
+# "取消周五的会" means whatever meeting-like thing is on Friday, not every reminder of the day.
+MEETING_TARGETS = frozenset({"会", "会议", "开会", "meeting", "meetings", "call", "calls"})
+MEETING_TITLE_WORDS = (
+    "会", "评审", "面试", "例会", "讨论", "沟通", "约", "meeting", "review", "call", "standup", "stand-up",
+    "sync", "1:1", "interview", "demo", "retro", "lunch", "dinner",
+)
 
 
 def cn_to_int(text: str) -> int:

@@ -34,8 +34,11 @@ def _terms(text: str) -> set[str]:
 
 
 def _keyword_match(keywords: str, title: str) -> bool:
-    if keywords.strip().lower() in lx.GENERIC_TARGETS:
+    wanted_text = keywords.strip().lower()
+    if wanted_text in lx.GENERIC_TARGETS:
         return True
+    if wanted_text in lx.MEETING_TARGETS:
+        return any(word in title.lower() for word in lx.MEETING_TITLE_WORDS)
     wanted, have = _terms(keywords), _terms(title)
     if keywords in title:
         return True

@@ -154,7 +154,7 @@ class ScheduleSkill(AISkillPlugin):
                 tenant_id=turn.tenant_id, user_id=turn.user_id,
                 conversation_id=turn.conversation_id, conversation_type=turn.conversation_type,
                 title=cmd.title, event_at=cmd.when, rrule=cmd.rrule,
-                reminder_offset=cmd.reminder_offset, timezone=cmd.timezone,
+                reminder_offset=cmd.reminder_offset, timezone=cmd.timezone, lang=cmd.lang,
             )
             self.store.create(draft)
             return replies.done(cmd)

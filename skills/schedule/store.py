@@ -21,6 +21,7 @@ class ReminderDraft:
     rrule: str | None
     reminder_offset: timedelta
     timezone: str
+    lang: str = "zh"
 
     @property
     def fire_at(self) -> datetime:

@@ -71,6 +71,7 @@ def test_only_hits_with_keywords_or_a_very_close_vector_count_as_answers() -> No
 def test_departments_come_from_the_profile_snapshot() -> None:
     assert departments_of({"departments": [101, "202"]}) == ["101", "202"]
     assert departments_of({"dept_ids": 7}) == ["7"]
+    assert departments_of({"department": "101,202"}) == ["101", "202"]  # the spine's UserProfile field
     assert departments_of({}) == []
 
 

@@ -111,6 +111,8 @@ def test_changing_a_collections_departments_takes_effect_at_once(store: PgVector
     assert search(store, embedder, "merger code name", ["sales"])[0].collection == name
     store.set_collection(name, [])  # public
     assert search(store, embedder, "merger code name", [])[0].collection == name
+    assert store.rename_collection(name, name + "-renamed")
+    assert search(store, embedder, "merger code name", [])[0].collection == name + "-renamed"
 
 
 def test_the_same_bytes_are_stored_once_and_a_reupload_replaces_the_old_text(store: PgVectorStore, embedder: Any) -> None:

@@ -153,6 +153,16 @@ def test_a_forged_cancel_for_someone_elses_reminder_changes_nothing(skill: Sched
     assert store.rows[1].status == "pending"
 
 
+def test_a_meeting_word_does_not_match_other_kinds_of_reminders(skill: ScheduleSkill, store: MemoryReminderStore) -> None:
+    create(skill, "每两小时提醒我喝水", msg="a")
+    create(skill, "明天上午10点开会", msg="b")
+    card = skill.execute(turn("把明天的会改到下午4点"))
+    assert len(card.buttons) == 2 and "喝水" not in card.text
+    skill.execute(press(card, 0))
+    assert store.rows[2].reminder.event_at == datetime(2025, 6, 5, 16, 0, tzinfo=SHANGHAI)
+    assert store.rows[1].reminder.event_at == datetime(2025, 6, 4, 12, 0, tzinfo=SHANGHAI)
+
+
 def test_cancel_with_nothing_matching_says_so(skill: ScheduleSkill) -> None:
     assert "没有找到" in skill.execute(turn("取消周五的会")).text
 
