@@ -143,3 +143,29 @@ def test_the_skill_answers_from_the_documents_with_citations(store: PgVectorStor
     assert "一月发放" not in outsider.text
     insider = skill.execute(Turn("m", "t", "c", "1", "u", text="年终奖什么时候发？", profile={"departments": ["hr"]}))
     assert "一月发放" in insider.text
+
+
+def test_an_empty_vector_database_url_starts_the_embedded_server_and_later_processes_attach(tmp_path: Any) -> None:
+    import warnings
+
+    import pgserver
+
+    from skills.docsearch.embedded_pg import resolve_database_url
+
+    assert resolve_database_url("postgresql://elsewhere/db", tmp_path / "unused") == "postgresql://elsewhere/db"
+    assert not (tmp_path / "unused").exists()
+    data_dir = tmp_path / "var" / "pgvector"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        url = resolve_database_url("", data_dir)
+        try:
+            assert resolve_database_url("", data_dir) == url  # attach, no second server
+            store = PgVectorStore(url)
+            store.ensure_schema()
+            store.set_collection("c", [])
+            store.close()
+        finally:
+            server = pgserver.get_server(data_dir)
+            server.cleanup_mode = "delete"  # the app keeps it running; the test removes it
+            server.cleanup()
+    assert not data_dir.exists()
