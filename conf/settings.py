@@ -50,6 +50,10 @@ class Settings:
     django_allowed_hosts: tuple[str, ...]
     # sandbox (local DingTalk stand-in used by `make run` without credentials)
     sandbox_port: int
+    # document search: empty URL = the embedded PostgreSQL + pgvector under pgvector_data_dir
+    vector_database_url: str = ""
+    pgvector_data_dir: str = "var/pgvector"
+    embed_threads: int = 2
 
     @property
     def broker_is_redis(self) -> bool:
@@ -111,6 +115,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             django_debug=env.bool("DJANGO_DEBUG", False),
             django_allowed_hosts=tuple(env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])),
             sandbox_port=env.int("SANDBOX_PORT", 8765),
+            vector_database_url=env.str("VECTOR_DATABASE_URL", ""),
+            pgvector_data_dir=env.str("PGVECTOR_DATA_DIR", "var/pgvector"),
+            embed_threads=env.int("EMBED_THREADS", 2),
         )
         env.seal()
     finally:

@@ -1,0 +1,1 @@
+"""The schedule skill: reminders and events from Chinese or English natural language."""

@@ -1,0 +1,66 @@
+"""`python manage.py ingest_documents PATH... --collection NAME`: bulk-load files into a collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from skills.docsearch.extract import SUPPORTED_SUFFIXES
+from webapp.document_actions import do_ingest_document, do_sync_collection
+from webapp.models.documents import Document, DocumentCollection
+
+
+def _files(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise CommandError(f"no such file or directory: {raw}")
+    return found
+
+
+class Command(BaseCommand):
+    help = "Ingest txt/md/pdf/docx files (or folders of them) into a document collection."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("paths", nargs="+")
+        parser.add_argument("--collection", required=True)
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--departments", help="create the collection for these department ids (comma-separated)")
+        group.add_argument("--public", action="store_true", help="create the collection searchable by everyone")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        collection = self._collection(options["collection"], options["departments"], options["public"])
+        failed = 0
+        for path in _files(options["paths"]):
+            document = Document.objects.filter(collection=collection, title=path.stem).first()
+            document = document or Document(collection=collection, title=path.stem)
+            if document.file:
+                document.file.delete(save=False)  # the new upload replaces the stored original
+            with path.open("rb") as fh:
+                document.file.save(path.name, File(fh), save=True)
+            do_ingest_document(document)
+            failed += document.status == Document.Status.FAILED
+            self.stdout.write(f"{path}: {document.status}, {document.n_chunks} chunks {document.error}".rstrip())
+        if failed:
+            raise CommandError(f"{failed} file(s) failed")
+
+    def _collection(self, name: str, departments: str | None, public: bool) -> DocumentCollection:
+        collection = DocumentCollection.objects.filter(name=name).first()
+        if collection is None:
+            if departments is None and not public:
+                raise CommandError(
+                    f"collection {name!r} does not exist: create it in the admin, or pass --departments "
+                    "1001,1002 (restricted) or --public (everyone)"
+                )
+            depts = [d.strip() for d in (departments or "").split(",") if d.strip()]
+            collection = DocumentCollection.objects.create(name=name, departments=depts)
+        do_sync_collection(collection)
+        return collection
