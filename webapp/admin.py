@@ -75,3 +75,8 @@ class DeadLetterAdmin(ReadOnlyAdmin):
             self.message_user(request, f"Replayed {done} dead letter(s).", messages.SUCCESS)
         if failed:
             self.message_user(request, "Failed: " + "; ".join(failed), messages.ERROR)
+
+
+# Admin classes of other concerns live in their own modules; importing registers them.
+import webapp.admin_documents  # noqa: E402,F401
+import webapp.admin_reminders  # noqa: E402,F401
