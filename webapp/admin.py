@@ -78,5 +78,6 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
 
 # Admin classes of other concerns live in their own modules; importing registers them.
+import webapp.admin_audit  # noqa: E402,F401
 import webapp.admin_documents  # noqa: E402,F401
 import webapp.admin_reminders  # noqa: E402,F401
