@@ -1,0 +1,1 @@
+"""The project's own external peers (DingTalk stand-in, LLM stub) for tests and the sandbox."""
