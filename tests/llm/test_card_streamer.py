@@ -1,0 +1,245 @@
+"""Streaming answers into AI cards against the card endpoints: coalesced, always finalized, stoppable."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterator
+
+import httpx
+import pytest
+import redis
+
+from sandbox.dingtalk_cards import CardPeer
+from sandbox.llm import STUB_MARK, StubLLMServer
+from skills.api import SkillError
+from skills.llm_chat import LLMChatConfig, LLMChatSkill
+from workers.card_api import CardClient, CardUnavailable
+from workers.cards import CancelFlags, CardStreamer, out_track_id_for
+from workers.ratebudget import RateBudget
+from tests.llm.conftest import GROUP, PRIVATE, make_turn
+
+
+def slow_chunks(pieces: list[str], delay: float) -> Iterator[str]:
+    for piece in pieces:
+        time.sleep(delay)
+        yield piece
+
+
+def updates(peer: CardPeer, out_track_id: str) -> list[dict[str, Any]]:
+    return peer.read(lambda s: [dict(u) for u in s.updates_for(out_track_id)])
+
+
+def card(peer: CardPeer, out_track_id: str) -> dict[str, Any]:
+    return peer.read(lambda s: dict(s.cards[out_track_id], data=dict(s.cards[out_track_id]["data"])))
+
+
+def test_an_answer_creates_one_card_streams_it_and_finalizes_it(card_peer: CardPeer, card_client: CardClient) -> None:
+    result = CardStreamer(card_client, "tpl-ai").stream("m-ok", GROUP, slow_chunks(["Hello", " world", "!"], 0.05))
+    assert result.status == "finished" and result.finalized and result.text == "Hello world!"
+    got = card(card_peer, result.out_track_id)
+    assert got["status"] == "finished" and got["data"]["content"] == "Hello world!" and got["data"]["flowStatus"] == "3"
+    assert got["callbackType"] == "STREAM" and got["templateId"] == "tpl-ai"
+    assert got["deliveries"][0]["openSpaceId"] == "dtv1.card//IM_GROUP.cid-group-1"
+    ups = updates(card_peer, result.out_track_id)
+    assert ups[-1]["isFinalize"] and not ups[-1]["isError"] and all(u["isFull"] for u in ups)
+    assert not any(u["isFinalize"] for u in ups[:-1])
+    creates = [c for c in card_peer.read(lambda s: list(s.calls)) if c["path"].endswith("createAndDeliver")]
+    assert len(creates) == 1 and creates[0]["body"]["cardData"]["cardParamMap"]["flowStatus"] == "1"
+
+
+def test_a_private_chat_card_goes_to_the_askers_robot_space(card_peer: CardPeer, card_client: CardClient) -> None:
+    result = CardStreamer(card_client, "tpl").stream("m-p", PRIVATE, iter(["hi"]))
+    assert card(card_peer, result.out_track_id)["deliveries"][0]["openSpaceId"] == "dtv1.card//IM_ROBOT.staff-2"
+
+
+def test_the_same_message_reuses_the_same_card(card_peer: CardPeer, card_client: CardClient) -> None:
+    streamer = CardStreamer(card_client, "tpl")
+    first = streamer.stream("m-retry", GROUP, iter(["a"]))
+    card_peer.read(lambda s: s.cards[first.out_track_id].update(status="inputting"))  # a crash mid-stream
+    second = streamer.stream("m-retry", GROUP, iter(["a b"]))
+    assert first.out_track_id == second.out_track_id == out_track_id_for("m-retry")
+    assert card_peer.read(lambda s: len(s.cards)) == 1
+
+
+def test_a_fast_token_stream_is_coalesced_to_about_one_update_per_300_ms(
+    stub: StubLLMServer, card_peer: CardPeer, card_client: CardClient
+) -> None:
+    stub.configure(tokens=150, inter_token_delay=0.01)
+    skill = LLMChatSkill(LLMChatConfig(base_url=stub.base_url, model="m"))
+    started = time.monotonic()
+    result = CardStreamer(card_client, "tpl").stream("m-fast", GROUP, skill.execute(make_turn()))
+    duration = time.monotonic() - started
+    ups = updates(card_peer, result.out_track_id)
+    assert result.status == "finished" and result.text.startswith(STUB_MARK)
+    assert 3 <= len(ups) <= duration / 0.3 + 2
+    gaps = [b["at"] - a["at"] for a, b in zip(ups, ups[1:-1])]
+    assert all(gap >= 0.25 for gap in gaps), gaps
+    assert result.first_visible_s is not None and result.first_visible_s < 0.3
+
+
+def test_an_error_in_the_answer_still_finalizes_the_card_with_the_error(card_peer: CardPeer, card_client: CardClient) -> None:
+    def failing() -> Iterator[str]:
+        yield "Partial answer"
+        raise SkillError("boom", "Sorry, the AI service dropped.")
+
+    result = CardStreamer(card_client, "tpl").stream("m-err", GROUP, failing(), locale="en")
+    last = updates(card_peer, result.out_track_id)[-1]
+    assert result.status == "failed" and result.finalized
+    assert last["isFinalize"] and last["isError"]
+    assert last["content"].startswith("Partial answer") and "Sorry, the AI service dropped." in last["content"]
+    assert card(card_peer, result.out_track_id)["data"]["flowStatus"] == "5"
+
+
+def test_an_unexpected_crash_in_the_answer_shows_a_generic_apology(card_peer: CardPeer, card_client: CardClient) -> None:
+    def crashing() -> Iterator[str]:
+        raise RuntimeError("KeyError deep inside")
+        yield ""
+
+    result = CardStreamer(card_client, "tpl").stream("m-crash", GROUP, crashing(), locale="en")
+    last = updates(card_peer, result.out_track_id)[-1]
+    assert last["isError"] and "something went wrong" in last["content"] and "KeyError" not in last["content"]
+
+
+def test_a_stream_cut_by_the_llm_finalizes_the_card_with_a_polite_error(
+    stub: StubLLMServer, card_peer: CardPeer, card_client: CardClient
+) -> None:
+    stub.configure(cut_after=6, inter_token_delay=0.01)
+    skill = LLMChatSkill(LLMChatConfig(base_url=stub.base_url, model="m"))
+    result = CardStreamer(card_client, "tpl").stream("m-cut", GROUP, skill.execute(make_turn()), locale="en")
+    last = updates(card_peer, result.out_track_id)[-1]
+    assert last["isFinalize"] and last["isError"] and "connection to the AI service dropped" in last["content"]
+
+
+def test_the_worker_dying_mid_stream_still_finalizes_the_card(card_peer: CardPeer, card_client: CardClient) -> None:
+    class SoftTimeLimit(BaseException):
+        """Stands in for Celery's SoftTimeLimitExceeded raised into the worker thread."""
+
+    ticks = iter(range(1000))
+
+    def clock() -> float:
+        if next(ticks) == 25:
+            raise SoftTimeLimit()
+        return time.monotonic()
+
+    streamer = CardStreamer(card_client, "tpl", clock=clock)
+    with pytest.raises(SoftTimeLimit):
+        streamer.stream("m-die", GROUP, slow_chunks(["x"] * 200, 0.01))
+    last = updates(card_peer, out_track_id_for("m-die"))[-1]
+    assert last["isFinalize"] and last["isError"]
+
+
+def test_the_stop_button_stops_within_one_second_even_while_the_llm_is_silent(
+    stub: StubLLMServer, card_peer: CardPeer, card_client: CardClient, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    stub.configure(stall_after=5, inter_token_delay=0.02)
+    skill = LLMChatSkill(LLMChatConfig(base_url=stub.base_url, model="m"))
+    flags = CancelFlags(redis_client, redis_prefix)
+    streamer = CardStreamer(card_client, "tpl", cancel_check=flags)
+    pressed_at: list[float] = []
+
+    def press_stop() -> None:
+        time.sleep(0.6)
+        pressed_at.append(time.time())
+        flags.request(out_track_id_for("m-stop"))  # what the card-callback handler does
+
+    threading.Thread(target=press_stop).start()
+    result = streamer.stream("m-stop", GROUP, skill.execute(make_turn()), locale="en")
+    last = updates(card_peer, result.out_track_id)[-1]
+    assert result.status == "stopped" and last["isFinalize"] and not last["isError"]
+    assert last["content"].endswith("(stopped)") and last["content"].startswith(STUB_MARK)
+    assert last["at"] - pressed_at[0] < 1.0
+    assert redis_client.exists(f"{redis_prefix}cancel:{result.out_track_id}")
+
+
+def test_stopping_also_stops_the_llm_generating(
+    stub: StubLLMServer, card_peer: CardPeer, card_client: CardClient, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    stub.configure(tokens=2000, inter_token_delay=0.01)
+    skill = LLMChatSkill(LLMChatConfig(base_url=stub.base_url, model="m"))
+    flags = CancelFlags(redis_client, redis_prefix)
+    threading.Timer(0.5, flags.request, args=[out_track_id_for("m-stop2")]).start()
+    result = CardStreamer(card_client, "tpl", cancel_check=flags).stream("m-stop2", GROUP, skill.execute(make_turn()))
+    assert result.status == "stopped"
+    deadline = time.monotonic() + 2
+    while stub.requests()[-1]["outcome"] != "client_gone" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stub.requests()[-1]["outcome"] == "client_gone"
+    assert stub.requests()[-1]["tokens_sent"] < 300
+
+
+def test_without_a_template_the_caller_is_told_to_reply_in_markdown(card_peer: CardPeer, card_client: CardClient) -> None:
+    consumed: list[str] = []
+
+    def chunks() -> Iterator[str]:
+        consumed.append("read")
+        yield "x"
+
+    with pytest.raises(CardUnavailable):
+        CardStreamer(card_client, "").stream("m-none", GROUP, chunks())
+    assert consumed == [] and card_peer.read(lambda s: len(s.calls)) == 0  # the answer is still there to send
+
+
+def test_without_card_permission_the_caller_is_told_to_reply_in_markdown(card_peer: CardPeer, card_client: CardClient) -> None:
+    card_peer.set(permissions=set())
+    with pytest.raises(CardUnavailable) as caught:
+        CardStreamer(card_client, "tpl").stream("m-perm", GROUP, iter(["x"]))
+    assert caught.value.denied
+
+
+def test_without_streaming_permission_the_card_is_still_finished_by_a_data_update(
+    card_peer: CardPeer, card_client: CardClient
+) -> None:
+    card_peer.set(permissions={"Card.Instance.Write"})
+    result = CardStreamer(card_client, "tpl").stream("m-nostream", GROUP, slow_chunks(["a", "b"], 0.05))
+    got = card(card_peer, result.out_track_id)
+    assert result.finalized and got["data"]["content"] == "ab" and got["data"]["flowStatus"] == "3"
+
+
+def test_an_answer_too_long_for_the_card_keeps_the_card_at_its_limit_and_hands_back_the_rest(
+    card_peer: CardPeer, card_client: CardClient
+) -> None:
+    words = [f"word{i} " for i in range(600)]
+    result = CardStreamer(card_client, "tpl").stream("m-long", GROUP, iter(words), locale="en")
+    assert all(len(u["content"].encode()) <= 1000 for u in updates(card_peer, result.out_track_id))
+    assert result.shown.endswith("(continued in the next message)")
+    shown_words = result.shown.split("\n\n…")[0]
+    assert (shown_words + " " + result.overflow).split() == "".join(words).split()  # nothing lost, nothing twice
+
+
+def test_throttled_updates_are_retried_with_the_same_guid_and_never_applied_twice(
+    card_peer: CardPeer, http: httpx.Client
+) -> None:
+    card_peer.set(qps_limit=4)  # no budget on our side: DingTalk's limit is hit on purpose
+    client = CardClient(http, card_peer.url, lambda: card_peer.token, backoff_initial=0.1, backoff_max=0.5)
+    result = CardStreamer(client, "tpl").stream("m-qps", GROUP, slow_chunks([f"t{i} " for i in range(60)], 0.02))
+    calls = card_peer.read(lambda s: [dict(c) for c in s.calls])
+    streaming = [c for c in calls if c["path"] == "/v1.0/card/streaming"]
+    throttled_guids = {c["body"]["guid"] for c in streaming if c["status"] == 403}
+    accepted = [u["guid"] for u in updates(card_peer, result.out_track_id)]
+    assert client.stats.throttled > 0 and throttled_guids
+    assert len(accepted) == len(set(accepted))  # never applied twice
+    retried = {c["body"]["guid"] for c in streaming if c["status"] == 200}
+    assert throttled_guids & retried  # the same guid came back after the 403
+    assert result.finalized and card(card_peer, result.out_track_id)["data"]["content"] == result.text.strip()
+
+
+def test_with_the_shared_budget_no_call_is_throttled(
+    card_peer: CardPeer, http: httpx.Client, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    card_peer.set(qps_limit=10)
+    budget = RateBudget(redis_client, redis_prefix, {"card": 10})
+    client = CardClient(http, card_peer.url, lambda: card_peer.token, budget)
+    streamer = CardStreamer(client, "tpl")
+    results: list[Any] = []
+
+    def answer(i: int) -> None:
+        results.append(streamer.stream(f"m-b{i}", GROUP, slow_chunks([f"w{j} " for j in range(40)], 0.02)))
+
+    threads = [threading.Thread(target=answer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert card_peer.read(lambda s: s.throttled) == 0
+    assert len(results) == 4 and all(r.finalized for r in results)

@@ -1,0 +1,342 @@
+"""Stream an answer's text chunks into a DingTalk AI card: create once, coalesced updates, always finalized."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import redis as redis_lib
+
+from skills.api import SkillError
+from workers.card_api import CardClient, CardError, CardTarget, CardUnavailable
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CardStreamer", "CardTarget", "CardUnavailable", "CancelFlags", "StreamResult", "fit_card",
+    "out_track_id_for",
+]
+
+# AI-card template status variable (protocol §6.4): 1 processing, 3 finished, 5 failed.
+FLOW_PROCESSING, FLOW_FINISHED, FLOW_FAILED = "1", "3", "5"
+CARD_MAX_BYTES = 1000  # DingTalk: ≤ 1 KB per streaming call, and isFull sends the whole text
+
+NOTES = {
+    "more": {"zh": "\n\n…（内容较长，余下部分见下一条消息）", "en": "\n\n…(continued in the next message)"},
+    "stopped": {"zh": "\n\n（已停止）", "en": "\n\n(stopped)"},
+    "failed": {"zh": "抱歉，回答时出了问题，请稍后再试。", "en": "Sorry, something went wrong while answering."},
+}
+
+
+def note(key: str, locale: str) -> str:
+    return NOTES[key]["zh" if locale.lower().startswith("zh") else "en"]
+
+
+def out_track_id_for(msg_id: str) -> str:
+    """The card id for a message: the same msgId (a retried task) reuses the same card."""
+    return "dtbot-" + hashlib.sha256(msg_id.encode()).hexdigest()[:32]
+
+
+class CancelFlags:
+    """Stop-button flags in Redis (`{prefix}cancel:{outTrackId}`), set by the card-callback handler."""
+
+    def __init__(self, client: redis_lib.Redis, prefix: str, ttl_seconds: int = 600) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds
+
+    def key(self, out_track_id: str) -> str:
+        return f"{self.prefix}cancel:{out_track_id}"
+
+    def request(self, out_track_id: str) -> None:
+        self.client.set(self.key(out_track_id), "1", ex=self.ttl_seconds)
+
+    def __call__(self, out_track_id: str) -> bool:
+        return bool(self.client.exists(self.key(out_track_id)))
+
+
+def _cut(text: str, room: int) -> int:
+    """Index to cut `text` so text[:i] is ≤ room bytes, preferring a line end, then a space."""
+    size, end = 0, 0
+    for end, ch in enumerate(text):
+        size += len(ch.encode())
+        if size > room:
+            break
+    else:
+        return len(text)
+    for sep, window in (("\n", 0.3), (" ", 0.15)):
+        at = text.rfind(sep, int(end * (1 - window)), end)
+        if at > 0:
+            return at + 1
+    return end
+
+
+def fit_card(text: str, limit: int, tail: str = "", more: str = "") -> tuple[str, str]:
+    """(what the card shows, the overflow to send as a markdown reply).
+
+    The card shows `text + tail` when it fits in `limit` UTF-8 bytes; otherwise a head of the text,
+    `more` (saying the rest follows) and the tail. A code fence open at the cut is closed on the
+    card and reopened at the start of the overflow, so both halves stay valid markdown.
+    """
+    whole = (text + tail).strip()
+    if len(whole.encode()) <= limit:
+        return whole, ""
+    room = limit - len((more + tail).encode()) - len("\n```".encode())
+    i = _cut(text, max(0, room))
+    head, rest = text[:i].rstrip(), text[i:].lstrip("\n")
+    fence = ""
+    if head.count("```") % 2:
+        fence = head[head.rfind("```"):].split("\n", 1)[0]  # e.g. ```python
+        head += "\n```"
+        rest = fence + "\n" + rest
+    return (head + more + tail).strip(), rest
+
+
+@dataclass
+class StreamResult:
+    """What happened to one streamed answer; `overflow` (or everything if not finalized) still needs sending."""
+
+    out_track_id: str
+    status: str  # finished | stopped | failed
+    text: str
+    shown: str
+    overflow: str
+    finalized: bool
+    updates: int
+    error: str
+    first_visible_s: float | None
+    elapsed_s: float
+
+    @property
+    def needs_fallback(self) -> bool:
+        """True when the card could not be finalized: send `text` as a markdown reply instead."""
+        return not self.finalized
+
+
+_END = object()
+
+
+class _Pump:
+    """Reads the chunk iterator on a helper thread, so the streamer keeps watching the clock and Stop."""
+
+    def __init__(self, chunks: Iterable[str]) -> None:
+        self.chunks = chunks
+        self.items: queue.Queue[Any] = queue.Queue()
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="card-pump", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for chunk in self.chunks:
+                if self.stopped:
+                    return
+                self.items.put(chunk)
+            self.items.put(_END)
+        except BaseException as exc:  # handed to the streamer thread, which finalizes the card
+            self.items.put(exc)
+
+    def get(self, timeout: float) -> list[Any]:
+        """Everything available, waiting up to `timeout` s for the first item."""
+        try:
+            got = [self.items.get(timeout=max(0.0, timeout))]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                got.append(self.items.get_nowait())
+            except queue.Empty:
+                return got
+
+    def stop(self) -> None:
+        """Stop reading; close the source so the LLM stops generating too."""
+        self.stopped = True
+        close = getattr(self.chunks, "close", None)
+        if callable(close):
+            try:
+                close()
+            except ValueError:
+                pass  # a plain generator running on the pump thread cannot be closed from here
+
+
+class CardStreamer:
+    """Turns an iterator of text chunks into one AI card (protocol §6.4).
+
+    Create+deliver once (CardUnavailable → the caller replies in markdown), then full-text
+    streaming updates at most one per `interval` s and only when a rate-budget token is free
+    (so busy periods coalesce more), and always a final update with isFinalize — also when the
+    iterator raises (isError) or the Stop flag is set ("(stopped)").
+    """
+
+    def __init__(
+        self,
+        client: CardClient,
+        template_id: str,
+        *,
+        content_key: str = "content",
+        interval: float = 0.3,
+        max_bytes: int = CARD_MAX_BYTES,
+        cancel_check: Callable[[str], bool] | None = None,
+        poll: float = 0.1,
+        set_flow_status: bool = True,
+        update_timeout: float = 3.0,
+        finalize_deadline: float = 20.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.template_id = template_id
+        self.content_key = content_key
+        self.interval = interval
+        self.max_bytes = max_bytes
+        self.cancel_check = cancel_check
+        self.poll = poll
+        self.set_flow_status = set_flow_status
+        self.update_timeout = update_timeout
+        self.finalize_deadline = finalize_deadline
+        self.clock = clock
+
+    def stream(
+        self, msg_id: str, target: CardTarget, chunks: Iterable[str] | Iterator[str], locale: str = "zh-CN"
+    ) -> StreamResult:
+        """Create the card, stream `chunks` into it, finalize. Raises CardUnavailable before reading."""
+        started = self.clock()
+        out_track_id = out_track_id_for(msg_id)
+        params = {"flowStatus": FLOW_PROCESSING, self.content_key: ""}
+        self.client.create_and_deliver(out_track_id, self.template_id, target, params)
+        run = _Run(self, out_track_id, msg_id, locale, started)
+        pump = _Pump(chunks)
+        try:
+            run.consume(pump)
+        except BaseException as exc:
+            # The worker itself is failing (soft time limit, shutdown): the card still gets finalized.
+            pump.stop()
+            run.status, run.error = "failed", note("failed", locale)
+            log.error("card stream aborted msg_id=%s: %r", msg_id, exc)
+            run.finalize()
+            raise
+        return run.finalize()
+
+
+class _Run:
+    """The state of one card stream (one thread); kept apart so CardStreamer stays reusable."""
+
+    def __init__(self, streamer: CardStreamer, out_track_id: str, msg_id: str, locale: str, started: float):
+        self.s = streamer
+        self.out_track_id = out_track_id
+        self.msg_id = msg_id
+        self.locale = locale
+        self.started = started
+        self.text = ""
+        self.shown = ""
+        self.status = "finished"
+        self.error = ""
+        self.updates = 0
+        self.first_visible: float | None = None
+        self.streaming_ok = True  # False after a permission error: only the final data update is tried
+
+    def consume(self, pump: _Pump) -> None:
+        s = self.s
+        next_flush = self.started  # the first text goes out at once; later ones are coalesced
+        next_cancel_check = self.started
+        while True:
+            now = s.clock()
+            pending = self._view() != self.shown and self.streaming_ok
+            wait = min(s.poll, max(0.0, next_flush - now)) if pending else s.poll
+            for item in pump.get(wait):
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    self.status = "failed"
+                    self.error = getattr(item, "user_message", "") if isinstance(item, SkillError) else ""
+                    self.error = self.error or note("failed", self.locale)
+                    log.warning("answer stream failed msg_id=%s: %r", self.msg_id, item)
+                    return
+                self.text += item
+            now = s.clock()
+            if s.cancel_check is not None and now >= next_cancel_check:
+                next_cancel_check = now + s.poll
+                if s.cancel_check(self.out_track_id):
+                    self.status = "stopped"
+                    pump.stop()
+                    return
+            if now >= next_flush and self.streaming_ok and self._view() != self.shown:
+                next_flush = self._flush(now)
+
+    def _view(self, tail: str = "") -> str:
+        return fit_card(self.text, self.s.max_bytes, tail, note("more", self.locale))[0]
+
+    def _flush(self, now: float) -> float:
+        """One intermediate update if the budget allows; returns when the next may go."""
+        s = self.s
+        wait = s.client.take_budget()
+        if wait > 0:
+            return now + wait
+        content = self._view()
+        try:
+            s.client.stream(
+                self.out_track_id, s.content_key, content, budget_taken=True,
+                budget_timeout=0.5, deadline=1.0, timeout=s.update_timeout,
+            )
+        except CardError as exc:
+            # Skipped, not lost: the next update carries the full text again.
+            log.info("card update skipped msg_id=%s: %s", self.msg_id, exc)
+            if exc.denied:
+                self.streaming_ok = False
+            return s.clock() + s.interval
+        self._shown(content)
+        return now + s.interval
+
+    def _shown(self, content: str) -> None:
+        self.shown = content
+        self.updates += 1
+        if self.first_visible is None and content:
+            self.first_visible = self.s.clock() - self.started
+
+    def finalize(self) -> StreamResult:
+        s = self.s
+        tail = ""
+        if self.status == "stopped":
+            tail = note("stopped", self.locale)
+        elif self.status == "failed":
+            tail = "\n\n⚠️ " + self.error
+        content, overflow = fit_card(self.text, s.max_bytes, tail, note("more", self.locale))
+        finalized = False
+        if self.streaming_ok:
+            try:
+                s.client.stream(
+                    self.out_track_id, s.content_key, content, finalize=True,
+                    error=self.status == "failed", deadline=s.finalize_deadline,
+                    budget_timeout=s.finalize_deadline,
+                )
+                self._shown(content)
+                finalized = True
+            except CardError as exc:
+                log.error("card finalize failed msg_id=%s: %s", self.msg_id, exc)
+        if s.set_flow_status or not finalized:
+            # Also the way out when streaming itself is refused: a plain data update ends the card.
+            flow = FLOW_FAILED if self.status == "failed" else FLOW_FINISHED
+            try:
+                s.client.update(
+                    self.out_track_id, {"flowStatus": flow, s.content_key: content},
+                    deadline=s.finalize_deadline, budget_timeout=s.finalize_deadline,
+                )
+                finalized = True
+            except CardError as exc:
+                log.error("card status update failed msg_id=%s: %s", self.msg_id, exc)
+        return StreamResult(
+            out_track_id=self.out_track_id,
+            status=self.status,
+            text=self.text,
+            shown=content,
+            overflow=overflow,
+            finalized=finalized,
+            updates=self.updates,
+            error=self.error,
+            first_visible_s=self.first_visible,
+            elapsed_s=s.clock() - self.started,
+        )
