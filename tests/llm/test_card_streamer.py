@@ -65,7 +65,7 @@ def test_the_same_message_reuses_the_same_card(card_peer: CardPeer, card_client:
 def test_a_fast_token_stream_is_coalesced_to_about_one_update_per_300_ms(
     stub: StubLLMServer, card_peer: CardPeer, card_client: CardClient
 ) -> None:
-    stub.configure(tokens=150, inter_token_delay=0.01)
+    stub.configure(tokens=120, inter_token_delay=0.01)
     skill = LLMChatSkill(LLMChatConfig(base_url=stub.base_url, model="m"))
     started = time.monotonic()
     result = CardStreamer(card_client, "tpl").stream("m-fast", GROUP, skill.execute(make_turn()))
