@@ -63,6 +63,7 @@ class CardState:
             "cards": self.cards,
             "updates": self.updates,
             "calls": len(self.calls),
+            "accepted_at": [c["at"] for c in self.calls if c["status"] < 400],
             "throttled": self.throttled,
             "duplicate_guids": self.duplicate_guids,
             "qps_limit": self.qps_limit,
@@ -289,3 +290,23 @@ class CardPeer:
                 setattr(self.state, name, value)
 
         self._server.call(apply)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m sandbox.dingtalk_cards --port 8766 --qps 20`: the card endpoints alone (benches)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="DingTalk card endpoints stand-in")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--token", default="card-test-token")
+    parser.add_argument("--qps", type=float, default=0.0, help="card calls per second before 403 (0: none)")
+    args = parser.parse_args(argv)
+    token = args.token
+    app = web.Application()
+    add_card_routes(app, CardState(token_check=lambda t: t == token, qps_limit=args.qps or None))
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, stop_any
 from tenacity import wait_exponential_jitter
 
+from skills.api import Turn
 from workers.ratebudget import RateBudget
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,12 @@ class CardError(Exception):
 
 
 class CardUnavailable(CardError):
-    """No card can be shown for this answer (no template, no permission, creation failed): send markdown."""
+    """No card can be shown for this answer (no template, no permission, creation failed): send markdown.
+
+    `remaining`, when set by the streamer, yields the whole answer (what was already read first).
+    """
+
+    remaining: Iterator[str] | None = None
 
 
 class Throttled(CardError):
@@ -55,6 +61,10 @@ class CardTarget:
     robot_code: str
     user_nick: str = ""
     at_sender: bool = False
+
+    @classmethod
+    def from_turn(cls, turn: Turn, robot_code: str, at_sender: bool = False) -> "CardTarget":
+        return cls(turn.conversation_type, turn.conversation_id, turn.user_id, robot_code, turn.user_nick, at_sender)
 
     @property
     def is_group(self) -> bool:
@@ -133,10 +143,24 @@ class CardClient:
         """Try to take one token now: 0.0 when taken, else seconds until one may be free."""
         return self.budget.try_acquire(self.family) if self.budget is not None else 0.0
 
+    def reserve_budget(self, max_wait: float) -> tuple[bool, float]:
+        """Take a token now or book one within `max_wait` s: (booked, seconds until it is ours)."""
+        return self.budget.reserve(self.family, max_wait) if self.budget is not None else (True, 0.0)
+
+    def wait_budget(self, timeout: float) -> bool:
+        """Block until one token is ours (True) or `timeout` s pass (False)."""
+        return self.budget.acquire(self.family, timeout) if self.budget is not None else True
+
     # -- calls --------------------------------------------------------------------------------
 
     def create_and_deliver(
-        self, out_track_id: str, template_id: str, target: CardTarget, card_params: dict[str, str]
+        self,
+        out_track_id: str,
+        template_id: str,
+        target: CardTarget,
+        card_params: dict[str, str],
+        *,
+        budget_taken: bool = False,
     ) -> dict[str, Any]:
         """POST /v1.0/card/instances/createAndDeliver; CardUnavailable when no card can be shown."""
         if not template_id:
@@ -150,7 +174,7 @@ class CardClient:
             **target.deliver_fields(),
         }
         try:
-            answer = self.call("POST", "/v1.0/card/instances/createAndDeliver", body)
+            answer = self.call("POST", "/v1.0/card/instances/createAndDeliver", body, budget_taken=budget_taken)
         except CardError as exc:
             raise CardUnavailable(f"card creation failed: {exc}", exc.status, exc.code) from exc
         results = (answer.get("result") or {}).get("deliverResults") or []

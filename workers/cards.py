@@ -22,8 +22,8 @@ __all__ = [
     "out_track_id_for",
 ]
 
-# AI-card template status variable (protocol §6.4): 1 processing, 3 finished, 5 failed.
-FLOW_PROCESSING, FLOW_FINISHED, FLOW_FAILED = "1", "3", "5"
+# AI-card template status variable (protocol §6.4): 1 processing, 2 inputting, 3 finished, 5 failed.
+FLOW_PROCESSING, FLOW_INPUTTING, FLOW_FINISHED, FLOW_FAILED = "1", "2", "3", "5"
 CARD_MAX_BYTES = 1000  # DingTalk: ≤ 1 KB per streaming call, and isFull sends the whole text
 
 NOTES = {
@@ -167,10 +167,13 @@ class _Pump:
 class CardStreamer:
     """Turns an iterator of text chunks into one AI card (protocol §6.4).
 
-    Create+deliver once (CardUnavailable → the caller replies in markdown), then full-text
-    streaming updates at most one per `interval` s and only when a rate-budget token is free
-    (so busy periods coalesce more), and always a final update with isFinalize — also when the
-    iterator raises (isError) or the Stop flag is set ("(stopped)").
+    Reading starts at once; the card is created when the rate budget allows, already holding
+    the text read so far (the first visible text costs no extra call). Then full-text streaming
+    updates at most one per `interval` s and only when a budget token is free (busy periods
+    coalesce more), and always a final update with isFinalize — also when the iterator raises
+    (isError) or the Stop flag is set ("(stopped)"). `set_flow_status` adds PUT
+    /v1.0/card/instances with flowStatus 3/5 at the end, for templates that show that variable
+    (the Python SDK's flow); it costs one more call of the card budget per answer.
     """
 
     def __init__(
@@ -183,8 +186,10 @@ class CardStreamer:
         max_bytes: int = CARD_MAX_BYTES,
         cancel_check: Callable[[str], bool] | None = None,
         poll: float = 0.1,
-        set_flow_status: bool = True,
+        set_flow_status: bool = False,
         update_timeout: float = 3.0,
+        create_budget_timeout: float = 10.0,
+        first_update_max_wait: float = 5.0,
         finalize_deadline: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -197,19 +202,35 @@ class CardStreamer:
         self.poll = poll
         self.set_flow_status = set_flow_status
         self.update_timeout = update_timeout
+        self.create_budget_timeout = create_budget_timeout
+        self.first_update_max_wait = first_update_max_wait
         self.finalize_deadline = finalize_deadline
         self.clock = clock
 
     def stream(
         self, msg_id: str, target: CardTarget, chunks: Iterable[str] | Iterator[str], locale: str = "zh-CN"
     ) -> StreamResult:
-        """Create the card, stream `chunks` into it, finalize. Raises CardUnavailable before reading."""
+        """Create the card, stream `chunks` into it, finalize.
+
+        Raises CardUnavailable when no card can be made; its `remaining` then yields the whole
+        answer (already-read text first) for a markdown reply.
+        """
         started = self.clock()
         out_track_id = out_track_id_for(msg_id)
-        params = {"flowStatus": FLOW_PROCESSING, self.content_key: ""}
-        self.client.create_and_deliver(out_track_id, self.template_id, target, params)
+        if not self.template_id:
+            exc = CardUnavailable("no AI card template configured (DINGTALK_AI_CARD_TEMPLATE_ID)")
+            exc.remaining = iter(chunks)
+            raise exc
         run = _Run(self, out_track_id, msg_id, locale, started)
         pump = _Pump(chunks)
+        try:
+            run.create(pump, target)
+        except CardUnavailable as exc:
+            exc.remaining = run.remaining(pump)
+            raise
+        except BaseException:
+            pump.stop()
+            raise
         try:
             run.consume(pump)
         except BaseException as exc:
@@ -235,28 +256,62 @@ class _Run:
         self.shown = ""
         self.status = "finished"
         self.error = ""
+        self.ended = False  # the iterator is exhausted (or failed)
+        self.failure: BaseException | None = None
         self.updates = 0
         self.first_visible: float | None = None
         self.streaming_ok = True  # False after a permission error: only the final data update is tried
+        self.booked_at: float | None = None  # a budget slot booked for the first visible update
+
+    def _take(self, items: list[Any]) -> None:
+        for item in items:
+            if item is _END:
+                self.ended = True
+            elif isinstance(item, BaseException):
+                self.ended, self.failure, self.status = True, item, "failed"
+                self.error = getattr(item, "user_message", "") if isinstance(item, SkillError) else ""
+                self.error = self.error or note("failed", self.locale)
+                log.warning("answer stream failed msg_id=%s: %r", self.msg_id, item)
+            else:
+                self.text += item
+
+    def create(self, pump: _Pump, target: CardTarget) -> None:
+        s = self.s
+        if not s.client.wait_budget(s.create_budget_timeout):
+            raise CardUnavailable(f"no card rate budget within {s.create_budget_timeout}s")
+        self._take(pump.get(0))
+        content = self._view() if not self.failure else ""
+        params = {"flowStatus": FLOW_INPUTTING if content else FLOW_PROCESSING, s.content_key: content}
+        s.client.create_and_deliver(self.out_track_id, s.template_id, target, params, budget_taken=True)
+        if content:
+            self._shown(content, counted=False)
+
+    def remaining(self, pump: _Pump) -> Iterator[str]:
+        """The whole answer after a failed card creation: what was read, then the rest."""
+        if self.text:
+            yield self.text
+        while not self.ended:
+            for item in pump.get(1.0):
+                if item is _END:
+                    self.ended = True
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        if self.failure is not None:
+            raise self.failure
 
     def consume(self, pump: _Pump) -> None:
         s = self.s
-        next_flush = self.started  # the first text goes out at once; later ones are coalesced
-        next_cancel_check = self.started
-        while True:
+        next_flush = s.clock()  # text not on the card yet goes out at once; later text is coalesced
+        next_cancel_check = next_flush
+        while not self.ended:
             now = s.clock()
-            pending = self._view() != self.shown and self.streaming_ok
+            pending = self.streaming_ok and self._view() != self.shown
             wait = min(s.poll, max(0.0, next_flush - now)) if pending else s.poll
-            for item in pump.get(wait):
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    self.status = "failed"
-                    self.error = getattr(item, "user_message", "") if isinstance(item, SkillError) else ""
-                    self.error = self.error or note("failed", self.locale)
-                    log.warning("answer stream failed msg_id=%s: %r", self.msg_id, item)
-                    return
-                self.text += item
+            self._take(pump.get(wait))
+            if self.ended:
+                return
             now = s.clock()
             if s.cancel_check is not None and now >= next_cancel_check:
                 next_cancel_check = now + s.poll
@@ -273,9 +328,22 @@ class _Run:
     def _flush(self, now: float) -> float:
         """One intermediate update if the budget allows; returns when the next may go."""
         s = self.s
-        wait = s.client.take_budget()
-        if wait > 0:
-            return now + wait
+        if self.booked_at is not None:
+            self.booked_at = None  # our booked slot has come
+        elif not self.shown:
+            # Nothing visible yet: queue for a slot like creates and finals do, instead of
+            # competing for a free one with cards that already show text.
+            booked, wait = s.client.reserve_budget(s.first_update_max_wait)
+            if not booked:
+                return now + max(wait, s.poll)
+            if wait > 0:
+                self.booked_at = now + wait
+                return self.booked_at
+        else:
+            wait = s.client.take_budget()
+            if wait > 0:
+                # Others hold the budget: look again a little later, without hammering Redis.
+                return now + max(wait, s.poll)
         content = self._view()
         try:
             s.client.stream(
@@ -291,9 +359,9 @@ class _Run:
         self._shown(content)
         return now + s.interval
 
-    def _shown(self, content: str) -> None:
+    def _shown(self, content: str, counted: bool = True) -> None:
         self.shown = content
-        self.updates += 1
+        self.updates += counted
         if self.first_visible is None and content:
             self.first_visible = self.s.clock() - self.started
 

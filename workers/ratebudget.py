@@ -66,7 +66,7 @@ class RateBudget:
         prefix: str,
         rates: Mapping[str, float],
         burst: float = 1.0,
-        headroom: float = 0.9,
+        headroom: float = 0.85,
     ) -> None:
         if not 0 < headroom <= 1:
             raise ValueError("headroom must be in (0, 1]")

@@ -91,3 +91,14 @@ def test_a_code_fence_open_at_the_cut_is_closed_and_reopened() -> None:
 def test_cutting_never_splits_a_character(limit: int) -> None:
     shown, rest = fit_card("汉" * 1000, limit)
     assert len(shown.encode()) <= limit and shown + rest == "汉" * 1000
+
+
+def test_a_card_target_comes_from_the_turn() -> None:
+    from tests.llm.conftest import make_turn
+    from workers.card_api import CardTarget
+
+    group = CardTarget.from_turn(make_turn(), "robot-1", at_sender=True)
+    assert group.deliver_fields()["imGroupOpenDeliverModel"] == {"robotCode": "robot-1", "atUserIds": {"staff-1": "Alice"}}
+    private = CardTarget.from_turn(make_turn(conversation_type="1", user_id="staff-9"), "robot-1")
+    assert private.open_space_id == "dtv1.card//IM_ROBOT.staff-9"
+    assert private.deliver_fields()["imRobotOpenDeliverModel"]["spaceType"] == "IM_ROBOT"

@@ -35,7 +35,8 @@ def card(peer: CardPeer, out_track_id: str) -> dict[str, Any]:
 
 
 def test_an_answer_creates_one_card_streams_it_and_finalizes_it(card_peer: CardPeer, card_client: CardClient) -> None:
-    result = CardStreamer(card_client, "tpl-ai").stream("m-ok", GROUP, slow_chunks(["Hello", " world", "!"], 0.05))
+    streamer = CardStreamer(card_client, "tpl-ai", set_flow_status=True)
+    result = streamer.stream("m-ok", GROUP, slow_chunks(["Hello", " world", "!"], 0.05))
     assert result.status == "finished" and result.finalized and result.text == "Hello world!"
     got = card(card_peer, result.out_track_id)
     assert got["status"] == "finished" and got["data"]["content"] == "Hello world!" and got["data"]["flowStatus"] == "3"
@@ -51,6 +52,19 @@ def test_an_answer_creates_one_card_streams_it_and_finalizes_it(card_peer: CardP
 def test_a_private_chat_card_goes_to_the_askers_robot_space(card_peer: CardPeer, card_client: CardClient) -> None:
     result = CardStreamer(card_client, "tpl").stream("m-p", PRIVATE, iter(["hi"]))
     assert card(card_peer, result.out_track_id)["deliveries"][0]["openSpaceId"] == "dtv1.card//IM_ROBOT.staff-2"
+
+
+def test_text_already_read_when_the_card_is_created_is_on_it_from_the_start(
+    card_peer: CardPeer, card_client: CardClient
+) -> None:
+    # The LLM answered before the budget let the card be created: no separate first update.
+    result = CardStreamer(card_client, "tpl").stream("m-early", GROUP, iter(["all at once"]))
+    [create] = [c for c in card_peer.read(lambda s: list(s.calls)) if c["path"].endswith("createAndDeliver")]
+    assert create["body"]["cardData"]["cardParamMap"] == {"flowStatus": "2", "content": "all at once"}
+    ups = updates(card_peer, result.out_track_id)
+    assert len(ups) == 1 and ups[0]["isFinalize"] and result.first_visible_s is not None
+    # By default the streaming API's isFinalize ends the card; no extra data update is spent.
+    assert not [c for c in card_peer.read(lambda s: list(s.calls)) if c["path"] == "/v1.0/card/instances"]
 
 
 def test_the_same_message_reuses_the_same_card(card_peer: CardPeer, card_client: CardClient) -> None:
@@ -83,7 +97,7 @@ def test_an_error_in_the_answer_still_finalizes_the_card_with_the_error(card_pee
         yield "Partial answer"
         raise SkillError("boom", "Sorry, the AI service dropped.")
 
-    result = CardStreamer(card_client, "tpl").stream("m-err", GROUP, failing(), locale="en")
+    result = CardStreamer(card_client, "tpl", set_flow_status=True).stream("m-err", GROUP, failing(), locale="en")
     last = updates(card_peer, result.out_track_id)[-1]
     assert result.status == "failed" and result.finalized
     assert last["isFinalize"] and last["isError"]
@@ -183,8 +197,24 @@ def test_without_a_template_the_caller_is_told_to_reply_in_markdown(card_peer: C
 def test_without_card_permission_the_caller_is_told_to_reply_in_markdown(card_peer: CardPeer, card_client: CardClient) -> None:
     card_peer.set(permissions=set())
     with pytest.raises(CardUnavailable) as caught:
-        CardStreamer(card_client, "tpl").stream("m-perm", GROUP, iter(["x"]))
+        CardStreamer(card_client, "tpl").stream("m-perm", GROUP, slow_chunks(["one ", "two ", "three"], 0.02))
     assert caught.value.denied
+    assert caught.value.remaining is not None
+    assert "".join(caught.value.remaining) == "one two three"  # the whole answer, for a markdown reply
+
+
+def test_a_failed_answer_behind_a_failed_card_still_raises_for_the_apology(
+    card_peer: CardPeer, card_client: CardClient
+) -> None:
+    def failing() -> Iterator[str]:
+        yield "half"
+        raise SkillError("llm down", "Sorry, try later.")
+
+    card_peer.set(templates={"other"})
+    with pytest.raises(CardUnavailable) as caught:
+        CardStreamer(card_client, "tpl").stream("m-both", GROUP, failing())
+    with pytest.raises(SkillError):
+        list(caught.value.remaining or [])
 
 
 def test_without_streaming_permission_the_card_is_still_finished_by_a_data_update(

@@ -145,3 +145,30 @@ def test_it_stops_even_while_a_request_hangs() -> None:
     started = time.monotonic()
     server.stop()
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.slow
+def test_python_m_sandbox_llm_serves_the_stub_on_the_given_port() -> None:
+    import subprocess
+    import sys
+
+    from testkit.services import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox.llm", "--port", str(port), "--first-token-delay", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert "set LLM_BASE_URL" in (proc.stdout.readline() if proc.stdout else "")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                resp = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                                  json={"model": "x", "messages": MESSAGES}, timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert resp.json()["choices"][0]["message"]["content"].startswith(STUB_MARK)
+    finally:
+        proc.terminate()
+        proc.wait(10)
