@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
+import redis as redis_lib
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, stop_any
 from tenacity import wait_exponential_jitter
 
@@ -15,6 +16,7 @@ from skills.api import Turn
 from workers.ratebudget import RateBudget
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 QPS_LIMIT_CODES = ("Forbidden.AccessDenied.QpsLimitForApi",)
 QPS_LIMIT_ERRCODES = (130101, 90002)
@@ -138,18 +140,29 @@ class CardClient:
         self.stats = CardCallStats()
 
     # -- budget -------------------------------------------------------------------------------
+    # The budget fails open: with Redis unreachable a card must still be finished, and DingTalk's
+    # own 403s (retried below) still keep us in line.
 
     def take_budget(self) -> float:
         """Try to take one token now: 0.0 when taken, else seconds until one may be free."""
-        return self.budget.try_acquire(self.family) if self.budget is not None else 0.0
+        return self._budget(lambda b: b.try_acquire(self.family), 0.0)
 
     def reserve_budget(self, max_wait: float) -> tuple[bool, float]:
         """Take a token now or book one within `max_wait` s: (booked, seconds until it is ours)."""
-        return self.budget.reserve(self.family, max_wait) if self.budget is not None else (True, 0.0)
+        return self._budget(lambda b: b.reserve(self.family, max_wait), (True, 0.0))
 
     def wait_budget(self, timeout: float) -> bool:
         """Block until one token is ours (True) or `timeout` s pass (False)."""
-        return self.budget.acquire(self.family, timeout) if self.budget is not None else True
+        return self._budget(lambda b: b.acquire(self.family, timeout), True)
+
+    def _budget(self, use: Callable[[RateBudget], T], open_value: T) -> T:
+        if self.budget is None:
+            return open_value
+        try:
+            return use(self.budget)
+        except redis_lib.RedisError as exc:
+            log.warning("rate budget unavailable, going ahead without it: %r", exc)
+            return open_value
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -257,7 +270,7 @@ class CardClient:
         return result
 
     def _take(self, budget_timeout: float) -> None:
-        if self.budget is not None and not self.budget.acquire(self.family, budget_timeout):
+        if not self.wait_budget(budget_timeout):
             # Not a Throttled: waiting longer for our own budget will not help within this call.
             raise CardError(f"no {self.family} rate budget within {budget_timeout}s")
 
@@ -278,9 +291,8 @@ class CardClient:
         code = str(data.get("code") or "")
         if code in QPS_LIMIT_CODES or data.get("errcode") in QPS_LIMIT_ERRCODES:
             self.stats.throttled += 1
-            if self.budget is not None:
-                # Everyone backs off, not only this worker: the limit is per app.
-                self.budget.penalize(self.family, self.penalty_seconds)
+            # Everyone backs off, not only this worker: the limit is per app.
+            self._budget(lambda b: b.penalize(self.family, self.penalty_seconds), None)
             log.info("card call throttled path=%s out_track_id=%s", path, body.get("outTrackId"))
             raise Throttled(f"{method} {path}: {code or data.get('errcode')}", resp.status_code, code)
         if resp.status_code >= 500:

@@ -57,7 +57,12 @@ class CancelFlags:
         self.client.set(self.key(out_track_id), "1", ex=self.ttl_seconds)
 
     def __call__(self, out_track_id: str) -> bool:
-        return bool(self.client.exists(self.key(out_track_id)))
+        try:
+            return bool(self.client.exists(self.key(out_track_id)))
+        except redis_lib.RedisError as exc:
+            # A Redis hiccup must not fail the answer; Stop works again when Redis is back.
+            log.warning("cannot read the stop flag of %s: %r", out_track_id, exc)
+            return False
 
 
 def _cut(text: str, room: int) -> int:
@@ -260,6 +265,7 @@ class _Run:
         self.failure: BaseException | None = None
         self.updates = 0
         self.first_visible: float | None = None
+        self.shown_at: float | None = None
         self.streaming_ok = True  # False after a permission error: only the final data update is tried
         self.booked_at: float | None = None  # a budget slot booked for the first visible update
 
@@ -303,8 +309,9 @@ class _Run:
 
     def consume(self, pump: _Pump) -> None:
         s = self.s
-        next_flush = s.clock()  # text not on the card yet goes out at once; later text is coalesced
-        next_cancel_check = next_flush
+        # Text not on the card yet goes out at once; later text is coalesced (the create counts).
+        next_cancel_check = s.clock()
+        next_flush = self.shown_at + s.interval if self.shown_at is not None else next_cancel_check
         while not self.ended:
             now = s.clock()
             pending = self.streaming_ok and self._view() != self.shown
@@ -361,6 +368,7 @@ class _Run:
 
     def _shown(self, content: str, counted: bool = True) -> None:
         self.shown = content
+        self.shown_at = self.s.clock()
         self.updates += counted
         if self.first_visible is None and content:
             self.first_visible = self.s.clock() - self.started

@@ -273,3 +273,18 @@ def test_with_the_shared_budget_no_call_is_throttled(
         t.join()
     assert card_peer.read(lambda s: s.throttled) == 0
     assert len(results) == 4 and all(r.finalized for r in results)
+
+
+def test_an_unreachable_redis_neither_blocks_nor_fails_the_card(card_peer: CardPeer, http: httpx.Client) -> None:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from testkit.services import free_port
+
+    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    client = CardClient(http, card_peer.url, lambda: card_peer.token, RateBudget(dead, "x:", {"card": 5}))
+    streamer = CardStreamer(client, "tpl", cancel_check=CancelFlags(dead, "x:"))
+    started = time.monotonic()
+    result = streamer.stream("m-noredis", GROUP, slow_chunks(["a", "b", "c"], 0.1))
+    assert result.finalized and result.status == "finished" and result.shown == "abc"
+    assert time.monotonic() - started < 2
