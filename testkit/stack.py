@@ -1,0 +1,223 @@
+"""A whole bot on one machine: sandbox, listener and Celery workers as real processes, by pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable
+
+import psutil
+
+from testkit.services import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+SANDBOX_CLIENT_ID = "sandbox-client-id"
+SANDBOX_CLIENT_SECRET = "sandbox-client-secret"
+
+PIPELINE_QUEUES = "dtbot.preprocess,dtbot.postprocess,dtbot.deliver"
+SKILL_QUEUES = "dtbot.skills"
+
+
+@dataclass
+class Proc:
+    """A process this stack started: its role, Popen and log file."""
+
+    role: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes] = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_text(self) -> str:
+        self.log_file.flush()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process and its children (prefork pools)."""
+        try:
+            proc = psutil.Process(self.pid)
+            total = sum(proc.cpu_times()[:2])
+            for child in proc.children(recursive=True):
+                try:
+                    total += sum(child.cpu_times()[:2])
+                except psutil.Error:
+                    pass
+            return total
+        except psutil.Error:
+            return 0.0
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll `check` until true; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Stack:
+    """Starts and stops the bot's processes against isolated stores; kills only its own pids."""
+
+    def __init__(
+        self,
+        *,
+        broker_url: str,
+        database_url: str,
+        redis_prefix: str,
+        log_dir: Path,
+        redis_url: str = "redis://127.0.0.1:6379/0",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.broker_url = broker_url
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
+        self.log_dir = log_dir
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.extra_env = dict(extra_env or {})
+        self.sandbox_url = ""
+        self.procs: list[Proc] = []
+        self._lock = threading.Lock()
+
+    # -- environment -----------------------------------------------------------------------
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The environment every role of this stack runs with."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DINGTALK_", "CELERY_"))}
+        env.update(
+            {
+                "PYTHONPATH": str(ROOT),
+                "PYTHONUNBUFFERED": "1",
+                "DJANGO_SETTINGS_MODULE": "webapp.settings",
+                "CELERY_BROKER_URL": self.broker_url,
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": self.redis_url,
+                "REDIS_KEY_PREFIX": self.redis_prefix,
+                "DINGTALK_CLIENT_ID": SANDBOX_CLIENT_ID,
+                "DINGTALK_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
+                "DINGTALK_OPENAPI_ENDPOINT": self.sandbox_url,
+                "INGEST_METRICS_PORT": "0",
+                "OMP_NUM_THREADS": "2",
+                "OPENBLAS_NUM_THREADS": "1",
+                "HF_HUB_OFFLINE": "1",
+            }
+        )
+        env.update(self.extra_env)
+        env.update(overrides)
+        return env
+
+    def _spawn(self, role: str, argv: list[str], env: dict[str, str]) -> Proc:
+        log_path = self.log_dir / f"{role}-{len(self.procs)}.log"
+        log_file = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        popen = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        proc = Proc(role=role, popen=popen, log_path=log_path, log_file=log_file)
+        with self._lock:
+            self.procs.append(proc)
+        return proc
+
+    # -- roles -----------------------------------------------------------------------------
+    def start_sandbox(self, *, redeliver_after: float = 60.0, ping_interval: float = 20.0) -> Proc:
+        port = free_port()
+        proc = self._spawn(
+            "sandbox",
+            [
+                PYTHON, "-m", "sandbox", "--port", str(port),
+                "--client-id", SANDBOX_CLIENT_ID, "--client-secret", SANDBOX_CLIENT_SECRET,
+                "--redeliver-after", str(redeliver_after), "--ping-interval", str(ping_interval),
+            ],
+            self.env(),
+        )
+        self.sandbox_url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: "listening on" in proc.log_text() or not proc.alive(), 30, "the sandbox")
+        if not proc.alive():
+            raise RuntimeError(f"sandbox exited:\n{proc.log_text()[-3000:]}")
+        return proc
+
+    def start_listener(self, **env: str) -> Proc:
+        if not self.sandbox_url:
+            raise RuntimeError("start the sandbox first")
+        return self._spawn("listener", [PYTHON, "-m", "ingest"], self.env(**env))
+
+    def start_worker(
+        self, role: str, queues: str, *, pool: str = "threads", concurrency: int = 4, **env: str
+    ) -> Proc:
+        name = f"{role}-{len(self.procs)}@%h"
+        proc = self._spawn(
+            role,
+            [
+                PYTHON, "-m", "celery", "-A", "workers.celery", "worker", "-n", name, "-Q", queues,
+                "-P", pool, "-c", str(concurrency), "-l", "INFO", "--without-gossip",
+                "--without-mingle", "--without-heartbeat",
+            ],
+            self.env(**env),
+        )
+        wait_until(lambda: " ready." in proc.log_text() or not proc.alive(), 90, f"worker {role}")
+        if not proc.alive():
+            raise RuntimeError(f"worker {role} exited:\n{proc.log_text()[-3000:]}")
+        return proc
+
+    def start_pipeline_worker(self, concurrency: int = 8, **env: str) -> Proc:
+        return self.start_worker("worker-pipeline", PIPELINE_QUEUES, pool="threads", concurrency=concurrency, **env)
+
+    def start_skills_worker(self, concurrency: int = 2, pool: str = "prefork", **env: str) -> Proc:
+        return self.start_worker("worker-skills", SKILL_QUEUES, pool=pool, concurrency=concurrency, **env)
+
+    # -- control ---------------------------------------------------------------------------
+    def kill(self, proc: Proc, sig: int = signal.SIGKILL) -> None:
+        """Signal one of our own processes (and its process group: prefork children)."""
+        if proc.alive():
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            try:
+                proc.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Terminate every process this stack started, gently then firmly."""
+        for proc in reversed(self.procs):
+            if proc.alive():
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 15
+        for proc in self.procs:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                proc.popen.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.popen.wait(timeout=10)
+            proc.log_file.close()
+
+    def logs(self, role: str | None = None) -> str:
+        return "\n".join(
+            f"----- {p.role} (pid {p.pid}) -----\n{p.log_text()[-4000:]}"
+            for p in self.procs
+            if role is None or p.role == role
+        )

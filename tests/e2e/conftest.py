@@ -1,0 +1,70 @@
+"""End-to-end fixtures: a whole bot (sandbox, listener, real Celery workers) on private stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from sandbox.client import SandboxClient
+from testkit import services
+from testkit.stack import Stack
+
+
+def _database_url() -> str:
+    """The pytest-django test database, as a URL the worker processes can use."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def _make_stack(broker_url: str, redis_prefix: str, tmp_path: Path) -> Stack:
+    return Stack(
+        broker_url=broker_url,
+        database_url=_database_url(),
+        redis_prefix=redis_prefix,
+        log_dir=tmp_path / "logs",
+        extra_env={"INGEST_PING_INTERVAL_SECONDS": "5", "INGEST_WATCHDOG_SECONDS": "15"},
+    )
+
+
+@pytest.fixture
+def stack(transactional_db, redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
+    """A stack on a fresh RabbitMQ vhost; its logs are printed when the test fails."""
+    with services.rabbit_vhost("dtbot-e2e") as url:
+        bot = _make_stack(url, redis_prefix, tmp_path)
+        try:
+            yield bot
+        finally:
+            bot.stop()
+            if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
+                print(bot.logs())
+
+
+@pytest.fixture
+def redis_stack(transactional_db, redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
+    """A stack whose Celery broker is Redis."""
+    with services.redis_broker_db() as url:
+        bot = _make_stack(url, redis_prefix, tmp_path)
+        try:
+            yield bot
+        finally:
+            bot.stop()
+            if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
+                print(bot.logs())
+
+
+def sandbox_client(bot: Stack) -> SandboxClient:
+    return SandboxClient(bot.sandbox_url)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose the call outcome to fixtures so they can dump process logs on failure."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
