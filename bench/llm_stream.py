@@ -22,12 +22,16 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import redis  # noqa: E402
 
+from sandbox.client import SandboxClient  # noqa: E402
 from skills.api import Turn  # noqa: E402
 from skills.llm_chat import LLMChatConfig, LLMChatSkill  # noqa: E402
 from testkit.services import free_port  # noqa: E402
 from workers.card_api import CardClient, CardTarget  # noqa: E402
 from workers.cards import CardStreamer, StreamResult  # noqa: E402
 from workers.ratebudget import RateBudget  # noqa: E402
+
+
+BENCH_APP = ("bench-client-id", "bench-client-secret")  # the sandbox's app; the client id is the robot code
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -57,7 +61,7 @@ def serve(module: str, *args: str) -> Iterator[str]:
         deadline = time.monotonic() + 15
         while True:
             try:
-                httpx.get(url + "/", timeout=0.5)
+                httpx.get(url + "/", timeout=0.5)  # any answer means it listens
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or proc.poll() is not None:
@@ -73,7 +77,14 @@ def answer_batch(indices: list[int], llm_url: str, card_url: str, token: str, pr
                  opts: dict[str, Any], start_at: float) -> dict[str, Any]:
     """One worker process: a thread per answer, sharing the Redis budget with the other processes."""
     rdb = redis.Redis.from_url(opts["redis_url"])
-    with httpx.Client(timeout=10.0, limits=httpx.Limits(max_connections=len(indices) * 2)) as http:
+    sent_ok: list[float] = []
+
+    def record(response: httpx.Response) -> None:
+        if response.status_code < 400:
+            sent_ok.append(time.time())
+
+    limits = httpx.Limits(max_connections=len(indices) * 2)
+    with httpx.Client(timeout=10.0, limits=limits, event_hooks={"response": [record]}) as http:
         skill = LLMChatSkill(LLMChatConfig(base_url=llm_url + "/v1", model="stub-llm"))
         budget = RateBudget(rdb, prefix, {"card": opts["qps"]})
         client = CardClient(http, card_url, lambda: token, budget)
@@ -84,7 +95,7 @@ def answer_batch(indices: list[int], llm_url: str, card_url: str, token: str, pr
         def answer(i: int) -> None:
             turn = Turn(msg_id=f"bench-{i}", tenant_id="t", conversation_id=f"cid-{i}", conversation_type="2",
                         user_id=f"staff-{i}", text=f"Question number {i}: how do streamed cards work?", locale="en")
-            target = CardTarget("2", turn.conversation_id, turn.user_id, "bench-robot")
+            target = CardTarget.from_turn(turn, opts["robot_code"])
             time.sleep(max(0.0, start_at - time.time()))
             try:
                 result: StreamResult = streamer.stream(turn.msg_id, target, skill.execute(turn), locale="en")  # type: ignore[arg-type]
@@ -99,53 +110,54 @@ def answer_batch(indices: list[int], llm_url: str, card_url: str, token: str, pr
             t.start()
         for t in threads:
             t.join()
-        return {"results": results, "errors": errors, "cpu_s": time.process_time() - cpu}
+        return {"results": results, "errors": errors, "cpu_s": time.process_time() - cpu, "sent_ok": sent_ok}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     prefix = f"bench-llm-{uuid.uuid4().hex[:8]}:"
     rdb = redis.Redis.from_url(args.redis_url)
-    token = "bench-token"
     stub_config = {"tokens": args.tokens, "first_token_delay": args.first_token_delay,
                    "inter_token_delay": args.inter_token_delay}
-    opts = {"redis_url": args.redis_url, "qps": args.qps, "flow_status": args.flow_status}
     with serve("sandbox.llm", "--config", json.dumps(stub_config)) as llm_url, \
-            serve("sandbox.dingtalk_cards", "--qps", str(args.qps), "--token", token) as card_url, \
+            serve("sandbox", "--ping-interval", "0", "--log-level", "WARNING",
+                  "--client-id", BENCH_APP[0], "--client-secret", BENCH_APP[1]) as card_url, \
+            SandboxClient(card_url) as control, \
             ProcessPoolExecutor(args.procs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        control.configure(qps_limits={"card": args.qps})
+        token = httpx.post(f"{card_url}/v1.0/oauth2/accessToken",
+                           json={"appKey": BENCH_APP[0], "appSecret": BENCH_APP[1]}).json()["accessToken"]
+        opts = {"redis_url": args.redis_url, "qps": args.qps, "flow_status": args.flow_status,
+                "robot_code": BENCH_APP[0]}
         start_at = time.time() + 3.0  # every process imported and waiting
         batches = [list(range(args.answers))[p::args.procs] for p in range(args.procs)]
         futures = [pool.submit(answer_batch, b, llm_url, card_url, token, prefix, opts, start_at) for b in batches]
         outs = [f.result() for f in futures]
-        total = max(r["elapsed_s"] for o in outs for r in o["results"]) if any(o["results"] for o in outs) else 0.0
-        state = httpx.get(card_url + "/sandbox/cards", timeout=10).json()
+        cards = control.cards()
+        throttled = control.state()["throttled"]
     for key in rdb.scan_iter(match=prefix + "*"):
         rdb.delete(key)
     results = [r for o in outs for r in o["results"]]
-    errors = [e for o in outs for e in o["errors"]]
-    cpu = sum(o["cpu_s"] for o in outs)
-    per_answer: dict[str, int] = {}
-    for update in state["updates"]:
-        per_answer[update["outTrackId"]] = per_answer.get(update["outTrackId"], 0) + 1
-    counts = list(per_answer.values()) or [0]
+    total = max((r["elapsed_s"] for r in results), default=0.0)
+    counts = [sum(1 for u in c["updates"] if u["kind"] == "streaming" and not u["duplicate"]) for c in cards] or [0]
     first = [r["first_visible_s"] for r in results if r["first_visible_s"] is not None]
     return {
         "answers": args.answers,
         "worker_processes": args.procs,
         "finished": sum(1 for r in results if r["ok"]),
-        "errors": errors[:5],
+        "errors": [e for o in outs for e in o["errors"]][:5],
         "tokens_per_answer": args.tokens,
         "llm_answer_seconds": round(args.first_token_delay + args.tokens * args.inter_token_delay, 2),
         "card_qps_limit": args.qps,
-        "card_calls": state["calls"],
-        "card_calls_max_per_second": max_per_second(state["accepted_at"]),
+        "card_calls_accepted": sum(len(o["sent_ok"]) for o in outs),
+        "card_calls_max_in_any_second": max_per_second([t for o in outs for t in o["sent_ok"]]),
         "flow_status_update": args.flow_status,
         "streaming_updates_per_answer": {"mean": round(statistics.mean(counts), 2), "max": max(counts),
                                          "min": min(counts)},
-        "responses_403": state["throttled"],
-        "duplicate_guids": state["duplicate_guids"],
+        "responses_403": throttled,
+        "duplicate_guids": sum(1 for c in cards for u in c["updates"] if u.get("duplicate")),
         "first_visible_token_s": {"p50": percentile(first, 50), "p99": percentile(first, 99)},
         "total_s": round(total, 2),
-        "workers_cpu_s": round(cpu, 2),
+        "workers_cpu_s": round(sum(o["cpu_s"] for o in outs), 2),
     }
 
 

@@ -21,6 +21,8 @@ T = TypeVar("T")
 QPS_LIMIT_CODES = ("Forbidden.AccessDenied.QpsLimitForApi",)
 QPS_LIMIT_ERRCODES = (130101, 90002)
 DENIED_CODE_PREFIX = "Forbidden.AccessDenied"  # a missing permission (Card.Instance.Write, …)
+# How "this outTrackId is taken" reads (the exact DingTalk code is not documented; see protocol §9).
+EXISTS_WORDS = ("已存在", "already exist")
 
 
 class CardError(Exception):
@@ -189,6 +191,10 @@ class CardClient:
         try:
             answer = self.call("POST", "/v1.0/card/instances/createAndDeliver", body, budget_taken=budget_taken)
         except CardError as exc:
+            if exc.status == 400 and any(word in str(exc) for word in EXISTS_WORDS):
+                # A retried message: its card was created (and delivered) by the earlier attempt.
+                log.info("card %s exists already; streaming into it again", out_track_id)
+                return {"success": True, "result": {"outTrackId": out_track_id, "deliverResults": []}}
             raise CardUnavailable(f"card creation failed: {exc}", exc.status, exc.code) from exc
         results = (answer.get("result") or {}).get("deliverResults") or []
         failed = [r for r in results if isinstance(r, dict) and r.get("success") is False]

@@ -1,4 +1,4 @@
-"""Streaming answers into AI cards against the card endpoints: coalesced, always finalized, stoppable."""
+"""Streaming answers into AI cards on the DingTalk sandbox: coalesced, always finalized, stoppable."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ import httpx
 import pytest
 import redis
 
-from sandbox.dingtalk_cards import CardPeer
 from sandbox.llm import STUB_MARK, StubLLMServer
 from skills.api import SkillError
 from skills.llm_chat import LLMChatConfig, LLMChatSkill
-from workers.card_api import CardClient, CardUnavailable
+from tests.llm.card_denials import PermissionlessCards
+from tests.llm.conftest import GROUP, PRIVATE, CallLog, Dingtalk, make_turn
+from workers.card_api import CardClient, CardTarget, CardUnavailable
 from workers.cards import CancelFlags, CardStreamer, out_track_id_for
 from workers.ratebudget import RateBudget
-from tests.llm.conftest import GROUP, PRIVATE, make_turn
+
+CREATE = "/v1.0/card/instances/createAndDeliver"
+STREAMING = "/v1.0/card/streaming"
+INSTANCES = "/v1.0/card/instances"
 
 
 def slow_chunks(pieces: list[str], delay: float) -> Iterator[str]:
@@ -26,106 +30,112 @@ def slow_chunks(pieces: list[str], delay: float) -> Iterator[str]:
         yield piece
 
 
-def updates(peer: CardPeer, out_track_id: str) -> list[dict[str, Any]]:
-    return peer.read(lambda s: [dict(u) for u in s.updates_for(out_track_id)])
+def llm(stub: StubLLMServer) -> LLMChatSkill:
+    return LLMChatSkill(LLMChatConfig(base_url=stub.base_url, model="m"))
 
 
-def card(peer: CardPeer, out_track_id: str) -> dict[str, Any]:
-    return peer.read(lambda s: dict(s.cards[out_track_id], data=dict(s.cards[out_track_id]["data"])))
-
-
-def test_an_answer_creates_one_card_streams_it_and_finalizes_it(card_peer: CardPeer, card_client: CardClient) -> None:
+def test_an_answer_creates_one_card_streams_it_and_finalizes_it(
+    dingtalk: Dingtalk, card_client: CardClient, call_log: CallLog
+) -> None:
     streamer = CardStreamer(card_client, "tpl-ai", set_flow_status=True)
     result = streamer.stream("m-ok", GROUP, slow_chunks(["Hello", " world", "!"], 0.05))
     assert result.status == "finished" and result.finalized and result.text == "Hello world!"
-    got = card(card_peer, result.out_track_id)
-    assert got["status"] == "finished" and got["data"]["content"] == "Hello world!" and got["data"]["flowStatus"] == "3"
-    assert got["callbackType"] == "STREAM" and got["templateId"] == "tpl-ai"
-    assert got["deliveries"][0]["openSpaceId"] == "dtv1.card//IM_GROUP.cid-group-1"
-    ups = updates(card_peer, result.out_track_id)
+    card = dingtalk.card(result.out_track_id)
+    assert card["status"] == "finished" and card["streams"]["content"] == "Hello world!"
+    assert card["cardData"]["cardParamMap"]["flowStatus"] == "3" and card["cardTemplateId"] == "tpl-ai"
+    [create] = call_log.to(CREATE)
+    assert create["body"]["callbackType"] == "STREAM" and create["body"]["cardData"]["cardParamMap"]["flowStatus"] == "1"
+    assert create["body"]["openSpaceId"] == "dtv1.card//IM_GROUP.cid-group-1"
+    [reply] = dingtalk.control.replies(via="card")
+    assert reply["conversation_id"] == "cid-group-1" and reply["text"] == "Hello world!"
+    ups = dingtalk.streaming(result.out_track_id)
     assert ups[-1]["isFinalize"] and not ups[-1]["isError"] and all(u["isFull"] for u in ups)
     assert not any(u["isFinalize"] for u in ups[:-1])
-    creates = [c for c in card_peer.read(lambda s: list(s.calls)) if c["path"].endswith("createAndDeliver")]
-    assert len(creates) == 1 and creates[0]["body"]["cardData"]["cardParamMap"]["flowStatus"] == "1"
 
 
-def test_a_private_chat_card_goes_to_the_askers_robot_space(card_peer: CardPeer, card_client: CardClient) -> None:
-    result = CardStreamer(card_client, "tpl").stream("m-p", PRIVATE, iter(["hi"]))
-    assert card(card_peer, result.out_track_id)["deliveries"][0]["openSpaceId"] == "dtv1.card//IM_ROBOT.staff-2"
+def test_a_private_chat_card_goes_to_the_askers_robot_space(dingtalk: Dingtalk, card_client: CardClient) -> None:
+    CardStreamer(card_client, "tpl").stream("m-p", PRIVATE, iter(["hi"]))
+    [reply] = dingtalk.control.replies(via="card")
+    assert reply["conversation_type"] == "1" and reply["user_ids"] == ["staff-2"]
 
 
 def test_text_already_read_when_the_card_is_created_is_on_it_from_the_start(
-    card_peer: CardPeer, card_client: CardClient
+    dingtalk: Dingtalk, card_client: CardClient, call_log: CallLog
 ) -> None:
     # The LLM answered before the budget let the card be created: no separate first update.
     result = CardStreamer(card_client, "tpl").stream("m-early", GROUP, iter(["all at once"]))
-    [create] = [c for c in card_peer.read(lambda s: list(s.calls)) if c["path"].endswith("createAndDeliver")]
+    [create] = call_log.to(CREATE)
     assert create["body"]["cardData"]["cardParamMap"] == {"flowStatus": "2", "content": "all at once"}
-    ups = updates(card_peer, result.out_track_id)
+    ups = dingtalk.streaming(result.out_track_id)
     assert len(ups) == 1 and ups[0]["isFinalize"] and result.first_visible_s is not None
     # By default the streaming API's isFinalize ends the card; no extra data update is spent.
-    assert not [c for c in card_peer.read(lambda s: list(s.calls)) if c["path"] == "/v1.0/card/instances"]
+    assert not [c for c in call_log.calls if c["path"] == INSTANCES]
 
 
-def test_the_same_message_reuses_the_same_card(card_peer: CardPeer, card_client: CardClient) -> None:
+def test_a_retried_message_streams_into_the_card_it_already_has(
+    dingtalk: Dingtalk, card_client: CardClient
+) -> None:
     streamer = CardStreamer(card_client, "tpl")
-    first = streamer.stream("m-retry", GROUP, iter(["a"]))
-    card_peer.read(lambda s: s.cards[first.out_track_id].update(status="inputting"))  # a crash mid-stream
-    second = streamer.stream("m-retry", GROUP, iter(["a b"]))
-    assert first.out_track_id == second.out_track_id == out_track_id_for("m-retry")
-    assert card_peer.read(lambda s: len(s.cards)) == 1
+    # The first attempt died after creating the card (a worker killed mid-answer).
+    card_client.create_and_deliver(out_track_id_for("m-retry"), "tpl", GROUP, {"flowStatus": "1", "content": ""})
+    result = streamer.stream("m-retry", GROUP, iter(["the answer"]))
+    assert result.finalized and result.out_track_id == out_track_id_for("m-retry")
+    assert len(dingtalk.control.cards()) == 1 and len(dingtalk.control.replies(via="card")) == 1
+    assert dingtalk.card(result.out_track_id)["streams"]["content"] == "the answer"
 
 
 def test_a_fast_token_stream_is_coalesced_to_about_one_update_per_300_ms(
-    stub: StubLLMServer, card_peer: CardPeer, card_client: CardClient
+    stub: StubLLMServer, dingtalk: Dingtalk, card_client: CardClient
 ) -> None:
     stub.configure(tokens=120, inter_token_delay=0.01)
-    skill = LLMChatSkill(LLMChatConfig(base_url=stub.base_url, model="m"))
     started = time.monotonic()
-    result = CardStreamer(card_client, "tpl").stream("m-fast", GROUP, skill.execute(make_turn()))
+    result = CardStreamer(card_client, "tpl").stream("m-fast", GROUP, llm(stub).execute(make_turn()))
     duration = time.monotonic() - started
-    ups = updates(card_peer, result.out_track_id)
+    ups = dingtalk.streaming(result.out_track_id)
     assert result.status == "finished" and result.text.startswith(STUB_MARK)
     assert 3 <= len(ups) <= duration / 0.3 + 2
     gaps = [b["at"] - a["at"] for a, b in zip(ups, ups[1:-1])]
     assert all(gap >= 0.25 for gap in gaps), gaps
     assert result.first_visible_s is not None and result.first_visible_s < 0.3
+    assert ups[-1]["content"] == result.text
 
 
-def test_an_error_in_the_answer_still_finalizes_the_card_with_the_error(card_peer: CardPeer, card_client: CardClient) -> None:
+def test_an_error_in_the_answer_still_finalizes_the_card_with_the_error(
+    dingtalk: Dingtalk, card_client: CardClient
+) -> None:
     def failing() -> Iterator[str]:
         yield "Partial answer"
         raise SkillError("boom", "Sorry, the AI service dropped.")
 
     result = CardStreamer(card_client, "tpl", set_flow_status=True).stream("m-err", GROUP, failing(), locale="en")
-    last = updates(card_peer, result.out_track_id)[-1]
+    last = dingtalk.streaming(result.out_track_id)[-1]
     assert result.status == "failed" and result.finalized
     assert last["isFinalize"] and last["isError"]
     assert last["content"].startswith("Partial answer") and "Sorry, the AI service dropped." in last["content"]
-    assert card(card_peer, result.out_track_id)["data"]["flowStatus"] == "5"
+    card = dingtalk.card(result.out_track_id)
+    assert card["status"] == "failed" and card["cardData"]["cardParamMap"]["flowStatus"] == "5"
 
 
-def test_an_unexpected_crash_in_the_answer_shows_a_generic_apology(card_peer: CardPeer, card_client: CardClient) -> None:
+def test_an_unexpected_crash_in_the_answer_shows_a_generic_apology(dingtalk: Dingtalk, card_client: CardClient) -> None:
     def crashing() -> Iterator[str]:
         raise RuntimeError("KeyError deep inside")
         yield ""
 
     result = CardStreamer(card_client, "tpl").stream("m-crash", GROUP, crashing(), locale="en")
-    last = updates(card_peer, result.out_track_id)[-1]
+    last = dingtalk.streaming(result.out_track_id)[-1]
     assert last["isError"] and "something went wrong" in last["content"] and "KeyError" not in last["content"]
 
 
 def test_a_stream_cut_by_the_llm_finalizes_the_card_with_a_polite_error(
-    stub: StubLLMServer, card_peer: CardPeer, card_client: CardClient
+    stub: StubLLMServer, dingtalk: Dingtalk, card_client: CardClient
 ) -> None:
     stub.configure(cut_after=6, inter_token_delay=0.01)
-    skill = LLMChatSkill(LLMChatConfig(base_url=stub.base_url, model="m"))
-    result = CardStreamer(card_client, "tpl").stream("m-cut", GROUP, skill.execute(make_turn()), locale="en")
-    last = updates(card_peer, result.out_track_id)[-1]
+    result = CardStreamer(card_client, "tpl").stream("m-cut", GROUP, llm(stub).execute(make_turn()), locale="en")
+    last = dingtalk.streaming(result.out_track_id)[-1]
     assert last["isFinalize"] and last["isError"] and "connection to the AI service dropped" in last["content"]
 
 
-def test_the_worker_dying_mid_stream_still_finalizes_the_card(card_peer: CardPeer, card_client: CardClient) -> None:
+def test_the_worker_dying_mid_stream_still_finalizes_the_card(dingtalk: Dingtalk, card_client: CardClient) -> None:
     class SoftTimeLimit(BaseException):
         """Stands in for Celery's SoftTimeLimitExceeded raised into the worker thread."""
 
@@ -136,20 +146,17 @@ def test_the_worker_dying_mid_stream_still_finalizes_the_card(card_peer: CardPee
             raise SoftTimeLimit()
         return time.monotonic()
 
-    streamer = CardStreamer(card_client, "tpl", clock=clock)
     with pytest.raises(SoftTimeLimit):
-        streamer.stream("m-die", GROUP, slow_chunks(["x"] * 200, 0.01))
-    last = updates(card_peer, out_track_id_for("m-die"))[-1]
+        CardStreamer(card_client, "tpl", clock=clock).stream("m-die", GROUP, slow_chunks(["x"] * 200, 0.01))
+    last = dingtalk.streaming(out_track_id_for("m-die"))[-1]
     assert last["isFinalize"] and last["isError"]
 
 
 def test_the_stop_button_stops_within_one_second_even_while_the_llm_is_silent(
-    stub: StubLLMServer, card_peer: CardPeer, card_client: CardClient, redis_client: redis.Redis, redis_prefix: str
+    stub: StubLLMServer, dingtalk: Dingtalk, card_client: CardClient, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
     stub.configure(stall_after=5, inter_token_delay=0.02)
-    skill = LLMChatSkill(LLMChatConfig(base_url=stub.base_url, model="m"))
     flags = CancelFlags(redis_client, redis_prefix)
-    streamer = CardStreamer(card_client, "tpl", cancel_check=flags)
     pressed_at: list[float] = []
 
     def press_stop() -> None:
@@ -158,8 +165,9 @@ def test_the_stop_button_stops_within_one_second_even_while_the_llm_is_silent(
         flags.request(out_track_id_for("m-stop"))  # what the card-callback handler does
 
     threading.Thread(target=press_stop).start()
-    result = streamer.stream("m-stop", GROUP, skill.execute(make_turn()), locale="en")
-    last = updates(card_peer, result.out_track_id)[-1]
+    streamer = CardStreamer(card_client, "tpl", cancel_check=flags)
+    result = streamer.stream("m-stop", GROUP, llm(stub).execute(make_turn()), locale="en")
+    last = dingtalk.streaming(result.out_track_id)[-1]
     assert result.status == "stopped" and last["isFinalize"] and not last["isError"]
     assert last["content"].endswith("(stopped)") and last["content"].startswith(STUB_MARK)
     assert last["at"] - pressed_at[0] < 1.0
@@ -167,13 +175,12 @@ def test_the_stop_button_stops_within_one_second_even_while_the_llm_is_silent(
 
 
 def test_stopping_also_stops_the_llm_generating(
-    stub: StubLLMServer, card_peer: CardPeer, card_client: CardClient, redis_client: redis.Redis, redis_prefix: str
+    stub: StubLLMServer, dingtalk: Dingtalk, card_client: CardClient, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
     stub.configure(tokens=2000, inter_token_delay=0.01)
-    skill = LLMChatSkill(LLMChatConfig(base_url=stub.base_url, model="m"))
     flags = CancelFlags(redis_client, redis_prefix)
     threading.Timer(0.5, flags.request, args=[out_track_id_for("m-stop2")]).start()
-    result = CardStreamer(card_client, "tpl", cancel_check=flags).stream("m-stop2", GROUP, skill.execute(make_turn()))
+    result = CardStreamer(card_client, "tpl", cancel_check=flags).stream("m-stop2", GROUP, llm(stub).execute(make_turn()))
     assert result.status == "stopped"
     deadline = time.monotonic() + 2
     while stub.requests()[-1]["outcome"] != "client_gone" and time.monotonic() < deadline:
@@ -182,84 +189,88 @@ def test_stopping_also_stops_the_llm_generating(
     assert stub.requests()[-1]["tokens_sent"] < 300
 
 
-def test_without_a_template_the_caller_is_told_to_reply_in_markdown(card_peer: CardPeer, card_client: CardClient) -> None:
-    consumed: list[str] = []
-
-    def chunks() -> Iterator[str]:
-        consumed.append("read")
-        yield "x"
-
-    with pytest.raises(CardUnavailable):
-        CardStreamer(card_client, "").stream("m-none", GROUP, chunks())
-    assert consumed == [] and card_peer.read(lambda s: len(s.calls)) == 0  # the answer is still there to send
-
-
-def test_without_card_permission_the_caller_is_told_to_reply_in_markdown(card_peer: CardPeer, card_client: CardClient) -> None:
-    card_peer.set(permissions=set())
+def test_without_a_template_the_caller_is_told_to_reply_in_markdown(
+    dingtalk: Dingtalk, card_client: CardClient, call_log: CallLog
+) -> None:
     with pytest.raises(CardUnavailable) as caught:
-        CardStreamer(card_client, "tpl").stream("m-perm", GROUP, slow_chunks(["one ", "two ", "three"], 0.02))
-    assert caught.value.denied
-    assert caught.value.remaining is not None
-    assert "".join(caught.value.remaining) == "one two three"  # the whole answer, for a markdown reply
+        CardStreamer(card_client, "").stream("m-none", GROUP, iter(["the ", "answer"]))
+    assert call_log.calls == []
+    assert "".join(caught.value.remaining or []) == "the answer"  # nothing read, nothing lost
+
+
+def test_a_card_that_cannot_be_created_hands_back_the_whole_answer(dingtalk: Dingtalk, card_client: CardClient) -> None:
+    wrong_robot = CardTarget("2", "cid-group-1", "staff-1", robot_code="not-our-robot")
+    with pytest.raises(CardUnavailable) as caught:
+        CardStreamer(card_client, "tpl").stream("m-bad", wrong_robot, slow_chunks(["one ", "two ", "three"], 0.02))
+    assert "".join(caught.value.remaining or []) == "one two three"  # for a markdown reply
+    assert dingtalk.control.cards() == []
 
 
 def test_a_failed_answer_behind_a_failed_card_still_raises_for_the_apology(
-    card_peer: CardPeer, card_client: CardClient
+    dingtalk: Dingtalk, card_client: CardClient
 ) -> None:
     def failing() -> Iterator[str]:
         yield "half"
         raise SkillError("llm down", "Sorry, try later.")
 
-    card_peer.set(templates={"other"})
+    wrong_robot = CardTarget("2", "cid-group-1", "staff-1", robot_code="not-our-robot")
     with pytest.raises(CardUnavailable) as caught:
-        CardStreamer(card_client, "tpl").stream("m-both", GROUP, failing())
+        CardStreamer(card_client, "tpl").stream("m-both", wrong_robot, failing())
     with pytest.raises(SkillError):
         list(caught.value.remaining or [])
 
 
-def test_without_streaming_permission_the_card_is_still_finished_by_a_data_update(
-    card_peer: CardPeer, card_client: CardClient
-) -> None:
-    card_peer.set(permissions={"Card.Instance.Write"})
-    result = CardStreamer(card_client, "tpl").stream("m-nostream", GROUP, slow_chunks(["a", "b"], 0.05))
-    got = card(card_peer, result.out_track_id)
-    assert result.finalized and got["data"]["content"] == "ab" and got["data"]["flowStatus"] == "3"
+def test_without_card_permission_the_caller_is_told_to_reply_in_markdown(http: httpx.Client) -> None:
+    with PermissionlessCards(instance_write=False, streaming_write=False) as peer:
+        client = CardClient(http, peer.url, lambda: "token")
+        with pytest.raises(CardUnavailable) as caught:
+            CardStreamer(client, "tpl").stream("m-perm", GROUP, iter(["x"]))
+    assert caught.value.denied
+
+
+def test_without_streaming_permission_the_card_is_still_finished_by_a_data_update(http: httpx.Client) -> None:
+    with PermissionlessCards(instance_write=True, streaming_write=False) as peer:
+        client = CardClient(http, peer.url, lambda: "token")
+        result = CardStreamer(client, "tpl").stream("m-nostream", GROUP, slow_chunks(["a", "b"], 0.05))
+        assert result.finalized and peer.cards[result.out_track_id] == {"flowStatus": "3", "content": "ab"}
 
 
 def test_an_answer_too_long_for_the_card_keeps_the_card_at_its_limit_and_hands_back_the_rest(
-    card_peer: CardPeer, card_client: CardClient
+    dingtalk: Dingtalk, card_client: CardClient, call_log: CallLog
 ) -> None:
     words = [f"word{i} " for i in range(600)]
     result = CardStreamer(card_client, "tpl").stream("m-long", GROUP, iter(words), locale="en")
-    assert all(len(u["content"].encode()) <= 1000 for u in updates(card_peer, result.out_track_id))
+    assert all(c["status"] == 200 for c in call_log.calls)  # the sandbox refuses > 1 KB
+    assert all(len(u["content"].encode()) <= 1000 for u in dingtalk.streaming(result.out_track_id))
     assert result.shown.endswith("(continued in the next message)")
     shown_words = result.shown.split("\n\n…")[0]
     assert (shown_words + " " + result.overflow).split() == "".join(words).split()  # nothing lost, nothing twice
 
 
 def test_throttled_updates_are_retried_with_the_same_guid_and_never_applied_twice(
-    card_peer: CardPeer, http: httpx.Client
+    dingtalk: Dingtalk, http: httpx.Client, call_log: CallLog
 ) -> None:
-    card_peer.set(qps_limit=4)  # no budget on our side: DingTalk's limit is hit on purpose
-    client = CardClient(http, card_peer.url, lambda: card_peer.token, backoff_initial=0.1, backoff_max=0.5)
+    dingtalk.control.configure(qps_limits={"card": 4})  # no budget on our side: DingTalk's limit is hit
+    client = CardClient(http, dingtalk.url, lambda: dingtalk.token, backoff_initial=0.1, backoff_max=0.5)
     result = CardStreamer(client, "tpl").stream("m-qps", GROUP, slow_chunks([f"t{i} " for i in range(60)], 0.02))
-    calls = card_peer.read(lambda s: [dict(c) for c in s.calls])
-    streaming = [c for c in calls if c["path"] == "/v1.0/card/streaming"]
-    throttled_guids = {c["body"]["guid"] for c in streaming if c["status"] == 403}
-    accepted = [u["guid"] for u in updates(card_peer, result.out_track_id)]
-    assert client.stats.throttled > 0 and throttled_guids
-    assert len(accepted) == len(set(accepted))  # never applied twice
+    streaming = call_log.to(STREAMING)
+    throttled = {c["body"]["guid"] for c in streaming if c["status"] == 403}
     retried = {c["body"]["guid"] for c in streaming if c["status"] == 200}
-    assert throttled_guids & retried  # the same guid came back after the 403
-    assert result.finalized and card(card_peer, result.out_track_id)["data"]["content"] == result.text.strip()
+    assert client.stats.throttled > 0 and throttled
+    assert all(c["code"] == "Forbidden.AccessDenied.QpsLimitForApi" for c in streaming if c["status"] == 403)
+    assert throttled & retried  # the same guid came back after the 403
+    applied = [u["guid"] for u in dingtalk.streaming(result.out_track_id)]
+    assert len(applied) == len(set(applied))  # never applied twice
+    card = dingtalk.card(result.out_track_id)
+    assert result.finalized and card["status"] == "finished" and card["streams"]["content"] == result.text.strip()
 
 
 def test_with_the_shared_budget_no_call_is_throttled(
-    card_peer: CardPeer, http: httpx.Client, redis_client: redis.Redis, redis_prefix: str
+    dingtalk: Dingtalk, http: httpx.Client, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
-    card_peer.set(qps_limit=10)
+    dingtalk.control.configure(qps_limits={"card": 10})
     budget = RateBudget(redis_client, redis_prefix, {"card": 10})
-    client = CardClient(http, card_peer.url, lambda: card_peer.token, budget)
+    client = CardClient(http, dingtalk.url, lambda: dingtalk.token, budget)
     streamer = CardStreamer(client, "tpl")
     results: list[Any] = []
 
@@ -271,20 +282,21 @@ def test_with_the_shared_budget_no_call_is_throttled(
         t.start()
     for t in threads:
         t.join()
-    assert card_peer.read(lambda s: s.throttled) == 0
+    assert dingtalk.control.state()["throttled"] == 0
     assert len(results) == 4 and all(r.finalized for r in results)
 
 
-def test_an_unreachable_redis_neither_blocks_nor_fails_the_card(card_peer: CardPeer, http: httpx.Client) -> None:
+def test_an_unreachable_redis_neither_blocks_nor_fails_the_card(dingtalk: Dingtalk, http: httpx.Client) -> None:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
     from testkit.services import free_port
 
     dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    client = CardClient(http, card_peer.url, lambda: card_peer.token, RateBudget(dead, "x:", {"card": 5}))
-    streamer = CardStreamer(client, "tpl", cancel_check=CancelFlags(dead, "x:"))
+    client = CardClient(http, dingtalk.url, lambda: dingtalk.token, RateBudget(dead, "x:", {"card": 5}))
     started = time.monotonic()
-    result = streamer.stream("m-noredis", GROUP, slow_chunks(["a", "b", "c"], 0.1))
+    result = CardStreamer(client, "tpl", cancel_check=CancelFlags(dead, "x:")).stream(
+        "m-noredis", GROUP, slow_chunks(["a", "b", "c"], 0.1)
+    )
     assert result.finalized and result.status == "finished" and result.shown == "abc"
     assert time.monotonic() - started < 2
