@@ -283,7 +283,11 @@ class CardClient:
     def _send(self, method: str, path: str, body: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         self.stats.calls += 1
         self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
-        headers = {"x-acs-dingtalk-access-token": self.token_provider()}
+        try:
+            token = self.token_provider()
+        except Exception as exc:  # the provider is the caller's code; no token now is a retryable miss
+            raise Transient(f"no access token for {method} {path}: {exc!r}") from exc
+        headers = {"x-acs-dingtalk-access-token": token}
         extra = {"timeout": timeout} if timeout is not None else {}
         try:
             resp = self.http.request(method, self.base_url + path, json=body, headers=headers, **extra)

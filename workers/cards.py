@@ -14,6 +14,7 @@ import redis as redis_lib
 
 from skills.api import SkillError
 from workers.card_api import CardClient, CardError, CardTarget, CardUnavailable
+from workers.card_text import CARD_MAX_BYTES, fit_card, note
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +25,6 @@ __all__ = [
 
 # AI-card template status variable (protocol §6.4): 1 processing, 2 inputting, 3 finished, 5 failed.
 FLOW_PROCESSING, FLOW_INPUTTING, FLOW_FINISHED, FLOW_FAILED = "1", "2", "3", "5"
-CARD_MAX_BYTES = 1000  # DingTalk: ≤ 1 KB per streaming call, and isFull sends the whole text
-
-NOTES = {
-    "more": {"zh": "\n\n…（内容较长，余下部分见下一条消息）", "en": "\n\n…(continued in the next message)"},
-    "stopped": {"zh": "\n\n（已停止）", "en": "\n\n(stopped)"},
-    "failed": {"zh": "抱歉，回答时出了问题，请稍后再试。", "en": "Sorry, something went wrong while answering."},
-}
-
-
-def note(key: str, locale: str) -> str:
-    return NOTES[key]["zh" if locale.lower().startswith("zh") else "en"]
 
 
 def out_track_id_for(msg_id: str) -> str:
@@ -63,43 +53,6 @@ class CancelFlags:
             # A Redis hiccup must not fail the answer; Stop works again when Redis is back.
             log.warning("cannot read the stop flag of %s: %r", out_track_id, exc)
             return False
-
-
-def _cut(text: str, room: int) -> int:
-    """Index to cut `text` so text[:i] is ≤ room bytes, preferring a line end, then a space."""
-    size, end = 0, 0
-    for end, ch in enumerate(text):
-        size += len(ch.encode())
-        if size > room:
-            break
-    else:
-        return len(text)
-    for sep, window in (("\n", 0.3), (" ", 0.15)):
-        at = text.rfind(sep, int(end * (1 - window)), end)
-        if at > 0:
-            return at + 1
-    return end
-
-
-def fit_card(text: str, limit: int, tail: str = "", more: str = "") -> tuple[str, str]:
-    """(what the card shows, the overflow to send as a markdown reply).
-
-    The card shows `text + tail` when it fits in `limit` UTF-8 bytes; otherwise a head of the text,
-    `more` (saying the rest follows) and the tail. A code fence open at the cut is closed on the
-    card and reopened at the start of the overflow, so both halves stay valid markdown.
-    """
-    whole = (text + tail).strip()
-    if len(whole.encode()) <= limit:
-        return whole, ""
-    room = limit - len((more + tail).encode()) - len("\n```".encode())
-    i = _cut(text, max(0, room))
-    head, rest = text[:i].rstrip(), text[i:].lstrip("\n")
-    fence = ""
-    if head.count("```") % 2:
-        fence = head[head.rfind("```"):].split("\n", 1)[0]  # e.g. ```python
-        head += "\n```"
-        rest = fence + "\n" + rest
-    return (head + more + tail).strip(), rest
 
 
 @dataclass

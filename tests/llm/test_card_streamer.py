@@ -300,3 +300,19 @@ def test_an_unreachable_redis_neither_blocks_nor_fails_the_card(dingtalk: Dingta
     )
     assert result.finalized and result.status == "finished" and result.shown == "abc"
     assert time.monotonic() - started < 2
+
+
+def test_a_failing_token_provider_is_retried_and_the_card_still_finished(
+    dingtalk: Dingtalk, http: httpx.Client
+) -> None:
+    failures = iter([True, False, True, False, False, False, False, False, False])
+
+    def flaky_token() -> str:
+        if next(failures, False):
+            raise RuntimeError("token endpoint timed out")
+        return dingtalk.token
+
+    client = CardClient(http, dingtalk.url, flaky_token, backoff_initial=0.05, backoff_max=0.2)
+    result = CardStreamer(client, "tpl").stream("m-token", GROUP, iter(["fine"]))
+    assert result.finalized and dingtalk.card(result.out_track_id)["status"] == "finished"
+    assert client.stats.retries >= 2
