@@ -50,6 +50,17 @@ class Settings:
     django_allowed_hosts: tuple[str, ...]
     # sandbox (local DingTalk stand-in used by `make run` without credentials)
     sandbox_port: int
+    # LLM (any OpenAI-compatible server; empty base URL = not configured)
+    llm_base_url: str
+    llm_api_key: str
+    llm_model: str
+    llm_max_tokens: int
+    # AI cards and the shared DingTalk rate budget (requests per second per API family)
+    dingtalk_ai_card_template_id: str
+    dingtalk_ai_card_content_key: str
+    dingtalk_qps_webhook: float
+    dingtalk_qps_robot_send: float
+    dingtalk_qps_card: float
     # document search: empty URL = the embedded PostgreSQL + pgvector under pgvector_data_dir
     vector_database_url: str = ""
     pgvector_data_dir: str = "var/pgvector"
@@ -115,6 +126,15 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             django_debug=env.bool("DJANGO_DEBUG", False),
             django_allowed_hosts=tuple(env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])),
             sandbox_port=env.int("SANDBOX_PORT", 8765),
+            llm_base_url=env.str("LLM_BASE_URL", "").strip().rstrip("/"),
+            llm_api_key=env.str("LLM_API_KEY", "").strip(),
+            llm_model=env.str("LLM_MODEL", "").strip(),
+            llm_max_tokens=env.int("LLM_MAX_TOKENS", 2048),
+            dingtalk_ai_card_template_id=env.str("DINGTALK_AI_CARD_TEMPLATE_ID", "").strip(),
+            dingtalk_ai_card_content_key=env.str("DINGTALK_AI_CARD_CONTENT_KEY", "content").strip(),
+            dingtalk_qps_webhook=env.float("DINGTALK_QPS_WEBHOOK", 20.0),
+            dingtalk_qps_robot_send=env.float("DINGTALK_QPS_ROBOT_SEND", 20.0),
+            dingtalk_qps_card=env.float("DINGTALK_QPS_CARD", 20.0),
             vector_database_url=env.str("VECTOR_DATABASE_URL", ""),
             pgvector_data_dir=env.str("PGVECTOR_DATA_DIR", "var/pgvector"),
             embed_threads=env.int("EMBED_THREADS", 2),
