@@ -1,0 +1,181 @@
+"""Per-conversation ordering across worker replicas: a Redis turnstile in front of run_skill and deliver.
+
+How it works
+------------
+* preprocess registers every claimed message in its conversation's sorted set
+  `{prefix}order:{tenant}:{conversation}`; the score is DingTalk's `createAt` (epoch ms, the order
+  the users see in their client; card callbacks use the listener's receive time), ties broken by
+  msgId. The registration time (Redis clock) goes into a companion hash.
+* run_skill and deliver first ask the turnstile: "is any *registered, unfinished* message of my
+  conversation ahead of me?" (one Lua call). If not, the stage runs. If so, the task waits briefly
+  in place (ORDER_SPIN_SECONDS, polling), then hands its slot back to the broker: it is re-queued
+  with a short countdown (Celery retry that does not count against TASK_MAX_RETRIES), so a waiting
+  message never holds a worker thread for long.
+* deliver finishes the message (removes it) once every part of its reply is sent or known to be
+  in flight elsewhere; dead-lettering finishes it too. run_skill re-reads the session after
+  passing the turnstile, so the skill sees the turns of the messages before it.
+
+The guarantee
+-------------
+Let A and B be messages of one conversation with key(A) < key(B), key = (createAt, msgId).
+
+1. Replies: if A is registered before B's deliver stage passes the turnstile, no part of B's reply
+   is sent before A is finished (all of A's parts sent, or A dead-lettered).
+2. Context: if A is registered before B's run_skill passes the turnstile, B's skill runs after A
+   is finished and its session history contains A's turn.
+3. Liveness: a message waits at most ORDER_MAX_WAIT_SECONDS in total across both stages, then goes
+   ahead (logged with both msgIds); an entry registered more than ORDER_ENTRY_TTL_SECONDS ago is
+   treated as abandoned and dropped. One stuck message delays its conversation by at most
+   ORDER_MAX_WAIT_SECONDS and never blocks it for good.
+4. Conversations are independent: a message only ever waits for messages of its own
+   (tenant, conversation); different conversations run fully in parallel.
+
+Not guaranteed: a message registered *after* a later-keyed message already passed deliver (e.g.
+A's preprocess was delayed longer than B's whole skill run) is answered after B. Registration
+happens right after the msgId claim, the first thing preprocess does, so this needs a reordering
+larger than a whole skill run. Replayed dead letters are not registered and never wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from conf.settings import get_settings
+from workers.runtime import key, redis_client
+
+log = logging.getLogger(__name__)
+
+# KEYS: zset, hash. ARGV: member, score, entry ttl (s). Registers once; re-registering a
+# redelivered message keeps its first registration time.
+_REGISTER = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+redis.call('HSETNX', KEYS[2], ARGV[1], tostring(now))
+local ttl = math.ceil(tonumber(ARGV[3]) * 2000)
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1
+"""
+
+# KEYS: zset, hash. ARGV: member, score, entry ttl (s), scan limit.
+# Returns how many live messages are ahead of member; abandoned ones are dropped on the way.
+_AHEAD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local score, ttl, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, limit)
+local ahead, seen = 0, 0
+for i = 1, #rows, 2 do
+  local member, s = rows[i], tonumber(rows[i + 1])
+  seen = seen + 1
+  if member ~= ARGV[1] and (s < score or member < ARGV[1]) then
+    local at = tonumber(redis.call('HGET', KEYS[2], member) or '0')
+    if at > 0 and now - at > ttl then
+      redis.call('ZREM', KEYS[1], member)
+      redis.call('HDEL', KEYS[2], member)
+    else
+      ahead = ahead + 1
+    end
+  end
+end
+if ahead == 0 and seen >= limit then ahead = 1 end
+return ahead
+"""
+
+SCAN_LIMIT = 100
+
+
+class WaitForTurn(Exception):
+    """Earlier messages of the conversation are not finished: re-queue this stage in `countdown` s."""
+
+    def __init__(self, payload: dict[str, Any], countdown: float, ahead: int) -> None:
+        super().__init__(f"{ahead} earlier message(s) of the conversation still running")
+        self.payload = payload
+        self.countdown = countdown
+        self.ahead = ahead
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A message's place in its conversation (travels in the payload as `order`)."""
+
+    tenant_id: str
+    conversation_id: str
+    seq: float  # epoch ms
+
+    def zset(self) -> str:
+        return key(f"order:{self.tenant_id}:{self.conversation_id}")
+
+    def times(self) -> str:
+        return key(f"order:{self.tenant_id}:{self.conversation_id}:at")
+
+
+def slot_of(payload: dict[str, Any]) -> Slot | None:
+    order = payload.get("order")
+    if not isinstance(order, dict) or not order.get("conversation_id"):
+        return None
+    return Slot(str(order.get("tenant_id") or ""), str(order["conversation_id"]), float(order.get("seq") or 0))
+
+
+def register(msg_id: str, tenant_id: str, conversation_id: str, seq_ms: float) -> dict[str, Any]:
+    """Enter the message in its conversation's line; returns the payload's `order` field."""
+    slot = Slot(tenant_id, conversation_id, float(seq_ms))
+    ttl = get_settings().order_entry_ttl_seconds
+    redis_client().eval(_REGISTER, 2, slot.zset(), slot.times(), msg_id, repr(slot.seq), ttl)
+    return {"tenant_id": tenant_id, "conversation_id": conversation_id, "seq": slot.seq}
+
+
+def ahead_of(msg_id: str, slot: Slot) -> int:
+    """How many live messages of the conversation come before this one."""
+    ttl = get_settings().order_entry_ttl_seconds
+    return int(redis_client().eval(_AHEAD, 2, slot.zset(), slot.times(), msg_id, repr(slot.seq), ttl, SCAN_LIMIT))
+
+
+def finish(payload: dict[str, Any]) -> None:
+    """The message is done (answered or given up): the next one of its conversation may go."""
+    slot = slot_of(payload)
+    msg_id = str(payload.get("msg_id") or "")
+    if slot is None or not msg_id:
+        return
+    pipe = redis_client().pipeline(transaction=True)
+    pipe.zrem(slot.zset(), msg_id)
+    pipe.hdel(slot.times(), msg_id)
+    pipe.execute()
+
+
+def admit(payload: dict[str, Any], stage: str) -> dict[str, Any]:
+    """Return the payload when it is this message's turn; raise WaitForTurn otherwise.
+
+    Waits in place up to ORDER_SPIN_SECONDS (most predecessors finish quickly), then re-queues.
+    After ORDER_MAX_WAIT_SECONDS in total it goes ahead anyway.
+    """
+    slot = slot_of(payload)
+    msg_id = str(payload.get("msg_id") or "")
+    if slot is None or not msg_id:
+        return payload
+    settings = get_settings()
+    order = dict(payload["order"])
+    spin_until = time.monotonic() + settings.order_spin_seconds
+    step = max(0.01, settings.order_poll_seconds / 4)
+    while True:
+        ahead = ahead_of(msg_id, slot)
+        if ahead == 0:
+            if order.get("waiting_since"):
+                log.info("%s: my turn after %.2f s", stage, time.time() - float(order["waiting_since"]))
+            return payload
+        waiting_since = float(order.get("waiting_since") or time.time())
+        if time.time() - waiting_since > settings.order_max_wait_seconds:
+            log.warning("%s: waited %.0f s for %d earlier message(s) of the conversation; going ahead",
+                        stage, time.time() - waiting_since, ahead)
+            return payload
+        if time.monotonic() + step > spin_until:
+            break
+        time.sleep(step)
+    order["waiting_since"] = waiting_since
+    # Further back in the line, look again less often (each message ahead needs its own time).
+    countdown = min(settings.order_poll_seconds * ahead, 2.0)
+    raise WaitForTurn({**payload, "order": order}, countdown, ahead)
