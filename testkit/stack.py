@@ -156,13 +156,16 @@ class Stack:
         return self._spawn("listener", [PYTHON, "-m", "ingest"], self.env(**env))
 
     def start_worker(
-        self, role: str, queues: str, *, pool: str = "threads", concurrency: int = 4, **env: str
+        self, role: str, queues: str, *, pool: str = "threads", concurrency: int = 4,
+        app: str = "workers.celery", **env: str,
     ) -> Proc:
+        """`app`: the Celery app module; a test may pass its own module that imports
+        workers.celery and adds test skills before the worker starts."""
         name = f"{role}-{len(self.procs)}@%h"
         proc = self._spawn(
             role,
             [
-                PYTHON, "-m", "celery", "-A", "workers.celery", "worker", "-n", name, "-Q", queues,
+                PYTHON, "-m", "celery", "-A", app, "worker", "-n", name, "-Q", queues,
                 "-P", pool, "-c", str(concurrency), "-l", "INFO", "--without-gossip",
                 "--without-mingle", "--without-heartbeat",
             ],
@@ -173,11 +176,15 @@ class Stack:
             raise RuntimeError(f"worker {role} exited:\n{proc.log_text()[-3000:]}")
         return proc
 
-    def start_pipeline_worker(self, concurrency: int = 8, **env: str) -> Proc:
-        return self.start_worker("worker-pipeline", PIPELINE_QUEUES, pool="threads", concurrency=concurrency, **env)
+    def start_pipeline_worker(self, concurrency: int = 8, app: str = "workers.celery", **env: str) -> Proc:
+        return self.start_worker("worker-pipeline", PIPELINE_QUEUES, pool="threads", concurrency=concurrency,
+                                 app=app, **env)
 
-    def start_skills_worker(self, concurrency: int = 2, pool: str = "prefork", **env: str) -> Proc:
-        return self.start_worker("worker-skills", SKILL_QUEUES, pool=pool, concurrency=concurrency, **env)
+    def start_skills_worker(
+        self, concurrency: int = 2, pool: str = "prefork", app: str = "workers.celery", **env: str
+    ) -> Proc:
+        return self.start_worker("worker-skills", SKILL_QUEUES, pool=pool, concurrency=concurrency,
+                                 app=app, **env)
 
     # -- control ---------------------------------------------------------------------------
     def kill(self, proc: Proc, sig: int = signal.SIGKILL) -> None:

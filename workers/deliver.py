@@ -17,6 +17,7 @@ from workers.dingtalk_api import DingTalkAPI, Throttled, WebhookExpired
 from workers.dingtalk_token import TokenCache
 from workers.errors import PipelineError, PoisonMessage
 from workers.gateway import buttons
+from workers.gateway.cardsend import send_card
 from workers.gateway.outbound import action_buttons, webhook_body
 from workers.ratebudget import RateBudget
 from workers.runtime import http_client, key, redis_client
@@ -164,8 +165,15 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
             log.warning("another run is delivering this reply; stopping")
             return {"msg_id": msg_id, "result": "concurrent"}
         try:
-            _remember_buttons(payload, parts[index])
-            channel = send_part(api, channel, parts[index], delivery, budget, mention=index == 0)
+            part = parts[index]
+            robot_code = str(delivery.get("robot_code") or get_settings().dingtalk_robot_code)
+            if part.kind == "card" and send_card(api, budget, payload, index, part, robot_code):
+                channel = DeliveryChannel.OPENAPI.value
+            else:
+                if part.kind == "card":  # no card could be shown: its text as markdown
+                    part = Reply(text=part.text or part.title or "…", kind="markdown", title=part.title)
+                _remember_buttons(payload, part)
+                channel = send_part(api, channel, part, delivery, budget, mention=index == 0)
         except PipelineError:
             # Known not delivered: the retry (or a replay) may send this part.
             reply_state.swap(msg_id, reply_state.sending(index), reply_state.next_part(index))

@@ -23,6 +23,11 @@ def reply_parts(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str
 
     An action card keeps its buttons on its last part; the parts before it go as markdown.
     """
+    if reply.kind == "card" and reply.card:
+        # A card is one message; its text is the markdown fallback when no card can be shown.
+        return [Reply(text=reply.text, kind="card", title=reply.title, card=reply.card,
+                      meta={"part": 1, "of": 1 + bool(notes)}).to_dict()] + [
+            Reply(text="\n\n".join(notes), meta={"part": 2, "of": 2}).to_dict() for _ in notes[:1]]
     text = reply.text.strip()
     if notes:
         text = "\n\n".join([text, *notes]) if text else "\n\n".join(notes)

@@ -51,7 +51,7 @@ def _envelope(data: dict[str, Any]) -> Envelope:
 
 def _incoming(envelope: Envelope, settings: Settings) -> Incoming:
     if envelope.topic == TOPIC_BOT_MESSAGE:
-        return gateway.with_tap(gateway.from_message(envelope, settings))
+        return gateway.with_tap(gateway.from_message(envelope, settings), envelope.msg_id)
     if envelope.topic == TOPIC_CARD_CALLBACK:
         stop = gateway.stop_requested(envelope)
         if stop:

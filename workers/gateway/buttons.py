@@ -15,10 +15,14 @@ from typing import Any
 from conf.settings import get_settings
 from workers.runtime import key, redis_client
 
-# KEYS[1] the asker's buttons. ARGV[1] normalised title. Read and forget in one step: one tap, one use.
+# KEYS[1] the asker's buttons. ARGV: normalised title, msgId of the tap. The first tap uses the
+# card up; the same message asking again (a retried or redelivered task) gets the same answer.
 _TAKE = """
 local found = redis.call('HGET', KEYS[1], ARGV[1])
-if found then redis.call('DEL', KEYS[1]) end
+if not found then return false end
+local used = redis.call('HGET', KEYS[1], '__used_by')
+if used and used ~= ARGV[2] then return false end
+redis.call('HSET', KEYS[1], '__used_by', ARGV[2])
 return found
 """
 
@@ -53,11 +57,11 @@ def remember(
     pipe.execute()
 
 
-def take(tenant_id: str, conversation_id: str, user_id: str, text: str) -> dict[str, Any] | None:
-    """The button this text taps (and forget the card's buttons), or None."""
+def take(tenant_id: str, conversation_id: str, user_id: str, text: str, msg_id: str) -> dict[str, Any] | None:
+    """The button this text taps, or None; a card's buttons serve one tap (one msgId)."""
     if not text or len(text) > 200:
         return None
-    raw = redis_client().eval(_TAKE, 1, buttons_key(tenant_id, conversation_id, user_id), normalise(text))
+    raw = redis_client().eval(_TAKE, 1, buttons_key(tenant_id, conversation_id, user_id), normalise(text), msg_id)
     if not raw:
         return None
     try:
@@ -75,7 +79,7 @@ def _keys_of(tenant_id: str, user_id: str) -> list[str]:
 def export_user(tenant_id: str, user_id: str) -> list[dict[str, Any]]:
     """The remembered buttons of this user (per-user export)."""
     client = redis_client()
-    return [{"key": k, "buttons": {t: json.loads(v) for t, v in client.hgetall(k).items()}}
+    return [{"key": k, "buttons": {t: json.loads(v) for t, v in client.hgetall(k).items() if t != "__used_by"}}
             for k in _keys_of(tenant_id, user_id)]
 
 

@@ -86,11 +86,11 @@ def from_message(envelope: Envelope, settings: Settings) -> Incoming:
     )
 
 
-def with_tap(incoming: Incoming) -> Incoming:
+def with_tap(incoming: Incoming, msg_id: str) -> Incoming:
     """A text that taps a remembered card button becomes that button, for the card's skill."""
     if incoming.msgtype != "text" or incoming.skill or incoming.params.get("quoted"):
         return incoming
-    tapped = buttons.take(incoming.tenant_id, incoming.conversation_id, incoming.user_id, incoming.text)
+    tapped = buttons.take(incoming.tenant_id, incoming.conversation_id, incoming.user_id, incoming.text, msg_id)
     if tapped is None:
         return incoming
     own = dict(tapped.get("params") or {})
