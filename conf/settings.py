@@ -81,7 +81,7 @@ class Settings:
     media_max_bytes: int = 20 * 1024 * 1024
     media_allowed_types: tuple[str, ...] = ()
     session_group_scope: str = "user"
-    order_max_wait_seconds: float = 150.0
+    order_max_wait_seconds: float = 180.0
     order_entry_ttl_seconds: float = 900.0
     order_poll_seconds: float = 0.2
     order_spin_seconds: float = 0.3
@@ -170,7 +170,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
                 t.strip().lower() for t in env.list("MEDIA_ALLOWED_TYPES", []) if t.strip()
             ) or DEFAULT_MEDIA_TYPES,
             session_group_scope=env.str("SESSION_GROUP_SCOPE", "user").strip().lower(),
-            order_max_wait_seconds=env.float("ORDER_MAX_WAIT_SECONDS", 150.0),
+            order_max_wait_seconds=env.float("ORDER_MAX_WAIT_SECONDS", 180.0),
             order_entry_ttl_seconds=env.float("ORDER_ENTRY_TTL_SECONDS", 900.0),
             order_poll_seconds=env.float("ORDER_POLL_SECONDS", 0.2),
             order_spin_seconds=env.float("ORDER_SPIN_SECONDS", 0.3),

@@ -5,7 +5,7 @@ How it works
 * preprocess registers every claimed message in its conversation's sorted set
   `{prefix}order:{tenant}:{conversation}`; the score is DingTalk's `createAt` (epoch ms, the order
   the users see in their client; card callbacks use the listener's receive time), ties broken by
-  msgId. The registration time (Redis clock) goes into a companion hash.
+  msgId. A companion hash holds when each message last made progress (Redis clock).
 * run_skill and deliver first ask the turnstile: "is any *registered, unfinished* message of my
   conversation ahead of me?" (one Lua call). If not, the stage runs. If so, the task waits briefly
   in place (ORDER_SPIN_SECONDS, polling), then hands its slot back to the broker: it is re-queued
@@ -23,10 +23,12 @@ Let A and B be messages of one conversation with key(A) < key(B), key = (createA
    is sent before A is finished (all of A's parts sent, or A dead-lettered).
 2. Context: if A is registered before B's run_skill passes the turnstile, B's skill runs after A
    is finished and its session history contains A's turn.
-3. Liveness: a message waits at most ORDER_MAX_WAIT_SECONDS in total across both stages, then goes
-   ahead (logged with both msgIds); an entry registered more than ORDER_ENTRY_TTL_SECONDS ago is
-   treated as abandoned and dropped. One stuck message delays its conversation by at most
-   ORDER_MAX_WAIT_SECONDS and never blocks it for good.
+3. Liveness: every stage start of a message (preprocess, run_skill, postprocess, deliver) records
+   progress. A message ahead that made no progress for ORDER_MAX_WAIT_SECONDS counts as stuck and
+   no longer holds anyone back (logged); one without progress for ORDER_ENTRY_TTL_SECONDS is
+   dropped. So a stuck message (lost task, crashed worker past its retries) delays its
+   conversation by at most ORDER_MAX_WAIT_SECONDS after its last progress, never for good; a
+   slow but moving one (a backlog, a long LLM answer) keeps its place.
 4. Conversations are independent: a message only ever waits for messages of its own
    (tenant, conversation); different conversations run fully in parallel.
 
@@ -48,8 +50,8 @@ from workers.runtime import key, redis_client
 
 log = logging.getLogger(__name__)
 
-# KEYS: zset, hash. ARGV: member, score, entry ttl (s). Registers once; re-registering a
-# redelivered message keeps its first registration time.
+# KEYS: zset, hash. ARGV: member, score, entry ttl (s). Registers once (a redelivered message
+# keeps its place); the hash holds when each message last made progress.
 _REGISTER = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -61,14 +63,15 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 return 1
 """
 
-# KEYS: zset, hash. ARGV: member, score, entry ttl (s), scan limit.
-# Returns how many live messages are ahead of member; abandoned ones are dropped on the way.
+# KEYS: zset, hash. ARGV: member, score, stuck after (s), entry ttl (s), scan limit.
+# Returns {live, stuck}: messages ahead of member that made progress within `stuck after` seconds,
+# and those that did not. Entries without progress for `entry ttl` are dropped on the way.
 _AHEAD = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local score, ttl, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local score, stuck_after, ttl, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, limit)
-local ahead, seen = 0, 0
+local live, stuck, seen = 0, 0, 0
 for i = 1, #rows, 2 do
   local member, s = rows[i], tonumber(rows[i + 1])
   seen = seen + 1
@@ -77,13 +80,25 @@ for i = 1, #rows, 2 do
     if at > 0 and now - at > ttl then
       redis.call('ZREM', KEYS[1], member)
       redis.call('HDEL', KEYS[2], member)
+    elseif at > 0 and now - at > stuck_after then
+      stuck = stuck + 1
     else
-      ahead = ahead + 1
+      live = live + 1
     end
   end
 end
-if ahead == 0 and seen >= limit then ahead = 1 end
-return ahead
+if live == 0 and seen >= limit then live = 1 end
+return {live, stuck}
+"""
+
+# KEYS: zset, hash. ARGV: member. A stage of the message started: it is making progress.
+_TOUCH = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[2], ARGV[1], tostring(tonumber(t[1]) + tonumber(t[2]) / 1000000))
+  return 1
+end
+return 0
 """
 
 SCAN_LIMIT = 100
@@ -129,10 +144,22 @@ def register(msg_id: str, tenant_id: str, conversation_id: str, seq_ms: float) -
     return {"tenant_id": tenant_id, "conversation_id": conversation_id, "seq": slot.seq}
 
 
-def ahead_of(msg_id: str, slot: Slot) -> int:
-    """How many live messages of the conversation come before this one."""
-    ttl = get_settings().order_entry_ttl_seconds
-    return int(redis_client().eval(_AHEAD, 2, slot.zset(), slot.times(), msg_id, repr(slot.seq), ttl, SCAN_LIMIT))
+def ahead_of(msg_id: str, slot: Slot) -> tuple[int, int]:
+    """(live, stuck): unfinished messages of the conversation before this one, by recent progress."""
+    settings = get_settings()
+    live, stuck = redis_client().eval(
+        _AHEAD, 2, slot.zset(), slot.times(), msg_id, repr(slot.seq),
+        settings.order_max_wait_seconds, settings.order_entry_ttl_seconds, SCAN_LIMIT,
+    )
+    return int(live), int(stuck)
+
+
+def touch(payload: dict[str, Any]) -> None:
+    """A stage of this message starts: messages behind it keep waiting for it."""
+    slot = slot_of(payload)
+    msg_id = str(payload.get("msg_id") or "")
+    if slot is not None and msg_id:
+        redis_client().eval(_TOUCH, 2, slot.zset(), slot.times(), msg_id)
 
 
 def finish(payload: dict[str, Any]) -> None:
@@ -151,7 +178,7 @@ def admit(payload: dict[str, Any], stage: str) -> dict[str, Any]:
     """Return the payload when it is this message's turn; raise WaitForTurn otherwise.
 
     Waits in place up to ORDER_SPIN_SECONDS (most predecessors finish quickly), then re-queues.
-    After ORDER_MAX_WAIT_SECONDS in total it goes ahead anyway.
+    Messages ahead that made no progress for ORDER_MAX_WAIT_SECONDS no longer hold it back.
     """
     slot = slot_of(payload)
     msg_id = str(payload.get("msg_id") or "")
@@ -162,20 +189,19 @@ def admit(payload: dict[str, Any], stage: str) -> dict[str, Any]:
     spin_until = time.monotonic() + settings.order_spin_seconds
     step = max(0.01, settings.order_poll_seconds / 4)
     while True:
-        ahead = ahead_of(msg_id, slot)
-        if ahead == 0:
+        live, stuck = ahead_of(msg_id, slot)
+        if live == 0:
+            if stuck:
+                log.warning("%s: going ahead of %d earlier message(s) without progress for %.0f s",
+                            stage, stuck, settings.order_max_wait_seconds)
             if order.get("waiting_since"):
                 log.info("%s: my turn after %.2f s", stage, time.time() - float(order["waiting_since"]))
-            return payload
-        waiting_since = float(order.get("waiting_since") or time.time())
-        if time.time() - waiting_since > settings.order_max_wait_seconds:
-            log.warning("%s: waited %.0f s for %d earlier message(s) of the conversation; going ahead",
-                        stage, time.time() - waiting_since, ahead)
+            touch(payload)
             return payload
         if time.monotonic() + step > spin_until:
             break
         time.sleep(step)
-    order["waiting_since"] = waiting_since
+    order.setdefault("waiting_since", time.time())
     # Further back in the line, look again less often (each message ahead needs its own time).
-    countdown = min(settings.order_poll_seconds * ahead, 2.0)
-    raise WaitForTurn({**payload, "order": order}, countdown, ahead)
+    countdown = min(settings.order_poll_seconds * live, 2.0)
+    raise WaitForTurn({**payload, "order": order}, countdown, live)

@@ -180,6 +180,7 @@ def run_skill_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
 
 @pipeline_task(POSTPROCESS)
 def postprocess_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    ordering.touch(payload)  # still moving: later messages of the conversation keep waiting
     return postprocess.postprocess(payload)
 
 

@@ -70,17 +70,43 @@ def test_registering_twice_keeps_one_entry(fast_turnstile, redis_conn):
     assert redis_conn.zcard(ordering.Slot("t", "cid-1", 1).zset()) == 1
 
 
-def test_waiting_is_bounded_by_the_max_wait(fast_turnstile, monkeypatch):
-    register("stuck", seq=1)
-    late = register("late", seq=2)
-    late["order"]["waiting_since"] = time.time() - fast_turnstile.order_max_wait_seconds - 1
-    assert ordering.admit(late, "deliver") is late
+def test_a_slow_message_that_keeps_moving_keeps_its_place(worker_settings, monkeypatch):
+    from conf.settings import get_settings
+
+    monkeypatch.setenv("ORDER_SPIN_SECONDS", "0")
+    monkeypatch.setenv("ORDER_MAX_WAIT_SECONDS", "0.3")
+    get_settings.cache_clear()
+    slow, late = register("slow", seq=1), register("late", seq=2)
+    for _ in range(4):  # 0.6 s in all, but a stage started every 0.15 s
+        time.sleep(0.15)
+        ordering.touch(slow)
+        with pytest.raises(ordering.WaitForTurn):
+            ordering.admit(late, "run_skill")
+
+
+def test_a_message_without_progress_stops_holding_the_line_and_progress_restores_it(worker_settings,
+                                                                                   monkeypatch, redis_conn):
+    from conf.settings import get_settings
+
+    monkeypatch.setenv("ORDER_SPIN_SECONDS", "0")
+    monkeypatch.setenv("ORDER_MAX_WAIT_SECONDS", "0.3")
+    get_settings.cache_clear()
+    stuck, late = register("stuck", seq=1), register("late", seq=2)
+    with pytest.raises(ordering.WaitForTurn):
+        ordering.admit(late, "deliver")
+    time.sleep(0.4)
+    assert ordering.admit(late, "deliver") is late  # stuck: no stage started for too long
+    assert redis_conn.zscore(ordering.Slot("t", "cid-1", 1).zset(), "stuck") is not None  # not forgotten
+    ordering.touch(stuck)  # it moves again (e.g. its retry started)
+    with pytest.raises(ordering.WaitForTurn):
+        ordering.admit(late, "deliver")
 
 
 def test_an_abandoned_entry_is_dropped_after_its_ttl(worker_settings, monkeypatch, redis_conn):
     from conf.settings import get_settings
 
     monkeypatch.setenv("ORDER_SPIN_SECONDS", "0")
+    monkeypatch.setenv("ORDER_MAX_WAIT_SECONDS", "0.2")
     monkeypatch.setenv("ORDER_ENTRY_TTL_SECONDS", "0.3")
     get_settings.cache_clear()
     register("crashed", seq=1)
