@@ -2,7 +2,7 @@
 
 How it works
 ------------
-* preprocess registers every claimed message in its conversation's sorted set
+* preprocess registers every message in its conversation's sorted set, as its first step
   `{prefix}order:{tenant}:{conversation}`; the score is DingTalk's `createAt` (epoch ms, the order
   the users see in their client; card callbacks use the listener's receive time), ties broken by
   msgId. A companion hash holds when each message last made progress (Redis clock).
@@ -32,10 +32,12 @@ Let A and B be messages of one conversation with key(A) < key(B), key = (createA
 4. Conversations are independent: a message only ever waits for messages of its own
    (tenant, conversation); different conversations run fully in parallel.
 
-Not guaranteed: a message registered *after* a later-keyed message already passed deliver (e.g.
-A's preprocess was delayed longer than B's whole skill run) is answered after B. Registration
-happens right after the msgId claim, the first thing preprocess does, so this needs a reordering
-larger than a whole skill run. Replayed dead letters are not registered and never wait.
+Not guaranteed: a message registered *after* a later-keyed message already passed a turnstile.
+Registration is the first thing preprocess does (before the msgId claim; a duplicate that added
+itself removes itself again), and run_skill waits until its own registration is at least
+ORDER_SETTLE_SECONDS old, so for (2) A's preprocess must start more than that, plus B's whole
+preprocess, after B's; for (1) later than B's whole skill run. Replayed dead letters are not
+registered and never wait.
 """
 
 from __future__ import annotations
@@ -55,12 +57,12 @@ log = logging.getLogger(__name__)
 _REGISTER = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+local added = redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
 redis.call('HSETNX', KEYS[2], ARGV[1], tostring(now))
 local ttl = math.ceil(tonumber(ARGV[3]) * 2000)
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
-return 1
+return added
 """
 
 # KEYS: zset, hash. ARGV: member, score, stuck after (s), entry ttl (s), scan limit.
@@ -136,12 +138,17 @@ def slot_of(payload: dict[str, Any]) -> Slot | None:
     return Slot(str(order.get("tenant_id") or ""), str(order["conversation_id"]), float(order.get("seq") or 0))
 
 
-def register(msg_id: str, tenant_id: str, conversation_id: str, seq_ms: float) -> dict[str, Any]:
-    """Enter the message in its conversation's line; returns the payload's `order` field."""
+def register(msg_id: str, tenant_id: str, conversation_id: str, seq_ms: float) -> tuple[dict[str, Any], bool]:
+    """Enter the message in its conversation's line: (the payload's `order` field, newly added?).
+
+    "Not newly added" means the message is already in line (a redelivered or duplicate push).
+    """
     slot = Slot(tenant_id, conversation_id, float(seq_ms))
     ttl = get_settings().order_entry_ttl_seconds
-    redis_client().eval(_REGISTER, 2, slot.zset(), slot.times(), msg_id, repr(slot.seq), ttl)
-    return {"tenant_id": tenant_id, "conversation_id": conversation_id, "seq": slot.seq}
+    added = redis_client().eval(_REGISTER, 2, slot.zset(), slot.times(), msg_id, repr(slot.seq), ttl)
+    order = {"tenant_id": tenant_id, "conversation_id": conversation_id, "seq": slot.seq,
+             "registered_at": time.time()}
+    return order, bool(added)
 
 
 def ahead_of(msg_id: str, slot: Slot) -> tuple[int, int]:
@@ -186,6 +193,11 @@ def admit(payload: dict[str, Any], stage: str) -> dict[str, Any]:
         return payload
     settings = get_settings()
     order = dict(payload["order"])
+    # A message taken from the preprocess queue just before this one may not be registered yet
+    # (its thread was descheduled): give it a moment before looking.
+    settle = settings.order_settle_seconds - (time.time() - float(order.get("registered_at") or 0))
+    if settle > 0:
+        time.sleep(min(settle, settings.order_settle_seconds))
     spin_until = time.monotonic() + settings.order_spin_seconds
     step = max(0.01, settings.order_poll_seconds / 4)
     while True:

@@ -14,7 +14,7 @@ from webapp.actions.profiles import do_upsert_profile
 from webapp.actions.records import epoch_to_datetime
 from workers import dedup, ordering, routing, session, wording
 from workers.cards import CancelFlags
-from workers.errors import NothingToAnswer, PoisonMessage
+from workers.errors import DuplicateMessage, NothingToAnswer, PoisonMessage
 from workers.gateway import incoming as gateway
 from workers.gateway.incoming import Incoming, delivery_target
 from workers.gateway.media import MediaLimits, MediaRejected, fetch
@@ -93,18 +93,25 @@ def preprocess(data: dict[str, Any], run_id: str) -> dict[str, Any]:
     user_id = incoming.user_id
     if not user_id:
         raise PoisonMessage("message without senderStaffId or senderId")
-    dedup.claim(
-        envelope.msg_id,
-        run_id,
-        {
-            "tenant_id": incoming.tenant_id,
-            "conversation_id": incoming.conversation_id,
-            "conversation_type": incoming.conversation_type,
-            "msgtype": incoming.msgtype,
-            "received_at": epoch_to_datetime(envelope.received_at),
-        },
-    )
-    order = ordering.register(envelope.msg_id, incoming.tenant_id, incoming.conversation_id, incoming.seq_ms)
+    # In line first (see workers.ordering), then the claim; a duplicate leaves the line as it was.
+    order, added = ordering.register(envelope.msg_id, incoming.tenant_id, incoming.conversation_id,
+                                     incoming.seq_ms)
+    try:
+        dedup.claim(
+            envelope.msg_id,
+            run_id,
+            {
+                "tenant_id": incoming.tenant_id,
+                "conversation_id": incoming.conversation_id,
+                "conversation_type": incoming.conversation_type,
+                "msgtype": incoming.msgtype,
+                "received_at": epoch_to_datetime(envelope.received_at),
+            },
+        )
+    except DuplicateMessage:
+        if added:  # the original is finished; this copy must not hold the line
+            ordering.finish({"msg_id": envelope.msg_id, "order": order})
+        raise
     profile = do_upsert_profile(incoming.tenant_id, incoming.staff_id, incoming.sender_id, incoming.nick)
     text, cut = normalise_text(incoming.text, settings.input_max_chars)
     reply: dict[str, Any] | None = None

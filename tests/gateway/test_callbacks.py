@@ -79,7 +79,7 @@ def test_callbacks_are_ordered_in_the_owning_conversation(worker_settings):
     own_card()
     payload = run(callback_envelope(card_callback("card-1", action_ids=["x"], params={"a": "1"})))
     assert payload["order"]["conversation_id"] == "cid-g=="
-    assert ordering.ahead_of(payload["msg_id"], ordering.slot_of(payload)) == 0
+    assert ordering.ahead_of(payload["msg_id"], ordering.slot_of(payload)) == (0, 0)
 
 
 @pytest.mark.parametrize("action_ids,values,stop", [
@@ -111,3 +111,22 @@ def test_a_tap_from_another_user_or_chat_is_just_text(worker_settings):
     for staff, cid in (("mallory", "cid-tap=="), ("alice", "cid-other==")):
         turn = run(envelope(robot_message("ok", conversation_id=cid, staff_id=staff)), f"r-{staff}-{cid}")["turn"]
         assert turn["params"] == {} and turn["skill"] == "echo"
+
+
+def test_a_duplicate_delivery_never_holds_the_conversation(worker_settings):
+    data = robot_message("hello", conversation_id="cid-dup==", staff_id="gus")
+    first = run(envelope(data))
+    ordering.finish(first)  # answered
+    with pytest.raises(Exception, match="already claimed"):
+        run(envelope(data), run_id="second-delivery")
+    later = run(envelope(robot_message("next", conversation_id="cid-dup==", staff_id="gus")), "run-9")
+    assert ordering.ahead_of(later["msg_id"], ordering.slot_of(later)) == (0, 0)
+
+
+def test_a_duplicate_while_the_original_runs_keeps_the_original_in_line(worker_settings):
+    data = robot_message("hello", conversation_id="cid-dup2==", staff_id="gus")
+    run(envelope(data))  # still running
+    with pytest.raises(Exception, match="already claimed"):
+        run(envelope(data), run_id="second-delivery")
+    later = run(envelope(robot_message("next", conversation_id="cid-dup2==", staff_id="gus")), "run-9")
+    assert ordering.ahead_of(later["msg_id"], ordering.slot_of(later)) == (1, 0)

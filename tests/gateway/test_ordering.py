@@ -14,7 +14,7 @@ def payload(msg_id: str, conversation: str = "cid-1", seq: float = 1000.0, **ext
 
 
 def register(msg_id: str, conversation: str = "cid-1", seq: float = 1000.0) -> dict:
-    return {"msg_id": msg_id, "order": ordering.register(msg_id, "t", conversation, seq)}
+    return {"msg_id": msg_id, "order": ordering.register(msg_id, "t", conversation, seq)[0]}
 
 
 @pytest.fixture
@@ -65,9 +65,16 @@ def test_a_message_that_was_never_registered_does_not_wait_and_does_not_block(fa
 
 
 def test_registering_twice_keeps_one_entry(fast_turnstile, redis_conn):
-    register("dup", seq=1)
-    register("dup", seq=1)
+    assert ordering.register("dup", "t", "cid-1", 1)[1] is True
+    assert ordering.register("dup", "t", "cid-1", 1)[1] is False
     assert redis_conn.zcard(ordering.Slot("t", "cid-1", 1).zset()) == 1
+
+
+def test_a_fresh_registration_settles_before_looking(fast_turnstile):
+    first = register("s1", seq=1)
+    started = time.monotonic()
+    ordering.admit(first, "run_skill")
+    assert time.monotonic() - started >= fast_turnstile.order_settle_seconds * 0.9
 
 
 def test_a_slow_message_that_keeps_moving_keeps_its_place(worker_settings, monkeypatch):
