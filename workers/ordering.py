@@ -23,10 +23,10 @@ Let A and B be messages of one conversation with key(A) < key(B), key = (createA
    is sent before A is finished (all of A's parts sent, or A dead-lettered).
 2. Context: if A is registered before B's run_skill passes the turnstile, B's skill runs after A
    is finished and its session history contains A's turn.
-3. Liveness: every stage start of a message (preprocess, run_skill, postprocess, deliver) records
-   progress. A message ahead that made no progress for ORDER_MAX_WAIT_SECONDS counts as stuck and
-   no longer holds anyone back (logged); one without progress for ORDER_ENTRY_TTL_SECONDS is
-   dropped. So a stuck message (lost task, crashed worker past its retries) delays its
+3. Liveness: every stage start of a message (preprocess, run_skill, postprocess, deliver) and
+   every look at the turnstile while it waits records progress. A message ahead that made no
+   progress for ORDER_MAX_WAIT_SECONDS counts as stuck and no longer holds anyone back (logged);
+   one without progress for ORDER_ENTRY_TTL_SECONDS is dropped. So a stuck message (lost task, crashed worker past its retries) delays its
    conversation by at most ORDER_MAX_WAIT_SECONDS after its last progress, never for good; a
    slow but moving one (a backlog, a long LLM answer) keeps its place.
 4. Conversations are independent: a message only ever waits for messages of its own
@@ -213,6 +213,7 @@ def admit(payload: dict[str, Any], stage: str) -> dict[str, Any]:
         if time.monotonic() + step > spin_until:
             break
         time.sleep(step)
+    touch(payload)  # waiting in line is alive too: those behind it keep waiting for it
     order.setdefault("waiting_since", time.time())
     # Further back in the line, look again less often (each message ahead needs its own time).
     countdown = min(settings.order_poll_seconds * live, 2.0)
