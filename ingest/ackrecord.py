@@ -1,0 +1,74 @@
+"""Best effort: note in Redis when each msgId was ACKed, for the workers' message record."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+class AckRecorder:
+    """`SET {prefix}acked:{msg_id} <epoch> EX ttl`, one pipeline per ACKed batch, off the ACK path.
+
+    A slow or absent Redis never delays an ACK: batches go through a bounded queue to this
+    thread and are dropped (with a log line) when it is full.
+    """
+
+    def __init__(self, redis_url: str, key_prefix: str, ttl_seconds: int = 86400, max_batches: int = 1000) -> None:
+        self.key_prefix = key_prefix
+        self.ttl_seconds = ttl_seconds
+        self._client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._queue: queue.Queue[tuple[list[str], float] | None] = queue.Queue(maxsize=max_batches)
+        self._thread = threading.Thread(target=self._run, name="ingest-ackrecord", daemon=True)
+        self._failing = False
+
+    def key(self, msg_id: str) -> str:
+        return f"{self.key_prefix}acked:{msg_id}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def record(self, msg_ids: list[str], acked_at: float) -> None:
+        if not msg_ids:
+            return
+        try:
+            self._queue.put_nowait((msg_ids, acked_at))
+        except queue.Full:
+            log.warning("ack record queue full; ack times not recorded for msgIds=%s", ",".join(msg_ids))
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Write what is queued (within `timeout`), then stop."""
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._client.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            msg_ids, acked_at = item
+            self._write(msg_ids, acked_at)
+
+    def _write(self, msg_ids: list[str], acked_at: float) -> None:
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for msg_id in msg_ids:
+                pipe.set(self.key(msg_id), repr(acked_at), ex=self.ttl_seconds)
+            pipe.execute()
+            if self._failing:
+                log.info("ack records written again (Redis is back)")
+                self._failing = False
+        except redis.RedisError as exc:
+            # One WARNING per outage, the rest at DEBUG: ACKs are not affected.
+            level = logging.DEBUG if self._failing else logging.WARNING
+            log.log(level, "cannot record ack times in Redis (%r) for msgIds=%s", exc, ",".join(msg_ids))
+            self._failing = True
