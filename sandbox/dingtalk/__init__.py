@@ -1,0 +1,1 @@
+"""The DingTalk stand-in: Stream gateway, OpenAPI endpoints, control API and chat page."""
