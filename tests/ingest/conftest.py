@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -11,6 +12,8 @@ import kombu
 import pytest
 
 from ingest.buffer import Pending
+from ingest.config import IngestConfig
+from ingest.listener import Listener
 from workers.celery import app as celery_app
 from ingest.envelope import Envelope, envelope_from_frame
 from ingest.protocol import TOPIC_BOT_MESSAGE, parse_frame
@@ -121,3 +124,68 @@ def redis_broker(redis_broker_url: str) -> Iterator[str]:
             client.delete(key)
     client.close()
     yield redis_broker_url
+
+
+# ---- a listener against the in-process sandbox ------------------------------------------------
+
+SANDBOX_ID = "sandbox-client-id"
+SANDBOX_SECRET = "sandbox-client-secret"
+
+
+def fast_config(gateway_url: str, broker_url: str, key_prefix: str = "ingest-test:", **over: Any) -> IngestConfig:
+    """An IngestConfig with intervals small enough for tests (seconds, not minutes)."""
+
+    values: dict[str, Any] = dict(
+        client_id=SANDBOX_ID,
+        client_secret=SANDBOX_SECRET,
+        openapi_endpoint=gateway_url,
+        broker_url=broker_url,
+        redis_url="redis://127.0.0.1:6379/0",
+        redis_key_prefix=key_prefix,
+        tenant_id="t1",
+        http_timeout_seconds=3.0,
+        ping_interval_seconds=0.5,
+        watchdog_seconds=2.0,
+        backoff_initial_seconds=0.2,
+        backoff_max_seconds=2.0,
+        healthy_reset_seconds=5.0,
+        auth_retry_seconds=1.5,
+        metrics_port=0,
+        drain_grace_seconds=3.0,
+        confirm_timeout_seconds=2.0,
+        shutdown_grace_seconds=2.0,
+        stats_interval_seconds=1.0,
+    )
+    values.update(over)
+    return IngestConfig(**values)
+
+
+@contextlib.contextmanager
+def running_listener(config: IngestConfig) -> Iterator[Listener]:
+    """A Listener on a background thread; stopped (and checked to stop) on exit."""
+
+    listener = Listener(config)
+    thread = threading.Thread(target=listener.run, name="test-listener", daemon=True)
+    thread.start()
+    try:
+        yield listener
+    finally:
+        listener.request_stop()
+        thread.join(20)
+        assert not thread.is_alive(), "listener did not stop"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Any]:
+    from sandbox.dingtalk.server import SandboxServer
+
+    with SandboxServer(ping_interval=0.5, redeliver_after=60.0) as server:
+        yield server
+
+
+@pytest.fixture
+def dingtalk(sandbox: Any) -> Iterator[Any]:
+    from sandbox.client import SandboxClient
+
+    with SandboxClient(sandbox.base_url) as client:
+        yield client
