@@ -11,8 +11,18 @@ import redis
 log = logging.getLogger(__name__)
 
 
+# One command per batch: a pipeline of N `SET ... EX` costs ~17 µs of Python per key to encode and
+# parse, this script ~2.5 µs; the listener shares one GIL with its socket readers.
+_SET_ALL = """
+for i, key in ipairs(KEYS) do
+    redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+end
+return #KEYS
+"""
+
+
 class AckRecorder:
-    """`SET {prefix}acked:{msg_id} <epoch> EX ttl`, one pipeline per ACKed batch, off the ACK path.
+    """`SET {prefix}acked:{msg_id} <epoch> EX ttl` for every msgId of an ACKed batch, off the ACK path.
 
     A slow or absent Redis never delays an ACK: batches go through a bounded queue to this
     thread and are dropped (with a log line) when it is full.
@@ -22,6 +32,7 @@ class AckRecorder:
         self.key_prefix = key_prefix
         self.ttl_seconds = ttl_seconds
         self._client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._set_all = self._client.register_script(_SET_ALL)
         self._queue: queue.Queue[tuple[list[str], float] | None] = queue.Queue(maxsize=max_batches)
         self._thread = threading.Thread(target=self._run, name="ingest-ackrecord", daemon=True)
         self._failing = False
@@ -60,10 +71,7 @@ class AckRecorder:
 
     def _write(self, msg_ids: list[str], acked_at: float) -> None:
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for msg_id in msg_ids:
-                pipe.set(self.key(msg_id), repr(acked_at), ex=self.ttl_seconds)
-            pipe.execute()
+            self._set_all(keys=[self.key(m) for m in msg_ids], args=[repr(acked_at), self.ttl_seconds])
             if self._failing:
                 log.info("ack records written again (Redis is back)")
                 self._failing = False

@@ -21,6 +21,8 @@ class AckTarget(Protocol):
 
     def send_text(self, text: str) -> bool: ...
 
+    def send_texts(self, texts: list[str]) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Pending:

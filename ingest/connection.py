@@ -120,6 +120,22 @@ class StreamConnection:
             self.abort(f"send failed: {exc!r}")
             return False
 
+    def send_texts(self, texts: list[str]) -> bool:
+        """Write several text frames with one syscall (a batch of ACKs); False if the socket failed."""
+        if self._closed.is_set():
+            return False
+        data = b"".join(ABNF.create_frame(text, ABNF.OPCODE_TEXT).format() for text in texts)
+        try:
+            with self._ws.lock:  # the same lock websocket-client takes for every frame it sends
+                sock = self._ws.sock
+                if sock is None:
+                    return False
+                sock.sendall(data)
+            return True
+        except OSError as exc:
+            self.abort(f"send failed: {exc!r}")
+            return False
+
     def ping(self) -> None:
         self.last_ping_sent = time.monotonic()
         try:

@@ -123,9 +123,11 @@ class Listener:
             self._auth_failed(exc)
             return
         except (RegistrationError, websocket.WebSocketException, OSError) as exc:
-            delay = self.backoff.next_delay()
-            self._next_connect_at = time.monotonic() + delay
-            log.warning("cannot open a Stream connection (%s); retrying in %.1fs", exc, delay)
+            self._connect_failed(exc)
+            return
+        except Exception as exc:  # e.g. a malformed endpoint in the ticket: retry, never die
+            log.exception("unexpected error while connecting")
+            self._connect_failed(exc)
             return
         if self._auth_failing:
             log.info("DingTalk accepted the credentials again")
@@ -143,6 +145,11 @@ class Listener:
             log.info("%s: connected to %s", conn.name, endpoint)
         self._ever_connected = True
         conn.start()
+
+    def _connect_failed(self, exc: Exception) -> None:
+        delay = self.backoff.next_delay()
+        self._next_connect_at = time.monotonic() + delay
+        log.warning("cannot open a Stream connection (%s); retrying in %.1fs", exc, delay)
 
     def _auth_failed(self, exc: AuthFailed) -> None:
         self._next_connect_at = time.monotonic() + self.config.auth_retry_seconds

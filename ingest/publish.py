@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 import kombu
 from celery import Celery
 from celery.canvas import Signature, _chain
-from kombu.exceptions import KombuError
+from kombu.exceptions import KombuError, SerializationError
 
 from workers.celery import app as celery_app
 from workers.pipeline import PREPROCESS, build_chain
@@ -67,6 +68,45 @@ class PipelineMessages:
         return task_id
 
 
+@contextlib.contextmanager
+def _coalesced_writes(transport: Any, flush_bytes: int = 1 << 20) -> Iterator[None]:
+    """Send a batch's AMQP frames in a few large writes instead of one syscall per message.
+
+    py-amqp writes every publish with its own `sendall` (and wakes the broker each time); at
+    2,000 msgs/s that was ~20% of the publisher's CPU. Frames are copied (py-amqp hands out a view
+    of a reused buffer) and flushed in order when the batch ends or 1 MiB is pending. On an error
+    nothing more is written: the connection is discarded and the batch published again.
+    """
+    original = getattr(transport, "_write", None)
+    if original is None:  # another transport implementation: write as usual
+        yield
+        return
+    chunks: list[bytes] = []
+    pending = 0
+
+    def collect(data: Any) -> None:
+        nonlocal pending
+        chunks.append(bytes(data))
+        pending += len(chunks[-1])
+        if pending >= flush_bytes:
+            flush()
+
+    def flush() -> None:
+        nonlocal pending
+        if chunks:
+            data = b"".join(chunks)
+            chunks.clear()
+            pending = 0
+            original(data)
+
+    transport._write = collect
+    try:
+        yield
+        flush()
+    finally:
+        transport._write = original
+
+
 class BrokerPublisher:
     """One broker connection and channel owned by the publisher thread.
 
@@ -82,10 +122,12 @@ class BrokerPublisher:
         confirm_timeout: float = 5.0,
         connect_timeout: float = 5.0,
         messages: PipelineMessages | None = None,
+        heartbeat: float = 30.0,
     ) -> None:
         self.broker_url = broker_url
         self.confirm_timeout = confirm_timeout
         self.connect_timeout = connect_timeout
+        self.heartbeat_seconds = heartbeat
         self.messages = messages or PipelineMessages()
         self._conn: kombu.Connection | None = None
         self._producer: kombu.Producer | None = None
@@ -112,7 +154,7 @@ class BrokerPublisher:
         conn = kombu.Connection(
             self.broker_url,
             connect_timeout=self.connect_timeout,
-            heartbeat=30,
+            heartbeat=self.heartbeat_seconds,
             # A broker that stops reading must not block the publisher thread forever.
             transport_options={"write_timeout": self.confirm_timeout},
         )
@@ -147,6 +189,10 @@ class BrokerPublisher:
         if self._conn is None:
             return
         try:
+            # Read what arrived while idle (server heartbeats, late confirms): py-amqp declares
+            # the connection dead when it has not *read* a heartbeat for two intervals.
+            with contextlib.suppress(socket.timeout):
+                self._conn.drain_events(timeout=0)
             self._conn.heartbeat_check()
         except self._errors as exc:
             self.close()
@@ -166,6 +212,10 @@ class BrokerPublisher:
         except BrokerUnavailable:
             self.close()
             raise
+        except SerializationError:
+            # Not the broker's fault: let the caller find the envelope (frames were not flushed).
+            self.close()
+            raise
         except self._errors as exc:
             self.close()
             raise BrokerUnavailable(f"publish failed: {exc!r}") from exc
@@ -173,12 +223,13 @@ class BrokerPublisher:
     def _publish_confirmed(self, envelopes: list[dict[str, Any]]) -> list[bool]:
         assert self._producer is not None and self._conn is not None
         tags: list[int] = []
-        for env in envelopes:
-            tag = self._next_tag
-            self._next_tag += 1
-            self._pending.add(tag)
-            tags.append(tag)
-            self.messages.send(self._producer, env)
+        with _coalesced_writes(self._conn.connection.transport):
+            for env in envelopes:
+                tag = self._next_tag
+                self._next_tag += 1
+                self._pending.add(tag)
+                tags.append(tag)
+                self.messages.send(self._producer, env)
         deadline = time.monotonic() + self.confirm_timeout
         while self._pending:
             remaining = deadline - time.monotonic()

@@ -75,6 +75,9 @@ class RecordingSocket:
             self.sent.append(json.loads(text))
         return True
 
+    def send_texts(self, texts: list[str]) -> bool:
+        return all([self.send_text(t) for t in texts])
+
     def acked_message_ids(self) -> list[str]:
         return [f["headers"]["messageId"] for f in self.sent if f["code"] == 200]
 

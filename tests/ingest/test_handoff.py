@@ -115,3 +115,48 @@ def test_the_ack_time_of_each_msg_id_is_recorded_in_redis(rabbit_broker, redis_p
         handoff.stop(1.0)
         recorder.stop()
         client.close()
+
+
+def test_an_envelope_that_cannot_be_published_is_isolated_and_the_rest_still_acked(rabbit_broker, caplog):
+    handoff, buf, metrics = _handoff(rabbit_broker)
+    sock = RecordingSocket()
+    items = [pending(f"ok-{i}", sock) for i in range(5)]
+    poison = pending("poison", sock)
+    # A payload JSON cannot encode: envelopes built from frames never hold one, a bug might.
+    poison.envelope.payload["bad"] = object()
+    for item in items[:2] + [poison] + items[2:]:
+        buf.offer(item)
+    handoff.start()
+    try:
+        wait_for(lambda: len(sock.acked_message_ids()) == 5)
+        wait_for(lambda: metrics.registry.get_sample_value("ingest_not_acked_total", {"reason": "publish_error"}) == 1)
+    finally:
+        handoff.stop(1.0)
+    assert "mid-poison" not in sock.acked_message_ids()
+    assert "left un-ACKed msgId=poison" in caplog.text
+    assert len(buf) == 0
+    ids = {m.decode()[0][0]["msg_id"] for m in drain_queue(rabbit_broker)}
+    assert {f"ok-{i}" for i in range(5)} <= ids and "poison" not in ids
+
+
+@pytest.mark.slow
+def test_a_redis_broker_outage_is_survived_the_same_way(redis_broker):
+    with tcp_proxy(target_port=6379) as proxy:
+        handoff, buf, metrics = _handoff(proxy.url_for(redis_broker), capacity=10)
+        sock = RecordingSocket()
+        handoff.start()
+        try:
+            buf.offer(pending("r-first", sock))
+            wait_for(lambda: sock.acked_message_ids() == ["mid-r-first"])
+            proxy.cut()
+            for i in range(3):
+                buf.offer(pending(f"r-out-{i}", sock))
+            time.sleep(1.5)
+            assert sock.acked_message_ids() == ["mid-r-first"]
+            proxy.restore()
+            wait_for(lambda: len(sock.acked_message_ids()) == 4)
+            assert metrics.registry.get_sample_value("ingest_broker_outages_total") == 1
+        finally:
+            handoff.stop(1.0)
+    ids = [m.decode()[0][0]["msg_id"] for m in drain_queue(redis_broker)]
+    assert {"r-first", "r-out-0", "r-out-1", "r-out-2"} <= set(ids)

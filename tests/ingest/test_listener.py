@@ -224,3 +224,24 @@ def test_no_threads_or_sockets_leak_across_reconnects(sandbox, dingtalk, rabbit_
         _send(dingtalk, 3)
         dingtalk.wait_for_state(acked=3)
     assert not [t for t in threading.enumerate() if t.name.startswith("ingest-")]
+
+
+@pytest.mark.redis_broker
+def test_on_the_redis_broker_each_message_is_acked_once_it_is_pushed(sandbox, dingtalk, redis_broker):
+    with running_listener(fast_config(sandbox.base_url, redis_broker)):
+        msg_ids = _send(dingtalk, 20)
+        dingtalk.wait_for_state(acked=20)
+    assert sorted(_queued_msg_ids(redis_broker)) == sorted(msg_ids)
+
+
+def test_ack_times_land_in_redis_for_the_message_record(sandbox, dingtalk, rabbit_broker, redis_prefix):
+    import redis
+
+    with running_listener(fast_config(sandbox.base_url, rabbit_broker, key_prefix=redis_prefix)):
+        (msg_id,) = _send(dingtalk, 1)
+        dingtalk.wait_for_state(acked=1)
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        acked_at = float(wait_for(lambda: client.get(f"{redis_prefix}acked:{msg_id}")))
+        client.close()
+    push = next(p for p in dingtalk.pushes() if p["msgId"] == msg_id)
+    assert push["pushedAt"][0] <= acked_at <= push["ackedAt"] + 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import kombu
 import pytest
@@ -121,3 +122,27 @@ def test_the_chain_shape_comes_from_build_chain():
     assert messages.task_name == "dtbot.pipeline.preprocess"
     assert messages.queue_name == "dtbot.preprocess"
     assert [s["task"] for s in messages.rest or []][-1] == "dtbot.pipeline.run_skill"
+
+
+@pytest.mark.slow
+def test_an_idle_connection_survives_on_heartbeats(rabbit_broker):
+    publisher = BrokerPublisher(rabbit_broker, heartbeat=1)
+    publisher.connect()
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            publisher.heartbeat()  # what the hand-off does every 0.5 s when idle
+            time.sleep(0.3)
+        assert publisher.connected
+        assert publisher.publish_batch([envelope("after-idle").to_dict()]) == [True]
+    finally:
+        publisher.close()
+    drain_queue(rabbit_broker)
+
+
+def test_an_idle_redis_connection_needs_no_heartbeat(redis_broker):
+    publisher = BrokerPublisher(redis_broker)
+    publisher.connect()
+    publisher.heartbeat()
+    assert publisher.publish_batch([envelope("r").to_dict()]) == [True]
+    publisher.close()
