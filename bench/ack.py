@@ -64,13 +64,13 @@ def _wait_http(url: str, timeout: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def sandbox(mode: str) -> Iterator[str]:
+def sandbox(mode: str) -> Iterator[tuple[str, int]]:
     """The sandbox in its own process (default: it does not share the listener's cores' GIL) or thread."""
     if mode == "thread":
         from sandbox.dingtalk.server import SandboxServer
 
         with SandboxServer(redeliver_after=60.0, ping_interval=20.0) as server:
-            yield server.base_url
+            yield server.base_url, os.getpid()
         return
     port = services.free_port()
     proc = subprocess.Popen(
@@ -81,7 +81,7 @@ def sandbox(mode: str) -> Iterator[str]:
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_http(base + "/sandbox/state")
-        yield base
+        yield base, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -170,7 +170,8 @@ def percentile(values: list[float], q: float) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     metrics_port = services.free_port()
     log_path = Path(tempfile.mkdtemp(prefix="bench-ack-")) / "ingest.log"
-    with broker(args.broker) as broker_url, sandbox(args.sandbox) as base, SandboxClient(base, timeout=30) as client:
+    with broker(args.broker) as broker_url, sandbox(args.sandbox) as (base, sandbox_pid), \
+            SandboxClient(base, timeout=30) as client:
         with listener(base, broker_url, metrics_port, log_path) as proc:
             deadline = time.monotonic() + 30
             while not client.connections() or not _metrics_up(metrics_port):
@@ -183,6 +184,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.5)
             before, _ = scrape_histogram(metrics_port)
             cpu_before = cpu_seconds(proc.pid)
+            sandbox_cpu_before = cpu_seconds(sandbox_pid)
+            load_before = os.getloadavg()[0]
             msg_ids, offer_seconds = offer(client, args.rate, args.seconds)
             try:
                 client.wait_for_state(acked=50 + len(msg_ids), timeout=args.drain_timeout)
@@ -190,6 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 pass
             after, _ = scrape_histogram(metrics_port)
             cpu_used = cpu_seconds(proc.pid) - cpu_before
+            sandbox_cpu_used = cpu_seconds(sandbox_pid) - sandbox_cpu_before
             # The shutdown line reports the window since the last periodic line (60 s): this run.
             proc.send_signal(signal.SIGTERM)
             proc.wait(15)
@@ -222,6 +226,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "max": _round(max(seen)) if seen else None,
         },
         "listener_cpu_ms_per_msg": _round(cpu_used * 1000 / max(1, len(msg_ids))),
+        "sandbox_cpu_ms_per_msg": _round(sandbox_cpu_used * 1000 / max(1, len(msg_ids))),
+        "load_average_1m": round(load_before, 2),
+        "cpus": os.cpu_count(),
         "listener_log": str(log_path),
     }
 

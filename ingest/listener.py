@@ -74,7 +74,11 @@ class Listener:
 
     def run(self) -> None:
         """Serve until `request_stop()`; then make what is buffered durable, ACK it, close."""
-        self.metrics_port = self.metrics.serve(self.config.metrics_port)
+        try:
+            self.metrics_port = self.metrics.serve(self.config.metrics_port)
+        except OSError as exc:  # metrics are secondary: never lose messages over a busy port
+            log.error("cannot serve metrics on port %d (%s); INGEST_METRICS_PORT=0 disables them",
+                      self.config.metrics_port, exc)
         if self.handoff.recorder is not None:
             self.handoff.recorder.start()
         self.handoff.start()
