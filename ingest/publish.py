@@ -160,7 +160,8 @@ class BrokerPublisher:
         )
         self._conn = conn
         try:
-            conn.ensure_connection(max_retries=1, timeout=self.connect_timeout)
+            # One attempt: the hand-off owns retries (with back-off and an outage log line).
+            conn.ensure_connection(max_retries=0, timeout=self.connect_timeout)
             channel = conn.channel()
             self._uses_confirms = conn.transport.driver_type == "amqp"
             if self._uses_confirms:

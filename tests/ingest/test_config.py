@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conf.settings import load
 from ingest.config import IngestConfig
 
@@ -25,6 +27,7 @@ def test_the_config_takes_the_ingest_knobs_from_settings():
     assert config.drain_grace_seconds == 1.0
 
 
+@pytest.mark.slow
 def test_importing_the_listener_does_not_load_django():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     code = (
@@ -38,6 +41,7 @@ def test_importing_the_listener_does_not_load_django():
     assert out.stdout.strip() == ""
 
 
+@pytest.mark.slow
 def test_django_still_imports_after_the_listener_in_the_same_process():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     code = "import ingest.listener, django.utils.functional, kombu.utils.json\nprint('ok')\n"

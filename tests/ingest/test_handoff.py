@@ -83,6 +83,7 @@ def test_while_the_broker_is_down_nothing_is_acked_and_everything_drains_when_it
     assert {f"out-{i}" for i in range(20)} <= ids
 
 
+@pytest.mark.slow
 def test_stop_leaves_what_cannot_be_made_durable_un_acked(rabbit_broker):
     with tcp_proxy() as proxy:
         proxy.cut()
