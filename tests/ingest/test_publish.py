@@ -146,3 +146,38 @@ def test_an_idle_redis_connection_needs_no_heartbeat(redis_broker):
     publisher.heartbeat()
     assert publisher.publish_batch([envelope("r").to_dict()]) == [True]
     publisher.close()
+
+
+@pytest.mark.slow
+def test_a_real_celery_worker_runs_the_published_message_through_all_four_stages(rabbit_broker, redis_prefix):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import redis
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(CELERY_BROKER_URL=rabbit_broker, PROBE_PREFIX=redis_prefix)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.ingest.pipeline_probe", "worker", "-P", "solo",
+         "-Q", "dtbot.preprocess,dtbot.skills,dtbot.postprocess,dtbot.deliver", "--without-gossip",
+         "--without-mingle", "-l", "WARNING"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    publisher = BrokerPublisher(rabbit_broker)
+    try:
+        publisher.connect()
+        assert publisher.publish_batch([envelope("through").to_dict()]) == [True]
+        deadline = time.monotonic() + 30
+        while client.llen(f"{redis_prefix}through") < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stages = [s.decode() for s in client.lrange(f"{redis_prefix}through", 0, -1)]
+    finally:
+        publisher.close()
+        worker.terminate()
+        worker.wait(20)
+        client.close()
+    assert stages == ["preprocess", "run_skill", "postprocess", "deliver"]
