@@ -88,11 +88,11 @@ class Listener:
         )
         try:
             while not self._stop.is_set():
+                self._wake.clear()  # before looking at the state, so no wake-up is missed
                 if self._active is None and time.monotonic() >= self._next_connect_at:
                     self._connect()
                 self._tick()
                 self._wake.wait(self._tick_seconds())
-                self._wake.clear()
         finally:
             self._shutdown()
 
@@ -183,23 +183,25 @@ class Listener:
         self._wake.set()
 
     def _on_closed(self, conn: StreamConnection, reason: str) -> None:
+        now = time.monotonic()
+        lived = now - conn.opened_at
+        delay = None
         with self._lock:
             if conn in self._conns:
                 self._conns.remove(conn)
-            was_active = conn is self._active
-            if was_active:
+            if conn is self._active:
                 self._active = None
+                if not self._stop.is_set():
+                    # Set together with _active, or the supervisor could redial with no back-off.
+                    if lived >= self.config.healthy_reset_seconds:
+                        self.backoff.reset()
+                    delay = self.backoff.next_delay()
+                    self._next_connect_at = now + delay
+                    self._reconnect_reason = "watchdog" if "watchdog" in reason else "closed"
         self.metrics.connections.set(len(self._conns))
-        if not was_active or self._stop.is_set():
+        if delay is None:
             log.info("%s: closed (%s)", conn.name, reason)
             return
-        lived = time.monotonic() - conn.opened_at
-        if lived >= self.config.healthy_reset_seconds:
-            self.backoff.reset()
-        delay = self.backoff.next_delay()
-        with self._lock:
-            self._next_connect_at = time.monotonic() + delay
-            self._reconnect_reason = "watchdog" if "watchdog" in reason else "closed"
         log.warning("%s: lost after %.1fs (%s); reconnecting in %.1fs", conn.name, lived, reason, delay)
         self._wake.set()
 
