@@ -5,20 +5,26 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+from typing import Any
 
 import redis
 
 log = logging.getLogger(__name__)
 
 
-# One command per batch: a pipeline of N `SET ... EX` costs ~17 µs of Python per key to encode and
-# parse, this script ~2.5 µs; the listener shares one GIL with its socket readers.
+# One command for many keys: a pipeline of N `SET ... EX` costs ~17 µs of Python per key to encode
+# and parse, this script ~2.5 µs; the listener shares one GIL with its socket readers.
+# ARGV[1] is the TTL, ARGV[i + 1] the ACK time of KEYS[i].
 _SET_ALL = """
 for i, key in ipairs(KEYS) do
-    redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+    redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
 end
 return #KEYS
 """
+# Batches ACKed within this window share one Redis call (their own ACK times are kept).
+LINGER_SECONDS = 0.05
+MAX_KEYS_PER_CALL = 5000
 
 
 class AckRecorder:
@@ -66,17 +72,40 @@ class AckRecorder:
             item = self._queue.get()
             if item is None:
                 return
-            msg_ids, acked_at = item
-            self._write(msg_ids, acked_at)
+            time.sleep(LINGER_SECONDS)  # let the next few ACKed batches join this call
+            batches = [item]
+            keys = len(item[0])
+            stop = False
+            while keys < MAX_KEYS_PER_CALL:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batches.append(more)
+                keys += len(more[0])
+            self._write(batches)
+            if stop:
+                return
 
-    def _write(self, msg_ids: list[str], acked_at: float) -> None:
+    def _write(self, batches: list[tuple[list[str], float]]) -> None:
+        keys: list[str] = []
+        args: list[Any] = [self.ttl_seconds]
+        for msg_ids, acked_at in batches:
+            stamp = repr(acked_at)
+            for msg_id in msg_ids:
+                keys.append(self.key(msg_id))
+                args.append(stamp)
         try:
-            self._set_all(keys=[self.key(m) for m in msg_ids], args=[repr(acked_at), self.ttl_seconds])
+            self._set_all(keys=keys, args=args)
             if self._failing:
                 log.info("ack records written again (Redis is back)")
                 self._failing = False
         except redis.RedisError as exc:
             # One WARNING per outage, the rest at DEBUG: ACKs are not affected.
             level = logging.DEBUG if self._failing else logging.WARNING
-            log.log(level, "cannot record ack times in Redis (%r) for msgIds=%s", exc, ",".join(msg_ids))
+            msg_ids = ",".join(m for ids, _ in batches for m in ids)
+            log.log(level, "cannot record ack times in Redis (%r) for msgIds=%s", exc, msg_ids)
             self._failing = True

@@ -9,7 +9,7 @@ from typing import Callable
 
 from ingest.buffer import AckTarget, EnvelopeBuffer, Pending
 from ingest.envelope import envelope_from_frame
-from ingest.metrics import IngestMetrics, topic_label
+from ingest.metrics import IngestMetrics
 from ingest.protocol import (
     TOPIC_BOT_MESSAGE,
     TOPIC_CARD_CALLBACK,
@@ -71,7 +71,7 @@ class FrameRouter:
         except FrameError as exc:
             self._reject_unparsable(target, raw, exc)
             return
-        self.metrics.frames.labels(frame.type, topic_label(frame.topic)).inc()
+        self.metrics.count_frame(frame.type, frame.topic)
         if frame.type == TYPE_SYSTEM:
             self._system(target, frame)
         elif frame.type == TYPE_EVENT or frame.topic in CALLBACK_TOPICS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -91,6 +92,15 @@ class IngestMetrics:
         )
         self.published = Counter("ingest_published", "Envelopes made durable", registry=r)
         self.window = LatencyWindow()
+        self._frame_counters: dict[tuple[str, str], Any] = {}
+
+    def count_frame(self, frame_type: str, topic: str) -> None:
+        """frames_total{type, topic}; label children cached (this runs for every frame)."""
+        key = (frame_type, topic_label(topic))
+        child = self._frame_counters.get(key)
+        if child is None:
+            child = self._frame_counters[key] = self.frames.labels(*key)
+        child.inc()
 
     def observe_acks(self, latencies: list[float]) -> None:
         for value in latencies:

@@ -23,3 +23,20 @@ def test_a_full_queue_drops_the_batch_with_its_msg_ids(caplog):
     recorder.record(["a"], 1.0)
     recorder.record(["b"], 1.0)
     assert "msgIds=b" in caplog.text
+
+
+def test_batches_written_together_keep_their_own_ack_times(redis_prefix):
+    import redis
+
+    recorder = AckRecorder("redis://127.0.0.1:6379/0", redis_prefix, ttl_seconds=600)
+    recorder.start()
+    recorder.record(["a", "b"], 100.5)
+    recorder.record(["c"], 200.25)
+    recorder.stop(timeout=5)
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        values = [client.get(f"{redis_prefix}acked:{m}") for m in "abc"]
+        assert [float(v) for v in values] == [100.5, 100.5, 200.25]
+        assert 590 < client.ttl(f"{redis_prefix}acked:c") <= 600
+    finally:
+        client.close()
