@@ -15,7 +15,6 @@ from ingest.protocol import (
     TOPIC_CARD_CALLBACK,
     TOPIC_DISCONNECT,
     TOPIC_PING,
-    TYPE_CALLBACK,
     TYPE_EVENT,
     TYPE_SYSTEM,
     Frame,
