@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import base64
+import ssl
 import time
+from functools import lru_cache
 from typing import Any
 
 import httpx
+
+
+@lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    # Building a CA bundle costs ~150 ms per httpx.Client; tests make hundreds of clients.
+    return ssl.create_default_context()
+
+
+def http_client(**kw: Any) -> httpx.Client:
+    """An httpx.Client that shares one SSL context (cheap to create)."""
+    return httpx.Client(verify=_ssl_context(), **kw)
 
 
 class SandboxError(RuntimeError):
@@ -18,7 +31,7 @@ class SandboxClient:
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._http = http_client(base_url=self.base_url, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -47,10 +60,12 @@ class SandboxClient:
     def send_batch(self, messages: list[dict[str, Any]]) -> list[dict[str, str]]:
         return self._call("POST", "/sandbox/messages/batch", json={"messages": messages})
 
-    def push(self, topic: str, data: Any, frame_type: str = "CALLBACK", **extra: Any) -> str:
-        """Push any CALLBACK/EVENT (e.g. a card callback); returns its messageId."""
+    def push(self, topic: str, data: Any, frame_type: str = "CALLBACK", **extra: Any) -> dict[str, Any]:
+        """Push a CALLBACK/EVENT (e.g. a card callback; redelivered until ACKed) → {"messageId"},
+        or a SYSTEM frame to every live connection (no ACK expected) → {"sent": n}.
+        extra: headers={...} added to the frame headers, msg_id=... recorded with the push."""
         body = {"topic": topic, "data": data, "type": frame_type, **extra}
-        return self._call("POST", "/sandbox/push", json=body)["messageId"]
+        return self._call("POST", "/sandbox/push", json=body)
 
     def push_raw(self, text: str, all_connections: bool = False) -> int:
         """Send one verbatim WebSocket text frame; returns how many connections got it."""
@@ -114,8 +129,9 @@ class SandboxClient:
     def config(self) -> dict[str, Any]:
         return self._call("GET", "/sandbox/config")
 
-    def reset(self) -> None:
-        self._call("POST", "/sandbox/reset")
+    def reset(self, config: bool = False) -> None:
+        """Forget recorded data; config=True also restores default config and clears faults."""
+        self._call("POST", "/sandbox/reset", json={"config": config})
 
     # ---- waiting ---------------------------------------------------------------------------
 

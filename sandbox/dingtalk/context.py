@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections import deque
@@ -49,6 +50,7 @@ class Sandbox:
     _calls: dict[str, deque[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._initial_config = copy.deepcopy(self.config)
         self.gateway = Gateway(self.config, self.recorder)
 
     # ---- session webhooks ------------------------------------------------------------------
@@ -119,7 +121,13 @@ class Sandbox:
 
     # ---- reset and summary -----------------------------------------------------------------
 
-    def reset(self) -> None:
+    def reset(self, config: bool = False) -> None:
+        """Forget what was recorded; with config=True also restore the start-up config, clear faults."""
+        if config:
+            for name in SandboxConfig.MUTABLE:
+                setattr(self.config, name, copy.deepcopy(getattr(self._initial_config, name)))
+            self.gateway.auth_rejected = False
+            self.gateway.freeze(False)
         self.recorder = Recorder()
         self.gateway.recorder = self.recorder
         self.gateway.reset()

@@ -89,6 +89,9 @@ async def post_push(request: web.Request) -> web.Response:
     frame_type = body.get("type", "CALLBACK")
     if frame_type not in ("CALLBACK", "EVENT", "SYSTEM"):
         return _bad("type must be CALLBACK, EVENT or SYSTEM")
+    if frame_type == "SYSTEM":
+        data = body["data"] if isinstance(body["data"], dict) else {}
+        return web.json_response({"sent": sb.gateway.send_system(str(body["topic"]), data)})
     push = sb.gateway.push(
         body["data"],
         topic=str(body["topic"]),
@@ -194,7 +197,8 @@ async def config_handler(request: web.Request) -> web.Response:
 
 async def post_reset(request: web.Request) -> web.Response:
     sb = request.app[SANDBOX_KEY]
-    sb.reset()
+    body = await _json(request)
+    sb.reset(config=bool(isinstance(body, dict) and body.get("config")))
     return web.json_response({"reset": True})
 
 

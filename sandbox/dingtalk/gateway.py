@@ -11,11 +11,11 @@ import struct
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from sandbox.dingtalk.connection import Connection, Ticket, error_response, now_ms
 from sandbox.dingtalk.messages import new_message_id
 from sandbox.dingtalk.state import Push, Recorder, SandboxConfig
 
@@ -23,60 +23,6 @@ log = logging.getLogger("sandbox.gateway")
 
 TOPIC_BOT_MESSAGE = "/v1.0/im/bot/messages/get"
 TICK_SECONDS = 0.05
-
-
-def _now_ms() -> str:
-    return str(int(time.time() * 1000))
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    body = {"requestid": uuid.uuid4().hex.upper(), "code": code, "message": message}
-    return web.json_response(body, status=status)
-
-
-@dataclass
-class Ticket:
-    created: float
-    subscriptions: list[dict[str, Any]]
-    ua: str
-    local_ip: str
-
-
-@dataclass
-class Connection:
-    """One open Stream connection and what the sandbox does to it."""
-
-    id: str
-    ws: web.WebSocketResponse
-    request: web.Request
-    subscriptions: list[dict[str, Any]]
-    ua: str
-    local_ip: str
-    opened_at: float = field(default_factory=time.time)
-    next_ping: float = 0.0
-    frozen: bool = False
-    disconnecting: bool = False
-    outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-    writer: asyncio.Task[None] | None = None
-
-    def subscribed(self, frame_type: str, topic: str) -> bool:
-        for sub in self.subscriptions:
-            if sub.get("type") == frame_type and (
-                sub.get("topic") == topic or (frame_type == "EVENT" and sub.get("topic") == "*")
-            ):
-                return True
-        return False
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "subscriptions": self.subscriptions,
-            "ua": self.ua,
-            "localIp": self.local_ip,
-            "openedAt": self.opened_at,
-            "frozen": self.frozen,
-            "disconnecting": self.disconnecting,
-        }
 
 
 class Gateway:
@@ -101,12 +47,15 @@ class Gateway:
     async def shutdown(self, app: web.Application) -> None:
         if self._ticker:
             self._ticker.cancel()
-        for conn in list(self.connections.values()):
-            try:
-                await asyncio.wait_for(conn.ws.close(code=1001, message=b"sandbox stopping"), 1.0)
-            except asyncio.TimeoutError:
-                if conn.request.transport is not None:
-                    conn.request.transport.abort()
+        await asyncio.gather(*(self._close(c) for c in list(self.connections.values())))
+
+    @staticmethod
+    async def _close(conn: Connection) -> None:
+        try:
+            await asyncio.wait_for(conn.ws.close(code=1001, message=b"sandbox stopping"), 1.0)
+        except asyncio.TimeoutError:
+            if conn.request.transport is not None:
+                conn.request.transport.abort()
 
     def reset(self) -> None:
         self.queued.clear()
@@ -119,23 +68,24 @@ class Gateway:
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "InvalidParameter", "request body is not JSON")
+            return error_response(400, "InvalidParameter", "request body is not JSON")
         if not isinstance(body, dict):
-            return _error(400, "InvalidParameter", "request body must be a JSON object")
+            return error_response(400, "InvalidParameter", "request body must be a JSON object")
         if (
             self.auth_rejected
             or body.get("clientId") != self.config.client_id
             or body.get("clientSecret") != self.config.client_secret
         ):
             self.recorder.registration_failures += 1
-            return _error(401, "authFailed", "鉴权失败")
+            return error_response(401, "authFailed", "鉴权失败")
         subs = body.get("subscriptions")
         if not isinstance(subs, list) or not all(isinstance(s, dict) for s in subs):
-            return _error(400, "InvalidParameter", "subscriptions must be a list of {type, topic}")
+            return error_response(400, "InvalidParameter", "subscriptions must be a list of {type, topic}")
+        now = time.monotonic()
+        # Unused tickets die after ticket_ttl; forget them so a reconnect storm cannot grow the dict.
+        self.tickets = {k: t for k, t in self.tickets.items() if now - t.created <= self.config.ticket_ttl}
         ticket = str(uuid.uuid4())
-        self.tickets[ticket] = Ticket(
-            time.monotonic(), subs, str(body.get("ua", "")), str(body.get("localIp", ""))
-        )
+        self.tickets[ticket] = Ticket(now, subs, str(body.get("ua", "")), str(body.get("localIp", "")))
         self.recorder.registrations += 1
         return web.json_response({"endpoint": f"ws://{request.host}/connect", "ticket": ticket})
 
@@ -143,7 +93,7 @@ class Gateway:
         """GET /connect?ticket=... — the ticket is checked before the upgrade and used up."""
         ticket = self.tickets.pop(request.query.get("ticket", ""), None)
         if ticket is None or time.monotonic() - ticket.created > self.config.ticket_ttl:
-            return _error(401, "invalidTicket", "ticket 不存在或已过期")
+            return error_response(401, "invalidTicket", "ticket 不存在或已过期")
         ws = web.WebSocketResponse(autoping=False, max_msg_size=16 * 1024 * 1024)
         await ws.prepare(request)
         conn = Connection(
@@ -289,7 +239,7 @@ class Gateway:
             "topic": push.topic,
             "messageId": push.message_id,
             "contentType": "application/json",
-            "time": _now_ms(),
+            "time": now_ms(),
             "appId": self.app_id,
             "connectionId": conn.id,
             **push.extra_headers,
@@ -332,6 +282,13 @@ class Gateway:
             conn.outbox.put_nowait(text)
         return len(targets)
 
+    def send_system(self, topic: str, data: dict[str, Any]) -> int:
+        """A SYSTEM frame (e.g. KEEPALIVE) to every live connection; returns how many got it."""
+        live = [c for c in self.connections.values() if not c.ws.closed]
+        for conn in live:
+            conn.outbox.put_nowait(self._system_frame(conn, topic, data))
+        return len(live)
+
     def _system_frame(self, conn: Connection, topic: str, data: dict[str, Any]) -> str:
         message_id = uuid.uuid4().hex
         frame = {
@@ -341,14 +298,14 @@ class Gateway:
                 "topic": topic,
                 "messageId": message_id,
                 "contentType": "application/json",
-                "time": _now_ms(),
+                "time": now_ms(),
             },
             "data": json.dumps(data),
         }
         if topic == "ping":
             self.recorder.pings[message_id] = {
                 "messageId": message_id,
-                "opaque": data["opaque"],
+                "opaque": data.get("opaque"),
                 "connection_id": conn.id,
                 "sent_at": time.time(),
                 "echoed": False,

@@ -8,6 +8,10 @@ from typing import Any
 import httpx
 import websocket
 
+from sandbox.client import http_client
+
+HTTP = http_client(timeout=5)
+
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
 SUBSCRIPTIONS = [{"type": "CALLBACK", "topic": BOT_TOPIC}, {"type": "EVENT", "topic": "*"}]
 
@@ -22,23 +26,27 @@ def register(base_url: str, client_id: str = "sandbox-client-id",
         "ua": "sandbox-tests/1.0",
         "localIp": "127.0.0.1",
     }
-    return httpx.post(f"{base_url}/v1.0/gateway/connections/open", json=body,
-                      headers={"Accept": "application/json"}, timeout=5)
+    return HTTP.post(f"{base_url}/v1.0/gateway/connections/open", json=body,
+                     headers={"Accept": "application/json"})
 
 
 class StreamClient:
     """Register, connect with the ticket, read frames, write ACKs."""
 
-    def __init__(self, base_url: str, subscriptions: list[dict[str, str]] | None = None) -> None:
+    def __init__(self, base_url: str, subscriptions: list[dict[str, str]] | None = None,
+                 skip_utf8: bool = False) -> None:
         self.base_url = base_url
         self.subscriptions = subscriptions
+        self.skip_utf8 = skip_utf8
         self.ws: websocket.WebSocket | None = None
 
     def connect(self) -> None:
         answer = register(self.base_url, subscriptions=self.subscriptions)
         answer.raise_for_status()
         body = answer.json()
-        self.ws = websocket.create_connection(f"{body['endpoint']}?ticket={body['ticket']}", timeout=5)
+        self.ws = websocket.create_connection(
+            f"{body['endpoint']}?ticket={body['ticket']}", timeout=5, skip_utf8_validation=self.skip_utf8
+        )
 
     def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         assert self.ws is not None
@@ -99,7 +107,7 @@ class EchoBot:
             self.client.ack(frame)
             data = json.loads(frame["data"])
             body = {"msgtype": "text", "text": {"content": "echo: " + data["text"]["content"].strip()}}
-            httpx.post(data["sessionWebhook"], json=body, timeout=5)
+            HTTP.post(data["sessionWebhook"], json=body)
 
     def stop(self) -> None:
         self._running = False

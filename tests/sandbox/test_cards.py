@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
+
+from sandbox.client import http_client
+from tests.sandbox.stream import HTTP
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
 
 
 @pytest.fixture
 def api(server):
-    with httpx.Client(base_url=server.base_url, timeout=5) as client:
+    with http_client(base_url=server.base_url, timeout=5) as client:
         token = client.post(
             "/v1.0/oauth2/accessToken",
             json={"appKey": "sandbox-client-id", "appSecret": "sandbox-client-secret"},
@@ -130,7 +132,7 @@ def test_an_out_track_id_can_be_created_only_once(server, api):
 
 
 def test_card_calls_need_a_token_and_respect_the_card_qps_limit(server, control, api):
-    assert httpx.put(f"{server.base_url}/v1.0/card/streaming", json={}).json()["code"] == "InvalidAuthentication"
+    assert HTTP.put(f"{server.base_url}/v1.0/card/streaming", json={}).json()["code"] == "InvalidAuthentication"
     control.configure(qps_limits={"card": 1})
     assert _create_and_deliver(api, "cidG").status_code == 200
     assert _stream(api, "g", "x").status_code == 403

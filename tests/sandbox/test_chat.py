@@ -8,18 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from sandbox.chat import TerminalChat
-from sandbox.client import SandboxClient
-from tests.sandbox.stream import EchoBot
+from sandbox.client import SandboxClient, http_client
+from tests.sandbox.stream import HTTP, EchoBot
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_chat_page_is_served_and_needs_nothing_from_the_internet(server):
-    answer = httpx.get(server.base_url + "/")
+    answer = HTTP.get(server.base_url + "/")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
     page = answer.text
     assert "/sandbox/messages" in page and "/sandbox/replies" in page and "/sandbox/cards/" in page
@@ -45,7 +44,7 @@ def test_the_terminal_chat_prints_a_streamed_card_once_it_is_finished(server, co
     out = io.StringIO()
     chat = TerminalChat(SandboxClient(server.base_url), "demo", group=True, out=out)
     sent = chat.say("story please")
-    with httpx.Client(base_url=server.base_url) as api:
+    with http_client(base_url=server.base_url, timeout=5) as api:
         token = api.post("/v1.0/oauth2/accessToken", json={"appKey": "sandbox-client-id", "appSecret": "sandbox-client-secret"}).json()["accessToken"]
         api.headers["x-acs-dingtalk-access-token"] = token
         api.post("/v1.0/card/instances/createAndDeliver", json={

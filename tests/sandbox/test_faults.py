@@ -139,6 +139,20 @@ def test_reset_clears_records_but_keeps_connections(server, control, stream):
     assert control.acks() == [] and control.pushes() == []
 
 
+def test_reset_with_config_restores_start_up_settings_and_clears_faults(server, control, stream):
+    client = stream()
+    control.configure(redeliver_after=1, qps_limits={"webhook": 1})
+    control.fault("freeze")
+    control.fault("reject_auth")
+    control.reset(config=True)
+    config = control.config()
+    assert config["redeliver_after"] == 60.0 and config["qps_limits"] == {}
+    assert control.state()["auth_rejected"] is False
+    assert control.connections()[0]["frozen"] is False
+    client.ws.ping(b"alive")
+    assert client.ws.recv_data_frame(control_frame=True)[0] == websocket.ABNF.OPCODE_PONG
+
+
 def test_config_rejects_unknown_keys_and_bad_values(server, control):
     with pytest.raises(SandboxError):
         control.configure(nonsense=1)

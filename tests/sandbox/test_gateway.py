@@ -217,3 +217,5 @@ def test_events_and_card_callbacks_can_be_pushed_too(server, control, stream):
     control.push("*", {"k": 1}, frame_type="EVENT", headers={"eventType": "user_add_org"})
     event = client.recv_topic("*")
     assert event["type"] == "EVENT" and event["headers"]["eventType"] == "user_add_org"
+    assert control.push("KEEPALIVE", {}, frame_type="SYSTEM") == {"sent": 1}  # no subscription needed
+    assert client.recv_topic("KEEPALIVE")["type"] == "SYSTEM"

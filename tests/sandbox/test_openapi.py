@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
+
+from sandbox.client import http_client
+from tests.sandbox.stream import HTTP
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
 
 
 @pytest.fixture
 def http(server):
-    with httpx.Client(base_url=server.base_url, timeout=5) as client:
+    with http_client(base_url=server.base_url, timeout=5) as client:
         yield client
 
 
@@ -239,7 +241,7 @@ def test_a_registered_file_is_downloadable_through_its_download_code(server, con
     assert answer.status_code == 200
     url = answer.json()["downloadUrl"]
     assert url == f"{server.base_url}/sandbox/files/code-1"
-    fetched = httpx.get(url)
+    fetched = HTTP.get(url)
     assert fetched.content == b"%PDF-1.4 test" and fetched.headers["content-type"] == "application/pdf"
 
 
