@@ -44,7 +44,8 @@ class Proc:
         return self.popen.poll() is None
 
     def log_text(self) -> str:
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def cpu_seconds(self) -> float:
