@@ -23,6 +23,7 @@ from pathlib import Path
 # Inference threads as a worker runs them (set before numpy loads its BLAS).
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see skills/routing/evaluate.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -141,7 +142,8 @@ def main() -> int:
     report: dict[str, object] = {
         "machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
                     "OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"],
-                    "OPENBLAS_NUM_THREADS": os.environ["OPENBLAS_NUM_THREADS"]},
+                    "OPENBLAS_NUM_THREADS": os.environ["OPENBLAS_NUM_THREADS"],
+                    "OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"]},
         "datasets": [bench(name, cache, embedders) for name in args.datasets.split(",") if name],
     }
     if args.throughput:

@@ -94,13 +94,16 @@ def test_an_artefact_from_a_newer_format_is_refused(hashing_embedder, tmp_path: 
         Router.load(path)
 
 
-def test_out_of_scope_rows_set_a_threshold_that_catches_off_topic_messages(hashing_embedder):
-    rows = train_rows(with_oos=True)
-    router = Router.train(rows, embedders=["hash"])
+def test_out_of_scope_rows_set_a_threshold_that_flags_unlike_messages_only(hashing_embedder):
+    router = Router.train(train_rows(with_oos=True), embedders=["hash"])
     assert OOS in router.labels and router.threshold > 0
-    flagged = [router.predict(t) for t in OUT_OF_SCOPE_TEST]
-    assert sum(p.oos and p.intent == OOS for p in flagged) >= 3
-    assert all(p.top and p.top[0][0] != OOS for p in flagged), "top-k offers in-scope intents only"
+    predictions = [router.predict(t) for t in OUT_OF_SCOPE_TEST + [r["text"] for r in held_out_rows()]]
+    for p in predictions:
+        assert p.oos == (p.confidence < router.threshold) and (p.intent == OOS) == p.oos
+        assert p.top[0][0] != OOS, "top-k offers in-scope intents only"
+    assert router.predict("吃葡萄不吐葡萄皮").oos
+    in_scope = predictions[len(OUT_OF_SCOPE_TEST):]
+    assert sum(not p.oos for p in in_scope) >= 0.9 * len(in_scope)
 
 
 def test_training_needs_two_in_scope_intents(hashing_embedder):
