@@ -176,3 +176,19 @@ def test_the_embedding_cache_embeds_each_text_once(hashing_embedder, tmp_path: P
 def test_auto_picks_e5_for_chinese_and_minilm_for_english():
     assert emb.auto_names(["明天天气怎么样", "订会议室", "hello"]) == ["use", "e5"]
     assert emb.auto_names(["what's the weather", "book a room"]) == ["use", "minilm"]
+
+
+def test_a_live_router_picks_up_a_new_version_and_survives_a_broken_file(hashing_embedder, tmp_path: Path):
+    from skills.routing.live import LiveRouter
+
+    path = tmp_path / "router.npz"
+    live = LiveRouter(path, check_seconds=0)
+    assert live.get() is None
+    first = Router.train(train_rows(), embedders=["hash"])
+    first.save(path)
+    assert live.get().version == first.version
+    second = Router.train(train_rows(with_oos=True), embedders=["hash"])
+    second.save(path)
+    assert live.get().version == second.version != first.version
+    path.write_bytes(b"half-written garbage")
+    assert live.get().version == second.version
