@@ -14,6 +14,7 @@ from typing import IO, Callable
 
 import psutil
 
+from testkit import processes
 from testkit.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,8 @@ class Proc:
         return self.popen.poll() is None
 
     def log_text(self) -> str:
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def cpu_seconds(self) -> float:
@@ -156,21 +158,26 @@ class Stack:
         return self._spawn("listener", [PYTHON, "-m", "ingest"], self.env(**env))
 
     def start_worker(
-        self, role: str, queues: str, *, pool: str = "threads", concurrency: int = 4, **env: str
+        self,
+        role: str,
+        queues: str,
+        *,
+        pool: str = "threads",
+        concurrency: int = 4,
+        app: str = "workers.celery",
+        **env: str,
     ) -> Proc:
-        name = f"{role}-{len(self.procs)}@%h"
-        proc = self._spawn(
-            role,
-            [
-                PYTHON, "-m", "celery", "-A", "workers.celery", "worker", "-n", name, "-Q", queues,
-                "-P", pool, "-c", str(concurrency), "-l", "INFO", "--without-gossip",
-                "--without-mingle", "--without-heartbeat",
-            ],
-            self.env(**env),
+        """A Celery worker of this stack, returned once it consumes (see testkit.processes)."""
+        log_path = self.log_dir / f"{role}-{len(self.procs)}.log"
+        popen = processes.start_worker(
+            self.env(**env), queues.split(","), pool=pool, concurrency=concurrency,
+            name=f"{role}-{len(self.procs)}@%h", log_path=log_path, app=app,
+            loglevel=env.get("LOG_LEVEL", "INFO"), ready_timeout=90,
+            extra_args=("--without-heartbeat",),
         )
-        wait_until(lambda: " ready." in proc.log_text() or not proc.alive(), 90, f"worker {role}")
-        if not proc.alive():
-            raise RuntimeError(f"worker {role} exited:\n{proc.log_text()[-3000:]}")
+        proc = Proc(role=role, popen=popen, log_path=log_path, log_file=popen._log_file)
+        with self._lock:
+            self.procs.append(proc)
         return proc
 
     def start_pipeline_worker(self, concurrency: int = 8, **env: str) -> Proc:

@@ -13,7 +13,7 @@ from webapp.models import DeliveryChannel, MessageStatus
 from workers import reply_state
 from workers.dingtalk_api import DingTalkAPI, WebhookExpired, webhook_body
 from workers.dingtalk_token import TokenCache
-from workers.errors import PipelineError, PoisonMessage
+from workers.errors import DeliveryUnknown, PipelineError, PoisonMessage
 from workers.runtime import http_client, key, redis_client
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,11 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None) -> dict[str
             return {"msg_id": msg_id, "result": "concurrent"}
         try:
             channel = send_part(api, channel, parts[index], delivery)
+        except DeliveryUnknown as exc:
+            # The state stays `sending:<i>`: no retry or replay of this run resends the part.
+            log.warning("reply part %d outcome unknown (%s); not resending", index, exc)
+            do_mark_status(msg_id, MessageStatus.DELIVERY_UNKNOWN, error=str(exc)[:500])
+            return {"msg_id": msg_id, "result": "delivery_unknown"}
         except PipelineError:
             # Known not delivered: the retry (or a replay) may send this part.
             reply_state.swap(msg_id, reply_state.sending(index), reply_state.next_part(index))
