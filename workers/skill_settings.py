@@ -119,8 +119,11 @@ class SettingsCache:
     # -- what the pipeline asks ----------------------------------------------------------------------
 
     def enabled_skills(self, tenant_id: str) -> set[str]:
+        """Skills that may answer in this tenant: enabled, and for chat an LLM to talk to."""
         snap = self.snapshot()
         names = {n for n in registry.skill_names() if snap.setting(tenant_id, n)[0]}
+        if not (registry.llm_configured() or self.skill_overrides(tenant_id, "llm_chat").get("base_url")):
+            names.discard("llm_chat")  # chat messages then go to the fallback instead of "not configured"
         names.update(n for n, r in snap.remotes.items() if r.enabled and snap.setting(tenant_id, n)[0])
         return names
 

@@ -19,7 +19,7 @@ def cache(worker_settings) -> SettingsCache:
 
 
 def test_every_built_in_skill_is_enabled_until_an_admin_disables_it(cache):
-    assert {"echo", "help", "llm_chat", "docsearch", "schedule"} <= cache.enabled_skills("corp1")
+    assert {"echo", "help", "docsearch", "schedule"} <= cache.enabled_skills("corp1")
     do_update_skill_setting("bob", "*", "docsearch", False, {})
     do_update_skill_setting("bob", "corp2", "docsearch", True, {})
     versions.publish(versions.SETTINGS)
@@ -83,3 +83,15 @@ def test_the_process_cache_is_shared_and_resettable(worker_settings):
     first = skill_settings.cache()
     skill_settings.reset()
     assert skill_settings.cache() is not first
+
+
+def test_chat_counts_as_enabled_only_with_an_llm_to_talk_to(cache, monkeypatch):
+    from conf.settings import get_settings
+
+    assert "llm_chat" not in cache.enabled_skills("corp1")
+    do_update_skill_setting("bob", "corp2", "llm_chat", True, {"base_url": "http://127.0.0.1:9/v1"})
+    versions.publish(versions.SETTINGS)
+    assert "llm_chat" in cache.enabled_skills("corp2")
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    get_settings.cache_clear()
+    assert "llm_chat" in cache.enabled_skills("corp1")
