@@ -65,6 +65,14 @@ class Settings:
     vector_database_url: str = ""
     pgvector_data_dir: str = "var/pgvector"
     embed_threads: int = 2
+    # skills platform: routing, per-tenant skill settings, remote skills
+    field_encryption_key: str = ""
+    routed_turn_retention_days: int = 30
+    router_dir: str = "var/router"
+    router_poll_seconds: float = 5.0
+    router_start_wait_seconds: float = 10.0
+    settings_check_seconds: float = 2.0
+    skill_serve_token: str = ""
 
     @property
     def broker_is_redis(self) -> bool:
@@ -138,6 +146,13 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             vector_database_url=env.str("VECTOR_DATABASE_URL", ""),
             pgvector_data_dir=env.str("PGVECTOR_DATA_DIR", "var/pgvector"),
             embed_threads=env.int("EMBED_THREADS", 2),
+            field_encryption_key=env.str("FIELD_ENCRYPTION_KEY", "").strip(),
+            routed_turn_retention_days=env.int("ROUTED_TURN_RETENTION_DAYS", 30),
+            router_dir=env.str("ROUTER_DIR", "var/router"),
+            router_poll_seconds=env.float("ROUTER_POLL_SECONDS", 5.0),
+            router_start_wait_seconds=env.float("ROUTER_START_WAIT_SECONDS", 10.0),
+            settings_check_seconds=env.float("SETTINGS_CHECK_SECONDS", 2.0),
+            skill_serve_token=env.str("SKILL_SERVE_TOKEN", "").strip(),
         )
         env.seal()
     finally:

@@ -131,7 +131,8 @@ def preprocess(data: dict[str, Any], run_id: str) -> dict[str, Any]:
     elif not text:
         reply = Reply(text=wording.EMPTY_TEXT).to_dict()
     else:
-        turn = routing.route(turn)
+        # A clarifying question (router unsure between skills) is answered instead of a skill.
+        turn, reply = routing.decide_turn(turn)
     return {
         "msg_id": envelope.msg_id,
         "run_id": run_id,

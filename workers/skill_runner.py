@@ -9,7 +9,7 @@ from typing import Any
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import wording
+from workers import skill_settings, wording
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
         # Preprocess already knows the answer (empty text, unsupported type).
         return _answered(payload, payload["reply"], "preset")
     turn = Turn.from_dict(payload["turn"])
-    skill = registry.get_skill(turn.skill or registry.FALLBACK_SKILL)
+    # The tenant's configuration of the skill (admin settings); remote skills resolve here too.
+    skill = skill_settings.cache().skill(turn.tenant_id, turn.skill or registry.FALLBACK_SKILL)
     try:
         reply = call_with_timeout(skill, turn, skill.timeout_seconds)
     except SkillError as exc:
