@@ -65,6 +65,11 @@ class Settings:
     vector_database_url: str = ""
     pgvector_data_dir: str = "var/pgvector"
     embed_threads: int = 2
+    # longest silence of the LLM server (before the first token or between two)
+    llm_read_timeout_seconds: float = 30.0
+    # reminders: beat sweeps due reminders this often; an unsent firing is retried after this long
+    reminder_sweep_seconds: float = 5.0
+    reminder_resend_after_seconds: float = 120.0
 
     @property
     def broker_is_redis(self) -> bool:
@@ -138,6 +143,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             vector_database_url=env.str("VECTOR_DATABASE_URL", ""),
             pgvector_data_dir=env.str("PGVECTOR_DATA_DIR", "var/pgvector"),
             embed_threads=env.int("EMBED_THREADS", 2),
+            llm_read_timeout_seconds=env.float("LLM_READ_TIMEOUT_SECONDS", 30.0),
+            reminder_sweep_seconds=env.float("REMINDER_SWEEP_SECONDS", 5.0),
+            reminder_resend_after_seconds=env.float("REMINDER_RESEND_AFTER_SECONDS", 120.0),
         )
         env.seal()
     finally:

@@ -12,6 +12,9 @@ from skills.api import AISkillPlugin, SkillConfig
 SKILLS: dict[str, str] = {
     "echo": "skills.echo.skill:EchoSkill",
     "help": "skills.help.skill:HelpSkill",
+    "llm_chat": "skills.llm_chat.skill:LLMChatSkill",
+    "docsearch": "skills.docsearch.skill:DocSearchSkill",
+    "schedule": "skills.schedule.skill:ScheduleSkill",
 }
 
 # The skill that answers when no intent matched.

@@ -23,7 +23,7 @@ PYTHON = sys.executable
 SANDBOX_CLIENT_ID = "sandbox-client-id"
 SANDBOX_CLIENT_SECRET = "sandbox-client-secret"
 
-PIPELINE_QUEUES = "dtbot.preprocess,dtbot.postprocess,dtbot.deliver"
+PIPELINE_QUEUES = "dtbot.preprocess,dtbot.postprocess,dtbot.deliver,dtbot.reminders"
 SKILL_QUEUES = "dtbot.skills"
 
 
