@@ -180,6 +180,19 @@ class Stack:
             self.procs.append(proc)
         return proc
 
+    def start_beat(self, app: str = "workers.celery", **env: str) -> Proc:
+        """Celery beat (the reminder sweep's clock), its schedule file in the log directory."""
+        schedule = self.log_dir / f"celerybeat-schedule-{len(self.procs)}"
+        proc = self._spawn(
+            "beat",
+            [PYTHON, "-m", "celery", "-A", app, "beat", "-l", "INFO", "--schedule", str(schedule)],
+            self.env(**env),
+        )
+        wait_until(lambda: "beat: Starting" in proc.log_text() or not proc.alive(), 30, "celery beat")
+        if not proc.alive():
+            raise RuntimeError(f"beat exited:\n{proc.log_text()[-3000:]}")
+        return proc
+
     def start_pipeline_worker(self, concurrency: int = 8, **env: str) -> Proc:
         return self.start_worker("worker-pipeline", PIPELINE_QUEUES, pool="threads", concurrency=concurrency, **env)
 
