@@ -99,6 +99,11 @@ class Settings:
     button_ttl_seconds: int = 900
     skill_cache_size: int = 1024
     skill_cache_check_seconds: float = 1.0
+    # longest silence of the LLM server (before the first token or between two)
+    llm_read_timeout_seconds: float = 30.0
+    # reminders: beat sweeps due reminders this often; an unsent firing is retried after this long
+    reminder_sweep_seconds: float = 5.0
+    reminder_resend_after_seconds: float = 120.0
 
     @property
     def broker_is_redis(self) -> bool:
@@ -196,6 +201,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             button_ttl_seconds=env.int("BUTTON_TTL_SECONDS", 900),
             skill_cache_size=env.int("SKILL_CACHE_SIZE", 1024),
             skill_cache_check_seconds=env.float("SKILL_CACHE_CHECK_SECONDS", 1.0),
+            llm_read_timeout_seconds=env.float("LLM_READ_TIMEOUT_SECONDS", 30.0),
+            reminder_sweep_seconds=env.float("REMINDER_SWEEP_SECONDS", 5.0),
+            reminder_resend_after_seconds=env.float("REMINDER_RESEND_AFTER_SECONDS", 120.0),
         )
         env.seal()
     finally:
