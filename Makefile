@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run test test-fast venv services migrate bench lint clean
+.PHONY: run test test-fast venv services migrate bench bench-ack lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -30,6 +30,10 @@ test-fast: venv services
 
 bench: migrate
 	$(PY) bench/pipeline.py
+
+bench-ack: venv services
+	$(PY) bench/ack.py
+	$(PY) bench/ack.py --broker redis
 
 clean:
 	rm -rf .venv var .pytest_cache

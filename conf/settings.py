@@ -75,6 +75,14 @@ class Settings:
     vector_database_url: str = ""
     pgvector_data_dir: str = "var/pgvector"
     embed_threads: int = 2
+    # skills platform: routing, per-tenant skill settings, remote skills
+    field_encryption_key: str = ""
+    routed_turn_retention_days: int = 30
+    router_dir: str = "var/router"
+    router_poll_seconds: float = 5.0
+    router_start_wait_seconds: float = 10.0
+    settings_check_seconds: float = 2.0
+    skill_serve_token: str = ""
     # message gateway (issue 6): media, context scope, ordering, delivery budget, buttons, caches
     dingtalk_robot_name: str = ""
     media_root: str = "var/media"
@@ -91,6 +99,11 @@ class Settings:
     button_ttl_seconds: int = 900
     skill_cache_size: int = 1024
     skill_cache_check_seconds: float = 1.0
+    # longest silence of the LLM server (before the first token or between two)
+    llm_read_timeout_seconds: float = 30.0
+    # reminders: beat sweeps due reminders this often; an unsent firing is retried after this long
+    reminder_sweep_seconds: float = 5.0
+    reminder_resend_after_seconds: float = 120.0
 
     @property
     def broker_is_redis(self) -> bool:
@@ -164,6 +177,13 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             vector_database_url=env.str("VECTOR_DATABASE_URL", ""),
             pgvector_data_dir=env.str("PGVECTOR_DATA_DIR", "var/pgvector"),
             embed_threads=env.int("EMBED_THREADS", 2),
+            field_encryption_key=env.str("FIELD_ENCRYPTION_KEY", "").strip(),
+            routed_turn_retention_days=env.int("ROUTED_TURN_RETENTION_DAYS", 30),
+            router_dir=env.str("ROUTER_DIR", "var/router"),
+            router_poll_seconds=env.float("ROUTER_POLL_SECONDS", 5.0),
+            router_start_wait_seconds=env.float("ROUTER_START_WAIT_SECONDS", 10.0),
+            settings_check_seconds=env.float("SETTINGS_CHECK_SECONDS", 2.0),
+            skill_serve_token=env.str("SKILL_SERVE_TOKEN", "").strip(),
             dingtalk_robot_name=env.str("DINGTALK_ROBOT_NAME", "").strip(),
             media_root=env.str("MEDIA_ROOT", "var/media"),
             media_max_bytes=env.int("MEDIA_MAX_BYTES", 20 * 1024 * 1024),
@@ -181,6 +201,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             button_ttl_seconds=env.int("BUTTON_TTL_SECONDS", 900),
             skill_cache_size=env.int("SKILL_CACHE_SIZE", 1024),
             skill_cache_check_seconds=env.float("SKILL_CACHE_CHECK_SECONDS", 1.0),
+            llm_read_timeout_seconds=env.float("LLM_READ_TIMEOUT_SECONDS", 30.0),
+            reminder_sweep_seconds=env.float("REMINDER_SWEEP_SECONDS", 5.0),
+            reminder_resend_after_seconds=env.float("REMINDER_RESEND_AFTER_SECONDS", 120.0),
         )
         env.seal()
     finally:

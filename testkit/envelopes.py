@@ -7,8 +7,8 @@ import time
 import uuid
 from typing import Any
 
-from ingest.envelope import Envelope, envelope_from_frame
-from ingest.protocol import TOPIC_BOT_MESSAGE, parse_frame
+from ingest.envelope import envelope_from_frame, robot_envelope
+from ingest.protocol import parse_frame
 
 
 def robot_message(
@@ -59,20 +59,8 @@ def robot_message(
 def envelope(data: dict[str, Any] | None = None, **message: Any) -> dict[str, Any]:
     """An Envelope dict (what the listener publishes) around a robot message."""
     data = data if data is not None else robot_message(**message)
-    return Envelope(
-        msg_id=str(data.get("msgId") or ""),
-        message_id=f"push-{uuid.uuid4().hex[:12]}",
-        topic=TOPIC_BOT_MESSAGE,
-        frame_type="CALLBACK",
-        tenant_id=str(data.get("chatbotCorpId") or "corp-test"),
-        conversation_id=str(data.get("conversationId") or ""),
-        conversation_type=str(data.get("conversationType") or ""),
-        sender_id=str(data.get("senderId") or ""),
-        sender_staff_id=str(data.get("senderStaffId") or ""),
-        sender_nick=str(data.get("senderNick") or ""),
-        msgtype=str(data.get("msgtype") or ""),
-        payload=data,
-        received_at=time.time(),
+    return robot_envelope(
+        data, f"push-{uuid.uuid4().hex[:12]}", "corp-test", time.time()
     ).to_dict()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL_QUEUES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver")
+ALL_QUEUES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver", "dtbot.reminders")
 
 
 class WorkerProcess(subprocess.Popen):  # type: ignore[type-arg]
@@ -49,8 +49,9 @@ def start_worker(
     loglevel: str = "INFO",
     ready_timeout: float = 60.0,
     extra_args: tuple[str, ...] = (),
+    app: str = "workers.celery",
 ) -> WorkerProcess:
-    """Start `celery -A workers.celery worker` and wait until it consumes; raises with its log if
+    """Start `celery -A <app> worker` and wait until it consumes; raises with its log if
     it dies or is not ready in time."""
     node = name or f"test-{uuid.uuid4().hex[:8]}@%h"
     owns_log = log_path is None
@@ -63,7 +64,7 @@ def start_worker(
     ready_file.unlink(missing_ok=True)
     env = dict(env, WORKER_READY_FILE=str(ready_file))
     cmd = [
-        sys.executable, "-m", "celery", "-A", "workers.celery", "worker",
+        sys.executable, "-m", "celery", "-A", app, "worker",
         "-n", node, "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency),
         "-l", loglevel, "--without-gossip", "--without-mingle", *extra_args,
     ]

@@ -14,6 +14,7 @@ from typing import IO, Callable
 
 import psutil
 
+from testkit import processes
 from testkit.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +23,7 @@ PYTHON = sys.executable
 SANDBOX_CLIENT_ID = "sandbox-client-id"
 SANDBOX_CLIENT_SECRET = "sandbox-client-secret"
 
-PIPELINE_QUEUES = "dtbot.preprocess,dtbot.postprocess,dtbot.deliver"
+PIPELINE_QUEUES = "dtbot.preprocess,dtbot.postprocess,dtbot.deliver,dtbot.reminders"
 SKILL_QUEUES = "dtbot.skills"
 
 
@@ -43,7 +44,7 @@ class Proc:
         return self.popen.poll() is None
 
     def log_text(self) -> str:
-        if not self.log_file.closed:  # after stop() the file is closed; its text is still on disk
+        if not self.log_file.closed:
             self.log_file.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
@@ -157,24 +158,39 @@ class Stack:
         return self._spawn("listener", [PYTHON, "-m", "ingest"], self.env(**env))
 
     def start_worker(
-        self, role: str, queues: str, *, pool: str = "threads", concurrency: int = 4,
-        app: str = "workers.celery", **env: str,
+        self,
+        role: str,
+        queues: str,
+        *,
+        pool: str = "threads",
+        concurrency: int = 4,
+        app: str = "workers.celery",
+        **env: str,
     ) -> Proc:
-        """`app`: the Celery app module; a test may pass its own module that imports
-        workers.celery and adds test skills before the worker starts."""
-        name = f"{role}-{len(self.procs)}@%h"
+        """A Celery worker of this stack, returned once it consumes (see testkit.processes)."""
+        log_path = self.log_dir / f"{role}-{len(self.procs)}.log"
+        popen = processes.start_worker(
+            self.env(**env), queues.split(","), pool=pool, concurrency=concurrency,
+            name=f"{role}-{len(self.procs)}@%h", log_path=log_path, app=app,
+            loglevel=env.get("LOG_LEVEL", "INFO"), ready_timeout=90,
+            extra_args=("--without-heartbeat",),
+        )
+        proc = Proc(role=role, popen=popen, log_path=log_path, log_file=popen._log_file)
+        with self._lock:
+            self.procs.append(proc)
+        return proc
+
+    def start_beat(self, app: str = "workers.celery", **env: str) -> Proc:
+        """Celery beat (the reminder sweep's clock), its schedule file in the log directory."""
+        schedule = self.log_dir / f"celerybeat-schedule-{len(self.procs)}"
         proc = self._spawn(
-            role,
-            [
-                PYTHON, "-m", "celery", "-A", app, "worker", "-n", name, "-Q", queues,
-                "-P", pool, "-c", str(concurrency), "-l", "INFO", "--without-gossip",
-                "--without-mingle", "--without-heartbeat",
-            ],
+            "beat",
+            [PYTHON, "-m", "celery", "-A", app, "beat", "-l", "INFO", "--schedule", str(schedule)],
             self.env(**env),
         )
-        wait_until(lambda: " ready." in proc.log_text() or not proc.alive(), 90, f"worker {role}")
+        wait_until(lambda: "beat: Starting" in proc.log_text() or not proc.alive(), 30, "celery beat")
         if not proc.alive():
-            raise RuntimeError(f"worker {role} exited:\n{proc.log_text()[-3000:]}")
+            raise RuntimeError(f"beat exited:\n{proc.log_text()[-3000:]}")
         return proc
 
     def start_pipeline_worker(self, concurrency: int = 8, app: str = "workers.celery", **env: str) -> Proc:

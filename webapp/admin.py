@@ -94,3 +94,5 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 import webapp.admin_audit  # noqa: E402,F401
 import webapp.admin_documents  # noqa: E402,F401
 import webapp.admin_reminders  # noqa: E402,F401
+import webapp.admin_routing  # noqa: E402,F401
+import webapp.admin_skills  # noqa: E402,F401

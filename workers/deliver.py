@@ -15,7 +15,7 @@ from webapp.models import DeliveryChannel, MessageStatus
 from workers import reply_state
 from workers.dingtalk_api import DingTalkAPI, Throttled, WebhookExpired
 from workers.dingtalk_token import TokenCache
-from workers.errors import PipelineError, PoisonMessage
+from workers.errors import DeliveryUnknown, PipelineError, PoisonMessage
 from workers.gateway import buttons
 from workers.gateway.cardsend import send_card
 from workers.gateway.outbound import action_buttons, webhook_body
@@ -174,6 +174,11 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
                     part = Reply(text=part.text or part.title or "…", kind="markdown", title=part.title)
                 _remember_buttons(payload, part)
                 channel = send_part(api, channel, part, delivery, budget, mention=index == 0)
+        except DeliveryUnknown as exc:
+            # The state stays `sending:<i>`: no retry or replay of this run resends the part.
+            log.warning("reply part %d outcome unknown (%s); not resending", index, exc)
+            do_mark_status(msg_id, MessageStatus.DELIVERY_UNKNOWN, error=str(exc)[:500])
+            return {"msg_id": msg_id, "result": "delivery_unknown"}
         except PipelineError:
             # Known not delivered: the retry (or a replay) may send this part.
             reply_state.swap(msg_id, reply_state.sending(index), reply_state.next_part(index))
@@ -182,10 +187,23 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
         reply_state.swap(msg_id, reply_state.sending(index), expected)
     if not parts:
         reply_state.swap(msg_id, expected, reply_state.SENT)
+    card = delivered_card(payload)
+    if card:
+        # The answer went out as an AI card in run_skill; the parts (if any) were its overflow.
+        channel = DeliveryChannel.CARD.value
     times = {"replied_at": time.time()}
     acked = acked_at(msg_id)
     if acked:
         times["acked_at"] = acked
     do_mark_status(msg_id, MessageStatus.REPLIED, channel=channel, **times)
-    log.info("replied in %d part(s) via %s", len(parts), channel)
-    return {"msg_id": msg_id, "result": "sent", "channel": channel, "parts": len(parts)}
+    log.info("replied in %d part(s) via %s%s", len(parts), channel, f" (card {card})" if card else "")
+    result = {"msg_id": msg_id, "result": "sent", "channel": channel, "parts": len(parts)}
+    if card:
+        result["card"] = card
+    return result
+
+
+def delivered_card(payload: dict[str, Any]) -> str:
+    """The outTrackId of the AI card that already carries this answer ('' for a plain reply)."""
+    card = (payload.get("reply") or {}).get("card") or {}
+    return str(card.get("out_track_id") or "") if card.get("delivered") else ""

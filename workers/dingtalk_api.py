@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -10,7 +9,7 @@ import httpx
 
 from skills.api import Reply
 from workers.dingtalk_token import TokenCache
-from workers.errors import PoisonMessage, TransientError
+from workers.errors import DeliveryUnknown, PoisonMessage, TransientError
 from workers.gateway.outbound import openapi_message, webhook_body
 
 __all__ = ["DingTalkAPI", "Throttled", "WebhookExpired", "openapi_message", "webhook_body"]
@@ -37,11 +36,13 @@ def _post(http: httpx.Client, url: str, body: dict[str, Any], headers: dict[str,
     """POST with the client's timeouts; network trouble is transient."""
     try:
         return http.post(url, json=body, headers=headers)
-    except httpx.TimeoutException as exc:
-        # Read timeouts are retried too: losing the reply is worse than the rare double.
-        raise TransientError(f"timeout calling {_path(url)}: {exc!r}") from exc
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # The request never left: retrying cannot double-send.
+        raise TransientError(f"could not reach {_path(url)}: {exc!r}") from exc
     except httpx.TransportError as exc:
-        raise TransientError(f"network error calling {_path(url)}: {exc!r}") from exc
+        # Read/write timeouts and dropped connections happen after the request may have been
+        # processed; resending could answer twice, so the outcome is recorded as unknown.
+        raise DeliveryUnknown(f"no answer from {_path(url)}: {exc!r}") from exc
 
 
 def _path(url: str) -> str:

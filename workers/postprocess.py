@@ -53,12 +53,24 @@ def reply_parts(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str
     ]
 
 
+def card_follow_up(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str, Any]]:
+    """An answer already on its AI card: only what did not fit on it (and the notes) still goes out."""
+    overflow = str(reply.card.get("overflow") or "")
+    if not overflow.strip() and not notes:
+        return []
+    return reply_parts(Reply(text=overflow, kind="markdown", title=reply.title), notes, max_bytes)
+
+
 def postprocess(payload: dict[str, Any]) -> dict[str, Any]:
     """Payload with `replies` (the parts to send); the session remembers this turn."""
     settings = get_settings()
     turn = Turn.from_dict(payload["turn"])
     reply = Reply.from_dict(payload.get("reply") or {"text": ""})
-    parts = reply_parts(reply, list(payload.get("notes") or []), settings.reply_max_bytes)
+    notes = list(payload.get("notes") or [])
+    if reply.card.get("delivered"):
+        parts = card_follow_up(reply, notes, settings.reply_max_bytes)
+    else:
+        parts = reply_parts(reply, notes, settings.reply_max_bytes)
     if turn.text:
         session.append_turn(
             turn.tenant_id,

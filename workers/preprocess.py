@@ -149,7 +149,8 @@ def preprocess(data: dict[str, Any], run_id: str) -> dict[str, Any]:
         # The card or button names its skill: routing does not second-guess it.
         turn = turn.replace(skill=incoming.skill, intent=str(incoming.params.get("type")), confidence=1.0)
     elif reply is None:
-        turn = routing.route(turn)
+        # A clarifying question (router unsure between skills) is answered instead of a skill.
+        turn, reply = routing.decide_turn(turn)
     return {
         "msg_id": envelope.msg_id,
         "run_id": run_id,

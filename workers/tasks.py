@@ -195,6 +195,14 @@ def deliver_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
 
 # --- per-process hygiene: DB connections and clients are never shared across a fork -----------
 
+@signals.worker_init.connect
+def _preload_skills(sender: Any = None, **_: Any) -> None:
+    # Only workers that run skills (the -Q selection is known by now).
+    queues = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
+    if RUN_SKILL.queue in queues:
+        skill_runner.preload_skills()
+
+
 @signals.worker_process_init.connect
 def _on_worker_process_init(**_: Any) -> None:
     # Drop sockets inherited from the parent without talking on them (that would break the

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn
 from skills.schedule import replies
 from skills.schedule.command import Clarification, ScheduleCommand
+from skills.schedule.examples import EXAMPLES
 from skills.schedule.matching import Candidate, match
 from skills.schedule.parse import language_of, parse_schedule
 from skills.schedule.recurrence import occurrences_between
@@ -33,6 +34,18 @@ class ScheduleConfig(SkillConfig):
             raise ValueError("schedule config values must be positive")
 
 
+def button_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A pressed button's action and parameters, flat: {"action", "command", "key", ...}.
+
+    Accepts the flat form and the gateway's card-callback form
+    {"type": "button", "action": ..., "params": {...}}.
+    """
+    nested = params.get("params")
+    if isinstance(nested, dict):
+        return {**nested, "action": params.get("action", nested.get("action"))}
+    return params
+
+
 def load_store(dotted: str) -> ReminderStore:
     """Import 'package.module:Class' and construct it; the skill never imports Django itself."""
     module_name, _, attr = dotted.partition(":")
@@ -50,6 +63,8 @@ class ScheduleSkill(AISkillPlugin):
 
     name = "schedule"
     intents = ("schedule.create", "schedule.list", "schedule.change", "schedule.cancel")
+    examples = EXAMPLES
+    label = {"zh": "日程提醒", "en": "Schedule"}
     Config = ScheduleConfig
     timeout_seconds = 10.0
 
@@ -85,8 +100,9 @@ class ScheduleSkill(AISkillPlugin):
 
     def execute(self, turn: Turn) -> Reply:
         now = self._clock().astimezone(self.zone(turn))
-        if turn.params.get("action") in (replies.CONFIRM, replies.DISMISS):
-            return self._on_button(turn, now)
+        button = button_params(turn.params)
+        if button.get("action") in (replies.CONFIRM, replies.DISMISS):
+            return self._on_button(turn.replace(params=button), now)
         parsed = parse_schedule(
             turn.text, now, intent=turn.intent,
             event_offset=timedelta(minutes=self.cfg.event_reminder_minutes),

@@ -8,7 +8,6 @@ from collections import defaultdict
 
 import pytest
 
-from sandbox.client import SandboxClient
 from testkit.stack import Stack
 
 from .gateway_support import needs_listener, report, start_bot

@@ -239,29 +239,44 @@ def test_a_private_chat_without_a_staff_id_cannot_fall_back(dingtalk_sandbox, sa
         deliver(payload)
 
 
-def test_network_failures_are_transient_and_leave_the_part_unsent(sandbox_settings, monkeypatch):
+def _net_payload(url: str) -> dict:
+    return {
+        "msg_id": f"net-{url[-40:]}", "replies": [{"text": "hi"}],
+        "delivery": {"session_webhook": url, "session_webhook_expires_at": 0,
+                     "conversation_type": "1", "sender_staff_id": "u"},
+    }
+
+
+@pytest.fixture
+def short_http_timeout(sandbox_settings, monkeypatch):
     from conf.settings import get_settings
     from workers.runtime import reset_clients
 
     monkeypatch.setenv("HTTP_TIMEOUT_SECONDS", "0.3")
     get_settings.cache_clear()
     reset_clients()
+
+
+def test_a_refused_connection_is_transient_and_leaves_the_part_unsent(short_http_timeout):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}/robot/sendBySession?session=x"
+    payload = _net_payload(refused)
+    with pytest.raises(TransientError):
+        deliver(payload)
+    assert reply_state.get(payload["msg_id"]) == "next:0"
+
+
+def test_a_read_timeout_is_an_unknown_outcome_that_is_never_resent(short_http_timeout):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)  # accepts connections, never answers: a read timeout
         silent = f"http://127.0.0.1:{listener.getsockname()[1]}/robot/sendBySession?session=x"
-        with socket.socket() as closed:
-            closed.bind(("127.0.0.1", 0))
-            refused = f"http://127.0.0.1:{closed.getsockname()[1]}/robot/sendBySession?session=x"
-        for url in (refused, silent):
-            payload = {
-                "msg_id": f"net-{url[-40:]}", "replies": [{"text": "hi"}],
-                "delivery": {"session_webhook": url, "session_webhook_expires_at": 0,
-                             "conversation_type": "1", "sender_staff_id": "u"},
-            }
-            with pytest.raises(TransientError):
-                deliver(payload)
-            assert reply_state.get(payload["msg_id"]) == "next:0"
+        payload = _net_payload(silent)
+        assert deliver(payload)["result"] == "delivery_unknown"
+        assert reply_state.get(payload["msg_id"]) == "sending:0"
+        # A retry (or a redelivered task) must not send the part a second time.
+        assert deliver(payload)["result"] == "delivery_unknown"
 
 
 def test_it_records_when_the_listener_acked_the_push(dingtalk_sandbox, sandbox_client,

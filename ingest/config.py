@@ -1,0 +1,71 @@
+"""Settings → frozen IngestConfig: the knobs the Stream listener needs, nothing more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from conf.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """What `python -m ingest` runs with; built from Settings so the environment is read once."""
+
+    client_id: str
+    client_secret: str
+    openapi_endpoint: str
+    broker_url: str
+    redis_url: str
+    redis_key_prefix: str
+    tenant_id: str
+    http_timeout_seconds: float = 10.0
+    buffer_max: int = 1000
+    batch_max: int = 200
+    ping_interval_seconds: float = 30.0
+    watchdog_seconds: float = 90.0
+    backoff_initial_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    healthy_reset_seconds: float = 60.0
+    auth_retry_seconds: float = 300.0
+    metrics_port: int = 9108
+    # Not in Settings on purpose: they only make tests and the benchmark faster.
+    drain_grace_seconds: float = 15.0
+    confirm_timeout_seconds: float = 5.0
+    shutdown_grace_seconds: float = 5.0
+    stats_interval_seconds: float = 60.0
+    acked_ttl_seconds: int = 86400
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return self.broker_url.startswith(("redis://", "rediss://"))
+
+    @property
+    def registration_url(self) -> str:
+        return f"{self.openapi_endpoint.rstrip('/')}/v1.0/gateway/connections/open"
+
+    def with_overrides(self, **changes: Any) -> "IngestConfig":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> "IngestConfig":
+        s = settings or get_settings()
+        config = cls(
+            client_id=s.dingtalk_client_id,
+            client_secret=s.dingtalk_client_secret,
+            openapi_endpoint=s.dingtalk_openapi_endpoint,
+            broker_url=s.celery_broker_url,
+            redis_url=s.redis_url,
+            redis_key_prefix=s.redis_key_prefix,
+            tenant_id=s.tenant_id,
+            http_timeout_seconds=s.http_timeout_seconds,
+            buffer_max=s.ingest_buffer_max,
+            batch_max=s.ingest_batch_max,
+            ping_interval_seconds=s.ingest_ping_interval_seconds,
+            watchdog_seconds=s.ingest_watchdog_seconds,
+            backoff_max_seconds=s.ingest_backoff_max_seconds,
+            healthy_reset_seconds=s.ingest_healthy_reset_seconds,
+            auth_retry_seconds=s.ingest_auth_retry_seconds,
+            metrics_port=s.ingest_metrics_port,
+        )
+        return replace(config, **overrides) if overrides else config

@@ -1,0 +1,136 @@
+"""What to do with each downstream frame: a table by (type, topic); bad input is answered, never fatal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Callable
+
+from ingest.buffer import AckTarget, EnvelopeBuffer, Pending
+from ingest.envelope import envelope_from_frame
+from ingest.metrics import IngestMetrics
+from ingest.protocol import (
+    TOPIC_BOT_MESSAGE,
+    TOPIC_CARD_CALLBACK,
+    TOPIC_DISCONNECT,
+    TOPIC_PING,
+    TYPE_EVENT,
+    TYPE_SYSTEM,
+    Frame,
+    FrameError,
+    parse_frame,
+    pong,
+    response_frame,
+)
+
+log = logging.getLogger(__name__)
+
+# Frames this large are legal (ingest never truncates) but worth one line for the operator.
+LARGE_FRAME_BYTES = 64 * 1024
+# SYSTEM topics some gateways send as liveness signals (NODE handles them); nothing to answer.
+LIVENESS_TOPICS = frozenset({"KEEPALIVE", "CONNECTED", "REGISTERED"})
+CALLBACK_TOPICS = frozenset({TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK})
+
+
+def _message_id_of(raw: bytes) -> str:
+    """Best effort: the messageId of a frame parse_frame refused, so it can still be answered."""
+    try:
+        headers = json.loads(raw).get("headers") or {}
+        return str(headers.get("messageId") or "")
+    except (ValueError, AttributeError, TypeError):
+        return ""
+
+
+def _text_content(payload: dict) -> str:
+    text = payload.get("text")
+    return str(text.get("content") or "") if isinstance(text, dict) else ""
+
+
+class FrameRouter:
+    """Turns frames into pending envelopes, answers SYSTEM frames and rejects what cannot be used."""
+
+    def __init__(
+        self,
+        tenant_id: str,
+        buffer: EnvelopeBuffer,
+        metrics: IngestMetrics,
+        on_disconnect: Callable[[AckTarget], None],
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.buffer = buffer
+        self.metrics = metrics
+        self.on_disconnect = on_disconnect
+        # Cleared at shutdown: frames read afterwards stay un-ACKed and DingTalk redelivers them.
+        self.accepting = True
+
+    def handle(self, target: AckTarget, raw: bytes, read_at: float) -> None:
+        try:
+            frame = parse_frame(raw)
+        except FrameError as exc:
+            self._reject_unparsable(target, raw, exc)
+            return
+        self.metrics.count_frame(frame.type, frame.topic)
+        if frame.type == TYPE_SYSTEM:
+            self._system(target, frame)
+        elif frame.type == TYPE_EVENT or frame.topic in CALLBACK_TOPICS:
+            self._business(target, frame, raw, read_at)
+        else:
+            self._answer(target, frame.message_id, 404, "topic not handled", reason="unknown_topic")
+            log.warning(
+                "%s: %s topic %r not handled; answered 404 messageId=%s",
+                target.name, frame.type, frame.topic, frame.message_id,
+            )
+
+    def _system(self, target: AckTarget, frame: Frame) -> None:
+        if frame.topic == TOPIC_PING:
+            target.send_text(pong(frame))
+        elif frame.topic == TOPIC_DISCONNECT:
+            # ACK first (GO does) so the server does not repeat the command, then dial a new socket.
+            target.send_text(response_frame(frame.message_id, {}))
+            log.info("%s: server sent disconnect (%s) messageId=%s", target.name, frame.data[:200], frame.message_id)
+            self.on_disconnect(target)
+        elif frame.topic in LIVENESS_TOPICS:
+            log.debug("%s: SYSTEM %s messageId=%s", target.name, frame.topic, frame.message_id)
+        else:
+            self._answer(target, frame.message_id, 404, "topic not handled", reason="unknown_topic")
+            log.warning("%s: SYSTEM topic %r not handled; answered 404 messageId=%s", target.name, frame.topic, frame.message_id)
+
+    def _business(self, target: AckTarget, frame: Frame, raw: bytes, read_at: float) -> None:
+        try:
+            envelope = envelope_from_frame(frame, self.tenant_id, received_at=time.time())
+        except FrameError as exc:
+            # Answer 400 so the server stops re-pushing a message nobody can ever handle.
+            self._answer(target, frame.message_id, 400, str(exc)[:200], reason="bad_data")
+            log.warning("%s: unusable %s push answered 400 messageId=%s: %s", target.name, frame.type, frame.message_id, exc)
+            return
+        ids = f"msgId={envelope.msg_id} messageId={frame.message_id}"
+        if not self.accepting:
+            self.metrics.not_acked.labels("shutting_down").inc()
+            log.info("%s: shutting down, push left un-ACKed for redelivery %s", target.name, ids)
+            return
+        if len(raw) > LARGE_FRAME_BYTES:
+            log.info("%s: large push of %d bytes kept whole %s", target.name, len(raw), ids)
+        if envelope.msgtype == "text" and not _text_content(envelope.payload).strip():
+            log.info("%s: empty text message %s", target.name, ids)
+        if not self.buffer.offer(Pending(envelope, frame, target, read_at)):
+            self.metrics.not_acked.labels("buffer_full").inc()
+            log.warning(
+                "%s: buffer full (%d envelopes not yet durable), push dropped without ACK %s",
+                target.name, self.buffer.capacity, ids,
+            )
+        self.metrics.buffer_size.set(len(self.buffer))
+
+    def _reject_unparsable(self, target: AckTarget, raw: bytes, exc: FrameError) -> None:
+        message_id = _message_id_of(raw)
+        if message_id:
+            self._answer(target, message_id, 400, str(exc)[:200], reason="malformed")
+            log.warning("%s: malformed frame answered 400 messageId=%s: %s", target.name, message_id, exc)
+        else:
+            # Nothing to echo: an answer without messageId means nothing to the server.
+            self.metrics.bad_frames.labels("malformed").inc()
+            log.warning("%s: malformed frame skipped (%s), first bytes %r", target.name, exc, raw[:120])
+
+    def _answer(self, target: AckTarget, message_id: str, code: int, message: str, reason: str) -> None:
+        self.metrics.bad_frames.labels(reason).inc()
+        target.send_text(response_frame(message_id, {}, code=code, message=message))

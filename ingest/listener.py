@@ -1,0 +1,264 @@
+"""The Stream listener: register → connect → read; pings, watchdog, reconnect with back-off + jitter."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import httpx
+import websocket
+
+from ingest.ackrecord import AckRecorder
+from ingest.backoff import Backoff
+from ingest.buffer import AckTarget, EnvelopeBuffer
+from ingest.config import IngestConfig
+from ingest.connection import AuthFailed, RegistrationError, StreamConnection, open_socket, register
+from ingest.dispatch import FrameRouter
+from ingest.handoff import HandOff
+from ingest.metrics import IngestMetrics
+from ingest.publish import BrokerPublisher
+
+log = logging.getLogger(__name__)
+
+
+class Listener:
+    """Owns the Stream sockets. Only `run()`'s thread connects, so there is one connect in flight.
+
+    Readers report to it (socket closed, server said `disconnect`) by waking it up; it decides
+    when to dial again. The hand-off thread makes envelopes durable and ACKs them.
+    """
+
+    def __init__(
+        self,
+        config: IngestConfig,
+        metrics: IngestMetrics | None = None,
+        publisher: BrokerPublisher | None = None,
+        recorder: AckRecorder | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or IngestMetrics()
+        self.buffer = EnvelopeBuffer(config.buffer_max)
+        self.handoff = HandOff(
+            self.buffer,
+            publisher or BrokerPublisher(config.broker_url, confirm_timeout=config.confirm_timeout_seconds),
+            self.metrics,
+            recorder
+            if recorder is not None
+            else AckRecorder(config.redis_url, config.redis_key_prefix, config.acked_ttl_seconds),
+            batch_max=config.batch_max,
+            backoff=Backoff(config.backoff_initial_seconds, config.backoff_max_seconds),
+        )
+        self.router = FrameRouter(config.tenant_id, self.buffer, self.metrics, self._on_disconnect)
+        self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
+        self.stopped = threading.Event()
+        self.metrics_port: int | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._conns: list[StreamConnection] = []
+        self._active: StreamConnection | None = None
+        self._next_connect_at = 0.0
+        self._reconnect_reason = ""
+        self._ever_connected = False
+        self._auth_failing = False
+        self._last_stats = time.monotonic()
+        self._http = httpx.Client(timeout=config.http_timeout_seconds)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask `run()` to shut down (signal handlers call this)."""
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        """Serve until `request_stop()`; then make what is buffered durable, ACK it, close."""
+        try:
+            self.metrics_port = self.metrics.serve(self.config.metrics_port)
+        except OSError as exc:  # metrics are secondary: never lose messages over a busy port
+            log.error("cannot serve metrics on port %d (%s); INGEST_METRICS_PORT=0 disables them",
+                      self.config.metrics_port, exc)
+        if self.handoff.recorder is not None:
+            self.handoff.recorder.start()
+        self.handoff.start()
+        log.info(
+            "listener starting: gateway %s, broker %s, buffer %d",
+            self.config.openapi_endpoint, _redact(self.config.broker_url), self.config.buffer_max,
+        )
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()  # before looking at the state, so no wake-up is missed
+                if self._active is None and time.monotonic() >= self._next_connect_at:
+                    self._connect()
+                self._tick()
+                self._wake.wait(self._tick_seconds())
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self.router.accepting = False  # stop reading: later pushes stay un-ACKed
+        left = self.handoff.stop(self.config.shutdown_grace_seconds)
+        if left:
+            log.warning(
+                "shutdown: %d pushes left un-ACKed for redelivery msgIds=%s",
+                len(left), ",".join(p.envelope.msg_id for p in left),
+            )
+            self.metrics.not_acked.labels("shutdown").inc(len(left))
+        with self._lock:
+            conns, self._conns, self._active = list(self._conns), [], None
+        for conn in conns:
+            conn.close()
+        if self.handoff.recorder is not None:
+            self.handoff.recorder.stop()
+        self._http.close()
+        self.metrics.stop_serving()
+        self._log_stats(force=True)
+        log.info("listener stopped")
+        self.stopped.set()
+
+    # ---- connecting ------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        try:
+            endpoint, ticket = register(self.config, self._http)
+            ws = open_socket(endpoint, ticket, self.config.http_timeout_seconds)
+        except AuthFailed as exc:
+            self._auth_failed(exc)
+            return
+        except (RegistrationError, websocket.WebSocketException, OSError) as exc:
+            self._connect_failed(exc)
+            return
+        except Exception as exc:  # e.g. a malformed endpoint in the ticket: retry, never die
+            log.exception("unexpected error while connecting")
+            self._connect_failed(exc)
+            return
+        if self._auth_failing:
+            log.info("DingTalk accepted the credentials again")
+            self._auth_failing = False
+        conn = StreamConnection(ws, self.router.handle, self._on_closed)
+        with self._lock:
+            self._conns.append(conn)
+            self._active = conn
+            reason = self._reconnect_reason or "closed"
+        self.metrics.connections.set(len(self._conns))
+        if self._ever_connected:
+            self.metrics.reconnects.labels(reason).inc()
+            log.info("%s: connected to %s (reconnect after %s)", conn.name, endpoint, reason)
+        else:
+            log.info("%s: connected to %s", conn.name, endpoint)
+        self._ever_connected = True
+        conn.start()
+
+    def _connect_failed(self, exc: Exception) -> None:
+        delay = self.backoff.next_delay()
+        self._next_connect_at = time.monotonic() + delay
+        log.warning("cannot open a Stream connection (%s); retrying in %.1fs", exc, delay)
+
+    def _auth_failed(self, exc: AuthFailed) -> None:
+        self._next_connect_at = time.monotonic() + self.config.auth_retry_seconds
+        if not self._auth_failing:
+            log.error(
+                "DingTalk rejected the app credentials (%s). Fix DINGTALK_CLIENT_ID / "
+                "DINGTALK_CLIENT_SECRET (check for stray whitespace); retrying every %.0fs",
+                exc, self.config.auth_retry_seconds,
+            )
+            self._auth_failing = True
+        else:
+            log.warning("credentials still rejected (%s); next try in %.0fs", exc, self.config.auth_retry_seconds)
+
+    # ---- reader callbacks (reader threads) ----------------------------------------------------
+
+    def _on_disconnect(self, target: AckTarget) -> None:
+        """Server announced it will close `target`: dial a new socket now, let the old one drain."""
+        with self._lock:
+            conn = next((c for c in self._conns if c is target), None)
+            if conn is None or conn.draining:
+                return
+            conn.draining_since = time.monotonic()
+            if conn is self._active:
+                self._active = None
+                self._next_connect_at = 0.0
+                self._reconnect_reason = "disconnect"
+        self._wake.set()
+
+    def _on_closed(self, conn: StreamConnection, reason: str) -> None:
+        now = time.monotonic()
+        lived = now - conn.opened_at
+        delay = None
+        with self._lock:
+            if conn in self._conns:
+                self._conns.remove(conn)
+            if conn is self._active:
+                self._active = None
+                if not self._stop.is_set():
+                    # Set together with _active, or the supervisor could redial with no back-off.
+                    if lived >= self.config.healthy_reset_seconds:
+                        self.backoff.reset()
+                    delay = self.backoff.next_delay()
+                    self._next_connect_at = now + delay
+                    self._reconnect_reason = "watchdog" if "watchdog" in reason else "closed"
+        self.metrics.connections.set(len(self._conns))
+        if delay is None:
+            log.info("%s: closed (%s)", conn.name, reason)
+            return
+        log.warning("%s: lost after %.1fs (%s); reconnecting in %.1fs", conn.name, lived, reason, delay)
+        self._wake.set()
+
+    # ---- periodic work -------------------------------------------------------------------------
+
+    def _tick_seconds(self) -> float:
+        c = self.config
+        return max(0.05, min(1.0, c.ping_interval_seconds / 4, c.watchdog_seconds / 4))
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            silent = now - conn.last_rx
+            if silent > self.config.watchdog_seconds:
+                log.warning("%s: no frame and no pong for %.1fs; closing the zombie socket", conn.name, silent)
+                conn.abort(f"watchdog: silent for {silent:.1f}s")
+            elif conn.draining and now - (conn.draining_since or now) > self.config.drain_grace_seconds:
+                conn.abort("drain grace period over")
+            elif now - conn.last_ping_sent >= self.config.ping_interval_seconds:
+                conn.ping()
+        active = self._active
+        if active is not None and now - active.opened_at >= self.config.healthy_reset_seconds:
+            self.backoff.reset()
+        self.metrics.buffer_size.set(len(self.buffer))
+        self._log_stats()
+
+    def _log_stats(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_stats < self.config.stats_interval_seconds:
+            return
+        self._last_stats = now
+        s = self.metrics.window.snapshot()
+        if s.count:
+            log.info(
+                "ack latency p50=%.1fms p99=%.1fms max=%.1fms over %d acks; buffer=%d connections=%d",
+                s.p50_ms, s.p99_ms, s.max_ms, s.count, len(self.buffer), len(self._conns),
+            )
+
+    # ---- introspection for tests and the benchmark -----------------------------------------
+
+    @property
+    def connections(self) -> list[StreamConnection]:
+        with self._lock:
+            return list(self._conns)
+
+    @property
+    def active(self) -> StreamConnection | None:
+        return self._active
+
+
+def _redact(url: str) -> str:
+    """Broker URL without its password, for the start-up line."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,183 @@
+"""The broker side: envelopes become persistent, confirmed Celery task messages of the pipeline."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import kombu
+import pytest
+from celery.canvas import Signature
+
+from ingest.publish import BrokerPublisher, BrokerUnavailable, PipelineMessages
+from testkit.services import free_port
+from testkit.tcpproxy import tcp_proxy
+from tests.ingest.conftest import drain_queue, envelope
+
+
+def _assert_pipeline_message(msg: kombu.Message, env: dict) -> None:
+    assert msg.headers["task"] == "dtbot.pipeline.preprocess"
+    assert msg.headers["id"] and msg.headers["root_id"] == msg.headers["id"]
+    assert msg.content_type == "application/json"
+    args, kwargs, embed = json.loads(msg.body)
+    assert args == [env] and kwargs == {}
+    chain = [Signature.from_dict(s) for s in embed["chain"]]
+    # The chain field lists the remaining stages last-first; workers pop from the end.
+    assert [s.task for s in chain] == [
+        "dtbot.pipeline.deliver",
+        "dtbot.pipeline.postprocess",
+        "dtbot.pipeline.run_skill",
+    ]
+    assert [s.options["queue"] for s in chain] == ["dtbot.deliver", "dtbot.postprocess", "dtbot.skills"]
+
+
+def test_a_confirmed_batch_lands_as_persistent_pipeline_messages_on_rabbitmq(rabbit_broker):
+    envs = [envelope(f"msg-{i}", text=f"hi {i}").to_dict() for i in range(25)]
+    publisher = BrokerPublisher(rabbit_broker)
+    publisher.connect()
+    try:
+        assert publisher.publish_batch(envs) == [True] * 25
+    finally:
+        publisher.close()
+    messages = drain_queue(rabbit_broker)
+    assert len(messages) == 25
+    for msg, env in zip(messages, envs):
+        assert msg.properties["delivery_mode"] == 2
+        _assert_pipeline_message(msg, env)
+
+
+def test_the_preprocess_queue_is_declared_durable(rabbit_broker):
+    publisher = BrokerPublisher(rabbit_broker)
+    publisher.connect()
+    publisher.close()
+    with kombu.Connection(rabbit_broker) as conn:
+        # A passive declare with a different durability would fail; durable=True matches.
+        name, count, _ = conn.channel().queue_declare("dtbot.preprocess", passive=True)
+        assert name == "dtbot.preprocess"
+        conn.channel().queue_declare("dtbot.preprocess", durable=True, auto_delete=False)
+
+
+def test_delivery_tags_keep_counting_across_batches_on_one_channel(rabbit_broker):
+    publisher = BrokerPublisher(rabbit_broker)
+    publisher.connect()
+    try:
+        for batch in range(4):
+            envs = [envelope(f"b{batch}-{i}").to_dict() for i in range(50)]
+            assert all(publisher.publish_batch(envs))
+        assert publisher._next_tag == 201
+    finally:
+        publisher.close()
+    assert len(drain_queue(rabbit_broker)) == 200
+
+
+def test_a_broker_ack_with_multiple_settles_every_earlier_tag():
+    publisher = BrokerPublisher("amqp://unused")
+    publisher._pending = {1, 2, 3, 4, 5}
+    publisher._on_ack(3, True)
+    assert publisher._pending == {4, 5}
+    publisher._on_nack(5, False)
+    assert publisher._pending == {4} and publisher._nacked == {5}
+
+
+def test_a_redis_broker_gets_the_same_pipeline_messages(redis_broker):
+    envs = [envelope(f"r-{i}").to_dict() for i in range(10)]
+    publisher = BrokerPublisher(redis_broker)
+    publisher.connect()
+    try:
+        assert publisher.publish_batch(envs) == [True] * 10
+    finally:
+        publisher.close()
+    messages = drain_queue(redis_broker)
+    assert len(messages) == 10
+    for msg, env in zip(messages, envs):
+        _assert_pipeline_message(msg, env)
+
+
+def test_connecting_to_a_dead_broker_raises_broker_unavailable():
+    publisher = BrokerPublisher(f"amqp://guest:guest@127.0.0.1:{free_port()}//", connect_timeout=1)
+    with pytest.raises(BrokerUnavailable):
+        publisher.connect()
+    assert not publisher.connected
+
+
+def test_a_connection_cut_mid_flight_raises_and_nothing_is_reported_durable(rabbit_broker):
+    with tcp_proxy() as proxy:
+        publisher = BrokerPublisher(proxy.url_for(rabbit_broker), confirm_timeout=2)
+        publisher.connect()
+        assert publisher.publish_batch([envelope("before").to_dict()]) == [True]
+        proxy.cut()
+        with pytest.raises(BrokerUnavailable):
+            publisher.publish_batch([envelope("during").to_dict()])
+        assert not publisher.connected
+        proxy.restore()
+        publisher.connect()
+        assert publisher.publish_batch([envelope("after").to_dict()]) == [True]
+        publisher.close()
+    bodies = [json.loads(m.body)[0][0]["msg_id"] for m in drain_queue(rabbit_broker)]
+    assert "before" in bodies and "after" in bodies
+
+
+def test_the_chain_shape_comes_from_build_chain():
+    messages = PipelineMessages()
+    assert messages.task_name == "dtbot.pipeline.preprocess"
+    assert messages.queue_name == "dtbot.preprocess"
+    assert [s["task"] for s in messages.rest or []][-1] == "dtbot.pipeline.run_skill"
+
+
+@pytest.mark.slow
+def test_an_idle_connection_survives_on_heartbeats(rabbit_broker):
+    publisher = BrokerPublisher(rabbit_broker, heartbeat=1)
+    publisher.connect()
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            publisher.heartbeat()  # what the hand-off does every 0.5 s when idle
+            time.sleep(0.3)
+        assert publisher.connected
+        assert publisher.publish_batch([envelope("after-idle").to_dict()]) == [True]
+    finally:
+        publisher.close()
+    drain_queue(rabbit_broker)
+
+
+def test_an_idle_redis_connection_needs_no_heartbeat(redis_broker):
+    publisher = BrokerPublisher(redis_broker)
+    publisher.connect()
+    publisher.heartbeat()
+    assert publisher.publish_batch([envelope("r").to_dict()]) == [True]
+    publisher.close()
+
+
+@pytest.mark.slow
+def test_a_real_celery_worker_runs_the_published_message_through_all_four_stages(rabbit_broker, redis_prefix):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import redis
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(CELERY_BROKER_URL=rabbit_broker, PROBE_PREFIX=redis_prefix)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.ingest.pipeline_probe", "worker", "-P", "solo",
+         "-Q", "dtbot.preprocess,dtbot.skills,dtbot.postprocess,dtbot.deliver", "--without-gossip",
+         "--without-mingle", "-l", "WARNING"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    publisher = BrokerPublisher(rabbit_broker)
+    try:
+        publisher.connect()
+        assert publisher.publish_batch([envelope("through").to_dict()]) == [True]
+        deadline = time.monotonic() + 30
+        while client.llen(f"{redis_prefix}through") < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stages = [s.decode() for s in client.lrange(f"{redis_prefix}through", 0, -1)]
+    finally:
+        publisher.close()
+        worker.terminate()
+        worker.wait(20)
+        client.close()
+    assert stages == ["preprocess", "run_skill", "postprocess", "deliver"]
