@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
+import typing
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Mapping, Sequence, TypeVar, Union
+
+from skills.language import is_chinese
+
+C = TypeVar("C", bound="SkillConfig")
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,100 @@ class SkillError(Exception):
         self.user_message = user_message
 
 
+class ConfigError(ValueError):
+    """A skill's configuration does not fit its Config schema (unknown key, wrong type, bad value)."""
+
+
+def _check(owner: str, key: str, hint: Any, value: Any) -> Any:
+    """`value` if it fits the type hint `hint` (JSON shapes: lists become tuples where asked)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        for option in args:
+            try:
+                return _check(owner, key, option, value)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{owner}.{key}: {value!r} is not a {hint}")
+    if hint is type(None):
+        if value is None:
+            return None
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (list, tuple, Sequence) or hint in (list, tuple):
+        if isinstance(value, (list, tuple)):
+            item = args[0] if args else Any
+            items = [_check(owner, f"{key}[{i}]", item, v) for i, v in enumerate(value)]
+            return tuple(items) if (origin or hint) is tuple else items
+    elif origin in (dict, Mapping) or hint is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    elif isinstance(hint, type):
+        if isinstance(value, hint):
+            return value
+    else:  # an exotic hint (Literal...): trust the dataclass's own __post_init__
+        return value
+    expected = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{owner}.{key}: expected {expected}, got {type(value).__name__} {value!r}")
+
+
 @dataclass(frozen=True)
 class SkillConfig:
-    """Base of every skill's typed Config; subclasses add fields with defaults."""
+    """Base of every skill's typed Config; subclasses add fields with defaults.
+
+    Subclasses are frozen dataclasses whose every field has a default; `__post_init__` may check
+    values (raise ValueError). Admin overrides arrive as JSON and go through `from_dict`.
+    """
+
+    @classmethod
+    def from_dict(cls: type[C], data: Mapping[str, Any] | None = None) -> C:
+        """The defaults overridden by `data`; ConfigError names any unknown key or wrong type."""
+        data = dict(data or {})
+        owner = cls.__qualname__
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(f"{owner}: unknown key(s) {unknown}; known keys: {sorted(fields)}")
+        hints = typing.get_type_hints(cls)
+        values = {key: _check(owner, key, hints.get(key, Any), value) for key, value in data.items()}
+        try:
+            return cls(**values)
+        except (TypeError, ValueError, LookupError) as exc:  # LookupError: e.g. an unknown time zone
+            raise ConfigError(f"{owner}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def secret_keys(cls) -> frozenset[str]:
+        """Fields declared with repr=False (API keys, tokens): never shown or audited in clear."""
+        return frozenset(f.name for f in dataclasses.fields(cls) if not f.repr)
+
+    @classmethod
+    def schema(cls) -> dict[str, dict[str, Any]]:
+        """{key: {"type", "default"}} for admin help text; secrets show no default."""
+        hints = typing.get_type_hints(cls)
+        defaults = cls().to_dict()
+        secret = cls.secret_keys()
+        return {
+            f.name: {
+                "type": getattr(hints.get(f.name), "__name__", str(hints.get(f.name))),
+                "default": "***" if f.name in secret else defaults[f.name],
+            }
+            for f in dataclasses.fields(cls) if f.init
+        }
 
 
 class AISkillPlugin:
@@ -78,6 +175,11 @@ class AISkillPlugin:
 
     name: ClassVar[str] = ""
     intents: ClassVar[tuple[str, ...]] = ()
+    # intent → example utterances, Chinese and English mixed (at least 20 per language); they seed
+    # the router's training data in the database.
+    examples: ClassVar[Mapping[str, Sequence[str]]] = {}
+    # A short name per language for menus and clarifying questions: {"zh": "日程提醒", "en": "Schedule"}.
+    label: ClassVar[Mapping[str, str]] = {}
     Config: ClassVar[type[SkillConfig]] = SkillConfig
     timeout_seconds: ClassVar[float] = 20.0
 
@@ -87,6 +189,23 @@ class AISkillPlugin:
     @classmethod
     def help_text(cls) -> str:
         return inspect.cleandoc(cls.__doc__ or cls.name)
+
+    @classmethod
+    def display_name(cls, lang: str) -> str:
+        """The label in `lang` ("zh"/"en"), else in the other language, else the skill's name."""
+        return cls.label.get(lang) or next(iter(cls.label.values()), "") or cls.name
+
+    @classmethod
+    def examples_by_language(cls) -> dict[str, dict[str, list[str]]]:
+        """{intent: {"zh": [...], "en": [...]}} of the shipped examples."""
+        out: dict[str, dict[str, list[str]]] = {}
+        for intent in cls.intents:
+            texts = list(cls.examples.get(intent, ()))
+            out[intent] = {
+                "zh": [t for t in texts if is_chinese(t)],
+                "en": [t for t in texts if not is_chinese(t)],
+            }
+        return out
 
     def pre_process(self, turn: Turn) -> Turn:
         """Adjust the turn before execute (parse parameters, check permissions)."""

@@ -1,14 +1,18 @@
-"""The explicit skill registry: {name: dotted path}, imported lazily; intent → skill name."""
+"""The explicit skill registry: {name: dotted path}, imported lazily; intent → skill; the fallback skill."""
 
 from __future__ import annotations
 
 import importlib
 import threading
 from functools import lru_cache
+from typing import Any, Collection, Mapping
 
+from conf.settings import get_settings
 from skills.api import AISkillPlugin, SkillConfig
 
-# One line per skill; the skill routing of issue 4 adds entries here (and per-tenant settings).
+# One line per built-in skill. Skills served elsewhere are RemoteSkill rows (admin), not entries here.
+# docsearch and schedule build their stores lazily from their Config (the pgvector URL; the
+# ReminderStore named by dotted path), so `build(name, config)` gives a working instance.
 SKILLS: dict[str, str] = {
     "echo": "skills.echo.skill:EchoSkill",
     "help": "skills.help.skill:HelpSkill",
@@ -17,8 +21,10 @@ SKILLS: dict[str, str] = {
     "schedule": "skills.schedule.skill:ScheduleSkill",
 }
 
-# The skill that answers when no intent matched.
+# The last-resort answer when nothing else may answer (no LLM configured, fallbacks disabled).
 FALLBACK_SKILL = "echo"
+# Out-of-scope messages go to the first of these that is available and enabled.
+FALLBACK_ORDER: tuple[str, ...] = ("llm_chat", "echo", "help")
 
 _instances: dict[str, AISkillPlugin] = {}
 _lock = threading.Lock()
@@ -46,6 +52,14 @@ def skill_class(name: str) -> type[AISkillPlugin]:
     return cls
 
 
+def build(name: str, config: SkillConfig | Mapping[str, Any] | None = None) -> AISkillPlugin:
+    """A new instance of skill `name`; a mapping of overrides is validated against its Config."""
+    cls = skill_class(name)
+    if config is None or isinstance(config, Mapping):
+        config = cls.Config.from_dict(config or {})
+    return cls(config)
+
+
 def get_skill(name: str, config: SkillConfig | None = None) -> AISkillPlugin:
     """A skill instance; default-configured instances are shared (skills keep no turn state)."""
     if config is not None:
@@ -56,9 +70,33 @@ def get_skill(name: str, config: SkillConfig | None = None) -> AISkillPlugin:
         return _instances[name]
 
 
+def intent_map() -> dict[str, str]:
+    """{intent: skill name} of every built-in skill."""
+    return {intent: name for name in SKILLS for intent in skill_class(name).intents}
+
+
 def skill_for_intent(intent: str) -> str:
-    """The name of the skill that declares `intent`."""
-    for name in SKILLS:
-        if intent in skill_class(name).intents:
+    """The name of the built-in skill that declares `intent`."""
+    try:
+        return intent_map()[intent]
+    except KeyError:
+        raise UnknownSkill(f"no skill declares intent {intent!r}") from None
+
+
+def llm_configured() -> bool:
+    """Whether an LLM server is set (LLM_BASE_URL); without it the chat skill cannot answer."""
+    return bool(get_settings().llm_base_url)
+
+
+def fallback_skill(enabled: Collection[str] | None = None) -> str:
+    """The skill for out-of-scope messages: chat when an LLM is configured, else echo.
+
+    `enabled` limits the choice to the tenant's enabled skills; when none of the fallbacks is
+    enabled the message still gets an answer from FALLBACK_SKILL.
+    """
+    for name in FALLBACK_ORDER:
+        if name == "llm_chat" and not llm_configured():
+            continue
+        if enabled is None or name in enabled:
             return name
-    raise UnknownSkill(f"no skill declares intent {intent!r}")
+    return FALLBACK_SKILL

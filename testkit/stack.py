@@ -193,11 +193,15 @@ class Stack:
             raise RuntimeError(f"beat exited:\n{proc.log_text()[-3000:]}")
         return proc
 
-    def start_pipeline_worker(self, concurrency: int = 8, **env: str) -> Proc:
-        return self.start_worker("worker-pipeline", PIPELINE_QUEUES, pool="threads", concurrency=concurrency, **env)
+    def start_pipeline_worker(self, concurrency: int = 8, app: str = "workers.celery", **env: str) -> Proc:
+        return self.start_worker("worker-pipeline", PIPELINE_QUEUES, pool="threads", concurrency=concurrency,
+                                 app=app, **env)
 
-    def start_skills_worker(self, concurrency: int = 2, pool: str = "prefork", **env: str) -> Proc:
-        return self.start_worker("worker-skills", SKILL_QUEUES, pool=pool, concurrency=concurrency, **env)
+    def start_skills_worker(
+        self, concurrency: int = 2, pool: str = "prefork", app: str = "workers.celery", **env: str
+    ) -> Proc:
+        return self.start_worker("worker-skills", SKILL_QUEUES, pool=pool, concurrency=concurrency,
+                                 app=app, **env)
 
     # -- control ---------------------------------------------------------------------------
     def kill(self, proc: Proc, sig: int = signal.SIGKILL) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Iterator
 
 import pytest
@@ -28,3 +29,17 @@ def redis_prefix() -> Iterator[str]:
     """A unique Redis key prefix for one test."""
     with services.redis_namespace() as prefix:
         yield prefix
+
+
+def _reset_skill_settings() -> None:
+    module = sys.modules.get("workers.skill_settings")
+    if module is not None:
+        module.reset()
+
+
+@pytest.fixture(autouse=True)
+def fresh_skill_settings() -> Iterator[None]:
+    """Each test reads skill settings afresh (the per-process cache would outlive its rows)."""
+    _reset_skill_settings()
+    yield
+    _reset_skill_settings()

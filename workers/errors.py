@@ -25,3 +25,8 @@ class DuplicateMessage(PipelineError):
 
 class NothingToAnswer(PipelineError):
     """The push needs no reply from this pipeline (e.g. an event topic with no handler yet)."""
+
+
+class DeliveryUnknown(PipelineError):
+    """The request may have reached DingTalk (read timeout, connection lost after sending): the
+    outcome is unknown, so the reply is not sent again (at most once) and the record says so."""

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import answer_card, wording
+from workers import answer_card, skill_settings, wording
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
         # A retry after the card was finalized: the user has the answer; do not ask again.
         log.info("card %s already finished; handing on its reply", done.card.get("out_track_id"))
         return _answered(payload, done.to_dict(), "ok")
-    skill = registry.get_skill(turn.skill or registry.FALLBACK_SKILL)
+    # The tenant's configuration of the skill (admin settings); remote skills resolve here too.
+    skill = skill_settings.cache().skill(turn.tenant_id, turn.skill or registry.FALLBACK_SKILL)
     robot_code = str((payload.get("delivery") or {}).get("robot_code") or "")
     cards = answer_card.cards_enabled()
     if cards and answer_card.streams(skill):

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.dingtalk.context import SANDBOX_KEY, Sandbox
-from sandbox.dingtalk.openapi import api_error, check_token, read_json, user_conversation
+from sandbox.dingtalk.openapi import api_error, authorized_body, user_conversation
 
 MAX_STREAM_BYTES = 1024
 SPACE_PREFIX = "dtv1.card//"
@@ -167,14 +167,10 @@ def _stream(sb: Sandbox, body: dict[str, Any]) -> None:
 
 
 async def _handle(request: web.Request, action: str) -> web.Response:
-    sb = request.app[SANDBOX_KEY]
-    denied = check_token(sb, request, "card")
-    if denied:
-        return denied
-    try:
-        body = await read_json(request)
-    except ValueError:
-        return api_error(400, "InvalidParameter", "body is not JSON")
+    checked = await authorized_body(request, "card")
+    if isinstance(checked, web.Response):
+        return checked
+    sb, body = checked
     if not isinstance(body, dict):
         return api_error(400, "InvalidParameter", "body must be a JSON object")
     try:

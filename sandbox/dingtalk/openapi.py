@@ -49,6 +49,18 @@ def check_token(sb: Sandbox, request: web.Request, family: str) -> web.Response 
     return None
 
 
+async def authorized_body(request: web.Request, family: str) -> tuple[Sandbox, Any] | web.Response:
+    """The sandbox and the JSON body of an OpenAPI call with a valid token, or the error answer."""
+    sb = request.app[SANDBOX_KEY]
+    denied = check_token(sb, request, family)
+    if denied:
+        return denied
+    try:
+        return sb, await read_json(request)
+    except ValueError:
+        return api_error(400, "InvalidParameter", "body is not JSON")
+
+
 def user_conversation(sb: Sandbox, user_id: str) -> str:
     return sb.private_cids.get(user_id) or private_conversation_id(sb.config.client_id, user_id)
 
@@ -116,14 +128,10 @@ def _check_robot_send(sb: Sandbox, body: Any) -> web.Response | None:
 
 async def batch_send(request: web.Request) -> web.Response:
     """POST /v1.0/robot/oToMessages/batchSend — 1:1 messages to up to 20 users."""
-    sb = request.app[SANDBOX_KEY]
-    denied = check_token(sb, request, "robot_send")
-    if denied:
-        return denied
-    try:
-        body = await read_json(request)
-    except ValueError:
-        return api_error(400, "InvalidParameter", "body is not JSON")
+    checked = await authorized_body(request, "robot_send")
+    if isinstance(checked, web.Response):
+        return checked
+    sb, body = checked
     invalid = _check_robot_send(sb, body)
     if invalid:
         return invalid
@@ -165,14 +173,10 @@ async def batch_send(request: web.Request) -> web.Response:
 
 async def group_send(request: web.Request) -> web.Response:
     """POST /v1.0/robot/groupMessages/send — one message to a group the robot is in."""
-    sb = request.app[SANDBOX_KEY]
-    denied = check_token(sb, request, "robot_send")
-    if denied:
-        return denied
-    try:
-        body = await read_json(request)
-    except ValueError:
-        return api_error(400, "InvalidParameter", "body is not JSON")
+    checked = await authorized_body(request, "robot_send")
+    if isinstance(checked, web.Response):
+        return checked
+    sb, body = checked
     invalid = _check_robot_send(sb, body)
     if invalid:
         return invalid
@@ -202,14 +206,10 @@ async def group_send(request: web.Request) -> web.Response:
 
 async def download_file(request: web.Request) -> web.Response:
     """POST /v1.0/robot/messageFiles/download → a temporary URL served by the sandbox."""
-    sb = request.app[SANDBOX_KEY]
-    denied = check_token(sb, request, "files")
-    if denied:
-        return denied
-    try:
-        body = await read_json(request)
-    except ValueError:
-        return api_error(400, "InvalidParameter", "body is not JSON")
+    checked = await authorized_body(request, "files")
+    if isinstance(checked, web.Response):
+        return checked
+    sb, body = checked
     if not isinstance(body, dict) or body.get("robotCode") != sb.config.client_id:
         return api_error(400, "InvalidParameter.RobotCode", "robotCode 不存在")
     code = body.get("downloadCode")

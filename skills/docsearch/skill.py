@@ -19,6 +19,7 @@ from skills.docsearch.answer import (
 )
 from skills.docsearch.embedded_pg import resolve_database_url
 from skills.docsearch.embedding import Embedder, shared_embedder
+from skills.docsearch.examples import EXAMPLES
 from skills.docsearch.store import DocumentStore, Hit, PgVectorStore
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class DocSearchSkill(AISkillPlugin):
 
     name = "docsearch"
     intents = ("docsearch.ask",)
+    examples = EXAMPLES
+    label = {"zh": "文档问答", "en": "Document search"}
     Config = DocSearchConfig
     timeout_seconds = 40.0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from skills.api import AISkillPlugin, Reply, Turn
+from skills.echo.examples import EXAMPLES
 from skills.language import is_chinese
 
 
@@ -11,6 +12,8 @@ class EchoSkill(AISkillPlugin):
 
     name = "echo"
     intents = ("echo",)
+    examples = EXAMPLES
+    label = {"zh": "复读", "en": "Echo"}
     timeout_seconds = 5.0
 
     def execute(self, turn: Turn) -> Reply:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
+from skills.help.examples import EXAMPLES
 
 # Words that ask for help; the keyword router of the spine uses them (issue 4 replaces it).
 HELP_WORDS = ("help", "帮助", "?", "？")
@@ -14,6 +15,8 @@ class HelpSkill(AISkillPlugin):
 
     name = "help"
     intents = ("help",)
+    examples = EXAMPLES
+    label = {"zh": "帮助", "en": "Help"}
     timeout_seconds = 5.0
 
     def execute(self, turn: Turn) -> Reply:

@@ -12,6 +12,7 @@ import openai
 
 from conf.settings import get_settings
 from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn
+from skills.llm_chat.examples import EXAMPLES
 from skills.llm_chat.history import build_messages
 from skills.llm_chat.phrases import phrase
 
@@ -125,6 +126,8 @@ class LLMChatSkill(AISkillPlugin):
 
     name = "llm_chat"
     intents = ("chat",)
+    examples = EXAMPLES
+    label = {"zh": "AI 对话", "en": "Chat with AI"}
     Config = LLMChatConfig
     timeout_seconds = 100.0
     # Answers are a stream: the skills worker runs execute inside an AI card's iterator.

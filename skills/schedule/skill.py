@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn
 from skills.schedule import replies
 from skills.schedule.command import Clarification, ScheduleCommand
+from skills.schedule.examples import EXAMPLES
 from skills.schedule.matching import Candidate, match
 from skills.schedule.parse import language_of, parse_schedule
 from skills.schedule.recurrence import occurrences_between
@@ -62,6 +63,8 @@ class ScheduleSkill(AISkillPlugin):
 
     name = "schedule"
     intents = ("schedule.create", "schedule.list", "schedule.change", "schedule.cancel")
+    examples = EXAMPLES
+    label = {"zh": "日程提醒", "en": "Schedule"}
     Config = ScheduleConfig
     timeout_seconds = 10.0
 

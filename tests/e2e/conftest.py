@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 import pytest
 
@@ -32,10 +32,9 @@ def _make_stack(broker_url: str, redis_prefix: str, tmp_path: Path) -> Stack:
     )
 
 
-@pytest.fixture
-def stack(transactional_db, redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
-    """A stack on a fresh RabbitMQ vhost; its logs are printed when the test fails."""
-    with services.rabbit_vhost("dtbot-e2e") as url:
+def _running_stack(broker: ContextManager[str], redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
+    """Yield a stack on the broker URL `broker` gives; print its logs when the test failed."""
+    with broker as url:
         bot = _make_stack(url, redis_prefix, tmp_path)
         try:
             yield bot
@@ -43,19 +42,18 @@ def stack(transactional_db, redis_prefix: str, tmp_path: Path, request) -> Itera
             bot.stop()
             if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
                 print(bot.logs())
+
+
+@pytest.fixture
+def stack(transactional_db, redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
+    """A stack on a fresh RabbitMQ vhost."""
+    yield from _running_stack(services.rabbit_vhost("dtbot-e2e"), redis_prefix, tmp_path, request)
 
 
 @pytest.fixture
 def redis_stack(transactional_db, redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
     """A stack whose Celery broker is Redis."""
-    with services.redis_broker_db() as url:
-        bot = _make_stack(url, redis_prefix, tmp_path)
-        try:
-            yield bot
-        finally:
-            bot.stop()
-            if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
-                print(bot.logs())
+    yield from _running_stack(services.redis_broker_db(), redis_prefix, tmp_path, request)
 
 
 def sandbox_client(bot: Stack) -> SandboxClient:

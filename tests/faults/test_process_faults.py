@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import signal
 import time
+from typing import Callable
 
 import pytest
 
 from testkit import traffic
-from testkit.ledger import Ledger
+from testkit.ledger import Ledger, Verdict
 from testkit.stack import Stack
 
 from tests.e2e.conftest import sandbox_client
@@ -38,31 +39,27 @@ def _wait_progress(client, ledger: Ledger, at_least: int, timeout: float = 60) -
         time.sleep(0.05)
 
 
-def test_killing_a_skills_worker_mid_run_loses_and_duplicates_nothing(stack: Stack):
-    _start(stack)
-    client = sandbox_client(stack)
+def _kill_mid_run(bot: Stack, role: str, restart: Callable[[], object]) -> Verdict:
+    """Send 300 messages, kill -9 the `role` worker once 60 are answered, restart it, judge."""
+    _start(bot)
+    client = sandbox_client(bot)
     ledger = Ledger()
     traffic.send(client, ledger, 300)
     _wait_progress(client, ledger, 60)
-    victim = next(p for p in stack.procs if p.role == "worker-skills")
-    stack.kill(victim, signal.SIGKILL)
-    stack.start_skills_worker(concurrency=2)
-    verdict = ledger.check(traffic.wait_for_all(client, ledger, timeout=120))
+    bot.kill(next(p for p in bot.procs if p.role == role and p.alive()), signal.SIGKILL)
+    restart()
+    return ledger.check(traffic.wait_for_all(client, ledger, timeout=120))
+
+
+def test_killing_a_skills_worker_mid_run_loses_and_duplicates_nothing(stack: Stack):
+    verdict = _kill_mid_run(stack, "worker-skills", lambda: stack.start_skills_worker(concurrency=2))
     assert verdict.exactly_once, verdict.summary()
 
 
 def test_killing_the_pipeline_worker_mid_run_duplicates_nothing(stack: Stack):
     from webapp.models import MessageRecord
 
-    _start(stack)
-    client = sandbox_client(stack)
-    ledger = Ledger()
-    traffic.send(client, ledger, 300)
-    _wait_progress(client, ledger, 60)
-    victim = next(p for p in stack.procs if p.role == "worker-pipeline")
-    stack.kill(victim, signal.SIGKILL)
-    stack.start_pipeline_worker(concurrency=8)
-    verdict = ledger.check(traffic.wait_for_all(client, ledger, timeout=120))
+    verdict = _kill_mid_run(stack, "worker-pipeline", lambda: stack.start_pipeline_worker(concurrency=8))
     assert not verdict.duplicates and not verdict.misrouted, verdict.summary()
     # A reply whose HTTP call was in flight at the kill has an unknown outcome; it is never
     # re-sent (at most once) and is marked for the operator instead of silently lost.

@@ -11,6 +11,7 @@ from testkit.envelopes import envelope_from_push
 from webapp.models import MessageRecord, MessageStatus
 from workers import reply_state
 from workers.deliver import choose_channel, deliver
+from workers.dingtalk_api import Throttled
 from workers.errors import PoisonMessage, TransientError
 from workers.postprocess import postprocess
 from workers.preprocess import preprocess
@@ -161,15 +162,19 @@ def test_a_retry_after_a_crash_mid_send_does_not_resend(dingtalk_sandbox, sandbo
     assert record.status == MessageStatus.DELIVERY_UNKNOWN
 
 
-def test_a_rate_limited_send_is_transient_and_the_retry_sends_once(
-        dingtalk_sandbox, sandbox_client, sandbox_settings):
+def test_a_rate_limited_send_is_not_sent_and_the_stage_retry_sends_it_once(
+        dingtalk_sandbox, sandbox_client, sandbox_settings, monkeypatch):
+    from conf.settings import get_settings
+
+    monkeypatch.setenv("DELIVER_THROTTLE_RETRIES", "0")  # no in-task retry: the task re-queues
+    get_settings.cache_clear()
     first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, user_id=u)
                      for t, u in (("first", "u8"), ("second", "u9")))
     for payload in (first, second):
         payload["delivery"]["session_webhook_expires_at"] = 1
     sandbox_client.configure(qps_limits={"robot_send": 1})
     deliver(first)  # uses this second's budget
-    with pytest.raises(TransientError, match="QpsLimit"):
+    with pytest.raises(Throttled, match="QpsLimit"):
         deliver(second)  # 403 Forbidden.AccessDenied.QpsLimitForApi
     assert reply_state.get(second["msg_id"]) == "next:0"
     sandbox_client.configure(qps_limits={})
@@ -178,15 +183,33 @@ def test_a_rate_limited_send_is_transient_and_the_retry_sends_once(
         "You said: first", "You said: second"]
 
 
-def test_the_webhook_rate_limit_errcode_is_transient(dingtalk_sandbox, sandbox_client,
-                                                     sandbox_settings):
+def test_a_rate_limited_send_is_retried_in_the_task_after_a_shared_pause(
+        dingtalk_sandbox, sandbox_client, sandbox_settings):
+    first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, user_id=u)
+                     for t, u in (("first", "u8"), ("second", "u9")))
+    for payload in (first, second):
+        payload["delivery"]["session_webhook_expires_at"] = 1
+    sandbox_client.configure(qps_limits={"robot_send": 1})
+    deliver(first)
+    assert deliver(second)["result"] == "sent"  # throttled once, penalty, then sent
+    assert sandbox_client.state()["throttled"] >= 1
+    assert [r["text"] for r in sandbox_client.replies(via="batchSend")] == [
+        "You said: first", "You said: second"]
+
+
+def test_the_webhook_rate_limit_errcode_is_throttling(dingtalk_sandbox, sandbox_client,
+                                                      sandbox_settings, monkeypatch):
+    from conf.settings import get_settings
+
+    monkeypatch.setenv("DELIVER_THROTTLE_RETRIES", "0")
+    get_settings.cache_clear()
     sandbox_client.configure(qps_limits={"webhook": 0.001})
     payloads = [ready_to_deliver(dingtalk_sandbox, sandbox_client, f"m{i}") for i in range(3)]
     outcomes = []
     for payload in payloads:
         try:
             outcomes.append(deliver(payload)["result"])
-        except TransientError as exc:
+        except Throttled as exc:
             outcomes.append(str(exc))
             assert reply_state.get(payload["msg_id"]) == "next:0"
     assert any("130101" in o for o in outcomes)
@@ -216,29 +239,44 @@ def test_a_private_chat_without_a_staff_id_cannot_fall_back(dingtalk_sandbox, sa
         deliver(payload)
 
 
-def test_network_failures_are_transient_and_leave_the_part_unsent(sandbox_settings, monkeypatch):
+def _net_payload(url: str) -> dict:
+    return {
+        "msg_id": f"net-{url[-40:]}", "replies": [{"text": "hi"}],
+        "delivery": {"session_webhook": url, "session_webhook_expires_at": 0,
+                     "conversation_type": "1", "sender_staff_id": "u"},
+    }
+
+
+@pytest.fixture
+def short_http_timeout(sandbox_settings, monkeypatch):
     from conf.settings import get_settings
     from workers.runtime import reset_clients
 
     monkeypatch.setenv("HTTP_TIMEOUT_SECONDS", "0.3")
     get_settings.cache_clear()
     reset_clients()
+
+
+def test_a_refused_connection_is_transient_and_leaves_the_part_unsent(short_http_timeout):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}/robot/sendBySession?session=x"
+    payload = _net_payload(refused)
+    with pytest.raises(TransientError):
+        deliver(payload)
+    assert reply_state.get(payload["msg_id"]) == "next:0"
+
+
+def test_a_read_timeout_is_an_unknown_outcome_that_is_never_resent(short_http_timeout):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)  # accepts connections, never answers: a read timeout
         silent = f"http://127.0.0.1:{listener.getsockname()[1]}/robot/sendBySession?session=x"
-        with socket.socket() as closed:
-            closed.bind(("127.0.0.1", 0))
-            refused = f"http://127.0.0.1:{closed.getsockname()[1]}/robot/sendBySession?session=x"
-        for url in (refused, silent):
-            payload = {
-                "msg_id": f"net-{url[-40:]}", "replies": [{"text": "hi"}],
-                "delivery": {"session_webhook": url, "session_webhook_expires_at": 0,
-                             "conversation_type": "1", "sender_staff_id": "u"},
-            }
-            with pytest.raises(TransientError):
-                deliver(payload)
-            assert reply_state.get(payload["msg_id"]) == "next:0"
+        payload = _net_payload(silent)
+        assert deliver(payload)["result"] == "delivery_unknown"
+        assert reply_state.get(payload["msg_id"]) == "sending:0"
+        # A retry (or a redelivered task) must not send the part a second time.
+        assert deliver(payload)["result"] == "delivery_unknown"
 
 
 def test_it_records_when_the_listener_acked_the_push(dingtalk_sandbox, sandbox_client,

@@ -12,6 +12,14 @@ from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
 from workers import skill_runner, wording
 
+# run_skill reads the tenant's skill settings (database, version key in Redis).
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _settings(worker_settings):
+    yield
+
 
 def payload(text: str, skill: str = "echo", reply: dict | None = None) -> dict:
     turn = Turn(msg_id="m1", tenant_id="t", conversation_id="c", conversation_type="1",

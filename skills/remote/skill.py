@@ -1,0 +1,168 @@
+"""RemoteSkill: POST the turn dict, read the reply dict; bounded retries, a circuit breaker, polite failures.
+
+Contract (see README "Remote skills"): request body = `Turn.to_dict()`, optional header
+`Authorization: Bearer <token>`; 200 → a `Reply` dict (`text` required); 4xx with
+`{"user_message": ...}` → that message is shown, nothing is retried; 5xx, timeouts and connection
+errors are transient: retried, and they count towards opening the breaker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pybreaker
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn
+from skills.language import is_chinese
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemoteSkillConfig(SkillConfig):
+    """Where the skill lives and how hard to try; built by the workers from a RemoteSkill row."""
+
+    name: str = "remote"
+    url: str = ""
+    token: str = field(default="", repr=False)
+    timeout_seconds: float = 10.0  # per HTTP attempt
+    intents: tuple[str, ...] = ()
+    description: str = ""
+    retries: int = 2  # extra attempts on transient errors
+    backoff_seconds: float = 0.2
+    breaker_failures: int = 5  # consecutive failed calls that open the circuit
+    breaker_reset_seconds: float = 30.0  # open → half-open after this cool-down
+
+    def __post_init__(self) -> None:
+        if self.timeout_seconds <= 0 or self.retries < 0 or self.breaker_failures < 1:
+            raise ValueError("need timeout_seconds > 0, retries >= 0, breaker_failures >= 1")
+
+
+class RemoteServerError(Exception):
+    """5xx from the remote skill: transient."""
+
+
+class RemoteRejected(Exception):
+    """4xx from the remote skill: the request was refused; not retried, not the remote's fault."""
+
+    def __init__(self, message: str, user_message: str = "") -> None:
+        super().__init__(message)
+        self.user_message = user_message
+
+
+class RemoteProtocolError(Exception):
+    """A 200 whose body is not a reply: a bug on the remote side (counts as a failure, no retry)."""
+
+
+TRANSIENT = (httpx.TransportError, RemoteServerError)  # TransportError covers timeouts and refused connections
+
+_breakers: dict[tuple[str, str], pybreaker.CircuitBreaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def breaker_for(cfg: RemoteSkillConfig) -> pybreaker.CircuitBreaker:
+    """One breaker per remote (name, URL) in this process, shared by every instance of it."""
+    key = (cfg.name, cfg.url)
+    with _breakers_lock:
+        breaker = _breakers.get(key)
+        if breaker is None or (breaker.fail_max, breaker.reset_timeout) != (cfg.breaker_failures,
+                                                                          cfg.breaker_reset_seconds):
+            breaker = pybreaker.CircuitBreaker(
+                fail_max=cfg.breaker_failures, reset_timeout=cfg.breaker_reset_seconds,
+                exclude=[RemoteRejected], name=cfg.name,
+            )
+            _breakers[key] = breaker
+        return breaker
+
+
+def reset_breakers() -> None:
+    with _breakers_lock:
+        _breakers.clear()
+
+
+def unavailable(name: str, turn: Turn) -> str:
+    if is_chinese(turn.text) or (not turn.text and turn.locale.startswith("zh")):
+        return f"抱歉，「{name}」服务暂时不可用，请稍后再试。"
+    return f"Sorry, the {name} service is unavailable right now; please try again later."
+
+
+class RemoteSkill(AISkillPlugin):
+    """A skill served over HTTP by another process or team (registered in admin as a RemoteSkill)."""
+
+    name = "remote"
+    Config = RemoteSkillConfig
+
+    def __init__(self, config: RemoteSkillConfig | None = None) -> None:
+        super().__init__(config)
+        cfg = self.cfg
+        if not cfg.url:
+            raise ValueError("a remote skill needs a URL")
+        self.name = cfg.name  # type: ignore[misc]  # each remote answers under its own name
+        self.intents = tuple(cfg.intents)  # type: ignore[misc]
+        # The runner's deadline covers every attempt and the waits between them.
+        waits = sum(min(2.0, cfg.backoff_seconds * 2 ** i) for i in range(cfg.retries))
+        self.timeout_seconds = cfg.timeout_seconds * (cfg.retries + 1) + waits + 1.0  # type: ignore[misc]
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if cfg.token:
+            headers["Authorization"] = f"Bearer {cfg.token}"
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(cfg.timeout_seconds, connect=min(cfg.timeout_seconds, 5.0)),
+            headers=headers, limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        )
+
+    @property
+    def cfg(self) -> RemoteSkillConfig:
+        assert isinstance(self.config, RemoteSkillConfig)
+        return self.config
+
+    def execute(self, turn: Turn) -> Reply:
+        cfg = self.cfg
+        breaker = breaker_for(cfg)
+        try:
+            return breaker.call(self._call_with_retries, turn)
+        except pybreaker.CircuitBreakerError as exc:
+            log.warning("remote skill %s: circuit open, not calling (msg_id=%s)", cfg.name, turn.msg_id)
+            raise SkillError(f"remote skill {cfg.name}: circuit open", unavailable(cfg.name, turn)) from exc
+        except RemoteRejected as exc:
+            log.warning("remote skill %s refused msg_id=%s: %s", cfg.name, turn.msg_id, exc)
+            raise SkillError(f"remote skill {cfg.name} refused: {exc}",
+                             exc.user_message or unavailable(cfg.name, turn)) from exc
+        except (*TRANSIENT, RemoteProtocolError) as exc:
+            log.warning("remote skill %s failed msg_id=%s: %r", cfg.name, turn.msg_id, exc)
+            raise SkillError(f"remote skill {cfg.name} failed: {exc!r}", unavailable(cfg.name, turn)) from exc
+
+    def _call_with_retries(self, turn: Turn) -> Reply:
+        cfg = self.cfg
+        for attempt in Retrying(
+            stop=stop_after_attempt(cfg.retries + 1),
+            wait=wait_exponential(multiplier=cfg.backoff_seconds, max=2.0),
+            retry=retry_if_exception_type(TRANSIENT),
+            reraise=True,
+        ):
+            with attempt:
+                return self._post(turn)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _post(self, turn: Turn) -> Reply:
+        response = self._http.post(self.cfg.url, json=turn.to_dict())
+        if response.status_code >= 500:
+            raise RemoteServerError(f"HTTP {response.status_code}")
+        body = _json(response)
+        if response.status_code >= 400:
+            user_message = str(body.get("user_message") or "") if isinstance(body, dict) else ""
+            raise RemoteRejected(f"HTTP {response.status_code}", user_message)
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            raise RemoteProtocolError(f"HTTP {response.status_code} without a reply object")
+        return Reply.from_dict(body)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,83 @@
+"""Embedding cache keyed by embedder and text hash, so retraining only embeds new examples."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .embedders import Embedder
+
+# Embeddings are deterministic per (model, text); bump when an adapter changes its output.
+CACHE_SCHEMA = 1
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+class EmbeddingCache:
+    """A SQLite file of float32 vectors; safe to share between processes (SQLite locks)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS emb (model TEXT, key BLOB, vec BLOB, PRIMARY KEY (model, key))"
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def get_many(self, model: str, keys: Sequence[bytes], dim: int) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = list(keys[i : i + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT key, vec FROM emb WHERE model = ? AND key IN ({marks})", [model, *chunk]
+                ).fetchall()
+                for key, vec in rows:
+                    v = np.frombuffer(vec, dtype=np.float32)
+                    if v.shape == (dim,):
+                        found[bytes(key)] = v
+        return found
+
+    def put_many(self, model: str, items: dict[bytes, np.ndarray]) -> None:
+        with self._lock, self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO emb (model, key, vec) VALUES (?, ?, ?)",
+                [(model, k, np.asarray(v, np.float32).tobytes()) for k, v in items.items()],
+            )
+
+
+def encode_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache | None) -> np.ndarray:
+    """embedder.encode(texts), reading what the cache has and embedding (then storing) the rest."""
+    if cache is None:
+        return embedder.encode(texts)
+    parts = getattr(embedder, "parts", [embedder])
+    return np.hstack([_encode_part(p, texts, cache) for p in parts]).astype(np.float32)
+
+
+def _encode_part(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache) -> np.ndarray:
+    model = f"{embedder.name}/{embedder.revision}/v{CACHE_SCHEMA}"
+    keys = [text_key(t) for t in texts]
+    found = cache.get_many(model, list(dict.fromkeys(keys)), embedder.dim)
+    missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
+    if missing:
+        fresh = embedder.encode(missing)
+        new = {text_key(t): v for t, v in zip(missing, fresh)}
+        cache.put_many(model, new)
+        found.update(new)
+    out = np.empty((len(texts), embedder.dim), dtype=np.float32)
+    for i, k in enumerate(keys):
+        out[i] = found[k]
+    return out

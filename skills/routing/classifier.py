@@ -1,0 +1,81 @@
+"""Multinomial logistic regression on sentence embeddings, trained in numpy (float32, mini-batch Adam).
+
+scikit-learn's lbfgs takes 5-15 s on 15k x 900 features x 150 intents on two cores; a few epochs
+of Adam with a cosine-decayed step reach the same validation accuracy in about a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Embeddings are unit-norm per model; scaling the input lets small weights give sharp logits.
+INPUT_SCALE = 10.0
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(z))
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 12
+    batch: int = 128
+    lr: float = 0.02
+    l2: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class LinearModel:
+    """logits = (INPUT_SCALE * x) @ weights + bias."""
+
+    weights: np.ndarray  # (dim, n_classes) float32
+    bias: np.ndarray  # (n_classes,) float32
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return (x * INPUT_SCALE) @ self.weights + self.bias
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig | None = None,
+            rows: np.ndarray | None = None) -> "LinearModel":
+        """Fit on x[rows] (all rows by default; an index may repeat to weigh a row more)."""
+        cfg = cfg or TrainConfig()
+        rows = np.arange(len(y)) if rows is None else np.asarray(rows)
+        x = np.ascontiguousarray(x, dtype=np.float32) * INPUT_SCALE
+        n, dim = len(rows), x.shape[1]
+        rng = np.random.default_rng(cfg.seed)
+        params = [np.zeros((dim, n_classes), np.float32), np.zeros(n_classes, np.float32)]
+        m = [np.zeros_like(p) for p in params]
+        v = [np.zeros_like(p) for p in params]
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        steps_per_epoch = max(1, -(-n // cfg.batch))
+        total = cfg.epochs * steps_per_epoch
+        t = 0
+        for _ in range(cfg.epochs):
+            order = rng.permutation(n)
+            for start in range(0, n, cfg.batch):
+                idx = rows[order[start : start + cfg.batch]]
+                xb = x[idx]
+                t += 1
+                # Cosine decay to zero: Adam at a constant step keeps bouncing and loses ~3 points.
+                lr = cfg.lr * 0.5 * (1.0 + np.cos(np.pi * t / total))
+                g = softmax(xb @ params[0] + params[1])
+                g[np.arange(len(idx)), y[idx]] -= 1.0
+                g /= len(idx)
+                grads = [xb.T @ g, g.sum(axis=0)]
+                if cfg.l2:
+                    grads[0] += cfg.l2 * params[0]
+                for p, gr, mm, vv in zip(params, grads, m, v):
+                    mm *= b1
+                    mm += (1 - b1) * gr
+                    vv *= b2
+                    vv += (1 - b2) * gr * gr
+                    p -= lr * (mm / (1 - b1**t)) / (np.sqrt(vv / (1 - b2**t)) + eps)
+        return cls(weights=params[0], bias=params[1])

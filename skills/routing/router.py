@@ -1,0 +1,216 @@
+"""The intent router: train on labelled examples, predict an intent with calibrated confidence or out-of-scope."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import embedders as emb
+from .cache import EmbeddingCache, encode_cached
+from .calibration import Calibration, calibrate
+from .classifier import LinearModel, TrainConfig, log_softmax
+from .lexical import Featurizer, LexicalModel
+
+log = logging.getLogger(__name__)
+
+OOS = "oos"
+VAL_SHARE = 0.15
+# Out-of-scope rows are few and scattered over every topic; counting each 4 times teaches the
+# classifier to put probability on `oos` (CLINC150 val: in-scope 95.0 % at 85 % OOS recall with 4,
+# 94.5 % without, 94.9 % with 8).
+OOS_WEIGHT = 4
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled utterance; split "val" marks rows kept for calibration and the threshold."""
+
+    text: str
+    intent: str
+    split: str = "train"
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> "Example":
+        return cls(text=str(row["text"]), intent=str(row["intent"]), split=str(row.get("split") or "train"))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Where a message goes: `intent` is OOS when `oos`; `top` ranks in-scope intents anyway."""
+
+    intent: str
+    confidence: float
+    oos: bool
+    top: list[tuple[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"intent": self.intent, "confidence": self.confidence, "oos": self.oos,
+                "top": [[i, p] for i, p in self.top]}
+
+
+@dataclass
+class Router:
+    """Embeddings (+ n-gram naive Bayes) → linear softmax; loaded once per worker, then only predicts."""
+
+    labels: list[str]
+    embedder_names: list[str]
+    linear: LinearModel
+    lexical: LexicalModel
+    calibration: Calibration
+    meta: dict[str, Any] = field(default_factory=dict)
+    _embedder: emb.ConcatEmbedder | None = field(default=None, repr=False)
+
+    # -- prediction -------------------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> emb.ConcatEmbedder:
+        if self._embedder is None:
+            self._embedder = emb.build(self.embedder_names)
+        return self._embedder
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    def predict(self, text: str, k: int = 3) -> Prediction:
+        """Route one message (embeds it, so this is the per-message cost)."""
+        x = self.embedder.encode_one(text)[None, :]
+        lex = self.lexical.score_one(text)[None, :]
+        return self._decide(self._probs(x, lex), k)[0]
+
+    def predict_many(self, texts: Sequence[str], k: int = 3) -> list[Prediction]:
+        x = self.embedder.encode(list(texts))
+        return self._decide(self._probs(x, self.lexical.scores(texts)), k)
+
+    def _probs(self, x: np.ndarray, lex: np.ndarray) -> np.ndarray:
+        return self.calibration.probs(self.linear.logits(x), lex)
+
+    def _decide(self, probs: np.ndarray, k: int) -> list[Prediction]:
+        in_scope = np.array([label != OOS for label in self.labels])
+        scoped = np.where(in_scope, probs, -1.0)
+        out = []
+        for row, p in zip(scoped, probs):
+            order = np.argsort(-row)[: max(1, min(k, int(in_scope.sum())))]
+            best = int(order[0])
+            conf = float(p[best])
+            is_oos = conf < self.calibration.threshold
+            out.append(Prediction(
+                intent=OOS if is_oos else self.labels[best],
+                confidence=round(conf, 6),
+                oos=is_oos,
+                top=[(self.labels[j], round(float(p[j]), 6)) for j in order],
+            ))
+        return out
+
+    # -- training ---------------------------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls,
+        examples: Iterable[Example | Mapping[str, Any]],
+        embedders: Sequence[str] | str = "auto",
+        cache: EmbeddingCache | str | Path | None = None,
+        config: TrainConfig | None = None,
+        refit: bool = True,
+    ) -> "Router":
+        """Fit a router. Rows with split "val" choose the lexical weight, temperature and OOS threshold;
+        without any, a stratified share of the training rows is carved out for that. With `refit`
+        the final model then learns from all rows (the calibration is kept)."""
+        started = time.perf_counter()
+        rows = [e if isinstance(e, Example) else Example.from_dict(e) for e in examples]
+        if not rows:
+            raise ValueError("no training examples")
+        labels = sorted({r.intent for r in rows})
+        if len([lbl for lbl in labels if lbl != OOS]) < 2:
+            raise ValueError("need at least two in-scope intents to train a router")
+        names = emb.auto_names([r.text for r in rows]) if embedders == "auto" else list(embedders)
+        if isinstance(cache, (str, Path)):
+            cache = EmbeddingCache(cache)
+        index = {lbl: i for i, lbl in enumerate(labels)}
+        y = np.array([index[r.intent] for r in rows], dtype=np.int64)
+        fit_idx, val_idx = split_for_validation(rows, y)
+        texts = [r.text for r in rows]
+
+        embedder = emb.build(names)
+        t0 = time.perf_counter()
+        x = encode_cached(embedder, texts, cache)
+        embed_seconds = time.perf_counter() - t0
+        log.info("embedded %d texts with %s in %.1fs", len(texts), embedder.name, embed_seconds)
+
+        cfg = config or TrainConfig()
+        featurizer, grams = Featurizer.fit(texts)
+        oos_index = index.get(OOS)
+        linear = LinearModel.fit(x, y, len(labels), cfg, rows=_weighted(fit_idx, y, oos_index))
+        lexical = LexicalModel.fit(featurizer, grams[fit_idx], y[fit_idx], len(labels))
+        calibration = calibrate(
+            logits=linear.logits(x[val_idx]),
+            lex=lexical.scores_matrix(grams[val_idx]),
+            y=y[val_idx],
+            oos_index=oos_index,
+        )
+        if refit and len(val_idx):
+            linear = LinearModel.fit(x, y, len(labels), cfg, rows=_weighted(np.arange(len(y)), y, oos_index))
+            lexical = LexicalModel.fit(featurizer, grams, y, len(labels))
+        seconds = time.perf_counter() - started
+        meta = {
+            "n_examples": len(rows),
+            "n_val": int(len(val_idx)),
+            "train_seconds": round(seconds, 3),
+            "embed_seconds": round(embed_seconds, 3),
+            "val_metrics": calibration.metrics,
+        }
+        log.info("trained router on %d examples (%d intents) in %.1fs; val %s",
+                 len(rows), len(labels), seconds, calibration.metrics)
+        return cls(labels=labels, embedder_names=names, linear=linear, lexical=lexical,
+                   calibration=calibration, meta=meta, _embedder=embedder)
+
+    # -- artefact ---------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        from .artefact import save
+
+        return save(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Router":
+        from .artefact import load
+
+        return load(Path(path))
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", ""))
+
+
+def _weighted(rows: np.ndarray, y: np.ndarray, oos_index: int | None) -> np.ndarray:
+    if oos_index is None:
+        return rows
+    extra = rows[y[rows] == oos_index]
+    return np.concatenate([rows, *([extra] * (OOS_WEIGHT - 1))])
+
+
+def split_for_validation(rows: Sequence[Example], y: np.ndarray, share: float = VAL_SHARE,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (fit, val): the rows marked val, else a stratified carve-out (classes with < 3 rows stay whole)."""
+    marked = np.array([r.split == "val" for r in rows])
+    if marked.any() and (~marked).any():
+        return np.flatnonzero(~marked), np.flatnonzero(marked)
+    rng = np.random.default_rng(seed)
+    val: list[int] = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        if len(members) < 3:
+            continue
+        take = max(1, int(round(len(members) * share)))
+        val.extend(rng.choice(members, size=take, replace=False).tolist())
+    val_idx = np.array(sorted(val), dtype=np.int64)
+    fit_idx = np.setdiff1d(np.arange(len(rows)), val_idx)
+    return fit_idx, val_idx
+
+
+__all__ = ["Example", "OOS", "Prediction", "Router", "log_softmax"]

@@ -1,0 +1,11 @@
+"""Registry-level checks of docsearch (its behaviour is tested in tests/knowledge/test_docsearch_*.py)."""
+
+from __future__ import annotations
+
+from skills import registry
+
+
+def test_it_builds_lazily_without_touching_its_store():
+    skill = registry.build("docsearch", {"top_k": 5})
+    assert skill.config.top_k == 5
+    assert skill._store is None  # the pgvector store opens on the first question, not at build

@@ -1,0 +1,16 @@
+"""The help skill lists every registered skill with its help text."""
+
+from __future__ import annotations
+
+from skills import registry
+from skills.api import Turn
+from skills.help.skill import HelpSkill
+
+
+def test_it_lists_every_skill_with_its_docstring():
+    reply = HelpSkill().execute(Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1",
+                                     user_id="alice", text="help"))
+    assert reply.kind == "markdown"
+    for name in registry.skill_names():
+        assert f"**{name}**" in reply.text
+    assert "日程提醒" in reply.text and "Document search" in reply.text

@@ -1,0 +1,80 @@
+"""The registry: every skill imports, intents are unique, Config defaults are valid, each skill has
+tests, each intent ships at least 20 examples per language, and the fallback skill is chosen right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conf.settings import get_settings
+from skills import registry
+from skills.api import AISkillPlugin, ConfigError, SkillConfig
+
+TESTS = Path(__file__).resolve().parents[1]
+MIN_EXAMPLES = 20
+
+
+@pytest.mark.parametrize("name", registry.skill_names())
+def test_every_skill_imports_with_a_help_text_intents_and_valid_config_defaults(name):
+    cls = registry.skill_class(name)
+    assert issubclass(cls, AISkillPlugin) and cls.name == name
+    assert cls.intents and cls.help_text().strip()
+    assert issubclass(cls.Config, SkillConfig)
+    assert cls.Config.from_dict({}) == cls.Config()
+    assert isinstance(registry.build(name).config, cls.Config)
+    assert cls.display_name("zh") and cls.display_name("en")
+
+
+@pytest.mark.parametrize("name", registry.skill_names())
+def test_every_skill_has_a_test_module(name):
+    found = list(TESTS.rglob(f"test_{name}.py")) + list(TESTS.rglob(f"test_{name}_*.py"))
+    assert found, f"write tests/skills/test_{name}.py"
+
+
+@pytest.mark.parametrize("name", registry.skill_names())
+def test_every_intent_ships_enough_examples_in_chinese_and_english(name):
+    cls = registry.skill_class(name)
+    assert set(cls.examples) == set(cls.intents), "examples for exactly the declared intents"
+    for intent, by_lang in cls.examples_by_language().items():
+        for lang in ("zh", "en"):
+            assert len(by_lang[lang]) >= MIN_EXAMPLES, f"{intent}: {len(by_lang[lang])} {lang} examples"
+            assert len(set(by_lang[lang])) == len(by_lang[lang]), f"{intent}: duplicate {lang} examples"
+
+
+def test_intents_are_unique_across_skills():
+    intents = [i for n in registry.skill_names() for i in registry.skill_class(n).intents]
+    assert len(intents) == len(set(intents))
+    assert registry.skill_for_intent("schedule.create") == "schedule"
+    assert registry.skill_for_intent("chat") == "llm_chat"
+    with pytest.raises(registry.UnknownSkill):
+        registry.skill_for_intent("no.such.intent")
+
+
+def test_an_example_text_belongs_to_one_intent_only():
+    owner: dict[str, str] = {}
+    for name in registry.skill_names():
+        for intent, texts in registry.skill_class(name).examples.items():
+            for text in texts:
+                assert owner.setdefault(text, intent) == intent, f"{text!r} in {owner[text]} and {intent}"
+
+
+def test_build_validates_config_overrides():
+    assert registry.build("llm_chat", {"temperature": 0.2}).config.temperature == 0.2
+    with pytest.raises(ConfigError, match="temprature"):
+        registry.build("llm_chat", {"temprature": 0.2})
+
+
+def test_the_fallback_is_chat_only_when_an_llm_is_configured(monkeypatch):
+    monkeypatch.setenv("LLM_BASE_URL", "")
+    get_settings.cache_clear()
+    assert registry.fallback_skill() == "echo"
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    get_settings.cache_clear()
+    try:
+        assert registry.fallback_skill() == "llm_chat"
+        assert registry.fallback_skill({"echo", "help"}) == "echo"
+        assert registry.fallback_skill({"help"}) == "help"
+        assert registry.fallback_skill(set()) == registry.FALLBACK_SKILL
+    finally:
+        get_settings.cache_clear()

@@ -1,0 +1,69 @@
+"""A crashing or hanging skill gives the user a polite apology and the worker goes on answering."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from skills import registry
+from skills.api import AISkillPlugin, Reply, Turn
+from workers import wording
+from workers.tasks import run_skill_task
+
+pytestmark = pytest.mark.django_db
+
+release = threading.Event()
+
+
+class CrashingSkill(AISkillPlugin):
+    name = "crashing"
+    intents = ("test.crash",)
+
+    def execute(self, turn: Turn) -> Reply:
+        raise ZeroDivisionError("a bug in the skill")
+
+
+class HangingSkill(AISkillPlugin):
+    name = "hanging"
+    intents = ("test.hang",)
+    timeout_seconds = 0.5
+
+    def execute(self, turn: Turn) -> Reply:
+        release.wait(30)  # hangs until the test lets it go
+        return Reply(text="far too late")
+
+
+@pytest.fixture(autouse=True)
+def faulty_skills(monkeypatch, worker_settings):
+    monkeypatch.setitem(registry.SKILLS, "crashing", f"{__name__}:CrashingSkill")
+    monkeypatch.setitem(registry.SKILLS, "hanging", f"{__name__}:HangingSkill")
+    release.clear()
+    yield
+    release.set()
+    registry.skill_class.cache_clear()
+
+
+def payload(skill: str, text: str, msg_id: str) -> dict:
+    turn = Turn(msg_id=msg_id, tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
+                text=text, skill=skill)
+    return {"msg_id": msg_id, "turn": turn.to_dict(), "reply": None, "notes": [], "record": {}}
+
+
+def test_it_apologises_when_the_skill_crashes_and_answers_the_next_message():
+    out = run_skill_task.apply(args=(payload("crashing", "查一下", "m1"),)).get()
+    assert (out["outcome"], out["reply"]["text"]) == ("crash", wording.APOLOGY_ZH)
+    nxt = run_skill_task.apply(args=(payload("echo", "hello", "m2"),)).get()
+    assert nxt["reply"]["text"] == "You said: hello"
+
+
+def test_it_apologises_when_the_skill_hangs_and_does_not_wait_for_it():
+    started = time.monotonic()
+    out = run_skill_task.apply(args=(payload("hanging", "are you there", "m3"),)).get()
+    assert time.monotonic() - started < 2.0
+    assert (out["outcome"], out["reply"]["text"]) == ("timeout", wording.APOLOGY_EN)
+    # The abandoned thread still hangs; the worker answers the next message at once.
+    started = time.monotonic()
+    nxt = run_skill_task.apply(args=(payload("echo", "你好", "m4"),)).get()
+    assert nxt["reply"]["text"] == "你说：你好" and time.monotonic() - started < 1.0

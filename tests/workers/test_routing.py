@@ -1,0 +1,131 @@
+"""Routing in preprocess: keyword routing before a model exists, per-tenant enabled skills, callbacks,
+clarifying questions answered instead of a skill, and the routed-turn log."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from skills.api import Turn
+from skills.routing.router import Prediction
+from testkit.envelopes import envelope
+from webapp.actions import versions
+from webapp.actions.skills import do_update_skill_setting
+from webapp.models import RoutedTurn
+from workers import routing
+from workers.preprocess import preprocess
+from workers.route_policy import CHOOSE_SKILL
+
+pytestmark = pytest.mark.django_db
+
+
+class FixedModel:
+    """A trained router's predict() answer, fixed (the real model is exercised in the slow tests)."""
+
+    def __init__(self, prediction: Prediction) -> None:
+        self.prediction = prediction
+
+    def predict(self, text: str, k: int = 3) -> Prediction:
+        return self.prediction
+
+
+class FixedSource:
+    def __init__(self, prediction: Prediction, version: str = "v1") -> None:
+        self.model, self.version = FixedModel(prediction), version
+
+    def latest_version(self) -> str | None:
+        return self.version
+
+    def load(self, version: str):  # noqa: ANN201 - the router protocol's predict is all we use
+        return self.model
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.fixture
+def installed():
+    previous = routing.installed_router()
+    yield routing.install_router
+    routing.install_router(previous)
+
+
+def embedding_router(prediction: Prediction) -> routing.EmbeddingRouter:
+    router = routing.EmbeddingRouter(FixedSource(prediction), poll_seconds=60)
+    assert router.refresh()
+    return router
+
+
+def test_without_a_model_help_words_go_to_help_and_the_rest_to_the_fallback(worker_settings):
+    assert preprocess(envelope(text="帮助"), "r1")["turn"]["skill"] == "help"
+    payload = preprocess(envelope(text="明天开会"), "r2")
+    assert (payload["turn"]["skill"], payload["turn"]["intent"]) == ("echo", "echo")
+    assert RoutedTurn.objects.get(msg_id=payload["msg_id"]).decision == "keyword"
+
+
+def test_a_disabled_help_skill_is_not_routed_to(worker_settings):
+    env = envelope(text="help")
+    do_update_skill_setting("bob", env["tenant_id"], "help", False, {})
+    versions.publish(versions.SETTINGS)
+    assert preprocess(env, "r1")["turn"]["skill"] == "echo"
+
+
+def test_an_unsure_router_makes_preprocess_answer_with_a_question(worker_settings, installed):
+    installed(embedding_router(Prediction("docsearch.ask", 0.45, False,
+                                          [("docsearch.ask", 0.45), ("schedule.list", 0.4), ("chat", 0.15)])))
+    payload = preprocess(envelope(text="培训资料"), "r1")
+    json.dumps(payload)
+    assert payload["reply"]["kind"] == "action_card" and payload["turn"]["skill"] == ""
+    logged = RoutedTurn.objects.get(msg_id=payload["msg_id"])
+    assert (logged.decision, logged.predicted_intent, logged.router_version) == ("clarify", "docsearch.ask", "v1")
+    assert logged.top[0] == ["docsearch.ask", 0.45]
+
+
+def test_a_confident_router_fills_intent_skill_and_confidence(worker_settings, installed):
+    installed(embedding_router(Prediction("schedule.create", 0.95, False, [("schedule.create", 0.95)])))
+    payload = preprocess(envelope(text="下午三点提醒我交周报"), "r1")
+    assert payload["reply"] is None
+    turn = payload["turn"]
+    assert (turn["skill"], turn["intent"], turn["confidence"]) == ("schedule", "schedule.create", 0.95)
+
+
+def test_a_choose_skill_callback_reruns_the_original_text_with_that_skill(worker_settings, installed):
+    installed(embedding_router(Prediction("chat", 0.99, False, [("chat", 0.99)])))
+    turn = Turn(msg_id="cb1", tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
+                text="", params={"type": CHOOSE_SKILL, "skill": "docsearch", "intent": "docsearch.ask",
+                                 "text": "培训资料在哪"})
+    routed, reply = routing.decide_turn(turn)
+    assert reply is None
+    assert (routed.skill, routed.intent, routed.text, routed.params) == ("docsearch", "docsearch.ask",
+                                                                         "培训资料在哪", {})
+    assert RoutedTurn.objects.get(msg_id="cb1").decision == "chosen"
+
+
+def test_a_schedule_button_goes_back_to_schedule_without_asking_the_router(worker_settings, installed):
+    installed(embedding_router(Prediction("chat", 0.99, False, [("chat", 0.99)])))
+    turn = Turn(msg_id="cb2", tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
+                text="确认", intent="schedule.create", params={"action": "schedule.confirm", "key": "k"})
+    routed, _ = routing.decide_turn(turn)
+    assert (routed.skill, routed.params["action"]) == ("schedule", "schedule.confirm")
+    assert not RoutedTurn.objects.filter(msg_id="cb2").exists()
+
+
+def test_a_router_that_cannot_load_keeps_keyword_routing(worker_settings):
+    class Broken(FixedSource):
+        def load(self, version: str):  # noqa: ANN201
+            raise OSError("artefact unreadable")
+
+    router = routing.EmbeddingRouter(Broken(Prediction("chat", 1.0, False, [])), poll_seconds=60)
+    assert router.refresh() is False and router.version == ""
+    turn = Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u", text="help")
+    assert router.route(turn).decision == "keyword"
+
+
+def test_a_newer_version_is_swapped_in_and_the_same_one_is_not_reloaded(worker_settings):
+    source = FixedSource(Prediction("chat", 1.0, False, [("chat", 1.0)]), version="v1")
+    router = routing.EmbeddingRouter(source, poll_seconds=60)
+    assert router.refresh() and router.version == "v1"
+    assert router.refresh() is False
+    source.version = "v2"
+    assert router.refresh() and router.version == "v2"

@@ -1,0 +1,97 @@
+"""Workers see admin changes within seconds: enabled skills per tenant, config overrides, remote skills."""
+
+from __future__ import annotations
+
+import pytest
+
+from skills.remote import RemoteSkill
+from webapp.actions import versions
+from webapp.actions.skills import do_save_remote_skill, do_update_admin_setting, do_update_skill_setting
+from workers import skill_settings
+from workers.skill_settings import SettingsCache
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cache(worker_settings) -> SettingsCache:
+    return SettingsCache(check_seconds=0)
+
+
+def test_every_built_in_skill_is_enabled_until_an_admin_disables_it(cache):
+    assert {"echo", "help", "docsearch", "schedule"} <= cache.enabled_skills("corp1")
+    do_update_skill_setting("bob", "*", "docsearch", False, {})
+    do_update_skill_setting("bob", "corp2", "docsearch", True, {})
+    versions.publish(versions.SETTINGS)
+    assert "docsearch" not in cache.enabled_skills("corp1")
+    assert "docsearch" in cache.enabled_skills("corp2")
+
+
+def test_a_change_is_seen_only_after_its_version_is_published(worker_settings):
+    cache = SettingsCache(check_seconds=0)
+    assert "help" in cache.enabled_skills("corp1")
+    do_update_skill_setting("bob", "corp1", "help", False, {})
+    assert "help" in cache.enabled_skills("corp1")  # no bump yet: the snapshot is kept
+    versions.publish(versions.SETTINGS)
+    assert "help" not in cache.enabled_skills("corp1")
+
+
+def test_the_cache_checks_the_version_at_most_every_few_seconds(worker_settings):
+    cache = SettingsCache(check_seconds=60)
+    cache.enabled_skills("corp1")
+    do_update_skill_setting("bob", "corp1", "help", False, {})
+    versions.publish(versions.SETTINGS)
+    assert "help" in cache.enabled_skills("corp1")
+    cache.invalidate()
+    assert "help" not in cache.enabled_skills("corp1")
+
+
+def test_chat_config_comes_from_the_audited_admin_settings_then_the_tenant(cache):
+    do_update_admin_setting("bob", "llm.system_prompt", "你是 ACME 的助手。")
+    do_update_admin_setting("bob", "llm.temperature", 0.2)
+    do_update_skill_setting("bob", "corp2", "llm_chat", True, {"temperature": 0.9})
+    versions.publish(versions.SETTINGS)
+    corp1, corp2 = cache.skill("corp1", "llm_chat"), cache.skill("corp2", "llm_chat")
+    assert (corp1.config.system_prompt, corp1.config.temperature) == ("你是 ACME 的助手。", 0.2)
+    assert (corp2.config.system_prompt, corp2.config.temperature) == ("你是 ACME 的助手。", 0.9)
+    assert cache.skill("corp1", "llm_chat") is corp1  # one instance per configuration
+
+
+def test_router_thresholds_are_admin_settings_with_defaults(cache):
+    assert cache.knob("router.high_confidence") == 0.6
+    do_update_admin_setting("bob", "router.high_confidence", 0.8)
+    versions.publish(versions.SETTINGS)
+    assert cache.knob("router.high_confidence") == 0.8
+
+
+def test_remote_skills_are_built_with_their_decrypted_token_and_intents(cache):
+    do_save_remote_skill("bob", "crm", url="http://127.0.0.1:9/", intents=["crm.lookup"], token="tok",
+                         timeout_seconds=2)
+    versions.publish(versions.SETTINGS)
+    skill = cache.skill("corp1", "crm")
+    assert isinstance(skill, RemoteSkill)
+    assert (skill.name, skill.intents, skill.cfg.token) == ("crm", ("crm.lookup",), "tok")
+    assert cache.intent_map()["crm.lookup"] == "crm"
+    assert "crm" in cache.enabled_skills("corp1")
+    do_update_skill_setting("bob", "corp1", "crm", False, {})
+    versions.publish(versions.SETTINGS)
+    assert "crm" not in cache.enabled_skills("corp1")
+
+
+def test_the_process_cache_is_shared_and_resettable(worker_settings):
+    assert skill_settings.cache() is skill_settings.cache()
+    first = skill_settings.cache()
+    skill_settings.reset()
+    assert skill_settings.cache() is not first
+
+
+def test_chat_counts_as_enabled_only_with_an_llm_to_talk_to(cache, monkeypatch):
+    from conf.settings import get_settings
+
+    assert "llm_chat" not in cache.enabled_skills("corp1")
+    do_update_skill_setting("bob", "corp2", "llm_chat", True, {"base_url": "http://127.0.0.1:9/v1"})
+    versions.publish(versions.SETTINGS)
+    assert "llm_chat" in cache.enabled_skills("corp2")
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    get_settings.cache_clear()
+    assert "llm_chat" in cache.enabled_skills("corp1")

@@ -1,0 +1,176 @@
+"""Admin for skill settings, admin settings and remote skills: forms validate, saves go through audited actions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from skills import registry
+from webapp.actions.skills import (
+    SettingError,
+    do_delete_remote_skill,
+    do_save_remote_skill,
+    do_update_admin_setting,
+    do_update_skill_setting,
+    validate_remote_skill,
+    validate_skill_config,
+)
+from webapp.knobs import KNOBS, KnobError, knob
+from webapp.models.skills import AdminSetting, RemoteSkill, SkillSetting
+
+
+def actor(request: HttpRequest) -> str:
+    return getattr(request.user, "username", "") or "admin"
+
+
+def _skill_choices() -> list[tuple[str, str]]:
+    names = list(registry.skill_names()) + list(RemoteSkill.objects.values_list("name", flat=True))
+    return [(n, n) for n in names]
+
+
+def _config_help() -> str:
+    parts = []
+    for name in registry.skill_names():
+        schema = registry.skill_class(name).Config.schema()
+        if schema:
+            keys = ", ".join(f"{k} ({v['type']}, default {json.dumps(v['default'], ensure_ascii=False)[:40]})"
+                             for k, v in schema.items())
+            parts.append(f"{name}: {keys}")
+    return "Overrides of the skill's Config. " + " | ".join(parts)
+
+
+class SkillSettingForm(forms.ModelForm):
+    skill = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = SkillSetting
+        fields = ("tenant_id", "skill", "enabled", "config")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["skill"].choices = _skill_choices()  # type: ignore[attr-defined]
+        self.fields["config"].help_text = _config_help()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("skill"):
+            try:
+                data["config"] = validate_skill_config(data["skill"], data.get("config") or {})
+            except SettingError as exc:
+                self.add_error("config", str(exc))
+        return data
+
+
+@admin.register(SkillSetting)
+class SkillSettingAdmin(admin.ModelAdmin):
+    form = SkillSettingForm
+    list_display = ("skill", "tenant_id", "enabled", "version", "updated_by", "updated_at")
+    list_filter = ("enabled", "skill", "tenant_id")
+    readonly_fields = ("version", "updated_by", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: SkillSetting, form: Any, change: bool) -> None:
+        saved = do_update_skill_setting(actor(request), obj.tenant_id, obj.skill, obj.enabled, obj.config)
+        obj.pk, obj.version = saved.pk, saved.version
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # disable instead: every state change stays in the audit log
+
+
+class AdminSettingForm(forms.ModelForm):
+    key = forms.ChoiceField(choices=[(k, k) for k in KNOBS])
+
+    class Meta:
+        model = AdminSetting
+        fields = ("key", "value")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["key"].help_text = " | ".join(f"{k.key}: {k.help}" for k in KNOBS.values())
+        self.fields["value"].help_text = "JSON: a string in quotes, a number, or null for the default"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("key"):
+            try:
+                data["value"] = knob(data["key"]).clean(data.get("value"))
+            except KnobError as exc:
+                self.add_error("value", str(exc))
+        return data
+
+
+@admin.register(AdminSetting)
+class AdminSettingAdmin(admin.ModelAdmin):
+    form = AdminSettingForm
+    list_display = ("key", "short_value", "version", "updated_by", "updated_at")
+    readonly_fields = ("version", "updated_by", "updated_at")
+
+    @admin.display(description="value")
+    def short_value(self, obj: AdminSetting) -> str:
+        return json.dumps(obj.value, ensure_ascii=False)[:80]
+
+    def save_model(self, request: HttpRequest, obj: AdminSetting, form: Any, change: bool) -> None:
+        saved = do_update_admin_setting(actor(request), obj.key, obj.value)
+        obj.pk, obj.version = saved.pk, saved.version
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # set the value to null to go back to the default (audited)
+
+
+class RemoteSkillForm(forms.ModelForm):
+    token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                            help_text="Bearer token sent to the skill; stored encrypted. Empty = keep the current one.")
+    clear_token = forms.BooleanField(required=False, help_text="Remove the stored token")
+
+    class Meta:
+        model = RemoteSkill
+        fields = ("name", "url", "intents", "description", "timeout_seconds", "enabled")
+
+    def clean_intents(self) -> list[str]:
+        intents = self.cleaned_data.get("intents")
+        if not isinstance(intents, list) or not all(isinstance(i, str) for i in intents):
+            raise forms.ValidationError('a JSON list of intent names, e.g. ["it.ticket"]')
+        return intents
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if all(data.get(k) is not None for k in ("name", "url", "intents", "timeout_seconds")):
+            try:
+                data["intents"] = validate_remote_skill(data["name"], data["url"], data["intents"],
+                                                        data["timeout_seconds"])
+            except SettingError as exc:
+                self.add_error(None, str(exc))
+        return data
+
+
+@admin.register(RemoteSkill)
+class RemoteSkillAdmin(admin.ModelAdmin):
+    form = RemoteSkillForm
+    list_display = ("name", "url", "intents", "timeout_seconds", "enabled", "has_token", "version", "updated_at")
+    list_filter = ("enabled",)
+    readonly_fields = ("version", "updated_by", "updated_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # A rename would orphan its settings and examples: add a new remote skill instead.
+        return self.readonly_fields + (("name",) if obj is not None else ())
+
+    def save_model(self, request: HttpRequest, obj: RemoteSkill, form: Any, change: bool) -> None:
+        token: str | None = form.cleaned_data.get("token") or None
+        if form.cleaned_data.get("clear_token"):
+            token = ""
+        saved = do_save_remote_skill(
+            actor(request), obj.name, url=obj.url, intents=obj.intents, timeout_seconds=obj.timeout_seconds,
+            enabled=obj.enabled, description=obj.description, token=token,
+        )
+        obj.pk, obj.version = saved.pk, saved.version
+
+    def delete_model(self, request: HttpRequest, obj: RemoteSkill) -> None:
+        do_delete_remote_skill(actor(request), obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RemoteSkill]) -> None:
+        for row in queryset:
+            do_delete_remote_skill(actor(request), row)

@@ -1,0 +1,204 @@
+"""Per-process view of skill settings, admin knobs and remote skills; re-read when their version changes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from cachetools import LRUCache
+from django.db import DatabaseError
+
+from conf.settings import get_settings
+from skills import registry
+from skills.api import AISkillPlugin, ConfigError
+from skills.remote.skill import RemoteSkill, RemoteSkillConfig
+from webapp.actions import versions
+from webapp.crypto import DecryptionError, decrypt_text
+from webapp.knobs import KNOBS
+from webapp.models.skills import ALL_TENANTS, AdminSetting, SkillSetting
+from webapp.models.skills import RemoteSkill as RemoteSkillRow
+
+log = logging.getLogger(__name__)
+
+# Even without a version bump (Redis was down when an admin saved), re-read this often.
+MAX_AGE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    name: str
+    url: str
+    intents: tuple[str, ...]
+    timeout_seconds: float
+    token: str
+    enabled: bool
+    description: str
+    version: int
+
+
+@dataclass
+class Snapshot:
+    """Everything the pipeline needs to know about skills, as read at one moment."""
+
+    skills: dict[tuple[str, str], tuple[bool, dict[str, Any]]] = field(default_factory=dict)
+    knobs: dict[str, Any] = field(default_factory=dict)
+    remotes: dict[str, RemoteSpec] = field(default_factory=dict)
+
+    def setting(self, tenant_id: str, skill: str) -> tuple[bool, dict[str, Any]]:
+        return self.skills.get((tenant_id, skill)) or self.skills.get((ALL_TENANTS, skill)) or (True, {})
+
+    def knob(self, key: str) -> Any:
+        value = self.knobs.get(key)
+        return KNOBS[key].default if value is None else value
+
+
+def read_snapshot() -> Snapshot:
+    """Three small queries; secrets are decrypted here, once per change."""
+    snap = Snapshot()
+    for row in SkillSetting.objects.all():
+        snap.skills[(row.tenant_id, row.skill)] = (row.enabled, dict(row.config or {}))
+    snap.knobs = dict(AdminSetting.objects.values_list("key", "value"))
+    for r in RemoteSkillRow.objects.all():
+        try:
+            token = decrypt_text(r.token_encrypted)
+        except DecryptionError:
+            log.error("remote skill %s: cannot decrypt its token (FIELD_ENCRYPTION_KEY changed?); disabled", r.name)
+            continue
+        snap.remotes[r.name] = RemoteSpec(r.name, r.url, tuple(r.intents or ()), r.timeout_seconds, token,
+                                          r.enabled, r.description, r.version)
+    return snap
+
+
+class SettingsCache:
+    """The snapshot of this process, checked against the Redis version at most every few seconds."""
+
+    def __init__(self, check_seconds: float | None = None) -> None:
+        self.check_seconds = get_settings().settings_check_seconds if check_seconds is None else check_seconds
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._version: str | None = None
+        self._checked_at = 0.0
+        self._loaded_at = 0.0
+        # One instance per distinct configuration; old configurations age out.
+        self._instances: LRUCache[tuple[str, str], AISkillPlugin] = LRUCache(maxsize=64)
+
+    def snapshot(self) -> Snapshot:
+        now = time.monotonic()
+        with self._lock:
+            if self._snapshot is not None and now - self._checked_at < self.check_seconds:
+                return self._snapshot
+            self._checked_at = now
+            version = self._remote_version()
+            stale = now - self._loaded_at >= MAX_AGE_SECONDS
+            if self._snapshot is None or stale or (version is not None and version != self._version):
+                try:
+                    self._snapshot = read_snapshot()
+                    self._version, self._loaded_at = version, now
+                except DatabaseError:
+                    if self._snapshot is None:
+                        raise  # nothing to serve from: let the stage retry
+                    log.warning("could not re-read skill settings; keeping the previous ones", exc_info=True)
+            return self._snapshot
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._snapshot, self._checked_at = None, 0.0
+
+    @staticmethod
+    def _remote_version() -> str | None:
+        try:
+            return versions.read(versions.SETTINGS) or "0"
+        except redis.RedisError:
+            return None  # unknown: keep what we have until MAX_AGE
+
+    # -- what the pipeline asks ----------------------------------------------------------------------
+
+    def enabled_skills(self, tenant_id: str) -> set[str]:
+        """Skills that may answer in this tenant: enabled, and for chat an LLM to talk to."""
+        snap = self.snapshot()
+        names = {n for n in registry.skill_names() if snap.setting(tenant_id, n)[0]}
+        if not (registry.llm_configured() or self.skill_overrides(tenant_id, "llm_chat").get("base_url")):
+            names.discard("llm_chat")  # chat messages then go to the fallback instead of "not configured"
+        names.update(n for n, r in snap.remotes.items() if r.enabled and snap.setting(tenant_id, n)[0])
+        return names
+
+    def intent_map(self) -> dict[str, str]:
+        """{intent: skill} of built-in and remote skills (enabled or not)."""
+        mapping = dict(registry.intent_map())
+        for spec in self.snapshot().remotes.values():
+            for intent in spec.intents:
+                mapping.setdefault(intent, spec.name)
+        return mapping
+
+    def knob(self, key: str) -> Any:
+        return self.snapshot().knob(key)
+
+    def fallback_skill(self, tenant_id: str) -> str:
+        return registry.fallback_skill(self.enabled_skills(tenant_id))
+
+    def skill_overrides(self, tenant_id: str, name: str) -> dict[str, Any]:
+        """Config overrides: admin knobs of this skill, then the * row, then the tenant's own row."""
+        snap = self.snapshot()
+        merged: dict[str, Any] = {}
+        for key, knob in KNOBS.items():
+            if knob.skill == name and snap.knobs.get(key) is not None:
+                merged[knob.field] = snap.knobs[key]
+        merged.update(snap.skills.get((ALL_TENANTS, name), (True, {}))[1])
+        if tenant_id != ALL_TENANTS:
+            merged.update(snap.skills.get((tenant_id, name), (True, {}))[1])
+        return merged
+
+    def skill(self, tenant_id: str, name: str) -> AISkillPlugin:
+        """The instance answering for `name` in this tenant, built once per distinct configuration."""
+        snap = self.snapshot()
+        if name in snap.remotes and name not in registry.SKILLS:
+            spec = snap.remotes[name]
+            cache_key = (name, f"remote:{spec.version}")
+            build = lambda: RemoteSkill(RemoteSkillConfig(  # noqa: E731
+                name=spec.name, url=spec.url, token=spec.token, timeout_seconds=spec.timeout_seconds,
+                intents=spec.intents, description=spec.description))
+        else:
+            overrides = self.skill_overrides(tenant_id, name)
+            cache_key = (name, json.dumps(overrides, sort_keys=True, default=str))
+            build = lambda: self._build_builtin(name, overrides)  # noqa: E731
+        with self._lock:
+            instance = self._instances.get(cache_key)
+        if instance is None:
+            instance = build()
+            with self._lock:
+                instance = self._instances.setdefault(cache_key, instance)
+        return instance
+
+    @staticmethod
+    def _build_builtin(name: str, overrides: dict[str, Any]) -> AISkillPlugin:
+        try:
+            return registry.build(name, overrides)
+        except ConfigError as exc:
+            # Saved through the validating action, so the schema changed under it (an upgrade).
+            log.error("stored config of %s no longer validates (%s); using its defaults", name, exc)
+            return registry.build(name, {})
+
+
+_cache: SettingsCache | None = None
+_cache_lock = threading.Lock()
+
+
+def cache() -> SettingsCache:
+    """This process's cache (created on first use)."""
+    global _cache
+    with _cache_lock:
+        if _cache is None:
+            _cache = SettingsCache()
+        return _cache
+
+
+def reset() -> None:
+    """Forget the cache (tests that change settings between cases)."""
+    global _cache
+    with _cache_lock:
+        _cache = None
