@@ -1,6 +1,7 @@
 """A per-process LRU cache for skill data, emptied when an admin changes settings (Redis version key).
 
-Admin actions bump `{prefix}settings:version` (after their transaction commits); every process
+Admin actions bump the settings version (`webapp.actions.versions`, SETTINGS scope: skill and
+admin settings, remote skills, profile edits, erasures) after their transaction commits; every process
 compares the version it cached under at most once per SKILL_CACHE_CHECK_SECONDS and clears its
 cache when it moved. Staleness is therefore bounded by that interval, and a Redis outage only
 means entries are served until it returns (the loader still works).
@@ -17,18 +18,20 @@ import redis as redis_lib
 from cachetools import LRUCache
 
 from conf.settings import get_settings
-from workers.runtime import key, redis_client
+from webapp.actions import versions
+from workers.runtime import redis_client
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")
 
 
 def version_key() -> str:
-    return key("settings:version")
+    """The same key the skill-settings snapshot of the workers watches."""
+    return versions.version_key(versions.SETTINGS)
 
 
 def bump_settings_version() -> int:
-    """Invalidate every process's skill-data cache (call after an admin change commits)."""
+    """Invalidate every process's skill-data cache now (admin actions use versions.publish_on_commit)."""
     return int(redis_client().incr(version_key()))
 
 

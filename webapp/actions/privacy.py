@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.forms.models import model_to_dict
 
 from conf.settings import get_settings
+from webapp.actions import versions
 from webapp.actions.audit import record_audit
 from webapp.models import AuditLog, DeadLetter, Document, MessageRecord, Reminder, UserProfile
 
@@ -150,7 +151,6 @@ def do_erase_user(tenant_id: str, user_id: str, actor: str) -> dict[str, int]:
     """
     from workers import session
     from workers.gateway import buttons, cardowners
-    from workers.skill_cache import bump_settings_version
 
     tenants = _tenants(tenant_id, user_id)
     store = _media_store()
@@ -176,5 +176,5 @@ def do_erase_user(tenant_id: str, user_id: str, actor: str) -> dict[str, int]:
             actor=actor, action="user.erase", target_type="user", target_id=subject_ref(tenant_id, user_id),
             tenant_id=tenant_id, detail={"counts": counts},
         )
-        transaction.on_commit(bump_settings_version)  # cached skill data about the person goes too
+        versions.publish_on_commit(versions.SETTINGS)  # cached skill data about the person goes too
     return counts

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from webapp.actions import versions
 from webapp.actions.audit import record_audit
 from webapp.models import UserProfile
 
@@ -44,19 +45,6 @@ def do_upsert_profile(tenant_id: str, staff_id: str, sender_id: str, nick: str) 
     return profile
 
 
-def _bump_caches() -> None:
-    import logging
-
-    import redis
-
-    from workers.skill_cache import bump_settings_version
-
-    try:
-        bump_settings_version()
-    except redis.RedisError as exc:  # the edit is saved; caches catch up when Redis is back
-        logging.getLogger(__name__).warning("could not bump the settings version: %r", exc)
-
-
 def do_update_profile(profile: UserProfile, changes: dict[str, Any], actor: str) -> list[str]:
     """Apply an admin's edit and audit it in one transaction; returns the changed field names.
 
@@ -79,7 +67,7 @@ def do_update_profile(profile: UserProfile, changes: dict[str, Any], actor: str)
             tenant_id=current.tenant_id, detail={"fields": changed},
         )
         # Skills may cache profile-derived data; every process drops it once this commits.
-        transaction.on_commit(_bump_caches)
+        versions.publish_on_commit(versions.SETTINGS)
     for field in changed:
         setattr(profile, field, changes[field])
     return changed

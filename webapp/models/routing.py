@@ -24,6 +24,8 @@ class IntentExample(models.Model):
     # Set for relabelled user messages: whose text it is (export/erase find it by these).
     origin_tenant_id = models.CharField(max_length=128, blank=True, default="", editable=False)
     origin_user_id = models.CharField(max_length=256, blank=True, default="", editable=False, db_index=True)
+    # Per-user export/erase (webapp.actions.privacy) finds the relabelled messages of a person here.
+    PERSONAL_DATA_FIELDS = {"tenant": "origin_tenant_id", "user": "origin_user_id"}
 
     class Meta:
         app_label = "webapp"
@@ -78,6 +80,7 @@ class RoutedTurn(models.Model):
     tenant_id = models.CharField(max_length=128, db_index=True)
     user_id = models.CharField(max_length=256, db_index=True)
     text = models.TextField()
+    PERSONAL_DATA_FIELDS = {"tenant": "tenant_id", "user": "user_id"}  # for per-user export/erase
     predicted_intent = models.CharField(max_length=128, blank=True, default="", db_index=True)
     confidence = models.FloatField(default=0.0)
     top = models.JSONField(default=list, blank=True)
