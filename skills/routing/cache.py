@@ -68,7 +68,7 @@ def encode_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCach
 
 
 def _encode_part(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache) -> np.ndarray:
-    model = f"{embedder.name}/v{CACHE_SCHEMA}"
+    model = f"{embedder.name}/{embedder.revision}/v{CACHE_SCHEMA}"
     keys = [text_key(t) for t in texts]
     found = cache.get_many(model, list(dict.fromkeys(keys)), embedder.dim)
     missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))

@@ -15,6 +15,11 @@ TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(np.log(0.25), np.log(8
 # in-scope validation messages, so gibberish still falls out while real traffic barely does.
 NO_OOS_QUANTILE = 0.01
 MAX_THRESHOLD_WITHOUT_OOS = 0.5
+# Share of live traffic assumed out of scope when weighing in-scope accuracy against OOS recall.
+# Validation sets hold few OOS rows (CLINC150 val: 3 %) while real traffic and test sets hold more
+# (CLINC150 test: 18 %); an equal 50/50 weighting gave up ~5 points of in-scope accuracy for ~8 of
+# OOS recall, this prior sits near the knee of the curve.
+OOS_PRIOR = 0.2
 
 
 @dataclass
@@ -68,7 +73,7 @@ def calibrate(logits: np.ndarray, lex: np.ndarray, y: np.ndarray, oos_index: int
     # 3. out-of-scope threshold on the calibrated confidence of the best in-scope intent.
     is_oos = ~in_scope
     if is_oos.any() and in_scope.any():
-        threshold = _balanced_threshold(conf, correct, in_scope)
+        threshold = _weighted_threshold(conf, correct, in_scope)
     elif in_scope.any():
         threshold = min(float(np.quantile(conf[in_scope], NO_OOS_QUANTILE)), MAX_THRESHOLD_WITHOUT_OOS)
     else:
@@ -85,12 +90,8 @@ def calibrate(logits: np.ndarray, lex: np.ndarray, y: np.ndarray, oos_index: int
     return Calibration(lex_weight=best_w, temperature=temperature, threshold=float(threshold), metrics=metrics)
 
 
-def _balanced_threshold(conf: np.ndarray, correct: np.ndarray, in_scope: np.ndarray) -> float:
-    """Threshold maximising the mean of in-scope accuracy and OOS recall.
-
-    Equal weight rather than overall accuracy: validation sets hold few OOS rows (CLINC150: 3 %)
-    while live traffic and test sets hold many more (CLINC150 test: 18 %).
-    """
+def _weighted_threshold(conf: np.ndarray, correct: np.ndarray, in_scope: np.ndarray) -> float:
+    """Threshold maximising expected accuracy when OOS_PRIOR of the traffic is out of scope."""
     candidates = np.unique(np.concatenate([[0.0], conf, [1.0 + 1e-6]]))
     # Midpoints between observed confidences generalise better than the observed values themselves.
     candidates = (candidates[:-1] + candidates[1:]) / 2
@@ -99,5 +100,5 @@ def _balanced_threshold(conf: np.ndarray, correct: np.ndarray, in_scope: np.ndar
     n_in = in_scope.sum()
     kept_correct = len(ins_conf) - np.searchsorted(ins_conf, candidates, side="left")
     caught = np.searchsorted(oos_conf, candidates, side="left")
-    score = kept_correct / n_in + caught / len(oos_conf)
+    score = (1 - OOS_PRIOR) * kept_correct / n_in + OOS_PRIOR * caught / len(oos_conf)
     return float(candidates[int(np.argmax(score))])

