@@ -8,6 +8,16 @@ from functools import lru_cache
 from environs import Env
 
 
+# Content types the gateway downloads (prefix match); anything else gets a polite refusal.
+DEFAULT_MEDIA_TYPES = (
+    "image/", "audio/", "video/", "text/", "application/pdf", "application/msword",
+    "application/vnd.openxmlformats-officedocument", "application/vnd.ms-", "application/zip",
+    "application/octet-stream",
+)
+# In groups: one session per member ("user") or one shared by the whole group ("shared").
+SESSION_GROUP_SCOPES = ("user", "shared")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of every process; defaults are safe for a developer machine."""
@@ -73,6 +83,27 @@ class Settings:
     router_start_wait_seconds: float = 10.0
     settings_check_seconds: float = 2.0
     skill_serve_token: str = ""
+    # message gateway (issue 6): media, context scope, ordering, delivery budget, buttons, caches
+    dingtalk_robot_name: str = ""
+    media_root: str = "var/media"
+    media_max_bytes: int = 20 * 1024 * 1024
+    media_allowed_types: tuple[str, ...] = ()
+    session_group_scope: str = "user"
+    order_max_wait_seconds: float = 180.0
+    order_entry_ttl_seconds: float = 900.0
+    order_poll_seconds: float = 0.2
+    order_spin_seconds: float = 0.3
+    order_settle_seconds: float = 0.05
+    deliver_budget_wait_seconds: float = 10.0
+    deliver_throttle_retries: int = 4
+    button_ttl_seconds: int = 900
+    skill_cache_size: int = 1024
+    skill_cache_check_seconds: float = 1.0
+    # longest silence of the LLM server (before the first token or between two)
+    llm_read_timeout_seconds: float = 30.0
+    # reminders: beat sweeps due reminders this often; an unsent firing is retried after this long
+    reminder_sweep_seconds: float = 5.0
+    reminder_resend_after_seconds: float = 120.0
 
     @property
     def broker_is_redis(self) -> bool:
@@ -153,12 +184,34 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             router_start_wait_seconds=env.float("ROUTER_START_WAIT_SECONDS", 10.0),
             settings_check_seconds=env.float("SETTINGS_CHECK_SECONDS", 2.0),
             skill_serve_token=env.str("SKILL_SERVE_TOKEN", "").strip(),
+            dingtalk_robot_name=env.str("DINGTALK_ROBOT_NAME", "").strip(),
+            media_root=env.str("MEDIA_ROOT", "var/media"),
+            media_max_bytes=env.int("MEDIA_MAX_BYTES", 20 * 1024 * 1024),
+            media_allowed_types=tuple(
+                t.strip().lower() for t in env.list("MEDIA_ALLOWED_TYPES", []) if t.strip()
+            ) or DEFAULT_MEDIA_TYPES,
+            session_group_scope=env.str("SESSION_GROUP_SCOPE", "user").strip().lower(),
+            order_max_wait_seconds=env.float("ORDER_MAX_WAIT_SECONDS", 180.0),
+            order_entry_ttl_seconds=env.float("ORDER_ENTRY_TTL_SECONDS", 900.0),
+            order_poll_seconds=env.float("ORDER_POLL_SECONDS", 0.2),
+            order_spin_seconds=env.float("ORDER_SPIN_SECONDS", 0.3),
+            order_settle_seconds=env.float("ORDER_SETTLE_SECONDS", 0.05),
+            deliver_budget_wait_seconds=env.float("DELIVER_BUDGET_WAIT_SECONDS", 10.0),
+            deliver_throttle_retries=env.int("DELIVER_THROTTLE_RETRIES", 4),
+            button_ttl_seconds=env.int("BUTTON_TTL_SECONDS", 900),
+            skill_cache_size=env.int("SKILL_CACHE_SIZE", 1024),
+            skill_cache_check_seconds=env.float("SKILL_CACHE_CHECK_SECONDS", 1.0),
+            llm_read_timeout_seconds=env.float("LLM_READ_TIMEOUT_SECONDS", 30.0),
+            reminder_sweep_seconds=env.float("REMINDER_SWEEP_SECONDS", 5.0),
+            reminder_resend_after_seconds=env.float("REMINDER_RESEND_AFTER_SECONDS", 120.0),
         )
         env.seal()
     finally:
         if environ is not None:
             os.environ.clear()
             os.environ.update(saved)
+    if settings.session_group_scope not in SESSION_GROUP_SCOPES:
+        raise ValueError(f"SESSION_GROUP_SCOPE must be one of {SESSION_GROUP_SCOPES}")
     if settings.task_time_limit_seconds >= settings.redis_visibility_timeout_seconds:
         raise ValueError(
             "TASK_TIME_LIMIT_SECONDS must stay below REDIS_VISIBILITY_TIMEOUT_SECONDS, "

@@ -78,3 +78,41 @@ def envelope_from_push(
         "data": push.data,
     }
     return envelope_from_frame(parse_frame(json.dumps(frame)), tenant_id).to_dict()
+
+
+def card_callback(
+    out_track_id: str,
+    *,
+    action_ids: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+    user_id: str = "alice",
+    corp_id: str = "corp-test",
+    space_type: str = "IM_ROBOT",
+    space_id: str = "",
+) -> dict[str, Any]:
+    """The decoded `data` of a card callback push (§5): `content` is a JSON *string*."""
+    private = {"actionIds": list(action_ids or []), "params": dict(params or {})}
+    return {
+        "outTrackId": out_track_id,
+        "userId": user_id,
+        "userIdType": 1,
+        "corpId": corp_id,
+        "spaceType": space_type,
+        "spaceId": space_id or user_id,
+        "type": "actionCallback",
+        "content": json.dumps({"cardPrivateData": private}, ensure_ascii=False),
+        "extension": "{}",
+    }
+
+
+def callback_envelope(data: dict[str, Any], message_id: str | None = None) -> dict[str, Any]:
+    """The Envelope the listener publishes for a card callback push (its own conversion code)."""
+    frame = {
+        "specVersion": "1.0",
+        "type": "CALLBACK",
+        "headers": {"topic": "/v1.0/card/instances/callback",
+                    "messageId": message_id or f"push-{uuid.uuid4().hex[:12]}",
+                    "contentType": "application/json", "time": str(int(time.time() * 1000))},
+        "data": json.dumps(data, ensure_ascii=False),
+    }
+    return envelope_from_frame(parse_frame(json.dumps(frame)), str(data.get("corpId") or "corp-test")).to_dict()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL_QUEUES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver")
+ALL_QUEUES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver", "dtbot.reminders")
 
 
 class WorkerProcess(subprocess.Popen):  # type: ignore[type-arg]

@@ -23,7 +23,7 @@ PYTHON = sys.executable
 SANDBOX_CLIENT_ID = "sandbox-client-id"
 SANDBOX_CLIENT_SECRET = "sandbox-client-secret"
 
-PIPELINE_QUEUES = "dtbot.preprocess,dtbot.postprocess,dtbot.deliver"
+PIPELINE_QUEUES = "dtbot.preprocess,dtbot.postprocess,dtbot.deliver,dtbot.reminders"
 SKILL_QUEUES = "dtbot.skills"
 
 
@@ -180,11 +180,28 @@ class Stack:
             self.procs.append(proc)
         return proc
 
-    def start_pipeline_worker(self, concurrency: int = 8, **env: str) -> Proc:
-        return self.start_worker("worker-pipeline", PIPELINE_QUEUES, pool="threads", concurrency=concurrency, **env)
+    def start_beat(self, app: str = "workers.celery", **env: str) -> Proc:
+        """Celery beat (the reminder sweep's clock), its schedule file in the log directory."""
+        schedule = self.log_dir / f"celerybeat-schedule-{len(self.procs)}"
+        proc = self._spawn(
+            "beat",
+            [PYTHON, "-m", "celery", "-A", app, "beat", "-l", "INFO", "--schedule", str(schedule)],
+            self.env(**env),
+        )
+        wait_until(lambda: "beat: Starting" in proc.log_text() or not proc.alive(), 30, "celery beat")
+        if not proc.alive():
+            raise RuntimeError(f"beat exited:\n{proc.log_text()[-3000:]}")
+        return proc
 
-    def start_skills_worker(self, concurrency: int = 2, pool: str = "prefork", **env: str) -> Proc:
-        return self.start_worker("worker-skills", SKILL_QUEUES, pool=pool, concurrency=concurrency, **env)
+    def start_pipeline_worker(self, concurrency: int = 8, app: str = "workers.celery", **env: str) -> Proc:
+        return self.start_worker("worker-pipeline", PIPELINE_QUEUES, pool="threads", concurrency=concurrency,
+                                 app=app, **env)
+
+    def start_skills_worker(
+        self, concurrency: int = 2, pool: str = "prefork", app: str = "workers.celery", **env: str
+    ) -> Proc:
+        return self.start_worker("worker-skills", SKILL_QUEUES, pool=pool, concurrency=concurrency,
+                                 app=app, **env)
 
     # -- control ---------------------------------------------------------------------------
     def kill(self, proc: Proc, sig: int = signal.SIGKILL) -> None:

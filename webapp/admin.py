@@ -8,15 +8,28 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from webapp.actions.profiles import EDITABLE_FIELDS, do_update_profile
 from webapp.models import DeadLetter, MessageRecord, UserProfile
 
 
 @admin.register(UserProfile)
 class UserProfileAdmin(admin.ModelAdmin):
-    list_display = ("nick", "staff_id", "tenant_id", "department", "locale", "updated_at")
+    list_display = ("nick", "staff_id", "tenant_id", "department", "locale", "timezone", "updated_at")
     list_filter = ("tenant_id", "locale", "department")
     search_fields = ("staff_id", "sender_id", "nick", "department")
     readonly_fields = ("tenant_id", "staff_id", "sender_id", "created_at", "updated_at")
+    fields = ("tenant_id", "staff_id", "sender_id", *EDITABLE_FIELDS, "created_at", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # profiles are created by the first message of a user
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deleting a person's data is `manage.py erase_user` (every store, audited)
+
+    def save_model(self, request: HttpRequest, obj: UserProfile, form: Any, change: bool) -> None:
+        # Through the audited action, never a bare save().
+        changes = {f: form.cleaned_data[f] for f in form.changed_data if f in EDITABLE_FIELDS}
+        do_update_profile(obj, changes, actor=request.user.get_username())
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -40,6 +40,7 @@ def _payload(reminder: Reminder, firing: ReminderFiring) -> dict[str, Any]:
         "title": reminder.title,
         "occurrence_at": firing.occurrence_at.isoformat(),
         "text": reminder_text(reminder.title, firing.occurrence_at, reminder.timezone, reminder.lang),
+        "attempts": firing.attempts,
     }
 
 
@@ -92,11 +93,17 @@ def mark_delivered(firing_id: int, now: datetime | None = None) -> bool:
     )
 
 
-def mark_failed(firing_id: int, error: str) -> None:
-    ReminderFiring.objects.filter(pk=firing_id).update(attempts=F("attempts") + 1, error=error[:2000])
+MAX_ATTEMPTS = 10  # sends of one firing before it is left for an operator
 
 
-def undelivered_firings(older_than: timedelta = timedelta(minutes=2), max_attempts: int = 10,
+def mark_failed(firing_id: int, error: str, give_up: bool = False) -> None:
+    """Record a failed send; `give_up` (refused for good, or outcome unknown) stops the re-sends."""
+    attempts = MAX_ATTEMPTS if give_up else F("attempts") + 1
+    ReminderFiring.objects.filter(pk=firing_id, delivered_at__isnull=True).update(
+        attempts=attempts, error=error[:2000])
+
+
+def undelivered_firings(older_than: timedelta = timedelta(minutes=2), max_attempts: int = MAX_ATTEMPTS,
                         now: datetime | None = None) -> list[dict[str, Any]]:
     """Firings claimed but not delivered for a while (a sweeper died after commit): send them again."""
     cutoff = (now or dj_timezone.now()) - older_than

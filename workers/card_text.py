@@ -8,6 +8,7 @@ NOTES = {
     "more": {"zh": "\n\n…（内容较长，余下部分见下一条消息）", "en": "\n\n…(continued in the next message)"},
     "stopped": {"zh": "\n\n（已停止）", "en": "\n\n(stopped)"},
     "failed": {"zh": "抱歉，回答时出了问题，请稍后再试。", "en": "Sorry, something went wrong while answering."},
+    "timeout": {"zh": "抱歉，回答超时了，请稍后再试。", "en": "Sorry, the answer took too long. Please try again."},
 }
 
 

@@ -166,12 +166,14 @@ class CardStreamer:
         self.clock = clock
 
     def stream(
-        self, msg_id: str, target: CardTarget, chunks: Iterable[str] | Iterator[str], locale: str = "zh-CN"
+        self, msg_id: str, target: CardTarget, chunks: Iterable[str] | Iterator[str], locale: str = "zh-CN",
+        deadline: float | None = None,
     ) -> StreamResult:
         """Create the card, stream `chunks` into it, finalize.
 
         Raises CardUnavailable when no card can be made; its `remaining` then yields the whole
-        answer (already-read text first) for a markdown reply.
+        answer (already-read text first) for a markdown reply. `deadline` (on `clock`) bounds the
+        answer: past it the source is closed and the card finalized as failed ("took too long").
         """
         started = self.clock()
         out_track_id = out_track_id_for(msg_id)
@@ -179,7 +181,7 @@ class CardStreamer:
             exc = CardUnavailable("no AI card template configured (DINGTALK_AI_CARD_TEMPLATE_ID)")
             exc.remaining = iter(chunks)
             raise exc
-        run = _Run(self, out_track_id, msg_id, locale, started)
+        run = _Run(self, out_track_id, msg_id, locale, started, deadline)
         pump = _Pump(chunks)
         try:
             run.create(pump, target)
@@ -204,8 +206,10 @@ class CardStreamer:
 class _Run:
     """The state of one card stream (one thread); kept apart so CardStreamer stays reusable."""
 
-    def __init__(self, streamer: CardStreamer, out_track_id: str, msg_id: str, locale: str, started: float):
+    def __init__(self, streamer: CardStreamer, out_track_id: str, msg_id: str, locale: str, started: float,
+                 deadline: float | None = None):
         self.s = streamer
+        self.deadline = deadline
         self.out_track_id = out_track_id
         self.msg_id = msg_id
         self.locale = locale
@@ -273,6 +277,12 @@ class _Run:
             if self.ended:
                 return
             now = s.clock()
+            if self.deadline is not None and now >= self.deadline:
+                # A source that keeps the answer open too long (a skill without its own timeout).
+                self.status, self.error = "failed", note("timeout", self.locale)
+                log.warning("answer stream over its deadline msg_id=%s", self.msg_id)
+                pump.stop()
+                return
             if s.cancel_check is not None and now >= next_cancel_check:
                 next_cancel_check = now + s.poll
                 if s.cancel_check(self.out_track_id):

@@ -13,7 +13,12 @@ from kombu import Exchange, Queue
 from conf.settings import get_settings
 from workers.msglog import configure_logging
 
-QUEUE_NAMES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver")
+QUEUE_NAMES = (
+    "dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver", "dtbot.reminders",
+)
+# The periodic reminder sweep (a wire contract like the stage names); beat sends it by name.
+REMINDER_SWEEP_TASK = "dtbot.reminders.sweep"
+REMINDER_QUEUE = "dtbot.reminders"
 
 
 def make_app() -> Celery:
@@ -50,7 +55,16 @@ def make_app() -> Celery:
         worker_hijack_root_logger=False,
         # Only worker processes import this (Celery reads `imports` at worker start), so the
         # listener, which imports this module to publish, never loads Django or the stages.
-        imports=("workers.tasks",),
+        imports=("workers.tasks", "workers.reminder_tasks"),
+        beat_schedule={
+            "reminders-sweep": {
+                "task": REMINDER_SWEEP_TASK,
+                "schedule": settings.reminder_sweep_seconds,
+                # A tick not taken within one period is dropped: the next one does the same work.
+                "options": {"queue": REMINDER_QUEUE, "routing_key": REMINDER_QUEUE,
+                            "expires": max(1.0, settings.reminder_sweep_seconds)},
+            },
+        },
     )
     if settings.broker_is_redis:
         # Time limits stay below the visibility timeout (checked in Settings), so a running task

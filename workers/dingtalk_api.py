@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -11,6 +10,9 @@ import httpx
 from skills.api import Reply
 from workers.dingtalk_token import TokenCache
 from workers.errors import DeliveryUnknown, PoisonMessage, TransientError
+from workers.gateway.outbound import openapi_message, webhook_body
+
+__all__ = ["DingTalkAPI", "Throttled", "WebhookExpired", "openapi_message", "webhook_body"]
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +26,9 @@ class WebhookExpired(Exception):
     """The sessionWebhook no longer exists (errcode 300001): use the OpenAPI instead."""
 
 
-def webhook_body(reply: Reply, at_staff_id: str = "") -> dict[str, Any]:
-    """Text or markdown body of a sessionWebhook reply; in groups it @-mentions the asker."""
-    at = {"atUserIds": [at_staff_id] if at_staff_id else [], "atMobiles": [], "isAtAll": False}
-    if reply.kind == "markdown":
-        return {
-            "msgtype": "markdown",
-            "markdown": {"title": reply.title or reply.text[:20], "text": reply.text},
-            "at": at,
-        }
-    return {"msgtype": "text", "text": {"content": reply.text}, "at": at}
-
-
-def openapi_message(reply: Reply) -> tuple[str, str]:
-    """(msgKey, msgParam) for the robot OpenAPI; msgParam is a JSON *string*."""
-    if reply.kind == "markdown":
-        param = {"title": reply.title or reply.text[:20], "text": reply.text}
-        return "sampleMarkdown", json.dumps(param, ensure_ascii=False)
-    return "sampleText", json.dumps({"content": reply.text}, ensure_ascii=False)
+class Throttled(TransientError):
+    """DingTalk said "too fast" (403 QpsLimitForApi, 429, webhook errcode 130101/90002/90018):
+    the message was not sent; the same call may be repeated after a pause."""
 
 
 def _post(http: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -79,9 +66,12 @@ def _raise_for_http(response: httpx.Response, what: str) -> None:
     data = _json(response)
     code = str(data.get("code") or "")
     detail = f"{what}: HTTP {status} {code} {str(data.get('message') or '')[:200]}".strip()
-    if status >= 500 or status == 429 or "QpsLimit" in code or "Throttl" in code:
-        retry_after = response.headers.get("Retry-After")
-        raise TransientError(detail, retry_after=float(retry_after) if retry_after else None)
+    retry_after = response.headers.get("Retry-After")
+    wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+    if status == 429 or "QpsLimit" in code or "Throttl" in code:
+        raise Throttled(detail, retry_after=wait)
+    if status >= 500:
+        raise TransientError(detail, retry_after=wait)
     raise PoisonMessage(detail)
 
 
@@ -108,7 +98,7 @@ class DingTalkAPI:
             raise WebhookExpired(str(data.get("errmsg") or "session gone"))
         _raise_for_http(response, "sessionWebhook")
         if errcode in RATE_LIMIT_ERRCODES:
-            raise TransientError(f"sessionWebhook throttled: errcode {errcode}")
+            raise Throttled(f"sessionWebhook throttled: errcode {errcode}")
         if errcode != 0:
             raise PoisonMessage(f"sessionWebhook refused: errcode {errcode} {data.get('errmsg')}")
 
@@ -166,3 +156,15 @@ class DingTalkAPI:
             {"robotCode": robot_code, "openConversationId": open_conversation_id,
              "msgKey": msg_key, "msgParam": msg_param},
         )
+
+    # --- files users sent --------------------------------------------------------------------
+    def download_url(self, robot_code: str, download_code: str) -> str:
+        """POST /v1.0/robot/messageFiles/download → the temporary URL of a file a user sent."""
+        data = self._openapi(
+            "/v1.0/robot/messageFiles/download",
+            {"downloadCode": download_code, "robotCode": robot_code},
+        )
+        url = str(data.get("downloadUrl") or "")
+        if not url:
+            raise PoisonMessage("messageFiles/download answered without a downloadUrl")
+        return url

@@ -19,23 +19,46 @@ MAX_PARTS = 5
 
 
 def reply_parts(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str, Any]]:
-    """The reply as DingTalk-sized messages; notes (e.g. "your input was truncated") go last."""
+    """The reply as DingTalk-sized messages; notes (e.g. "your input was truncated") go last.
+
+    An action card keeps its buttons on its last part; the parts before it go as markdown.
+    """
+    if reply.kind == "card" and reply.card:
+        # A card is one message; its text is the markdown fallback when no card can be shown.
+        return [Reply(text=reply.text, kind="card", title=reply.title, card=reply.card,
+                      meta={"part": 1, "of": 1 + bool(notes)}).to_dict()] + [
+            Reply(text="\n\n".join(notes), meta={"part": 2, "of": 2}).to_dict() for _ in notes[:1]]
     text = reply.text.strip()
     if notes:
         text = "\n\n".join([text, *notes]) if text else "\n\n".join(notes)
     if not text:
         text = wording.apology()
-    chunks = split_text(text, max_bytes, markdown=reply.kind == "markdown")
+    kind = reply.kind if reply.kind in ("text", "markdown", "action_card") else "text"
+    chunks = split_text(text, max_bytes, markdown=kind != "text")
     if len(chunks) > MAX_PARTS:
         log.warning("reply of %d parts cut to %d", len(chunks), MAX_PARTS)
         chunks = chunks[:MAX_PARTS]
         chunks[-1] = chunks[-1] + "\n" + wording.reply_cut_note(text)
-    kind = reply.kind if reply.kind in ("text", "markdown") else "text"
     title = reply.title or text.strip().splitlines()[0][:20]
+    last = len(chunks) - 1
     return [
-        Reply(text=chunk, kind=kind, title=title, meta={"part": i + 1, "of": len(chunks)}).to_dict()
+        Reply(
+            text=chunk,
+            kind=kind if i == last or kind != "action_card" else "markdown",
+            title=title,
+            buttons=list(reply.buttons) if i == last and kind == "action_card" else [],
+            meta={"part": i + 1, "of": len(chunks)},
+        ).to_dict()
         for i, chunk in enumerate(chunks)
     ]
+
+
+def card_follow_up(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str, Any]]:
+    """An answer already on its AI card: only what did not fit on it (and the notes) still goes out."""
+    overflow = str(reply.card.get("overflow") or "")
+    if not overflow.strip() and not notes:
+        return []
+    return reply_parts(Reply(text=overflow, kind="markdown", title=reply.title), notes, max_bytes)
 
 
 def postprocess(payload: dict[str, Any]) -> dict[str, Any]:
@@ -43,13 +66,18 @@ def postprocess(payload: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
     turn = Turn.from_dict(payload["turn"])
     reply = Reply.from_dict(payload.get("reply") or {"text": ""})
-    parts = reply_parts(reply, list(payload.get("notes") or []), settings.reply_max_bytes)
+    notes = list(payload.get("notes") or [])
+    if reply.card.get("delivered"):
+        parts = card_follow_up(reply, notes, settings.reply_max_bytes)
+    else:
+        parts = reply_parts(reply, notes, settings.reply_max_bytes)
     if turn.text:
         session.append_turn(
             turn.tenant_id,
             turn.conversation_id,
             turn.user_id,
             [{"role": "user", "text": turn.text}, {"role": "assistant", "text": reply.text}],
+            turn.conversation_type,
         )
     record = dict(payload.get("record") or {}, postprocessed_at=time.time())
     do_record_stages(turn.msg_id, skill=turn.skill, intent=turn.intent, **record)

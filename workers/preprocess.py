@@ -1,50 +1,34 @@
-"""Preprocess stage: claim the msgId, normalise the text, load profile and session, pick a skill."""
+"""Preprocess stage: claim the msgId, convert the message (gateway), fetch media, load context, pick a skill."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import Any
 
-from conf.settings import get_settings
+from conf.settings import Settings, get_settings
 from ingest.envelope import Envelope
-from ingest.protocol import TOPIC_BOT_MESSAGE
+from ingest.protocol import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK
 from skills.api import Reply, Turn
 from webapp.actions.profiles import do_upsert_profile
 from webapp.actions.records import epoch_to_datetime
-from workers import dedup, routing, session, wording
-from workers.errors import NothingToAnswer, PoisonMessage
+from workers import dedup, ordering, routing, session, wording
+from workers.cards import CancelFlags
+from workers.errors import DuplicateMessage, NothingToAnswer, PoisonMessage
+from workers.gateway import incoming as gateway
+from workers.gateway.incoming import Incoming, delivery_target
+from workers.gateway.media import MediaLimits, MediaRejected, fetch
+from workers.gateway.mediastore import MediaStore
+from workers.gateway.phrases import phrase, size_text
+from workers.runtime import redis_client
 
 log = logging.getLogger(__name__)
 
-UNSUPPORTED_TYPE = (
-    "暂时还看不懂这种消息，请发文字。I can't read this kind of message yet; please send text."
-)
+__all__ = ["UNSUPPORTED_TYPE", "delivery_target", "normalise_text", "preprocess"]
 
-
-def _text_of_text(payload: dict[str, Any]) -> str:
-    text = payload.get("text") or {}
-    return str(text.get("content") or "") if isinstance(text, dict) else ""
-
-
-def _text_of_rich_text(payload: dict[str, Any]) -> str:
-    content = payload.get("content") or {}
-    items = content.get("richText") or []
-    if isinstance(items, dict):  # older payloads: {"richText": {"richTextList": [...]}}
-        items = items.get("richTextList") or []
-    return "".join(str(i.get("text") or "") for i in items if isinstance(i, dict))
-
-
-def _text_of_audio(payload: dict[str, Any]) -> str:
-    return str((payload.get("content") or {}).get("recognition") or "")
-
-
-# msgtype → text. The message gateway (issue 6) replaces this table with full conversions.
-TEXT_EXTRACTORS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "text": _text_of_text,
-    "richText": _text_of_rich_text,
-    "audio": _text_of_audio,
-}
+UNSUPPORTED_TYPE = phrase("unsupported", "zh-CN")
+# Structured params that name their skill themselves (card callbacks, tapped buttons): no routing.
+STRUCTURED = ("button", "form_data")
 
 
 def normalise_text(text: str, limit: int) -> tuple[str, bool]:
@@ -53,24 +37,6 @@ def normalise_text(text: str, limit: int) -> tuple[str, bool]:
     if len(text) > limit:
         return text[:limit], True
     return text, False
-
-
-def delivery_target(envelope: Envelope, robot_code: str) -> dict[str, Any]:
-    """Where and how the reply goes; travels alongside the turn through the chain."""
-    payload = envelope.payload
-    try:
-        expires_at = int(payload.get("sessionWebhookExpiredTime") or 0)
-    except (TypeError, ValueError):
-        expires_at = 0
-    return {
-        "session_webhook": str(payload.get("sessionWebhook") or ""),
-        "session_webhook_expires_at": expires_at,  # epoch ms, 0 = unknown
-        "conversation_id": envelope.conversation_id,
-        "conversation_type": envelope.conversation_type,
-        "sender_staff_id": envelope.sender_staff_id,
-        "sender_id": envelope.sender_id,
-        "robot_code": str(payload.get("robotCode") or robot_code),
-    }
 
 
 def _envelope(data: dict[str, Any]) -> Envelope:
@@ -83,63 +49,116 @@ def _envelope(data: dict[str, Any]) -> Envelope:
     return envelope
 
 
+def _incoming(envelope: Envelope, settings: Settings) -> Incoming:
+    if envelope.topic == TOPIC_BOT_MESSAGE:
+        return gateway.with_tap(gateway.from_message(envelope, settings), envelope.msg_id)
+    if envelope.topic == TOPIC_CARD_CALLBACK:
+        stop = gateway.stop_requested(envelope)
+        if stop:
+            # Fast path: the streamer polls this flag and finalizes the card as "stopped".
+            CancelFlags(redis_client(), settings.redis_key_prefix).request(stop)
+            raise NothingToAnswer(f"stop requested for card {stop}")
+        return gateway.from_callback(envelope, settings)
+    raise NothingToAnswer(f"no handler for topic {envelope.topic!r}")
+
+
+def _attachments(incoming: Incoming, msg_id: str, settings: Settings, locale: str
+                 ) -> tuple[list[dict[str, Any]], str]:
+    """References to the stored media, or ([], polite refusal) when one cannot be read."""
+    if not incoming.media:
+        return [], ""
+    from workers.deliver import dingtalk_api  # the pooled API client of this process
+
+    api = dingtalk_api()
+    store = MediaStore(settings.media_root)
+    limits = MediaLimits(settings.media_max_bytes, settings.media_allowed_types)
+    robot_code = str(incoming.delivery.get("robot_code") or settings.dingtalk_robot_code)
+    refs = []
+    for index, item in enumerate(incoming.media):
+        try:
+            refs.append(fetch(api, store, limits, item, robot_code=robot_code, tenant_id=incoming.tenant_id,
+                              user_id=incoming.user_id, msg_id=msg_id, index=index))
+        except MediaRejected as exc:
+            log.info("media refused (%s): %s", exc.reason, exc)
+            values = {"limit": size_text(limits.max_bytes), **exc.values}
+            return [], phrase(exc.reason, locale, **values)
+    return refs, ""
+
+
 def preprocess(data: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Envelope dict → stage payload {msg_id, run_id, turn, delivery, reply, notes, record}."""
+    """Envelope dict → stage payload {msg_id, run_id, turn, delivery, reply, notes, record, order}."""
     settings = get_settings()
     envelope = _envelope(data)
-    if envelope.topic != TOPIC_BOT_MESSAGE:
-        raise NothingToAnswer(f"no handler for topic {envelope.topic!r} yet")
-    user_id = envelope.sender_staff_id or envelope.sender_id
+    incoming = _incoming(envelope, settings)
+    user_id = incoming.user_id
     if not user_id:
-        raise PoisonMessage("robot message without senderStaffId or senderId")
-    dedup.claim(
-        envelope.msg_id,
-        run_id,
-        {
-            "tenant_id": envelope.tenant_id,
-            "conversation_id": envelope.conversation_id,
-            "conversation_type": envelope.conversation_type,
-            "msgtype": envelope.msgtype,
-            "received_at": epoch_to_datetime(envelope.received_at),
-        },
-    )
-    profile = do_upsert_profile(
-        envelope.tenant_id, envelope.sender_staff_id, envelope.sender_id, envelope.sender_nick
-    )
-    extractor = TEXT_EXTRACTORS.get(envelope.msgtype)
-    raw = extractor(envelope.payload) if extractor else ""
-    text, cut = normalise_text(raw, settings.input_max_chars)
+        raise PoisonMessage("message without senderStaffId or senderId")
+    # In line first (see workers.ordering), then the claim; a duplicate leaves the line as it was.
+    order, added = ordering.register(envelope.msg_id, incoming.tenant_id, incoming.conversation_id,
+                                     incoming.seq_ms)
+    try:
+        dedup.claim(
+            envelope.msg_id,
+            run_id,
+            {
+                "tenant_id": incoming.tenant_id,
+                "conversation_id": incoming.conversation_id,
+                "conversation_type": incoming.conversation_type,
+                "msgtype": incoming.msgtype,
+                "received_at": epoch_to_datetime(envelope.received_at),
+            },
+        )
+    except DuplicateMessage:
+        if added:  # the original is finished; this copy must not hold the line
+            ordering.finish({"msg_id": envelope.msg_id, "order": order})
+        raise
+    profile = do_upsert_profile(incoming.tenant_id, incoming.staff_id, incoming.sender_id, incoming.nick)
+    text, cut = normalise_text(incoming.text, settings.input_max_chars)
+    reply: dict[str, Any] | None = None
+    attachments: list[dict[str, Any]] = []
+    if not incoming.supported:
+        log.info("unsupported msgtype %r", envelope.msgtype)
+        reply = Reply(text=phrase("unsupported", profile.locale)).to_dict()
+    else:
+        attachments, refusal = _attachments(incoming, envelope.msg_id, settings, profile.locale)
+        if refusal:
+            reply = Reply(text=refusal).to_dict()
     turn = Turn(
         msg_id=envelope.msg_id,
-        tenant_id=envelope.tenant_id,
-        conversation_id=envelope.conversation_id,
-        conversation_type=envelope.conversation_type,
+        tenant_id=incoming.tenant_id,
+        conversation_id=incoming.conversation_id,
+        conversation_type=incoming.conversation_type,
         user_id=user_id,
-        user_nick=envelope.sender_nick,
+        user_nick=incoming.nick,
         text=text,
-        msgtype=envelope.msgtype,
-        history=session.load_history(envelope.tenant_id, envelope.conversation_id, user_id),
+        msgtype=incoming.msgtype,
+        params=incoming.params,
+        attachments=attachments,
+        history=session.load_history(
+            incoming.tenant_id, incoming.conversation_id, user_id, incoming.conversation_type
+        ),
         profile=profile.snapshot(),
         locale=profile.locale,
         received_at=envelope.received_at,
     )
     notes = [wording.truncated_note(text, settings.input_max_chars, turn.locale)] if cut else []
-    reply: dict[str, Any] | None = None
-    if extractor is None:
-        log.info("unsupported msgtype %r", envelope.msgtype)
-        reply = Reply(text=UNSUPPORTED_TYPE).to_dict()
-    elif not text:
+    structured = incoming.params.get("type") in STRUCTURED
+    if reply is None and not (text or attachments or structured):
         reply = Reply(text=wording.EMPTY_TEXT).to_dict()
-    else:
+    elif reply is None and incoming.skill:
+        # The card or button names its skill: routing does not second-guess it.
+        turn = turn.replace(skill=incoming.skill, intent=str(incoming.params.get("type")), confidence=1.0)
+    elif reply is None:
         # A clarifying question (router unsure between skills) is answered instead of a skill.
         turn, reply = routing.decide_turn(turn)
     return {
         "msg_id": envelope.msg_id,
         "run_id": run_id,
         "turn": turn.to_dict(),
-        "delivery": delivery_target(envelope, settings.dingtalk_robot_code),
+        "delivery": incoming.delivery,
         "reply": reply,
         "notes": notes,
+        "order": order,
         # Written to the MessageRecord in one go by postprocess.
         "record": {"user_id": profile.pk, "preprocessed_at": time.time()},
     }

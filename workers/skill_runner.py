@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import skill_settings, wording
+from workers import answer_card, skill_settings, wording
 
 log = logging.getLogger(__name__)
 
@@ -18,16 +18,34 @@ class SkillTimeout(Exception):
     """The skill did not answer within its timeout."""
 
 
-def _call_hooks(skill: AISkillPlugin, turn: Turn) -> Reply:
+def preload_skills() -> None:
+    """Import every registered skill now, at worker start: the first message should not pay for
+    imports (`openai` alone takes ~3 s on 2 cores). Prefork children inherit the modules."""
+    started = time.monotonic()
+    for name in registry.skill_names():
+        try:
+            registry.skill_class(name)
+        except Exception:  # noqa: BLE001 - that skill fails per message later; the others work
+            log.exception("skill %s cannot be imported", name)
+    log.info("skills preloaded in %.2f s", time.monotonic() - started)
+
+
+def _call_hooks(skill: AISkillPlugin, turn: Turn, join: bool) -> Reply | Iterator[str]:
+    """pre_process → execute → post_process; a stream of chunks is returned as is (for an AI
+    card), or read whole into a markdown reply when `join` (no card possible)."""
     turn = skill.pre_process(turn)
     result = skill.execute(turn)
-    if not isinstance(result, Reply):
-        # A stream of chunks (for an AI card later); until cards exist, join them into one reply.
-        result = Reply(text="".join(str(chunk) for chunk in result))
-    return skill.post_process(turn, result)
+    if isinstance(result, Reply):
+        return skill.post_process(turn, result)
+    if not join:
+        return result
+    reply = answer_card.markdown_reply("".join(str(chunk) for chunk in result))
+    return skill.post_process(turn, reply)
 
 
-def call_with_timeout(skill: AISkillPlugin, turn: Turn, timeout: float) -> Reply:
+def call_with_timeout(
+    skill: AISkillPlugin, turn: Turn, timeout: float, join: bool = True
+) -> Reply | Iterator[str]:
     """Run the hooks in a daemon thread so a hung skill cannot hold the worker past `timeout`.
 
     The thread is abandoned on timeout (Python cannot kill it); it is a daemon, so it never
@@ -37,7 +55,7 @@ def call_with_timeout(skill: AISkillPlugin, turn: Turn, timeout: float) -> Reply
 
     def target() -> None:
         try:
-            outcome["reply"] = _call_hooks(skill, turn)
+            outcome["reply"] = _call_hooks(skill, turn, join)
         except BaseException as exc:  # handed to the caller's thread, which maps it
             outcome["error"] = exc
 
@@ -73,10 +91,24 @@ def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
         # Preprocess already knows the answer (empty text, unsupported type).
         return _answered(payload, payload["reply"], "preset")
     turn = Turn.from_dict(payload["turn"])
+    done = answer_card.remembered(turn.msg_id)
+    if done is not None:
+        # A retry after the card was finalized: the user has the answer; do not ask again.
+        log.info("card %s already finished; handing on its reply", done.card.get("out_track_id"))
+        return _answered(payload, done.to_dict(), "ok")
     # The tenant's configuration of the skill (admin settings); remote skills resolve here too.
     skill = skill_settings.cache().skill(turn.tenant_id, turn.skill or registry.FALLBACK_SKILL)
+    robot_code = str((payload.get("delivery") or {}).get("robot_code") or "")
+    cards = answer_card.cards_enabled()
+    if cards and answer_card.streams(skill):
+        # The skill runs inside the card's iterator: the card shows up at once and every
+        # failure of the skill ends on it as a polite, finalized error.
+        chunks = answer_card.LazyAnswer(skill, turn)
+        reply, outcome = answer_card.stream_answer(turn, robot_code, chunks, skill.timeout_seconds)
+        return _answered(payload, reply.to_dict(), outcome)
+    started = time.monotonic()
     try:
-        reply = call_with_timeout(skill, turn, skill.timeout_seconds)
+        result = call_with_timeout(skill, turn, skill.timeout_seconds, join=not cards)
     except SkillError as exc:
         log.warning("skill %s declined: %s", skill.name, exc)
         if exc.user_message:
@@ -85,4 +117,9 @@ def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
     except SkillTimeout as exc:
         log.error("%s", exc)
         return with_apology(payload, "timeout")
-    return _answered(payload, reply.to_dict(), "ok")
+    if isinstance(result, Reply):
+        return _answered(payload, result.to_dict(), "ok")
+    # A skill that streamed without declaring it: the card opens now that execute returned.
+    left = max(1.0, skill.timeout_seconds - (time.monotonic() - started))
+    reply, outcome = answer_card.stream_answer(turn, robot_code, result, left)
+    return _answered(payload, reply.to_dict(), outcome)

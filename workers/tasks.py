@@ -27,8 +27,9 @@ from django.db import (  # noqa: E402
 
 from conf.settings import get_settings  # noqa: E402
 from webapp.actions.deadletters import do_dead_letter  # noqa: E402
-from workers import deliver, postprocess, preprocess, skill_runner  # noqa: E402
+from workers import deliver, ordering, postprocess, preprocess, session, skill_runner  # noqa: E402
 from workers.celery import app  # noqa: E402
+from workers.dingtalk_api import Throttled  # noqa: E402
 from workers.errors import (  # noqa: E402
     DuplicateMessage,
     NothingToAnswer,
@@ -40,6 +41,12 @@ from workers.pipeline import DELIVER, POSTPROCESS, PREPROCESS, RUN_SKILL, Stage 
 from workers.runtime import reset_clients  # noqa: E402
 
 log = logging.getLogger("workers.tasks")
+
+# Re-queues that are not failures (waiting for the conversation's turn, DingTalk "too fast") are
+# counted in the payload; after this many throttled re-queues the message is dead-lettered.
+MAX_THROTTLED_REQUEUES = 100
+# Retries carry new args; keep user text out of the message headers (see pipeline.signature).
+QUIET_ARGS = {"argsrepr": "(<payload>,)", "kwargsrepr": "{}"}
 
 StageFunction = Callable[[Task, dict[str, Any]], dict[str, Any]]
 
@@ -70,9 +77,25 @@ def msg_id_of(payload: Any) -> str:
     return "-"
 
 
+def requeues(payload: Any, stage: Stage) -> int:
+    """Retries of this stage that were not failures (turnstile waits, throttling)."""
+    counts = payload.get("requeued") if isinstance(payload, dict) else None
+    return int((counts or {}).get(stage.name, 0)) if isinstance(counts, dict) else 0
+
+
+def requeue(task: Task, stage: Stage, payload: dict[str, Any], countdown: float, **extra: Any) -> NoReturn:
+    """Run this stage again later without counting it as a failed attempt."""
+    counts = dict(payload.get("requeued") or {})
+    counts[stage.name] = int(counts.get(stage.name, 0)) + 1
+    raise task.retry(args=({**payload, **extra, "requeued": counts},), countdown=countdown,
+                     max_retries=None, **QUIET_ARGS)
+
+
 def dead_letter(task: Task, stage: Stage, payload: Any, error: str) -> NoReturn:
     """Park the message for replay and stop the chain; if even that fails, retry later."""
     msg_id = msg_id_of(payload)
+    if isinstance(payload, dict):
+        ordering.finish(payload)  # given up: the next message of the conversation may go
     try:
         letter = do_dead_letter(msg_id, stage.name, payload if isinstance(payload, dict) else
                                 {"raw": payload}, error)
@@ -107,8 +130,18 @@ def pipeline_task(stage: Stage) -> Callable[[StageFunction], Task]:
                 except (DuplicateMessage, NothingToAnswer) as exc:
                     log.info("stopping quietly: %s", exc)
                     raise Ignore() from exc
+                except ordering.WaitForTurn as exc:
+                    log.debug("waiting for %d earlier message(s): %.2f s", exc.ahead, exc.countdown)
+                    requeue(self, stage, exc.payload, exc.countdown)
+                except Throttled as exc:
+                    throttled = int(payload.get("throttled") or 0) + 1
+                    if throttled > MAX_THROTTLED_REQUEUES:
+                        dead_letter(self, stage, payload, f"still throttled after {throttled} tries: {exc}")
+                    countdown = retry_countdown(min(throttled, 6), exc.retry_after)
+                    log.warning("DingTalk says too fast; re-queued (%d) in %.1f s: %s", throttled, countdown, exc)
+                    requeue(self, stage, payload, countdown, throttled=throttled)
                 except (TransientError, *STORE_OUTAGES) as exc:
-                    retries = self.request.retries
+                    retries = self.request.retries - requeues(payload, stage)
                     reason = f"{type(exc).__name__}: {exc}"
                     if retries >= get_settings().task_max_retries:
                         dead_letter(self, stage, payload, f"gave up after {retries} retries: "
@@ -140,20 +173,35 @@ def preprocess_task(task: Task, envelope: dict[str, Any]) -> dict[str, Any]:
 
 @pipeline_task(RUN_SKILL)
 def run_skill_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    # Earlier messages of the conversation first; then the session as they left it.
+    payload = session.refresh_history(ordering.admit(payload, RUN_SKILL.name))
     return skill_runner.run_skill(payload)
 
 
 @pipeline_task(POSTPROCESS)
 def postprocess_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    ordering.touch(payload)  # still moving: later messages of the conversation keep waiting
     return postprocess.postprocess(payload)
 
 
 @pipeline_task(DELIVER)
 def deliver_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
-    return deliver.deliver(payload)
+    payload = ordering.admit(payload, DELIVER.name)
+    result = deliver.deliver(payload)
+    if result["result"] != "concurrent":  # the concurrent run finishes it
+        ordering.finish(payload)
+    return result
 
 
 # --- per-process hygiene: DB connections and clients are never shared across a fork -----------
+
+@signals.worker_init.connect
+def _preload_skills(sender: Any = None, **_: Any) -> None:
+    # Only workers that run skills (the -Q selection is known by now).
+    queues = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
+    if RUN_SKILL.queue in queues:
+        skill_runner.preload_skills()
+
 
 @signals.worker_process_init.connect
 def _on_worker_process_init(**_: Any) -> None:

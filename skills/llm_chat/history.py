@@ -23,6 +23,12 @@ def message_tokens(message: dict[str, str]) -> int:
     return estimate_tokens(message["content"]) + MESSAGE_OVERHEAD
 
 
+def _content(message: dict[str, Any]) -> str:
+    """The text of a history entry: the session stores {"role", "text"}, chat APIs use "content"."""
+    value = message.get("content", message.get("text"))
+    return value if isinstance(value, str) else ""
+
+
 def trim_history(history: list[dict[str, Any]], budget: int) -> list[dict[str, str]]:
     """The newest earlier turns that fit in `budget` tokens, oldest first.
 
@@ -31,9 +37,9 @@ def trim_history(history: list[dict[str, Any]], budget: int) -> list[dict[str, s
     assistant turn because several chat templates require user/assistant alternation.
     """
     clean = [
-        {"role": m["role"], "content": m["content"]}
+        {"role": m["role"], "content": _content(m)}
         for m in history
-        if isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) and m["content"]
+        if isinstance(m, dict) and m.get("role") in ROLES and _content(m)
     ]
     kept: list[dict[str, str]] = []
     used = 0
@@ -55,7 +61,7 @@ def build_messages(
     """system prompt + trimmed history + the current question, ready for chat.completions."""
     # The session may already hold the current message as its last user turn; send it once.
     if history and isinstance(history[-1], dict) and history[-1].get("role") == "user" \
-            and history[-1].get("content") == question:
+            and _content(history[-1]) == question:
         history = history[:-1]
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages += trim_history(history, budget)

@@ -33,7 +33,8 @@ class LLMChatConfig(SkillConfig):
     max_tokens: int = field(default_factory=lambda: get_settings().llm_max_tokens)
     history_token_budget: int = 3000  # estimated tokens of earlier turns sent along
     connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 30.0  # longest silence: before the first token or between two
+    # longest silence: before the first token or between two (LLM_READ_TIMEOUT_SECONDS)
+    read_timeout_seconds: float = field(default_factory=lambda: get_settings().llm_read_timeout_seconds)
     total_timeout_seconds: float = 90.0  # whole answer; below the run_skill stage limit
     base_url: str = field(default_factory=lambda: get_settings().llm_base_url)
     model: str = field(default_factory=lambda: get_settings().llm_model)  # empty: the server's first
@@ -129,6 +130,8 @@ class LLMChatSkill(AISkillPlugin):
     label = {"zh": "AI 对话", "en": "Chat with AI"}
     Config = LLMChatConfig
     timeout_seconds = 100.0
+    # Answers are a stream: the skills worker runs execute inside an AI card's iterator.
+    streams = True
 
     def __init__(self, config: SkillConfig | None = None) -> None:
         super().__init__(config)

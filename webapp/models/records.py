@@ -18,6 +18,7 @@ class MessageStatus(models.TextChoices):
 class DeliveryChannel(models.TextChoices):
     WEBHOOK = "webhook"
     OPENAPI = "openapi"
+    CARD = "card"  # streamed into an AI card by run_skill
 
 
 class MessageRecord(models.Model):

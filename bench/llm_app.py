@@ -1,0 +1,19 @@
+"""Celery app of bench/llm_pipeline.py's workers: the project's app, every message routed to llm_chat."""
+
+from __future__ import annotations
+
+from skills.api import Turn
+from workers.celery import app
+from workers.routing import Route, install_router
+
+__all__ = ["app"]
+
+
+class ChatRouter:
+    """Everything is a chat question (the bench measures the streaming path, not routing)."""
+
+    def route(self, turn: Turn) -> Route:
+        return Route(intent="chat", skill="llm_chat", confidence=1.0)
+
+
+install_router(ChatRouter())

@@ -1,0 +1,134 @@
+"""LLM chat through the real chain: answers stream into AI cards that always end finalized."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+
+from sandbox.llm import STUB_MARK, StubLLMServer
+from testkit.stack import Stack
+from tests.support.skill_stack import CARD_TEMPLATE, card_of, finished_card, run_bot, start_skills, wait_for
+from webapp.models import MessageRecord, MessageStatus
+from workers.cards import CancelFlags, out_track_id_for
+
+pytestmark = pytest.mark.slow
+
+
+def bot_env(llm, **extra: str) -> dict[str, str]:
+    return {"DINGTALK_AI_CARD_TEMPLATE_ID": CARD_TEMPLATE, "LLM_BASE_URL": llm.base_url,
+            "LLM_MODEL": "stub-llm", "LLM_READ_TIMEOUT_SECONDS": "2", **extra}
+
+
+def replied(msg_id: str) -> MessageRecord | None:
+    record = MessageRecord.objects.filter(msg_id=msg_id).first()
+    return record if record and record.status == MessageStatus.REPLIED else None
+
+
+def test_an_answer_streams_into_one_finalized_card_and_the_session_remembers_it(stack: Stack, llm):
+    llm.configure(inter_token_delay=0.02)
+    client = run_bot(stack, **bot_env(llm))
+    first = client.send_message("hello, what can you do?", user_id="alice")
+    card = finished_card(client, out_track_id_for(first["msgId"]))
+    assert card["status"] == "finished"
+    assert card["cardTemplateId"] == CARD_TEMPLATE
+    text = card["streams"]["content"]
+    assert text.startswith(STUB_MARK) and "hello, what can you do?" in text
+    streamed = [u for u in card["updates"] if u["kind"] == "streaming"]
+    assert sum(u["isFinalize"] for u in streamed) == 1
+
+    record = wait_for(lambda: replied(first["msgId"]), 15, "the record to say replied")
+    assert record.channel == "card" and record.skill == "llm_chat"
+    # The card is the reply: nothing else was sent for this message.
+    assert [r["via"] for r in client.replies(conversation_id=first["conversationId"])] == ["card"]
+    session = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    key = f"{stack.redis_prefix}session:{record.tenant_id}:{first['conversationId']}:alice"
+    assert json.loads(session.lrange(key, -1, -1)[0]) == {"role": "assistant", "text": text}
+
+    # The next question carries the history to the LLM.
+    second = client.send_message("and what else?", user_id="alice")
+    follow_up = finished_card(client, out_track_id_for(second["msgId"]))["streams"]["content"]
+    assert "2 earlier messages" in follow_up
+    asked = [r for r in llm.state.requests if r["stream"]]
+    assert [m["content"] for m in asked[-1]["messages"][1:3]] == ["hello, what can you do?", text]
+
+    group = client.send_message("hi everyone", conversation_type="2", user_id="bob")
+    finished_card(client, out_track_id_for(group["msgId"]))
+    [group_card] = client.replies(conversation_id=group["conversationId"], via="card")
+    assert group_card["conversation_type"] == "2"
+
+
+def test_llm_faults_end_on_finalized_error_cards_with_a_polite_message(stack: Stack):
+    llm = StubLLMServer(port=0).start()  # its own stub: this test stops it
+    llm.configure(rules=[
+        {"match": "TIMEOUT", "first_token_delay": 6.0},
+        {"match": "BOOM", "error_status": 500},
+        {"match": "CUT", "cut_after": 3},
+    ])
+    client = run_bot(stack, **bot_env(llm))
+    started = time.monotonic()
+    sent = {fault: client.send_message(f"{fault} please", user_id=f"user-{fault.lower()}")
+            for fault in ("TIMEOUT", "BOOM", "CUT")}
+    polite = {"TIMEOUT": "超时", "BOOM": "暂时不可用", "CUT": "中断"}
+    for fault, message in sent.items():
+        card = finished_card(client, out_track_id_for(message["msgId"]), timeout=30)
+        assert card["status"] == "failed", fault
+        assert polite[fault] in card["streams"]["content"], (fault, card["streams"])
+        assert [u["isError"] for u in card["updates"] if u["kind"] == "streaming" and u["isFinalize"]] == [True]
+        wait_for(lambda: replied(message["msgId"]), 15, f"{fault} to be recorded as replied")
+    assert time.monotonic() - started < 30  # nothing hung
+
+    llm.stop()  # the LLM server is gone: connection refused
+    refused = client.send_message("anyone there?", user_id="user-refused")
+    card = finished_card(client, out_track_id_for(refused["msgId"]), timeout=30)
+    assert card["status"] == "failed" and "暂时不可用" in card["streams"]["content"]
+    assert len(client.replies(conversation_id=refused["conversationId"])) == 1
+
+
+def test_the_stop_flag_finalizes_a_streaming_card_within_a_second(stack: Stack, llm):
+    llm.configure(tokens=400, inter_token_delay=0.1)  # a 40 s answer
+    client = run_bot(stack, **bot_env(llm))
+    message = client.send_message("tell me a long story", user_id="carol")
+    out_track_id = out_track_id_for(message["msgId"])
+
+    def streaming() -> bool:
+        card = card_of(client, out_track_id)
+        return bool(card and card["streams"].get("content"))
+
+    wait_for(streaming, 30, "the card to show text")
+    # What the gateway does when the Stop button's callback arrives.
+    flags = CancelFlags(redis.Redis.from_url(stack.redis_url), stack.redis_prefix)
+    flags.request(out_track_id)
+    stopped_at = time.monotonic()
+    card = finished_card(client, out_track_id, timeout=5)
+    assert time.monotonic() - stopped_at < 1.0
+    assert card["status"] == "finished"
+    assert card["streams"]["content"].endswith("（已停止）")
+    wait_for(lambda: replied(message["msgId"]), 15, "the stopped answer to be recorded")
+
+
+def test_a_skills_worker_killed_mid_stream_leaves_a_card_that_the_retry_finalizes(stack: Stack, llm):
+    llm.configure(tokens=60, inter_token_delay=0.1)  # a 6 s answer
+    client = run_bot(stack, **bot_env(llm))
+    message = client.send_message("explain streaming slowly", user_id="dave")
+    out_track_id = out_track_id_for(message["msgId"])
+
+    def half_shown() -> bool:
+        card = card_of(client, out_track_id)
+        return bool(card and card["status"] == "inputting" and len(card["streams"].get("content", "")) > 20)
+
+    wait_for(half_shown, 30, "the card to be half streamed")
+    [skills] = [p for p in stack.procs if p.role == "worker-skills" and p.alive()]
+    stack.kill(skills)  # kill -9 of the worker and its pool
+    assert card_of(client, out_track_id)["status"] == "inputting"
+    start_skills(stack)
+    card = finished_card(client, out_track_id, timeout=60)
+    assert card["status"] == "finished"
+    full = [r for r in llm.state.requests if r["stream"]]
+    assert len(full) == 2  # asked again by the retry, into the same card
+    assert card["streams"]["content"].startswith(STUB_MARK)
+    wait_for(lambda: replied(message["msgId"]), 15, "the retried answer to be recorded")
+    assert len(client.cards()) == 1
+    assert [r["via"] for r in client.replies(conversation_id=message["conversationId"])] == ["card"]

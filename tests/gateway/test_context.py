@@ -1,0 +1,90 @@
+"""Session context: per-user or group-shared scope, sliding TTL, bounded turns, export and erasure."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from workers import session
+
+
+def entries(text: str) -> list[dict]:
+    return [{"role": "user", "text": text}, {"role": "assistant", "text": f"re: {text}"}]
+
+
+@pytest.fixture
+def shared_groups(worker_settings, monkeypatch):
+    from conf.settings import get_settings
+
+    monkeypatch.setenv("SESSION_GROUP_SCOPE", "shared")
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def test_in_groups_each_member_has_an_own_session_by_default(worker_settings):
+    session.append_turn("t", "cid-g", "alice", entries("a1"), "2")
+    session.append_turn("t", "cid-g", "bob", entries("b1"), "2")
+    assert [h["text"] for h in session.load_history("t", "cid-g", "alice", "2")] == ["a1", "re: a1"]
+    assert [h["text"] for h in session.load_history("t", "cid-g", "bob", "2")] == ["b1", "re: b1"]
+
+
+def test_a_shared_group_session_holds_every_member_with_the_speaker_named(shared_groups):
+    session.append_turn("t", "cid-g", "alice", entries("a1"), "2")
+    session.append_turn("t", "cid-g", "bob", entries("b1"), "2")
+    history = session.load_history("t", "cid-g", "carol", "2")
+    assert [(h["user"], h["text"]) for h in history] == [
+        ("alice", "a1"), ("alice", "re: a1"), ("bob", "b1"), ("bob", "re: b1")]
+
+
+def test_private_chats_stay_per_user_even_when_groups_share(shared_groups):
+    session.append_turn("t", "cid-p", "alice", entries("secret"), "1")
+    assert session.load_history("t", "cid-p", "mallory", "1") == []
+
+
+def test_the_scope_setting_is_checked():
+    from conf.settings import load
+
+    with pytest.raises(ValueError, match="SESSION_GROUP_SCOPE"):
+        load({"SESSION_GROUP_SCOPE": "everyone"})
+
+
+def test_reading_the_session_restarts_its_ttl(worker_settings, redis_conn, monkeypatch):
+    from conf.settings import get_settings
+
+    monkeypatch.setenv("SESSION_TTL_SECONDS", "3")
+    get_settings.cache_clear()
+    session.append_turn("t", "cid-s", "sam", entries("hello"))
+    skey = session.session_key("t", "cid-s", "sam")
+    time.sleep(1.2)
+    assert redis_conn.ttl(skey) <= 2
+    session.load_history("t", "cid-s", "sam")
+    assert redis_conn.ttl(skey) == 3
+
+
+def test_the_session_keeps_only_the_last_turns(worker_settings):
+    for i in range(worker_settings.session_max_turns + 4):
+        session.append_turn("t", "cid-b", "bo", entries(f"m{i}"))
+    history = session.load_history("t", "cid-b", "bo")
+    assert len(history) == worker_settings.session_max_turns * 2
+    assert history[-2]["text"] == f"m{worker_settings.session_max_turns + 3}"
+
+
+def test_refresh_history_rereads_the_session_into_the_payload(worker_settings):
+    turn = {"tenant_id": "t", "conversation_id": "cid-r", "user_id": "ria", "conversation_type": "1",
+            "history": []}
+    session.append_turn("t", "cid-r", "ria", entries("earlier"))
+    fresh = session.refresh_history({"turn": turn, "msg_id": "m"})
+    assert [h["text"] for h in fresh["turn"]["history"]] == ["earlier", "re: earlier"]
+
+
+def test_export_and_erase_cover_own_and_shared_sessions(shared_groups):
+    session.append_turn("t", "cid-p", "$:LWCP_v1:$ext", entries("mine"), "1")
+    session.append_turn("t", "cid-g", "$:LWCP_v1:$ext", entries("in group"), "2")
+    session.append_turn("t", "cid-g", "bob", entries("bob's"), "2")
+    exported = session.export_user("t", "$:LWCP_v1:$ext")
+    texts = sorted(e["text"] for s in exported for e in s["entries"])
+    assert texts == ["in group", "mine", "re: in group", "re: mine"]
+    assert session.erase_user("t", "$:LWCP_v1:$ext") == 4
+    assert session.export_user("t", "$:LWCP_v1:$ext") == []
+    assert [h["text"] for h in session.load_history("t", "cid-g", "bob", "2")] == ["bob's", "re: bob's"]

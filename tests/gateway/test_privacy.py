@@ -1,0 +1,132 @@
+"""export_user / erase_user cover every store, leave other people alone, and are audited without content."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.management import call_command
+from django.utils import timezone
+
+from webapp.actions.audit import verify_chain
+from webapp.actions.deadletters import do_dead_letter
+from webapp.actions.privacy import subject_ref
+from webapp.models import (
+    AuditLog, DeadLetter, Document, DocumentCollection, MessageRecord, Reminder, ReminderFiring, UserProfile,
+)
+from workers import session
+from workers.gateway import buttons, cardowners
+from workers.gateway.mediastore import MediaStore
+
+pytestmark = pytest.mark.django_db
+
+T = "corp-p"
+
+
+def person(staff: str, media_root, django_user_model) -> None:
+    """One user's footprint in every store."""
+    profile = UserProfile.objects.create(tenant_id=T, staff_id=staff, nick=staff.title(), department="R&D")
+    MessageRecord.objects.create(msg_id=f"{staff}-1", tenant_id=T, user=profile, conversation_type="1",
+                                 conversation_id=f"cid-{staff}", status="replied")
+    MessageRecord.objects.create(msg_id=f"{staff}-2", tenant_id=T, user=profile, conversation_type="2",
+                                 conversation_id="cid-group", status="dead")
+    do_dead_letter(f"{staff}-2", "deliver", {"msg_id": f"{staff}-2", "turn": {
+        "user_id": staff, "tenant_id": T, "text": f"{staff}'s secret question"}}, "poison")
+    reminder = Reminder.objects.create(
+        tenant_id=T, user_id=staff, title=f"{staff} dentist", event_at=timezone.now() + timedelta(days=1),
+        fire_at=timezone.now(), source_key=f"{staff}-key")
+    ReminderFiring.objects.create(reminder=reminder, occurrence_at=timezone.now())
+    uploader = django_user_model.objects.create_user(staff)
+    collection, _ = DocumentCollection.objects.get_or_create(name="handbook")
+    doc = Document(collection=collection, title=f"{staff}'s upload", uploaded_by=uploader)
+    doc.file.save(f"{staff}.txt", ContentFile(b"company text"), save=False)
+    doc.save()
+    session.append_turn(T, f"cid-{staff}", staff, [{"role": "user", "text": f"{staff} private"}], "1")
+    session.append_turn(T, "cid-group", staff, [{"role": "user", "text": f"{staff} in group"}], "2")
+    cardowners.remember(f"card-{staff}", {"user_id": staff, "tenant_id": T, "skill": "s"})
+    buttons.remember(T, f"cid-{staff}", staff, skill="s", msg_id="m", buttons=[{"title": "OK", "action": "a"}])
+    MediaStore(media_root).save([b"bytes of " + staff.encode()], tenant_id=T, user_id=staff, msg_id=f"{staff}-1",
+                                index=0, kind="file", name="notes.txt", content_type="text/plain")
+
+
+@pytest.fixture
+def people(worker_settings, media_root, django_user_model, settings, tmp_path):
+    settings.BASE_DIR = tmp_path  # uploaded documents land in this test's folder
+    person("alice", media_root, django_user_model)
+    person("bob", media_root, django_user_model)
+
+
+def export(staff: str) -> dict:
+    out = io.StringIO()
+    call_command("export_user", staff, "--tenant", T, "--actor", "dpo", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_the_export_holds_every_store(people):
+    data = export("alice")
+    pg = data["postgresql"]
+    assert [p["staff_id"] for p in pg["profiles"]] == ["alice"]
+    assert sorted(r["msg_id"] for r in pg["message_records"]) == ["alice-1", "alice-2"]
+    assert pg["dead_letters"][0]["payload"]["turn"]["text"] == "alice's secret question"
+    assert pg["reminders"][0]["title"] == "alice dentist" and len(pg["reminders"][0]["firings"]) == 1
+    assert pg["documents_uploaded"][0]["title"] == "alice's upload"
+    texts = sorted(e["text"] for s in data["redis"]["sessions"] for e in s["entries"])
+    assert texts == ["alice in group", "alice private"]
+    assert [c["user_id"] for c in data["redis"]["card_owners"]] == ["alice"]
+    assert len(data["redis"]["buttons"]) == 1
+    assert [m["name"] for m in data["media"]] == ["notes.txt"]
+    assert "bob" not in json.dumps(data)  # nobody else's data
+
+
+def test_the_export_is_audited_under_a_pseudonym(people):
+    export("alice")
+    row = AuditLog.objects.get(action="user.export")
+    assert row.target_id == subject_ref(T, "alice") and row.actor == "dpo"
+    assert "alice" not in json.dumps(row.content())
+    assert row.detail["counts"]["postgresql.profiles"] == 1
+
+
+def test_erasure_removes_the_person_from_every_store_and_keeps_others(people, media_root):
+    out = io.StringIO()
+    call_command("erase_user", "alice", "--tenant", T, "--yes", "--actor", "dpo", stdout=out)
+    counts = json.loads(out.getvalue())
+    assert counts["postgresql.profiles"] == 1 and counts["media"] == 1
+    after = export("alice")
+    assert all(not rows for rows in after["postgresql"].values())  # records: anonymised, no longer hers
+    assert after["redis"] == {"sessions": [], "card_owners": [], "buttons": []} and after["media"] == []
+    # Records stay as the msgId backstop, without the person or her 1:1 chat id.
+    private = MessageRecord.objects.get(msg_id="alice-1")
+    assert private.user is None and private.conversation_id == ""
+    assert MessageRecord.objects.get(msg_id="alice-2").conversation_id == "cid-group"
+    assert not DeadLetter.objects.filter(msg_id="alice-2").exists()
+    assert Document.objects.get(title="alice's upload").uploaded_by is None
+    # Bob is untouched, including his entry in the group session they shared.
+    bob = export("bob")
+    assert len(bob["postgresql"]["profiles"]) == 1 and len(bob["media"]) == 1
+    assert [e["text"] for s in bob["redis"]["sessions"] for e in s["entries"] if s["key"].endswith("bob")]
+
+
+def test_the_erasure_audit_row_has_counts_but_no_personal_content(people):
+    call_command("erase_user", "alice", "--tenant", T, "--yes", "--actor", "dpo", stdout=io.StringIO())
+    row = AuditLog.objects.get(action="user.erase")
+    assert row.target_id == subject_ref(T, "alice")
+    assert "alice" not in json.dumps(row.content())
+    assert verify_chain().ok
+
+
+def test_erasure_needs_confirmation(people):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("erase_user", "alice", stdout=io.StringIO())
+    assert UserProfile.objects.filter(staff_id="alice").exists()
+
+
+def test_erasure_without_a_tenant_covers_every_tenant(people, media_root):
+    UserProfile.objects.create(tenant_id="corp-other", staff_id="alice")
+    call_command("erase_user", "alice", "--yes", stdout=io.StringIO())
+    assert not UserProfile.objects.filter(staff_id="alice").exists()
+    assert UserProfile.objects.filter(staff_id="bob").exists()

@@ -1,0 +1,1 @@
+"""Helpers shared by test modules and the processes tests start (not fixtures)."""

@@ -1,0 +1,41 @@
+"""Test-only worker bootstrap: `celery -A tests.support.worker_app worker ...` routes by keywords.
+
+Until the embedding router (issue 4) is installed in workers, end-to-end tests of the built-in
+skills need messages to reach a given skill. This module is the Celery app of workers started by
+those tests: the same app, plus a KeywordSkillRouter installed through the routing seam
+(`workers.routing.install_router`). Production never imports it.
+"""
+
+from __future__ import annotations
+
+from skills.api import Turn
+from workers.celery import app
+from workers.routing import KeywordRouter, Route, install_router
+
+__all__ = ["app", "KeywordSkillRouter", "RULES"]
+
+# (words any of which appear in the text, intent, skill); first match wins, else chat.
+RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("remind", "提醒"), "schedule.create", "schedule"),
+    (("bonus", "annual leave", "handbook", "年假", "奖金"), "docsearch.ask", "docsearch"),
+)
+
+
+class KeywordSkillRouter:
+    """help → help (the spine's rule), the RULES above, anything else → llm_chat."""
+
+    def __init__(self) -> None:
+        self.spine = KeywordRouter()
+
+    def route(self, turn: Turn) -> Route:
+        decision = self.spine.route(turn)
+        if decision.intent == "help":
+            return decision
+        text = turn.text.lower()
+        for words, intent, skill in RULES:
+            if any(word in text for word in words):
+                return Route(intent=intent, skill=skill, confidence=1.0)
+        return Route(intent="chat", skill="llm_chat", confidence=1.0)
+
+
+install_router(KeywordSkillRouter())

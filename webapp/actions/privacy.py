@@ -1,0 +1,180 @@
+"""Per-user export and erasure across every store (PostgreSQL, Redis, media files), each audited.
+
+Stores covered: user profiles, message records, dead letters, reminders (and their firings),
+documents the user uploaded (by admin username = staff id), any webapp model that declares
+`PERSONAL_DATA_FIELDS = {"tenant": <field>, "user": <field>}` (e.g. routing logs), Redis
+sessions (own and their entries in shared group sessions), card owners and tap-to-send buttons,
+and the media files the user sent. The audit row of an export or erasure names the subject by a
+pseudonymous reference (sha256 of tenant and staff id), never by the id itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.apps import apps
+from django.db import models, transaction
+from django.db.models import Q
+from django.forms.models import model_to_dict
+
+from conf.settings import get_settings
+from webapp.actions.audit import record_audit
+from webapp.models import AuditLog, DeadLetter, Document, MessageRecord, Reminder, UserProfile
+
+
+def subject_ref(tenant_id: str, user_id: str) -> str:
+    """How audit rows name the person: recomputable from the id, not readable as one."""
+    return hashlib.sha256(f"{tenant_id}\x1f{user_id}".encode("utf-8")).hexdigest()[:32]
+
+
+def _rows(queryset: models.QuerySet) -> list[dict[str, Any]]:
+    return [model_to_dict(row) | {"id": row.pk} for row in queryset]
+
+
+def _profiles(tenant_id: str, user_id: str) -> models.QuerySet:
+    found = UserProfile.objects.filter(Q(staff_id=user_id) | Q(staff_id="", sender_id=user_id))
+    return found.filter(tenant_id=tenant_id) if tenant_id else found
+
+
+def _records(tenant_id: str, user_id: str) -> models.QuerySet:
+    found = MessageRecord.objects.filter(user__in=_profiles(tenant_id, user_id))
+    return found.filter(tenant_id=tenant_id) if tenant_id else found
+
+
+def _dead_letters(tenant_id: str, user_id: str) -> models.QuerySet:
+    msg_ids = list(_records(tenant_id, user_id).values_list("msg_id", flat=True))
+    mine = Q(payload__turn__user_id=user_id) | Q(payload__sender_staff_id=user_id)
+    found = DeadLetter.objects.filter(Q(msg_id__in=msg_ids) | mine)
+    if tenant_id:
+        found = found.filter(Q(msg_id__in=msg_ids) | Q(payload__turn__tenant_id=tenant_id)
+                             | Q(payload__tenant_id=tenant_id))
+    return found
+
+
+def _reminders(tenant_id: str, user_id: str) -> models.QuerySet:
+    found = Reminder.objects.filter(user_id=user_id)
+    return found.filter(tenant_id=tenant_id) if tenant_id else found
+
+
+def _documents(user_id: str) -> models.QuerySet:
+    return Document.objects.filter(uploaded_by__username=user_id)
+
+
+def _declared_models() -> list[type[models.Model]]:
+    """Webapp models that name their tenant and user fields (PERSONAL_DATA_FIELDS)."""
+    return [m for m in apps.get_app_config("webapp").get_models() if hasattr(m, "PERSONAL_DATA_FIELDS")]
+
+
+def _declared(model: type[models.Model], tenant_id: str, user_id: str) -> models.QuerySet:
+    fields = model.PERSONAL_DATA_FIELDS  # type: ignore[attr-defined]
+    found = model.objects.filter(**{fields["user"]: user_id})
+    return found.filter(**{fields["tenant"]: tenant_id}) if tenant_id and fields.get("tenant") else found
+
+
+def _tenants(tenant_id: str, user_id: str) -> list[str]:
+    """The tenants this person appears in (files and Redis keys are per tenant)."""
+    if tenant_id:
+        return [tenant_id]
+    found = set(_profiles("", user_id).values_list("tenant_id", flat=True))
+    found |= set(_reminders("", user_id).values_list("tenant_id", flat=True))
+    return sorted(found)
+
+
+def _media_store() -> Any:
+    from workers.gateway.mediastore import MediaStore
+
+    return MediaStore(get_settings().media_root)
+
+
+def collect(tenant_id: str, user_id: str) -> dict[str, Any]:
+    """Everything stored about the person, as JSON primitives."""
+    from workers import session
+    from workers.gateway import buttons, cardowners
+
+    tenants = _tenants(tenant_id, user_id)
+    store = _media_store()
+    profiles = _profiles(tenant_id, user_id)
+    return {
+        "user_id": user_id,
+        "tenants": tenants,
+        "postgresql": {
+            "profiles": _rows(profiles),
+            "message_records": _rows(_records(tenant_id, user_id)),
+            "dead_letters": _rows(_dead_letters(tenant_id, user_id)),
+            "reminders": [
+                {**row, "firings": _rows(Reminder.objects.get(pk=row["id"]).firings.all())}
+                for row in _rows(_reminders(tenant_id, user_id))
+            ],
+            "documents_uploaded": [
+                {k: row[k] for k in ("id", "title", "collection", "status", "sha256")}
+                for row in _rows(_documents(user_id))
+            ],
+            "audit_rows_about_profile": _rows(AuditLog.objects.filter(
+                target_type="user_profile", target_id__in=[str(pk) for pk in profiles.values_list("pk", flat=True)]
+            )),
+            **{m._meta.model_name: _rows(_declared(m, tenant_id, user_id)) for m in _declared_models()},
+        },
+        "redis": {
+            "sessions": [s for t in tenants for s in session.export_user(t, user_id)],
+            "card_owners": [c for t in tenants for c in cardowners.export_user(t, user_id)],
+            "buttons": [b for t in tenants for b in buttons.export_user(t, user_id)],
+        },
+        "media": [item for t in tenants for item in store.list_user(t, user_id)],
+    }
+
+
+def _counts(data: dict[str, Any]) -> dict[str, int]:
+    counts = {f"postgresql.{k}": len(v) for k, v in data["postgresql"].items()}
+    counts.update({f"redis.{k}": len(v) for k, v in data["redis"].items()})
+    counts["media"] = len(data["media"])
+    return counts
+
+
+def do_export_user(tenant_id: str, user_id: str, actor: str) -> dict[str, Any]:
+    """The person's data from every store; the audit row records that (and how much) was exported."""
+    data = collect(tenant_id, user_id)
+    with transaction.atomic():
+        record_audit(
+            actor=actor, action="user.export", target_type="user", target_id=subject_ref(tenant_id, user_id),
+            tenant_id=tenant_id, detail={"counts": _counts(data)},
+        )
+    return data
+
+
+def do_erase_user(tenant_id: str, user_id: str, actor: str) -> dict[str, int]:
+    """Delete or anonymise the person's data everywhere; returns counts per store.
+
+    Redis and files go first (idempotent), then PostgreSQL and the audit row in one transaction:
+    if anything fails, running the command again finishes the job.
+    """
+    from workers import session
+    from workers.gateway import buttons, cardowners
+    from workers.skill_cache import bump_settings_version
+
+    tenants = _tenants(tenant_id, user_id)
+    store = _media_store()
+    counts = {
+        "redis.session_entries": sum(session.erase_user(t, user_id) for t in tenants),
+        "redis.card_owners": sum(cardowners.erase_user(t, user_id) for t in tenants),
+        "redis.buttons": sum(buttons.erase_user(t, user_id) for t in tenants),
+        "media": sum(store.erase_user(t, user_id) for t in tenants),
+    }
+    with transaction.atomic():
+        records = _records(tenant_id, user_id)
+        counts["postgresql.dead_letters"] = _dead_letters(tenant_id, user_id).delete()[0]
+        # Records stay (they are the msgId dedup backstop) without the person or their 1:1 chat id.
+        counts["postgresql.message_records"] = records.filter(conversation_type="1").update(
+            user=None, conversation_id="", error="") + records.exclude(conversation_type="1").update(
+            user=None, error="")
+        counts["postgresql.reminders"] = _reminders(tenant_id, user_id).delete()[0]
+        counts["postgresql.documents_uploaded"] = _documents(user_id).update(uploaded_by=None)
+        for model in _declared_models():
+            counts[f"postgresql.{model._meta.model_name}"] = _declared(model, tenant_id, user_id).delete()[0]
+        counts["postgresql.profiles"] = _profiles(tenant_id, user_id).delete()[0]
+        record_audit(
+            actor=actor, action="user.erase", target_type="user", target_id=subject_ref(tenant_id, user_id),
+            tenant_id=tenant_id, detail={"counts": counts},
+        )
+        transaction.on_commit(bump_settings_version)  # cached skill data about the person goes too
+    return counts

@@ -1,0 +1,32 @@
+"""`manage.py export_user STAFF_ID [--tenant T] [--output FILE]`: everything stored about a person, as JSON."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from webapp.actions.privacy import do_export_user
+
+
+class Command(BaseCommand):
+    help = "Export every store's data about one user (profiles, messages, reminders, sessions, media...)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("user_id", help="DingTalk staff id (or sender id for people outside the org)")
+        parser.add_argument("--tenant", default="", help="tenant (corp) id; default: every tenant")
+        parser.add_argument("--output", default="", help="write the JSON here instead of stdout")
+        parser.add_argument("--actor", default="", help="who runs the export (audit); default: OS user")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        actor = options["actor"] or f"manage.py:{getpass.getuser()}"
+        data = do_export_user(options["tenant"], options["user_id"], actor=actor)
+        text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+        if options["output"]:
+            with open(options["output"], "w", encoding="utf-8") as out:
+                out.write(text)
+            self.stderr.write(f"exported to {options['output']}")
+        else:
+            self.stdout.write(text)

@@ -1,0 +1,1 @@
+"""The message gateway: DingTalk message types in (inbound), reply bodies out (outbound), media, cards."""

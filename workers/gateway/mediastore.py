@@ -1,0 +1,115 @@
+"""Media store on disk (var/media): one folder per tenant and user, a JSON sidecar per file.
+
+Why disk and not PostgreSQL large objects: the bytes never pass through the broker or Redis, a
+skill (which may not import Django) opens a plain path, backups of the database stay small, and
+per-user export and erasure are one folder. Several hosts share MEDIA_ROOT as a volume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+EXTENSIONS = {
+    "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
+    "audio/amr": ".amr", "audio/mpeg": ".mp3", "audio/ogg": ".ogg", "video/mp4": ".mp4",
+    "application/pdf": ".pdf", "text/plain": ".txt",
+}
+
+
+def _key(*parts: str, size: int = 24) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:size]
+
+
+class MediaStore:
+    """Files users sent, addressed by reference `tenant_key/user_key/file`."""
+
+    def __init__(self, root: str | Path) -> None:
+        root = Path(root)
+        self.root = root if root.is_absolute() else ROOT / root
+
+    def user_dir(self, tenant_id: str, user_id: str) -> Path:
+        """All files of one user of one tenant (what export and erasure look at)."""
+        return self.root / _key("tenant", tenant_id, size=16) / _key("user", tenant_id, user_id)
+
+    def save(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        tenant_id: str,
+        user_id: str,
+        msg_id: str,
+        index: int,
+        kind: str,
+        name: str,
+        content_type: str,
+    ) -> dict[str, Any]:
+        """Write the bytes (atomically: temp file, then rename) and return the attachment reference."""
+        folder = self.user_dir(tenant_id, user_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = Path(name).suffix.lower()[:10] or EXTENSIONS.get(content_type.split(";")[0].strip(), "")
+        stem = f"{_key('msg', msg_id)}-{index}"
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+            final = folder / f"{stem}{suffix}"
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        ref = {
+            "kind": kind,
+            "ref": str(final.relative_to(self.root)),
+            "path": str(final),
+            "name": name or final.name,
+            "content_type": content_type,
+            "size": size,
+            "sha256": digest.hexdigest(),
+        }
+        sidecar = {**ref, "msg_id": msg_id, "tenant_id": tenant_id, "user_id": user_id,
+                   "stored_at": time.time()}
+        (folder / f"{stem}.json").write_text(json.dumps(sidecar, ensure_ascii=False), encoding="utf-8")
+        return ref
+
+    def path_of(self, ref: str) -> Path:
+        """The file behind a reference; refuses references that leave the store."""
+        path = (self.root / ref).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"media reference outside the store: {ref!r}")
+        return path
+
+    def list_user(self, tenant_id: str, user_id: str) -> list[dict[str, Any]]:
+        """The sidecars of every file of this user."""
+        folder = self.user_dir(tenant_id, user_id)
+        if not folder.is_dir():
+            return []
+        items = []
+        for sidecar in sorted(folder.glob("*.json")):
+            try:
+                items.append(json.loads(sidecar.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                items.append({"sidecar": sidecar.name, "error": "unreadable"})
+        return items
+
+    def erase_user(self, tenant_id: str, user_id: str) -> int:
+        """Delete every file of this user; returns how many files (sidecars excluded) went."""
+        folder = self.user_dir(tenant_id, user_id)
+        if not folder.is_dir():
+            return 0
+        count = sum(1 for p in folder.iterdir() if p.suffix != ".json" and not p.name.startswith(".part-"))
+        shutil.rmtree(folder)
+        return count
