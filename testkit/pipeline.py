@@ -17,13 +17,15 @@ SANDBOX_TENANT = corp_id(SANDBOX_CLIENT_ID)
 class Bot:
     """A whole bot started on a Stack; talk to it as a persona and get its replies back."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, **env: str) -> None:
         self.stack = stack
+        self.env = env  # extra environment of the workers (e.g. SETTINGS_CHECK_SECONDS)
         self.client: SandboxClient | None = None
         self._prepared: set[str] = set()
 
-    def start(self, *, skills_pool: str = "threads", skills_concurrency: int = 4, **env: str) -> "Bot":
+    def start(self, *, skills_pool: str = "threads", skills_concurrency: int = 4) -> "Bot":
         """Sandbox, pipeline worker, skills worker and listener; returns once the listener is connected."""
+        env = self.env
         self.stack.start_sandbox(redeliver_after=60)
         self.stack.start_pipeline_worker(concurrency=4, **env)
         self.stack.start_skills_worker(concurrency=skills_concurrency, pool=skills_pool, **env)

@@ -15,6 +15,7 @@ from conf.settings import get_settings
 from skills.routing.router import Router
 from webapp.actions import versions
 from webapp.actions.routing import active_router_version, router_artefact
+from webapp.models.routing import RouterModel
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class DatabaseArtefacts:
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self.directory = Path(directory or get_settings().router_dir) / "models"
+        self._known: set[str] = set()  # versions seen in the database (the key is not trusted blindly)
 
     def latest_version(self) -> str | None:
         try:
@@ -46,6 +48,12 @@ class DatabaseArtefacts:
         except redis.RedisError as exc:
             log.debug("router version key unreadable, asking the database: %r", exc)
             version = None
+        if version and version not in self._known:
+            if RouterModel.objects.filter(version=version).exists():
+                self._known.add(version)
+            else:  # e.g. a key left by another database on the same Redis prefix
+                log.warning("announced router %s is not in the database; using the active one", version)
+                version = None
         return version or active_router_version()
 
     def load(self, version: str) -> Router:

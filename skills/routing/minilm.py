@@ -83,6 +83,9 @@ class MiniLM:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised mean-pooled embeddings, shape (len(texts), 384), float32."""
+        if len(texts) == 1:
+            # The per-message path: skip batch tokenisation and padding bookkeeping.
+            return self._forward([self.tokenizer.encode(texts[0]).ids])
         if len(texts) < BATCH_MIN_TEXTS:
             return self._encode(texts)
         from threadpoolctl import threadpool_limits

@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from testkit.personas import alice, bob, mallory
 from testkit.pipeline import SANDBOX_TENANT, Bot
-from testkit.stack import Stack
 from webapp.actions.routing import do_train_router
 from webapp.actions.skills import do_update_skill_setting
 from webapp.models import RoutedTurn, UserProfile
@@ -21,22 +19,12 @@ pytestmark = pytest.mark.slow
 CACHE = Path(__file__).resolve().parents[2] / "var" / "router" / "test-embeddings.sqlite3"
 
 
-@pytest.fixture
-def bot(stack: Stack, worker_settings, tmp_path) -> Iterator[Bot]:
-    # worker_settings: this process publishes version keys under the stack's Redis prefix.
-    kit = Bot(stack)
-    kit.env = {"SETTINGS_CHECK_SECONDS": "0.5", "ROUTER_DIR": str(tmp_path / "router")}
-    yield kit
-    kit.close()
-
-
-def test_run_pipeline_answers_each_persona_and_respects_a_disabled_skill(bot: Bot):
-    bot.start(**bot.env)
-    [reply] = bot.run_pipeline("help", user=alice)
+def test_run_pipeline_answers_each_persona_and_respects_a_disabled_skill(run_pipeline):
+    [reply] = run_pipeline("help", user=alice)
     assert "**schedule**" in reply["text"] and "**docsearch**" in reply["text"]
-    [reply] = bot.run_pipeline("你好", user=mallory)
+    [reply] = run_pipeline("你好", user=mallory)
     assert reply["text"] == "你说：你好"
-    assert bot.run_pipeline("帮助", user=bob)[0]["text"].startswith("**我会这些")
+    assert run_pipeline("帮助", user=bob)[0]["text"].startswith("**我会这些")
     profiles = {p.nick: p for p in UserProfile.objects.filter(tenant_id=SANDBOX_TENANT)}
     assert profiles[alice.nick].department == "Sales" and profiles[alice.nick].staff_id == "alice"
     assert profiles[bob.nick].roles == ["employee", "hr_admin"]
@@ -44,14 +32,14 @@ def test_run_pipeline_answers_each_persona_and_respects_a_disabled_skill(bot: Bo
 
     do_update_skill_setting("admin", SANDBOX_TENANT, "help", False, {})
     time.sleep(1.0)  # SETTINGS_CHECK_SECONDS=0.5 in the workers
-    assert bot.run_pipeline("help", user=alice)[0]["text"] == "You said: help"
+    assert run_pipeline("help", user=alice)[0]["text"] == "You said: help"
 
 
 def test_a_trained_router_is_loaded_at_worker_start_and_routes_real_phrasings(bot: Bot, monkeypatch):
     monkeypatch.setattr("webapp.actions.routing.embedding_cache_path", lambda: CACHE)
     model = do_train_router("test")
     started = time.monotonic()
-    bot.start(**bot.env)
+    bot.start()
     worker = next(p for p in bot.stack.procs if p.role == "worker-pipeline")
     deadline = time.monotonic() + 60
     while "ready" not in (line := _router_line(worker.log_text())) and time.monotonic() < deadline:

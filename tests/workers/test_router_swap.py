@@ -82,3 +82,10 @@ def test_preprocess_routes_with_the_trained_router_and_logs_the_version(router_d
 def test_seeding_is_idempotent_after_training(router_dir):
     do_train_router("test")
     assert do_seed_intent_examples() == 0
+
+
+def test_a_version_key_that_names_no_stored_model_falls_back_to_the_active_one(router_dir, redis_conn,
+                                                                              worker_settings):
+    model = do_train_router("test")
+    redis_conn.set(f"{worker_settings.redis_key_prefix}version:router", "from-another-database")
+    assert DatabaseArtefacts(router_dir).latest_version() == model.version

@@ -1,0 +1,84 @@
+"""Router in the worker: train_router time, cold start to a loaded router, routing latency and RSS.
+
+Uses the database in DATABASE_URL (its enabled IntentExample rows; seeds them when empty) and prints
+one JSON object. The cold start is measured in a fresh process, as a worker would do it: import the
+worker's routing code, read the active version, fetch the artefact from the database, load the
+embedding models, answer a first message.
+
+    DATABASE_URL=... .venv/bin/python bench/router_worker.py [--import FILE] [--no-train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+COLD_START = r"""
+import time, json, os, resource
+t0 = time.perf_counter()
+from workers.runtime import setup_django
+setup_django()
+from workers.router_source import DatabaseArtefacts
+from workers.routing import EmbeddingRouter
+from skills.api import Turn
+router = EmbeddingRouter(DatabaseArtefacts(os.environ["BENCH_ROUTER_DIR"]), poll_seconds=3600).start()
+router.wait_ready(120)
+ready = time.perf_counter() - t0
+texts = ["下午三点提醒我交周报", "年假怎么申请", "hi, how are you", "what can you do", "复读：你好",
+         "把明天的会改到下午4点", "how do I submit an expense claim", "tell me a joke"] * 5
+lat = []
+for i, text in enumerate(texts):
+    turn = Turn(msg_id=f"b{i}", tenant_id="bench", conversation_id="c", conversation_type="1", user_id="u", text=text)
+    s = time.perf_counter(); router.route(turn); lat.append((time.perf_counter() - s) * 1000)
+lat.sort()
+print(json.dumps({"version": router.version, "cold_start_seconds": round(ready, 2),
+                  "router_load_seconds": round(router.loaded_in_seconds or -1, 2),
+                  "route_ms_p50": round(lat[len(lat) // 2], 1), "route_ms_p95": round(lat[int(len(lat) * 0.95)], 1),
+                  "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--import", dest="import_file", default="")
+    parser.add_argument("--no-train", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    from workers.runtime import setup_django
+
+    setup_django()
+    from webapp.actions.routing import do_import_intent_examples, do_train_router
+
+    out: dict[str, object] = {}
+    if args.import_file:
+        out["imported"] = do_import_intent_examples("bench", json.loads(Path(args.import_file).read_text()))
+    if not args.no_train:
+        started = time.perf_counter()
+        model = do_train_router("bench/router_worker.py")
+        out.update(train_seconds=round(time.perf_counter() - started, 2), n_examples=model.n_examples,
+                   n_intents=len(model.intents), artefact_bytes=model.size_bytes,
+                   val=model.metrics.get("val"))
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_ROUTER_DIR": tmp}
+        runs = [json.loads(subprocess.run([sys.executable, "-c", COLD_START], env=env, cwd=ROOT, check=True,
+                                          capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                for _ in range(2)]
+    out["worker"] = runs[-1]
+    out["cold_start_seconds_runs"] = [r["cold_start_seconds"] for r in runs]
+    out["cold_start_seconds_median"] = statistics.median(out["cold_start_seconds_runs"])  # type: ignore[arg-type]
+    out["load_average"] = os.getloadavg()
+    print(json.dumps(out, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
