@@ -7,6 +7,7 @@ them. Naive Bayes fits in one sparse product, so it adds almost nothing to train
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -33,11 +34,11 @@ def ngrams(text: str) -> list[str]:
     for word in text.split(" "):
         padded = f" {word} "
         for n in range(lo, hi + 1):
-            out.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+            out += [padded[i : i + n] for i in range(len(padded) - n + 1)]
     words = _WORD.findall(text)
     lo, hi = WORD_NGRAMS
     for n in range(lo, hi + 1):
-        out.extend("w:" + " ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+        out += ["w:" + " ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
     return out
 
 
@@ -52,10 +53,9 @@ class Featurizer:
     def fit(cls, texts: Sequence[str], min_df: int = 2) -> tuple["Featurizer", Any]:
         """The featurizer and the TF-IDF matrix of `texts` (n-grams are extracted once)."""
         grams = [ngrams(t) for t in texts]
-        df: dict[str, int] = {}
+        df: Counter[str] = Counter()
         for g in grams:
-            for s in set(g):
-                df[s] = df.get(s, 0) + 1
+            df.update(set(g))
         # An n-gram seen once cannot generalise; dropping it keeps the artefact small.
         kept = sorted(s for s, c in df.items() if c >= min_df)
         counts = np.fromiter((df[s] for s in kept), dtype=np.float64, count=len(kept))
@@ -65,14 +65,10 @@ class Featurizer:
 
     def vector(self, grams: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Sparse (indices, values): sublinear TF x IDF, L2-normalised."""
-        tf: dict[int, int] = {}
         vocab = self.vocab
-        for g in grams:
-            j = vocab.get(g)
-            if j is not None:
-                tf[j] = tf.get(j, 0) + 1
-        idx = np.fromiter(tf.keys(), dtype=np.int64, count=len(tf))
-        val = (1.0 + np.log(np.fromiter(tf.values(), dtype=np.float32, count=len(tf)))) * self.idf[idx]
+        tf = [(vocab[g], c) for g, c in Counter(grams).items() if g in vocab]
+        idx = np.fromiter((j for j, _ in tf), dtype=np.int64, count=len(tf))
+        val = (1.0 + np.log(np.fromiter((c for _, c in tf), dtype=np.float32, count=len(tf)))) * self.idf[idx]
         norm = float(np.sqrt(val @ val)) if len(val) else 1.0
         return idx, val / norm
 

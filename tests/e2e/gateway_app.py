@@ -1,11 +1,23 @@
-"""Celery app of the gateway end-to-end tests: the real app, every message routed to the probe skill."""
+"""Celery app of the gateway end-to-end tests: the real app, every message routed to the probe skill.
+
+The worker start installs the embedding router (workers.routing); the handlers below run after
+it and put the probe router back. Production never imports this module.
+"""
 
 from __future__ import annotations
 
-from skills import registry
-from skills.api import Turn
-from workers import routing
+from typing import Any
+
+from celery import signals
+
 from workers.celery import app  # noqa: F401 - `celery -A tests.e2e.gateway_app` finds it here
+from workers.runtime import setup_django
+
+setup_django()  # workers.routing reads Django models (the task module would do this too)
+
+from skills import registry  # noqa: E402
+from skills.api import Turn  # noqa: E402
+from workers import routing  # noqa: E402
 
 registry.SKILLS.setdefault("probe", "tests.e2e.probe_skill:ProbeSkill")
 
@@ -13,6 +25,12 @@ registry.SKILLS.setdefault("probe", "tests.e2e.probe_skill:ProbeSkill")
 class ProbeRouter:
     def route(self, turn: Turn) -> routing.Route:
         return routing.Route(intent="probe", skill="probe", confidence=1.0)
+
+
+@signals.worker_init.connect
+@signals.worker_process_init.connect
+def _probe_routing(**_: Any) -> None:
+    routing.install_router(ProbeRouter())
 
 
 routing.install_router(ProbeRouter())

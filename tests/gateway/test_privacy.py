@@ -17,6 +17,7 @@ from webapp.actions.privacy import subject_ref
 from webapp.models import (
     AuditLog, DeadLetter, Document, DocumentCollection, MessageRecord, Reminder, ReminderFiring, UserProfile,
 )
+from webapp.models.routing import IntentExample, RoutedTurn
 from workers import session
 from workers.gateway import buttons, cardowners
 from workers.gateway.mediastore import MediaStore
@@ -44,6 +45,9 @@ def person(staff: str, media_root, django_user_model) -> None:
     doc = Document(collection=collection, title=f"{staff}'s upload", uploaded_by=uploader)
     doc.file.save(f"{staff}.txt", ContentFile(b"company text"), save=False)
     doc.save()
+    RoutedTurn.objects.create(msg_id=f"{staff}-1", tenant_id=T, user_id=staff, text=f"{staff} asked this")
+    IntentExample.objects.create(intent="chat", text=f"{staff}'s relabelled words", source="relabel",
+                                 origin_tenant_id=T, origin_user_id=staff)
     session.append_turn(T, f"cid-{staff}", staff, [{"role": "user", "text": f"{staff} private"}], "1")
     session.append_turn(T, "cid-group", staff, [{"role": "user", "text": f"{staff} in group"}], "2")
     cardowners.remember(f"card-{staff}", {"user_id": staff, "tenant_id": T, "skill": "s"})
@@ -73,6 +77,8 @@ def test_the_export_holds_every_store(people):
     assert pg["dead_letters"][0]["payload"]["turn"]["text"] == "alice's secret question"
     assert pg["reminders"][0]["title"] == "alice dentist" and len(pg["reminders"][0]["firings"]) == 1
     assert pg["documents_uploaded"][0]["title"] == "alice's upload"
+    assert [r["text"] for r in pg["routedturn"]] == ["alice asked this"]  # routing log (platform)
+    assert [r["text"] for r in pg["intentexample"]] == ["alice's relabelled words"]
     texts = sorted(e["text"] for s in data["redis"]["sessions"] for e in s["entries"])
     assert texts == ["alice in group", "alice private"]
     assert [c["user_id"] for c in data["redis"]["card_owners"]] == ["alice"]
@@ -103,6 +109,8 @@ def test_erasure_removes_the_person_from_every_store_and_keeps_others(people, me
     assert MessageRecord.objects.get(msg_id="alice-2").conversation_id == "cid-group"
     assert not DeadLetter.objects.filter(msg_id="alice-2").exists()
     assert Document.objects.get(title="alice's upload").uploaded_by is None
+    assert not RoutedTurn.objects.filter(user_id="alice").exists()
+    assert not IntentExample.objects.filter(origin_user_id="alice").exists()
     # Bob is untouched, including his entry in the group session they shared.
     bob = export("bob")
     assert len(bob["postgresql"]["profiles"]) == 1 and len(bob["media"]) == 1
