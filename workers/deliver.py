@@ -130,10 +130,11 @@ def _remember_buttons(payload: dict[str, Any], reply: Reply) -> None:
     """Before an action card goes out: its skill buttons, so a tap finds its way back."""
     taps = action_buttons(reply)
     turn = payload.get("turn") or {}
-    if taps and turn.get("skill"):
+    if taps:
+        # No skill: the router's own clarifying question; its tap goes back through routing.
         buttons.remember(
             str(turn.get("tenant_id") or ""), str(turn.get("conversation_id") or ""),
-            str(turn.get("user_id") or ""), skill=str(turn["skill"]), msg_id=payload["msg_id"],
+            str(turn.get("user_id") or ""), skill=str(turn.get("skill") or ""), msg_id=payload["msg_id"],
             buttons=taps,
         )
 

@@ -12,14 +12,12 @@ from skills import registry
 from webapp.actions.routing import (
     RoutingError,
     do_delete_intent_example,
-    do_erase_routing_data_of_user,
     do_import_intent_examples,
     do_log_routed_turn,
     do_purge_routed_turns,
     do_relabel_routed_turn,
     do_save_intent_example,
     do_seed_intent_examples,
-    routing_data_of_user,
     shipped_examples,
 )
 from webapp.models import AuditLog, IntentExample, RoutedTurn
@@ -100,13 +98,22 @@ def test_routed_turns_older_than_the_retention_are_purged():
     assert not RoutedTurn.objects.exists()
 
 
-def test_a_users_routing_data_can_be_exported_and_erased():
+def test_export_and_erase_user_include_routed_turns_and_examples_made_from_them(worker_settings, tmp_path,
+                                                                              monkeypatch):
+    from conf.settings import get_settings
+    from webapp.actions.privacy import collect, do_erase_user
+
+    monkeypatch.setenv("MEDIA_ROOT", str(tmp_path))
+    get_settings.cache_clear()
     do_seed_intent_examples()
     do_relabel_routed_turn("bob", logged("a1", "我的工资条在哪看"), "docsearch.ask")
     logged("b1", "hello", user="bob")
-    exported = routing_data_of_user("corp1", "alice")
-    assert [t["text"] for t in exported["routed_turns"]] == ["我的工资条在哪看"]
-    assert exported["intent_examples"] == [{"intent": "docsearch.ask", "text": "我的工资条在哪看"}]
-    assert do_erase_routing_data_of_user("corp1", "alice") == {"routed_turns": 1, "intent_examples": 1}
+    exported = collect("corp1", "alice")["postgresql"]
+    assert [t["text"] for t in exported["routedturn"]] == ["我的工资条在哪看"]
+    assert [(e["intent"], e["text"]) for e in exported["intentexample"]] == [("docsearch.ask", "我的工资条在哪看")]
+    seeded = IntentExample.objects.filter(source="seed").count()
+    counts = do_erase_user("corp1", "alice", actor="dpo")
+    assert (counts["postgresql.routedturn"], counts["postgresql.intentexample"]) == (1, 1)
     assert list(RoutedTurn.objects.values_list("user_id", flat=True)) == ["bob"]
-    assert not IntentExample.objects.filter(text="我的工资条在哪看").exists()
+    assert IntentExample.objects.filter(source="seed").count() == seeded
+    assert do_erase_user("corp1", "", actor="dpo")["postgresql.intentexample"] == 0

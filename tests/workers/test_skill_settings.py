@@ -95,3 +95,13 @@ def test_chat_counts_as_enabled_only_with_an_llm_to_talk_to(cache, monkeypatch):
     monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
     get_settings.cache_clear()
     assert "llm_chat" in cache.enabled_skills("corp1")
+
+
+def test_an_admin_change_also_empties_the_skill_data_cache(worker_settings, django_capture_on_commit_callbacks):
+    from workers.skill_cache import SkillDataCache
+
+    data = SkillDataCache(maxsize=4, check_seconds=0)
+    data.get_or_load("prompt", lambda: "old")
+    with django_capture_on_commit_callbacks(execute=True):
+        do_update_admin_setting("bob", "llm.temperature", 0.3)
+    assert data.get_or_load("prompt", lambda: "new") == "new"

@@ -229,25 +229,3 @@ def do_purge_routed_turns(days: int | None = None) -> int:
     cutoff = timezone.now() - timedelta(days=days)
     deleted, _ = RoutedTurn.objects.filter(created_at__lt=cutoff).delete()
     return deleted
-
-
-def do_erase_routing_data_of_user(tenant_id: str, user_id: str) -> dict[str, int]:
-    """Erase a user's routed turns and the training examples made from their messages (for erase_user)."""
-    with transaction.atomic():
-        turns, _ = RoutedTurn.objects.filter(tenant_id=tenant_id, user_id=user_id).delete()
-        examples, _ = IntentExample.objects.filter(origin_tenant_id=tenant_id, origin_user_id=user_id).delete()
-    return {"routed_turns": turns, "intent_examples": examples}
-
-
-def routing_data_of_user(tenant_id: str, user_id: str) -> dict[str, list[dict[str, Any]]]:
-    """A user's routed turns and relabelled examples, as JSON primitives (for export_user)."""
-    turns = RoutedTurn.objects.filter(tenant_id=tenant_id, user_id=user_id).order_by("created_at")
-    return {
-        "routed_turns": [
-            {"msg_id": t.msg_id, "text": t.text, "intent": t.predicted_intent, "skill": t.skill,
-             "confidence": t.confidence, "corrected_intent": t.corrected_intent,
-             "created_at": t.created_at.isoformat()} for t in turns
-        ],
-        "intent_examples": list(IntentExample.objects.filter(
-            origin_tenant_id=tenant_id, origin_user_id=user_id).values("intent", "text")),
-    }

@@ -1,0 +1,48 @@
+"""An unsure router asks which skill was meant; tapping a button runs that skill on the original text."""
+
+from __future__ import annotations
+
+import pytest
+
+from skills.routing.router import Prediction
+from testkit.envelopes import envelope_from_push
+from webapp.models import RoutedTurn
+from workers import routing
+from workers.deliver import deliver
+from workers.postprocess import postprocess
+from workers.preprocess import preprocess
+from workers.skill_runner import run_skill
+from tests.workers.test_routing import embedding_router
+
+pytestmark = pytest.mark.django_db
+
+UNSURE = Prediction("docsearch.ask", 0.45, False, [("docsearch.ask", 0.45), ("schedule.list", 0.4), ("echo", 0.15)])
+
+
+@pytest.fixture
+def unsure_router():
+    previous = routing.installed_router()
+    routing.install_router(embedding_router(UNSURE))
+    yield
+    routing.install_router(previous)
+
+
+def through_preprocess(server, client, text: str) -> dict:
+    injected = client.send_message(text, user_id="carol")
+    return preprocess(envelope_from_push(server, injected["messageId"]), run_id=f"run-{injected['msgId']}")
+
+
+def test_the_question_goes_out_as_a_card_and_a_tap_runs_the_chosen_skill(
+        dingtalk_sandbox, sandbox_client, sandbox_settings, unsure_router):
+    asked = through_preprocess(dingtalk_sandbox, sandbox_client, "培训资料")
+    assert asked["reply"]["kind"] == "action_card"
+    assert deliver(postprocess(run_skill(asked)))["result"] == "sent"
+    [card] = sandbox_client.replies()
+    titles = [b["title"] for b in card["body"]["actionCard"]["btns"]]
+    assert titles == ["文档问答", "日程提醒", "复读"]
+
+    tapped = through_preprocess(dingtalk_sandbox, sandbox_client, "日程提醒")
+    turn = tapped["turn"]
+    assert (turn["skill"], turn["intent"], turn["text"]) == ("schedule", "schedule.list", "培训资料")
+    assert tapped["reply"] is None
+    assert RoutedTurn.objects.get(msg_id=tapped["msg_id"]).decision == "chosen"
