@@ -8,9 +8,17 @@ those tests: the same app, plus a KeywordSkillRouter installed through the routi
 
 from __future__ import annotations
 
+from typing import Any
+
+from celery import signals
+
 from skills.api import Turn
 from workers.celery import app
-from workers.routing import KeywordRouter, Route, install_router
+from workers.runtime import setup_django
+
+setup_django()  # workers.routing reads Django models at import
+
+from workers.routing import KeywordRouter, Route, install_router  # noqa: E402
 
 __all__ = ["app", "KeywordSkillRouter", "RULES"]
 
@@ -36,6 +44,13 @@ class KeywordSkillRouter:
             if any(word in text for word in words):
                 return Route(intent=intent, skill=skill, confidence=1.0)
         return Route(intent="chat", skill="llm_chat", confidence=1.0)
+
+
+@signals.worker_init.connect
+@signals.worker_process_init.connect
+def _keyword_routing(**_: Any) -> None:
+    # After the worker's own start-up installs the embedding router, take the seam back.
+    install_router(KeywordSkillRouter())
 
 
 install_router(KeywordSkillRouter())
