@@ -9,8 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sandbox.dingtalk.messages import corp_id
-from skills.api import Turn
-from skills.schedule.skill import ScheduleSkill
 from skills.schedule.store import ReminderDraft
 from testkit.stack import SANDBOX_CLIENT_ID, Stack
 from tests.support.skill_stack import run_bot, start_pipeline, wait_for
@@ -22,44 +20,30 @@ pytestmark = pytest.mark.slow
 ASK = "remind me in 1 minute to stretch"
 
 
-def confirm_through_the_skill(message: dict, user: str) -> Reminder:
-    """What the card callback of the confirm button does once the gateway converts it (issue 6).
-
-    The clock seam puts "in 1 minute" at most a few seconds ahead (the parser works in whole
-    minutes), so the test does not wait a minute.
-    """
-    skill = ScheduleSkill(store=DjangoReminderStore(),
-                          clock=lambda: datetime.now(timezone.utc) - timedelta(seconds=55))
-    turn = Turn(msg_id=message["msgId"], tenant_id=corp_id(SANDBOX_CLIENT_ID),
-                conversation_id=message["conversationId"], conversation_type="1", user_id=user,
-                text=ASK, locale="en-US")
-    proposal = skill.execute(turn)
-    assert proposal.kind == "action_card"
-    button = proposal.buttons[0]
-    done = skill.execute(turn.replace(
-        msg_id=message["msgId"] + "-cb", text="",
-        params={"type": "button", "action": button["action"], "params": button["params"]},
-    ))
-    assert "stretch" in done.text
-    return Reminder.objects.get(user_id=user)
-
-
-def test_a_confirmed_reminder_is_sent_once_by_the_beat_driven_sweep_even_across_restarts(stack: Stack):
+def test_a_reminder_confirmed_on_its_card_is_sent_once_by_the_beat_driven_sweep_even_across_restarts(
+        stack: Stack):
     client = run_bot(stack, REMINDER_SWEEP_SECONDS="1", REMINDER_RESEND_AFTER_SECONDS="3")
     beat = stack.start_beat()
     message = client.send_message(ASK, user_id="alice")
-    [proposal] = client.wait_for_replies(1, timeout=30, conversation_id=message["conversationId"])
-    assert "stretch" in proposal["text"]  # the skill's confirm card, answered through the chain
+    [proposal] = client.wait_for_replies(1, timeout=30, msg_id=message["msgId"])
+    assert proposal["msgtype"] == "actionCard" and "stretch" in proposal["text"]
+    titles = [b["title"] for b in proposal["body"]["actionCard"]["btns"]]
+    assert titles == ["Confirm", "Cancel"]
     assert Reminder.objects.count() == 0  # nothing is saved before the confirm
 
-    reminder = confirm_through_the_skill(message, "alice")
-    assert reminder.fire_at <= datetime.now(timezone.utc) + timedelta(seconds=6)
-    [sent] = wait_for(lambda: client.replies(via="batchSend"), 30, "the reminder's batchSend")
+    # The user taps "Confirm": the client sends the button's title, the gateway maps it back.
+    tap = client.send_message("Confirm", user_id="alice")
+    [done] = client.wait_for_replies(1, timeout=30, msg_id=tap["msgId"])
+    assert "stretch" in done["text"]
+    reminder = Reminder.objects.get(user_id="alice")
+    assert reminder.fire_at <= datetime.now(timezone.utc) + timedelta(seconds=61)  # "in 1 minute", whole minutes
+    [sent] = wait_for(lambda: client.replies(via="batchSend"), 90, "the reminder's batchSend")
     assert sent["user_ids"] == ["alice"]
     assert "stretch" in sent["text"]
     firing = wait_for(lambda: ReminderFiring.objects.filter(reminder=reminder, delivered_at__isnull=False).first(),
                       10, "the firing to be recorded as delivered")
     assert firing.attempts == 1
+    assert abs((firing.delivered_at - reminder.fire_at).total_seconds()) < 5  # on time, to the sweep
     reminder.refresh_from_db()
     assert reminder.status == Reminder.Status.FIRED
 
@@ -67,11 +51,9 @@ def test_a_confirmed_reminder_is_sent_once_by_the_beat_driven_sweep_even_across_
     [pipeline] = [p for p in stack.procs if p.role == "worker-pipeline" and p.alive()]
     stack.kill(beat)
     stack.kill(pipeline)
-    start_pipeline(stack)
+    new_worker = start_pipeline(stack)
     stack.start_beat()
-    ticks = lambda: sum("dtbot.reminders.sweep" in p.log_text() and p.alive() for p in stack.procs  # noqa: E731
-                        if p.role == "worker-pipeline")
-    wait_for(ticks, 20, "the new worker to run sweeps")
+    wait_for(lambda: "dtbot.reminders.sweep" in new_worker.log_text(), 20, "the new worker to run sweeps")
     time.sleep(3)
     assert len(client.replies(via="batchSend")) == 1
     assert ReminderFiring.objects.count() == 1

@@ -12,12 +12,12 @@ from typing import Any
 
 from celery import signals
 
-from skills.api import Turn
-from workers.celery import app
 from workers.runtime import setup_django
 
-setup_django()  # workers.routing reads Django models at import
+setup_django()  # workers.routing reads the admin's skill settings (Django), like the task modules
 
+from skills.api import Turn  # noqa: E402
+from workers.celery import app  # noqa: E402
 from workers.routing import KeywordRouter, Route, install_router  # noqa: E402
 
 __all__ = ["app", "KeywordSkillRouter", "RULES"]
@@ -42,15 +42,16 @@ class KeywordSkillRouter:
         text = turn.text.lower()
         for words, intent, skill in RULES:
             if any(word in text for word in words):
-                return Route(intent=intent, skill=skill, confidence=1.0)
-        return Route(intent="chat", skill="llm_chat", confidence=1.0)
+                return Route(intent=intent, skill=skill, confidence=1.0, decision="keyword")
+        return Route(intent="chat", skill="llm_chat", confidence=1.0, decision="keyword")
 
 
-@signals.worker_init.connect
-@signals.worker_process_init.connect
-def _keyword_routing(**_: Any) -> None:
-    # After the worker's own start-up installs the embedding router, take the seam back.
+def _install(**_: Any) -> None:
     install_router(KeywordSkillRouter())
 
 
-install_router(KeywordSkillRouter())
+# Connected after workers.routing's own handlers (imported above), so this router replaces the
+# embedding router the worker start installs, in the main process and in pool children alike.
+_install()
+signals.worker_init.connect(_install, weak=False)
+signals.worker_process_init.connect(_install, weak=False)
