@@ -38,6 +38,7 @@ from webapp.reminders_fire import (
 from workers.deliver import dingtalk_api
 from workers.dingtalk_api import DingTalkAPI
 from workers.errors import PoisonMessage, TransientError
+from workers import reply_state
 from workers.ratebudget import RateBudget
 from workers.runtime import key, redis_client
 
@@ -46,25 +47,12 @@ log = logging.getLogger(__name__)
 SENT = "sent"
 RETRY_BACKOFF_MAX_SECONDS = 600.0
 
-# Compare-and-set on the send marker ('' = absent).
-_CAS = """
-local current = redis.call('GET', KEYS[1])
-if current == false then current = '' end
-if current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  return 1
-end
-return 0
-"""
-
-
 def marker_key(delivery_key: str) -> str:
     return key(f"reminder-send:{delivery_key}")
 
 
 def _swap(name: str, expected: str, new: str) -> bool:
-    ttl = get_settings().dedup_ttl_seconds
-    return bool(redis_client().eval(_CAS, 1, name, expected, new, ttl))
+    return reply_state.compare_and_set(name, expected, new)
 
 
 def in_flight_seconds() -> float:

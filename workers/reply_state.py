@@ -33,10 +33,15 @@ def get(msg_id: str) -> str:
     return redis_client().get(reply_key(msg_id)) or ""
 
 
+def compare_and_set(name: str, expected: str, new: str) -> bool:
+    """Set Redis key `name` from `expected` ('' = absent) to `new`; False if it held another value."""
+    ttl = get_settings().dedup_ttl_seconds
+    return bool(redis_client().eval(_CAS, 1, name, expected, new, ttl))
+
+
 def swap(msg_id: str, expected: str, new: str) -> bool:
     """Move from `expected` ('' = absent) to `new`; False if another run changed it first."""
-    ttl = get_settings().dedup_ttl_seconds
-    return bool(redis_client().eval(_CAS, 1, reply_key(msg_id), expected, new, ttl))
+    return compare_and_set(reply_key(msg_id), expected, new)
 
 
 def sending(index: int) -> str:
