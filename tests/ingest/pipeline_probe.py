@@ -11,7 +11,13 @@ from typing import Any
 
 import redis
 
-from workers.celery import app
+from workers.celery import make_app
+
+# A fresh app without the real task modules: the probe's tasks must be the only ones by these names.
+app = make_app()
+app.conf.imports = ()
+app.conf.include = ()
+app.conf.beat_schedule = {}
 
 _redis = redis.Redis.from_url(os.environ.get("PROBE_REDIS_URL", "redis://127.0.0.1:6379/0"))
 _PREFIX = os.environ.get("PROBE_PREFIX", "probe:")
