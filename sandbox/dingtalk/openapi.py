@@ -126,15 +126,21 @@ def _check_robot_send(sb: Sandbox, body: Any) -> web.Response | None:
     return None
 
 
-async def batch_send(request: web.Request) -> web.Response:
-    """POST /v1.0/robot/oToMessages/batchSend — 1:1 messages to up to 20 users."""
+async def _robot_send_body(request: web.Request) -> tuple[Sandbox, Any] | web.Response:
+    """Token, JSON and the fields both robot send APIs share (robotCode, msgKey, msgParam)."""
     checked = await authorized_body(request, "robot_send")
     if isinstance(checked, web.Response):
         return checked
+    invalid = _check_robot_send(*checked)
+    return invalid if invalid else checked
+
+
+async def batch_send(request: web.Request) -> web.Response:
+    """POST /v1.0/robot/oToMessages/batchSend — 1:1 messages to up to 20 users."""
+    checked = await _robot_send_body(request)
+    if isinstance(checked, web.Response):
+        return checked
     sb, body = checked
-    invalid = _check_robot_send(sb, body)
-    if invalid:
-        return invalid
     user_ids = body.get("userIds")
     if (
         not isinstance(user_ids, list)
@@ -173,13 +179,10 @@ async def batch_send(request: web.Request) -> web.Response:
 
 async def group_send(request: web.Request) -> web.Response:
     """POST /v1.0/robot/groupMessages/send — one message to a group the robot is in."""
-    checked = await authorized_body(request, "robot_send")
+    checked = await _robot_send_body(request)
     if isinstance(checked, web.Response):
         return checked
     sb, body = checked
-    invalid = _check_robot_send(sb, body)
-    if invalid:
-        return invalid
     cid = body.get("openConversationId")
     if not isinstance(cid, str) or not cid:
         return api_error(400, "InvalidParameter.OpenConversationId", "openConversationId is required")
