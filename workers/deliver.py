@@ -10,7 +10,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from conf.settings import get_settings
 from skills.api import Reply
-from webapp.actions.records import do_mark_replied_if_pending, do_mark_status
+from webapp.actions.records import do_mark_replied_if_pending, do_mark_status, record_fields
 from webapp.models import DeliveryChannel, MessageStatus
 from workers import reply_state
 from workers.dingtalk_api import DingTalkAPI, Throttled, WebhookExpired
@@ -145,17 +145,19 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
     msg_id = payload["msg_id"]
     parts = [Reply.from_dict(p) for p in payload.get("replies") or []]
     delivery = payload["delivery"]
+    # The stage timestamps and attributes the earlier stages carried: written with the status.
+    record = record_fields(payload.get("record"))
     state = reply_state.get(msg_id)
     if state == reply_state.SENT:
         log.info("reply already sent; nothing to do")
-        do_mark_replied_if_pending(msg_id)
+        do_mark_replied_if_pending(msg_id, **record)
         return {"msg_id": msg_id, "result": "already_sent"}
     start = reply_state.first_unsent(state)
     if start is None:
         log.warning(
             "a previous attempt crashed while sending (%s): outcome unknown, not resending", state
         )
-        do_mark_status(msg_id, MessageStatus.DELIVERY_UNKNOWN, error=f"reply state {state}")
+        do_mark_status(msg_id, MessageStatus.DELIVERY_UNKNOWN, error=f"reply state {state}", **record)
         return {"msg_id": msg_id, "result": "delivery_unknown"}
     api = api or dingtalk_api()
     budget = budget or rate_budget()
@@ -178,7 +180,7 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
         except DeliveryUnknown as exc:
             # The state stays `sending:<i>`: no retry or replay of this run resends the part.
             log.warning("reply part %d outcome unknown (%s); not resending", index, exc)
-            do_mark_status(msg_id, MessageStatus.DELIVERY_UNKNOWN, error=str(exc)[:500])
+            do_mark_status(msg_id, MessageStatus.DELIVERY_UNKNOWN, error=str(exc)[:500], **record)
             return {"msg_id": msg_id, "result": "delivery_unknown"}
         except PipelineError:
             # Known not delivered: the retry (or a replay) may send this part.
@@ -196,7 +198,7 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
     acked = acked_at(msg_id)
     if acked:
         times["acked_at"] = acked
-    do_mark_status(msg_id, MessageStatus.REPLIED, channel=channel, **times)
+    do_mark_status(msg_id, MessageStatus.REPLIED, channel=channel, **record, **times)
     log.info("replied in %d part(s) via %s%s", len(parts), channel, f" (card {card})" if card else "")
     result = {"msg_id": msg_id, "result": "sent", "channel": channel, "parts": len(parts)}
     if card:

@@ -1,4 +1,4 @@
-"""Postprocess stage: reply policy (notes, length, apology), session update, stage timestamps."""
+"""Postprocess stage: reply policy (notes, length, apology), session update, its stage timestamp."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 from conf.settings import get_settings
 from skills.api import Reply, Turn
-from webapp.actions.records import do_record_stages
 from workers import session, wording
 from workers.reply_split import split_text
 
@@ -79,6 +78,8 @@ def postprocess(payload: dict[str, Any]) -> dict[str, Any]:
             [{"role": "user", "text": turn.text}, {"role": "assistant", "text": reply.text}],
             turn.conversation_type,
         )
-    record = dict(payload.get("record") or {}, postprocessed_at=time.time())
-    do_record_stages(turn.msg_id, skill=turn.skill, intent=turn.intent, **record)
+    # Carried to deliver, which writes the whole record in its one UPDATE (a dead letter writes
+    # it too): one row write per message instead of one per stage.
+    record = dict(payload.get("record") or {}, postprocessed_at=time.time(), skill=turn.skill,
+                  intent=turn.intent)
     return {**payload, "replies": parts, "record": record}

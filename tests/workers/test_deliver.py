@@ -39,6 +39,9 @@ def test_it_replies_over_the_session_webhook(dingtalk_sandbox, sandbox_client, s
     assert record.status == MessageStatus.REPLIED
     assert record.channel == "webhook"
     assert record.replied_at >= record.postprocessed_at
+    # The stamps the earlier stages carried land with the status, in deliver's one write.
+    assert record.received_at <= record.preprocessed_at <= record.skill_done_at <= record.postprocessed_at
+    assert (record.skill, record.user.staff_id) == ("echo", "alice")
 
 
 def test_in_a_group_the_reply_mentions_the_asker(dingtalk_sandbox, sandbox_client,

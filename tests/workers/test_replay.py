@@ -29,8 +29,12 @@ def dead_at(stage: str, worker_settings, text: str = "hello") -> DeadLetter:
 
 def test_a_dead_letter_marks_the_message_dead(worker_settings):
     letter = dead_at("deliver", worker_settings)
-    assert MessageRecord.objects.get(msg_id=letter.msg_id).status == MessageStatus.DEAD
+    record = MessageRecord.objects.get(msg_id=letter.msg_id)
+    assert record.status == MessageStatus.DEAD
     assert letter.pending
+    # The stage stamps the payload carried are written with it (deliver never got to them).
+    assert record.preprocessed_at <= record.skill_done_at <= record.postprocessed_at
+    assert record.skill == "echo" and record.user is not None
 
 
 def test_replay_publishes_the_rest_of_the_chain_from_the_failed_stage(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from webapp.actions import versions
 from webapp.actions.audit import record_audit
@@ -24,14 +24,12 @@ def do_upsert_profile(tenant_id: str, staff_id: str, sender_id: str, nick: str) 
     lookup = {"tenant_id": tenant_id, "staff_id": staff_id}
     if not staff_id:
         lookup["sender_id"] = sender_id
-    try:
-        with transaction.atomic():
-            profile, created = UserProfile.objects.get_or_create(
-                **lookup, defaults={"sender_id": sender_id, "nick": nick}
-            )
-    except IntegrityError:
-        # Two workers created the same profile at once; the other one won.
-        profile, created = UserProfile.objects.get(**lookup), False
+    # One SELECT for a known sender (no transaction around it: BEGIN/COMMIT would double the
+    # round trips of every message); get_or_create inserts in its own atomic block and, when
+    # two workers create the same profile at once, reads the winner's row.
+    profile, created = UserProfile.objects.get_or_create(
+        **lookup, defaults={"sender_id": sender_id, "nick": nick}
+    )
     if not created:
         changes = {}
         if nick and profile.nick != nick:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from webapp.models import MessageRecord, MessageStatus
@@ -21,6 +22,15 @@ def epoch_to_datetime(value: float | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
 
 
+def _statement_block() -> contextlib.AbstractContextManager[Any]:
+    """What one statement that may fail needs: nothing in autocommit (a failed INSERT leaves no
+    transaction behind, and BEGIN/COMMIT would cost two more round trips per message), a
+    savepoint inside a caller's transaction (so the failure does not break it)."""
+    if connection.in_atomic_block:
+        return transaction.atomic()
+    return contextlib.nullcontext()
+
+
 def do_claim_record(msg_id: str, run_id: str, fields: dict[str, Any]) -> str | None:
     """Claim msg_id for run_id in PostgreSQL; returns None when claimed, else the owner's run id.
 
@@ -29,7 +39,7 @@ def do_claim_record(msg_id: str, run_id: str, fields: dict[str, Any]) -> str | N
     can be claimed by anyone; a row claimed by this same run (a redelivered task) stays claimed.
     """
     try:
-        with transaction.atomic():
+        with _statement_block():
             MessageRecord.objects.create(
                 msg_id=msg_id, claimed_by=run_id, status=MessageStatus.PROCESSING, **fields
             )
@@ -70,6 +80,19 @@ def do_release_claim(msg_id: str) -> None:
     MessageRecord.objects.filter(msg_id=msg_id).update(claimed_by="")
 
 
+# What a pipeline payload's `record` may set on the row (stage timestamps as epoch seconds).
+RECORD_FIELDS = frozenset({"user_id", "skill", "intent", "preprocessed_at", "skill_done_at",
+                           "postprocessed_at"})
+
+
+def record_fields(record: Any) -> dict[str, Any]:
+    """The row fields a payload's `record` carries, unknown keys dropped (times stay epoch
+    seconds: the do_mark_* actions convert them)."""
+    if not isinstance(record, dict):
+        return {}
+    return {name: value for name, value in record.items() if name in RECORD_FIELDS}
+
+
 def do_record_stages(msg_id: str, **fields: Any) -> None:
     """Write stage timestamps (epoch seconds) and attributes (skill, intent, ...) of msg_id."""
     values = {
@@ -88,10 +111,11 @@ def do_mark_status(msg_id: str, status: str, error: str = "", **fields: Any) -> 
     MessageRecord.objects.filter(msg_id=msg_id).update(**values)
 
 
-def do_mark_replied_if_pending(msg_id: str) -> None:
+def do_mark_replied_if_pending(msg_id: str, **fields: Any) -> None:
     """The reply went out but the record missed it (a crash between send and update)."""
     from django.utils import timezone
 
+    values = {n: epoch_to_datetime(v) if n.endswith("_at") else v for n, v in fields.items()}
     MessageRecord.objects.filter(msg_id=msg_id, replied_at__isnull=True).update(
-        status=MessageStatus.REPLIED, replied_at=timezone.now()
+        status=MessageStatus.REPLIED, replied_at=timezone.now(), **values
     )
