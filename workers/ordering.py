@@ -48,13 +48,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from conf.settings import get_settings
-from workers.runtime import key, redis_client
+from workers.runtime import LuaScript, key, redis_client
 
 log = logging.getLogger(__name__)
 
 # KEYS: zset, hash. ARGV: member, score, entry ttl (s). Registers once (a redelivered message
 # keeps its place); the hash holds when each message last made progress.
-_REGISTER = """
+_REGISTER = LuaScript("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local added = redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
@@ -63,12 +63,14 @@ local ttl = math.ceil(tonumber(ARGV[3]) * 2000)
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return added
-"""
+""")
 
-# KEYS: zset, hash. ARGV: member, score, stuck after (s), entry ttl (s), scan limit.
+# KEYS: zset, hash. ARGV: member, score, stuck after (s), entry ttl (s), scan limit, touch (0|1).
 # Returns {live, stuck}: messages ahead of member that made progress within `stuck after` seconds,
-# and those that did not. Entries without progress for `entry ttl` are dropped on the way.
-_AHEAD = """
+# and those that did not. Entries without progress for `entry ttl` are dropped on the way. With
+# touch, the member's own progress is recorded in the same call (a stage looking at the turnstile
+# is alive, whether it goes ahead or waits).
+_AHEAD = LuaScript("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local score, stuck_after, ttl, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -90,18 +92,21 @@ for i = 1, #rows, 2 do
   end
 end
 if live == 0 and seen >= limit then live = 1 end
+if ARGV[6] == '1' and redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('HSET', KEYS[2], ARGV[1], tostring(now))
+end
 return {live, stuck}
-"""
+""")
 
 # KEYS: zset, hash. ARGV: member. A stage of the message started: it is making progress.
-_TOUCH = """
+_TOUCH = LuaScript("""
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   local t = redis.call('TIME')
   redis.call('HSET', KEYS[2], ARGV[1], tostring(tonumber(t[1]) + tonumber(t[2]) / 1000000))
   return 1
 end
 return 0
-"""
+""")
 
 SCAN_LIMIT = 100
 
@@ -145,18 +150,20 @@ def register(msg_id: str, tenant_id: str, conversation_id: str, seq_ms: float) -
     """
     slot = Slot(tenant_id, conversation_id, float(seq_ms))
     ttl = get_settings().order_entry_ttl_seconds
-    added = redis_client().eval(_REGISTER, 2, slot.zset(), slot.times(), msg_id, repr(slot.seq), ttl)
+    added = _REGISTER([slot.zset(), slot.times()], [msg_id, repr(slot.seq), ttl])
     order = {"tenant_id": tenant_id, "conversation_id": conversation_id, "seq": slot.seq,
              "registered_at": time.time()}
     return order, bool(added)
 
 
-def ahead_of(msg_id: str, slot: Slot) -> tuple[int, int]:
-    """(live, stuck): unfinished messages of the conversation before this one, by recent progress."""
+def ahead_of(msg_id: str, slot: Slot, touch: bool = False) -> tuple[int, int]:
+    """(live, stuck): unfinished messages of the conversation before this one, by recent progress;
+    with `touch`, this message's progress is recorded in the same round trip."""
     settings = get_settings()
-    live, stuck = redis_client().eval(
-        _AHEAD, 2, slot.zset(), slot.times(), msg_id, repr(slot.seq),
-        settings.order_max_wait_seconds, settings.order_entry_ttl_seconds, SCAN_LIMIT,
+    live, stuck = _AHEAD(
+        [slot.zset(), slot.times()],
+        [msg_id, repr(slot.seq), settings.order_max_wait_seconds, settings.order_entry_ttl_seconds,
+         SCAN_LIMIT, int(touch)],
     )
     return int(live), int(stuck)
 
@@ -166,7 +173,7 @@ def touch(payload: dict[str, Any]) -> None:
     slot = slot_of(payload)
     msg_id = str(payload.get("msg_id") or "")
     if slot is not None and msg_id:
-        redis_client().eval(_TOUCH, 2, slot.zset(), slot.times(), msg_id)
+        _TOUCH([slot.zset(), slot.times()], [msg_id])
 
 
 def finish(payload: dict[str, Any]) -> None:
@@ -201,19 +208,18 @@ def admit(payload: dict[str, Any], stage: str) -> dict[str, Any]:
     spin_until = time.monotonic() + settings.order_spin_seconds
     step = max(0.01, settings.order_poll_seconds / 4)
     while True:
-        live, stuck = ahead_of(msg_id, slot)
+        # Each look records progress too: waiting in line is alive, those behind keep waiting.
+        live, stuck = ahead_of(msg_id, slot, touch=True)
         if live == 0:
             if stuck:
                 log.warning("%s: going ahead of %d earlier message(s) without progress for %.0f s",
                             stage, stuck, settings.order_max_wait_seconds)
             if order.get("waiting_since"):
                 log.info("%s: my turn after %.2f s", stage, time.time() - float(order["waiting_since"]))
-            touch(payload)
             return payload
         if time.monotonic() + step > spin_until:
             break
         time.sleep(step)
-    touch(payload)  # waiting in line is alive too: those behind it keep waiting for it
     order.setdefault("waiting_since", time.time())
     # Further back in the line, look again less often (each message ahead needs its own time).
     countdown = min(settings.order_poll_seconds * live, 2.0)

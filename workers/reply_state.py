@@ -8,12 +8,12 @@ unknown and it is never resent), `sent` (done).
 from __future__ import annotations
 
 from conf.settings import get_settings
-from workers.runtime import key, redis_client
+from workers.runtime import LuaScript, key, redis_client
 
 SENT = "sent"
 
 # Compare-and-set: a state change only happens from the state the caller saw.
-_CAS = """
+_CAS = LuaScript("""
 local current = redis.call('GET', KEYS[1])
 if current == false then current = '' end
 if current == ARGV[1] then
@@ -21,7 +21,7 @@ if current == ARGV[1] then
   return 1
 end
 return 0
-"""
+""")
 
 
 def reply_key(msg_id: str) -> str:
@@ -36,7 +36,7 @@ def get(msg_id: str) -> str:
 def compare_and_set(name: str, expected: str, new: str) -> bool:
     """Set Redis key `name` from `expected` ('' = absent) to `new`; False if it held another value."""
     ttl = get_settings().dedup_ttl_seconds
-    return bool(redis_client().eval(_CAS, 1, name, expected, new, ttl))
+    return bool(_CAS([name], [expected, new, ttl]))
 
 
 def swap(msg_id: str, expected: str, new: str) -> bool:

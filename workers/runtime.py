@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+from typing import Any, Sequence
 
 import httpx
 import redis
+from redis.exceptions import NoScriptError
 
 from conf.settings import get_settings
 
@@ -79,6 +82,23 @@ def reset_clients() -> None:
     with _lock:
         _redis = None
         _http = None
+
+
+class LuaScript:
+    """A Lua script run by its SHA1 (EVALSHA) on this process's Redis client: the script text
+    crosses the wire once per server (loaded on the first NOSCRIPT), not with every call."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+    def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        client = redis_client()
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a fresh or restarted Redis: load it, then run it
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
 
 
 def key(name: str) -> str:
