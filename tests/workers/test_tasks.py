@@ -60,6 +60,20 @@ def test_the_pipeline_tasks_have_constant_names_queues_and_time_limits():
         assert task.acks_late
 
 
+def test_a_stage_result_shows_in_events_as_its_msg_id_not_the_users_text():
+    from celery.utils.saferepr import saferepr
+
+    from workers.celery import app
+
+    payload = {"msg_id": "msg-1", "run_id": "r", "turn": {"text": "my salary is 12345"}, "replies": []}
+    for stage in pipeline.STAGES:
+        task = app.tasks[stage.task]
+        assert task.ignore_result  # no result backend writes for chain stages
+        # What Celery puts into the task-succeeded event and log line (as the worker does).
+        shown = saferepr(payload, task.resultrepr_maxsize)
+        assert "msg-1" in shown and "12345" not in shown
+
+
 def test_a_transient_error_is_retried_then_succeeds(worker_settings):
     result = flaky_task.apply(args=({"msg_id": "m1", "raise": "transient_once"},))
     assert result.get() == {"msg_id": "m1", "ok": True}
