@@ -118,7 +118,8 @@ class SandboxClient:
 
     def fault(self, action: str, **kw: Any) -> dict[str, Any]:
         """drop_socket | disconnect (grace=, reason=) | freeze | unfreeze | expire_webhooks |
-        expire_tokens | reject_auth | accept_auth."""
+        expire_tokens | reject_auth | accept_auth | fail_sends (status=503: every reply fails
+        with that 5xx, unrecorded) | heal_sends."""
         return self._call("POST", "/sandbox/faults", json={"action": action, **kw})
 
     def configure(self, **kw: Any) -> dict[str, Any]:

@@ -48,6 +48,9 @@ class Sandbox:
     files: dict[str, StoredFile] = field(default_factory=dict)  # downloadCode → file
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)  # outTrackId → card
     _calls: dict[str, deque[float]] = field(default_factory=dict)
+    # Fault: while non-zero, every reply (sessionWebhook, robot send) fails with this HTTP status
+    # and is not recorded, so a test can drive a message through retries into the dead letters.
+    failing_sends: int = 0
 
     def __post_init__(self) -> None:
         self._initial_config = copy.deepcopy(self.config)
@@ -128,6 +131,7 @@ class Sandbox:
                 setattr(self.config, name, copy.deepcopy(getattr(self._initial_config, name)))
             self.gateway.auth_rejected = False
             self.gateway.freeze(False)
+            self.failing_sends = 0
         self.recorder = Recorder()
         self.gateway.recorder = self.recorder
         self.gateway.reset()
@@ -138,6 +142,7 @@ class Sandbox:
         return {
             "connections": len(self.gateway.connections),
             "auth_rejected": self.gateway.auth_rejected,
+            "failing_sends": self.failing_sends,
             "sessions": len(self.sessions),
             **self.recorder.counters(),
         }

@@ -174,10 +174,19 @@ async def post_fault(request: web.Request) -> web.Response:
     elif action in ("reject_auth", "accept_auth"):
         gw.auth_rejected = action == "reject_auth"
         affected = 0
+    elif action == "fail_sends":
+        status = body.get("status", 503)
+        if not isinstance(status, int) or isinstance(status, bool) or not 500 <= status <= 599:
+            return _bad("status must be an HTTP 5xx code")
+        sb.failing_sends = status
+        affected = 0
+    elif action == "heal_sends":
+        sb.failing_sends = 0
+        affected = 0
     else:
         return _bad(
             f"unknown fault action {action!r}; known: drop_socket, disconnect, freeze, unfreeze, "
-            "expire_webhooks, expire_tokens, reject_auth, accept_auth"
+            "expire_webhooks, expire_tokens, reject_auth, accept_auth, fail_sends, heal_sends"
         )
     return web.json_response({"action": action, "affected": affected})
 

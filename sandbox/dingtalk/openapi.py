@@ -29,6 +29,13 @@ def qps_error(family: str) -> web.Response:
     )
 
 
+def send_failure(sb: Sandbox) -> web.Response | None:
+    """The answer while the `fail_sends` fault is on: a server error, nothing recorded."""
+    if not sb.failing_sends:
+        return None
+    return api_error(sb.failing_sends, "ServiceUnavailable", "sandbox fault: sends are failing")
+
+
 def webhook_answer(errcode: int, errmsg: str) -> web.Response:
     # sessionWebhook errors still come back as HTTP 200: callers must read errcode.
     return web.json_response({"errcode": errcode, "errmsg": errmsg})
@@ -88,6 +95,9 @@ async def send_by_session(request: web.Request) -> web.Response:
     session = sb.live_session(request.query.get("session", ""))
     if session is None:
         return webhook_answer(300001, "session 不存在")
+    failure = send_failure(sb)
+    if failure:
+        return failure
     if not sb.allow("webhook"):
         return webhook_answer(130101, "send too fast, exceed 20 times per minute")
     try:
@@ -131,7 +141,7 @@ async def _robot_send_body(request: web.Request) -> tuple[Sandbox, Any] | web.Re
     checked = await authorized_body(request, "robot_send")
     if isinstance(checked, web.Response):
         return checked
-    invalid = _check_robot_send(*checked)
+    invalid = _check_robot_send(*checked) or send_failure(checked[0])
     return invalid if invalid else checked
 
 

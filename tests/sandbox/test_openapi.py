@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sandbox.client import http_client
+from sandbox.client import SandboxError, http_client
 from tests.sandbox.stream import HTTP
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
@@ -229,6 +229,34 @@ def test_robot_sends_over_the_qps_limit_get_403(server, control, http, token):
     ]
     assert [s.status_code for s in statuses] == [200, 200, 403]
     assert statuses[2].json()["code"] == "Forbidden.AccessDenied.QpsLimitForApi"
+
+
+def test_while_sends_fail_every_reply_gets_the_5xx_and_nothing_is_recorded_until_healed(
+        server, control, http, token):
+    sent = control.send_message("x", user_id="alice")
+    webhook = {"msgtype": "text", "text": {"content": "hi"}}
+    robot = {"robotCode": "sandbox-client-id", "userIds": ["alice"], "msgKey": "sampleText", "msgParam": _text_param("x")}
+    control.fault("fail_sends", status=502)
+    assert control.state()["failing_sends"] == 502
+    for _ in range(2):  # persistent, not one-shot
+        answer = http.post(sent["sessionWebhook"], json=webhook)
+        assert answer.status_code == 502 and answer.json()["code"] == "ServiceUnavailable"
+        answer = http.post("/v1.0/robot/oToMessages/batchSend", headers={TOKEN_HEADER: token}, json=robot)
+        assert answer.status_code == 502
+    assert control.replies() == []
+    control.fault("heal_sends")
+    assert http.post(sent["sessionWebhook"], json=webhook).json()["errcode"] == 0
+    assert http.post("/v1.0/robot/oToMessages/batchSend", headers={TOKEN_HEADER: token}, json=robot).status_code == 200
+    assert len(control.replies()) == 2
+
+
+def test_fail_sends_takes_only_a_5xx_and_a_config_reset_heals(server, control):
+    with pytest.raises(SandboxError):
+        control.fault("fail_sends", status=404)
+    control.fault("fail_sends")
+    assert control.state()["failing_sends"] == 503
+    control.reset(config=True)
+    assert control.state()["failing_sends"] == 0
 
 
 # ---- files ------------------------------------------------------------------------------------

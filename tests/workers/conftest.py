@@ -93,8 +93,10 @@ def sandbox_client(dingtalk_sandbox):
         client.reset()
         client.configure(qps_limits={})
         client.fault("accept_auth")
+        client.fault("heal_sends")
         yield client
         client.configure(qps_limits={})
+        client.fault("heal_sends")
 
 
 @pytest.fixture

@@ -131,30 +131,26 @@ def test_an_expired_webhook_is_answered_through_the_openapi(dingtalk_sandbox, sa
     assert sorted(r["via"] for r in replies) == ["batchSend", "groupSend"]
 
 
-@pytest.mark.xfail(
-    reason="since the shared rate budget (issue 6) a throttled send waits and re-queues instead of "
-    "failing, so 1 QPS no longer dead-letters within the test's 30 s; needs a persistent fault in "
-    "the sandbox to drive the dead-letter path (replay itself is covered by tests/workers/test_replay.py)",
-    strict=False,
-)
 def test_a_message_dead_lettered_after_retries_is_answered_once_after_replay(
         dingtalk_sandbox, sandbox_client, e2e):
     first = inject(dingtalk_sandbox, sandbox_client, "first", user_id="ivy")
     second = inject(dingtalk_sandbox, sandbox_client, "second", user_id="jack")
-    sandbox_client.fault("expire_webhooks")
-    sandbox_client.configure(qps_limits={"robot_send": 1})  # the second send is throttled
+    sandbox_client.fault("expire_webhooks")  # both go through the robot send API
     build_chain(first).apply_async()
     sandbox_client.wait_for_replies(1, timeout=30)
+    sandbox_client.fault("fail_sends")  # an outage of DingTalk's send API: every send gets a 503
     build_chain(second).apply_async()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not DeadLetter.objects.filter(msg_id=second["msg_id"]).exists():
         assert time.monotonic() < deadline, "no dead letter"
         time.sleep(0.2)
     letter = DeadLetter.objects.get(msg_id=second["msg_id"])
-    assert letter.stage == "deliver" and "QpsLimit" in letter.error
-    assert MessageRecord.objects.get(msg_id=second["msg_id"]).status == MessageStatus.DEAD
+    assert letter.stage == "deliver" and "gave up after 2 retries" in letter.error and "503" in letter.error
+    record = MessageRecord.objects.get(msg_id=second["msg_id"])
+    assert record.status == MessageStatus.DEAD and record.postprocessed_at is not None
+    assert len(sandbox_client.replies()) == 1  # nothing of the second went out
 
-    sandbox_client.configure(qps_limits={})  # the outage is over
+    sandbox_client.fault("heal_sends")  # the outage is over
     call_command("replay_dead_letters", "--all")
     replies = settle(sandbox_client, 2)
     assert Counter(r["msg_id"] or r["user_ids"][0] for r in replies) == Counter(
