@@ -65,6 +65,29 @@ def prepare_database(name: str = BENCH_DB) -> str:
     return url
 
 
+ROUTER_SETUP = r"""
+import sys
+from workers.runtime import setup_django
+setup_django()
+from webapp.actions.routing import active_router_version, do_train_router
+if sys.argv[1] == "embedding" and not active_router_version():
+    do_train_router("bench/pipeline.py")  # the seeded intent examples
+print(active_router_version() or "")
+"""
+
+
+def prepare_router(database_url: str, mode: str) -> str:
+    """The router preprocess will use: none trained (keyword routing, the spine's) or a trained
+    embedding router (trained once into this database). Returns the active version ('' = none)."""
+    env = dict(os.environ, DATABASE_URL=database_url, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", ROUTER_SETUP, mode], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout.strip().splitlines()
+    version = out[-1] if out else ""
+    if mode == "keyword" and version:
+        raise SystemExit(f"database has an active router {version}; use another --database for keyword routing")
+    return version
+
+
 def prefetch_multiplier() -> int:
     from workers.celery import make_app
 
@@ -105,12 +128,13 @@ def run_phase(client: SandboxClient, n: int, rate: float, timeout: float, start:
     }
 
 
-def bare_chain(stack: Stack, n: int, pipeline_c: int, skills_c: int, log_level: str) -> dict[str, Any]:
+def bare_chain(stack: Stack, n: int, pipeline_c: int, skills_c: int, log_level: str,
+               replicas: int = 1) -> dict[str, Any]:
     """Drain n bare chains with the same pools; return chains per second and CPU per chain."""
     env = {"PYTHONPATH": str(ROOT), "LOG_LEVEL": log_level}
     procs = [
-        stack.start_worker("bare-pipeline", PIPELINE_QUEUES, pool="threads",
-                           concurrency=pipeline_c, app="bench.bare_chain", **env),
+        *(stack.start_worker("bare-pipeline", PIPELINE_QUEUES, pool="threads",
+                             concurrency=pipeline_c, app="bench.bare_chain", **env) for _ in range(replicas)),
         stack.start_worker("bare-skills", SKILL_QUEUES, pool="prefork", concurrency=skills_c,
                            app="bench.bare_chain", **env),
     ]
@@ -145,14 +169,21 @@ def main() -> None:
     parser.add_argument("--burst-rate", type=float, default=2000.0)
     parser.add_argument("--pipeline-concurrency", type=int, default=8)
     parser.add_argument("--skills-concurrency", type=int, default=2)
+    parser.add_argument("--pipeline-replicas", type=int, default=1,
+                        help="worker-pipeline processes (each threads x --pipeline-concurrency), bare chain too")
     parser.add_argument("--webhook-qps", type=float, default=0.0,
                         help="DINGTALK_QPS_* of the workers (0: budget lifted, to measure the pipeline itself)")
     parser.add_argument("--log-level", default="WARNING", help="of every worker and the listener")
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", BENCH_DB),
-                        help="PostgreSQL database of the run (created and migrated; one per concurrent bench)")
+                        help="PostgreSQL database of the run (created and migrated; one per concurrent bench);"
+                             " '_embedding' is appended with --router embedding")
+    parser.add_argument("--router", choices=["keyword", "embedding"], default="keyword",
+                        help="keyword: no trained router, the spine's help/echo routing; embedding: a trained router")
     args = parser.parse_args()
 
-    database_url = prepare_database(args.database)
+    database = args.database + ("_embedding" if args.router == "embedding" else "")
+    database_url = prepare_database(database)
+    router_version = prepare_router(database_url, args.router)
     broker_ctx = services.rabbit_vhost("dtbot-bench") if args.broker == "amqp" else services.redis_broker_db()
     with broker_ctx as broker_url, services.redis_namespace() as prefix, tempfile.TemporaryDirectory() as logs:
         stack = Stack(broker_url=broker_url, database_url=database_url, redis_prefix=prefix, log_dir=Path(logs))
@@ -160,24 +191,26 @@ def main() -> None:
             sandbox = stack.start_sandbox(redeliver_after=60, ping_interval=20)
             qps = str(args.webhook_qps)
             budget = {"DINGTALK_QPS_WEBHOOK": qps, "DINGTALK_QPS_ROBOT_SEND": qps, "DINGTALK_QPS_CARD": qps}
-            workers = [
+            pipeline_workers = [
                 stack.start_pipeline_worker(concurrency=args.pipeline_concurrency, LOG_LEVEL=args.log_level,
-                                            **budget),
-                stack.start_skills_worker(concurrency=args.skills_concurrency, LOG_LEVEL=args.log_level,
-                                          **budget),
+                                            **budget)
+                for _ in range(args.pipeline_replicas)
             ]
+            skills_worker = stack.start_skills_worker(concurrency=args.skills_concurrency,
+                                                      LOG_LEVEL=args.log_level, **budget)
+            workers = [*pipeline_workers, skills_worker]
             listener = stack.start_listener(LOG_LEVEL=args.log_level)
             client = SandboxClient(stack.sandbox_url)
             client.wait_for_state(connections=1, timeout=30)
             procs = [listener, *workers]
 
-            roles = {"listener": listener, "worker_pipeline": workers[0], "worker_skills": workers[1],
-                     "sandbox": sandbox}
-            cpu0 = {name: proc.cpu_seconds() for name, proc in roles.items()}
+            roles = {"listener": [listener], "worker_pipeline": pipeline_workers, "worker_skills": [skills_worker],
+                     "sandbox": [sandbox]}
+            cpu0 = {name: cpu(group) for name, group in roles.items()}
             latency = run_phase(client, args.messages, args.rate, timeout=300, start=0)
-            cpu1 = {name: proc.cpu_seconds() for name, proc in roles.items()}
+            cpu1 = {name: cpu(group) for name, group in roles.items()}
             drain = run_phase(client, args.burst, args.burst_rate, timeout=600, start=args.messages)
-            cpu2 = {name: proc.cpu_seconds() for name, proc in roles.items()}
+            cpu2 = {name: cpu(group) for name, group in roles.items()}
             for phase, before, after in ((latency, cpu0, cpu1), (drain, cpu1, cpu2)):
                 per = {name: round((after[name] - before[name]) * 1000 / max(1, phase["replied"]), 2)
                        for name in roles}
@@ -187,7 +220,7 @@ def main() -> None:
             for proc in procs:
                 stack.kill(proc)
             baseline = bare_chain(stack, args.burst, args.pipeline_concurrency, args.skills_concurrency,
-                                  args.log_level)
+                                  args.log_level, args.pipeline_replicas)
         finally:
             stack.stop()
     print(json.dumps({
@@ -195,7 +228,8 @@ def main() -> None:
         "cores": os.cpu_count(),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "webhook_qps_budget": args.webhook_qps or "lifted",
-        "pools": {"pipeline": f"threads x{args.pipeline_concurrency}", "skills": f"prefork x{args.skills_concurrency}",
+        "router": {"mode": args.router, "version": router_version},
+        "pools": {"pipeline": f"{args.pipeline_replicas} x threads x{args.pipeline_concurrency}", "skills": f"prefork x{args.skills_concurrency}",
                   "prefetch_multiplier": prefetch_multiplier(), "log_level": args.log_level},
         "latency_phase": latency,
         "drain_phase": drain,
