@@ -116,6 +116,7 @@ class Stack:
                 "INGEST_METRICS_PORT": "0",
                 "OMP_NUM_THREADS": "2",
                 "OPENBLAS_NUM_THREADS": "1",
+                "OMP_WAIT_POLICY": "PASSIVE",
                 "HF_HUB_OFFLINE": "1",
             }
         )
