@@ -61,7 +61,7 @@ def make_app() -> Celery:
         enable_utc=True,
         # Only worker processes import this (Celery reads `imports` at worker start), so the
         # listener, which imports this module to publish, never loads Django or the stages.
-        imports=("workers.tasks", "workers.reminder_tasks", "workers.housekeeping_tasks"),
+        imports=("workers.tasks", "workers.beat_tasks"),
         beat_schedule={
             "reminders-sweep": {
                 "task": REMINDER_SWEEP_TASK,

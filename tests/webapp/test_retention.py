@@ -71,7 +71,7 @@ def test_an_interrupted_download_left_behind_is_swept_but_not_counted(store):
 
 def test_beat_runs_the_sweep_daily_on_the_beat_queue():
     from workers.celery import RETENTION_TASK, REMINDER_QUEUE, app
-    import workers.housekeeping_tasks  # noqa: F401  (registers the task)
+    import workers.beat_tasks  # noqa: F401  (registers the task)
 
     entry = next(e for e in app.conf.beat_schedule.values() if e["task"] == RETENTION_TASK)
     assert entry["options"]["queue"] == REMINDER_QUEUE
