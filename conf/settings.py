@@ -86,6 +86,7 @@ class Settings:
     # message gateway (issue 6): media, context scope, ordering, delivery budget, buttons, caches
     dingtalk_robot_name: str = ""
     media_root: str = "var/media"
+    media_retention_days: int = 30
     media_max_bytes: int = 20 * 1024 * 1024
     media_allowed_types: tuple[str, ...] = ()
     session_group_scope: str = "user"
@@ -186,6 +187,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             skill_serve_token=env.str("SKILL_SERVE_TOKEN", "").strip(),
             dingtalk_robot_name=env.str("DINGTALK_ROBOT_NAME", "").strip(),
             media_root=env.str("MEDIA_ROOT", "var/media"),
+            media_retention_days=env.int("MEDIA_RETENTION_DAYS", 30),
             media_max_bytes=env.int("MEDIA_MAX_BYTES", 20 * 1024 * 1024),
             media_allowed_types=tuple(
                 t.strip().lower() for t in env.list("MEDIA_ALLOWED_TYPES", []) if t.strip()

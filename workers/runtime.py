@@ -1,18 +1,21 @@
-"""Per-process clients (Redis, HTTP) built lazily per pid; Django set-up for workers."""
+"""Per-process clients (Redis, HTTP, breaker state) built lazily per pid; Django set-up for workers."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from typing import Any, Sequence
 
 import httpx
+import pybreaker
 import redis
 from redis.exceptions import NoScriptError
 
 from conf.settings import get_settings
 
+log = logging.getLogger("workers.runtime")
 _lock = threading.Lock()
 _redis: tuple[int, redis.Redis] | None = None
 _http: tuple[int, httpx.Client] | None = None
@@ -57,6 +60,24 @@ def redis_client() -> redis.Redis:
                 )
                 _redis = (pid, client)
     return _redis[1]
+
+
+def breaker_storage(name: str, url: str) -> pybreaker.CircuitBreakerStorage:
+    """A remote skill's circuit-breaker state in Redis, so every worker process opens together."""
+    settings = get_settings()
+    # pybreaker decodes the bytes itself: this client must not decode responses.
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    digest = hashlib.sha1(url.encode("utf-8")).hexdigest()[:10]
+    try:
+        return pybreaker.CircuitRedisStorage(
+            pybreaker.STATE_CLOSED, client, namespace=f"{settings.redis_key_prefix}breaker:{name}:{digest}",
+            # Redis lost later: behave as closed (try the remote) rather than refuse every call.
+            fallback_circuit_state=pybreaker.STATE_CLOSED,
+        )
+    except redis.RedisError as exc:
+        # Redis down at creation: this process keeps its own breaker rather than fail the turn.
+        log.warning("breaker of remote skill %s kept in memory, Redis unreachable: %r", name, exc)
+        return pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
 
 
 def http_client() -> httpx.Client:

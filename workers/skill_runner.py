@@ -97,7 +97,10 @@ def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
         log.info("card %s already finished; handing on its reply", done.card.get("out_track_id"))
         return _answered(payload, done.to_dict(), "ok")
     # The tenant's configuration of the skill (admin settings); remote skills resolve here too.
-    skill = skill_settings.cache().skill(turn.tenant_id, turn.skill or registry.FALLBACK_SKILL)
+    settings = skill_settings.cache()
+    skill = settings.skill(turn.tenant_id, turn.skill or registry.FALLBACK_SKILL)
+    if skill.needs_catalog:
+        turn = turn.replace(catalog=settings.catalog(turn.tenant_id))
     robot_code = str((payload.get("delivery") or {}).get("robot_code") or "")
     cards = answer_card.cards_enabled()
     if cards and answer_card.streams(skill):

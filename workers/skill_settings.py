@@ -127,6 +127,15 @@ class SettingsCache:
         names.update(n for n, r in snap.remotes.items() if r.enabled and snap.setting(tenant_id, n)[0])
         return names
 
+    def catalog(self, tenant_id: str) -> dict[str, str]:
+        """{skill: help text} of the skills enabled in this tenant, remote ones by their description."""
+        remotes = self.snapshot().remotes
+        return {
+            name: registry.skill_class(name).help_text() if name in registry.SKILLS
+            else (remotes[name].description or name)
+            for name in self.enabled_skills(tenant_id)
+        }
+
     def intent_map(self) -> dict[str, str]:
         """{intent: skill} of built-in and remote skills (enabled or not)."""
         mapping = dict(registry.intent_map())

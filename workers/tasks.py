@@ -38,9 +38,14 @@ from workers.errors import (  # noqa: E402
 )
 from workers.msglog import message_context  # noqa: E402
 from workers.pipeline import DELIVER, POSTPROCESS, PREPROCESS, RUN_SKILL, Stage  # noqa: E402
-from workers.runtime import reset_clients  # noqa: E402
+from skills.remote.skill import use_breaker_storage  # noqa: E402
+from workers.runtime import breaker_storage, reset_clients  # noqa: E402
 
 log = logging.getLogger("workers.tasks")
+
+# Remote skills' circuit breakers keep their state in Redis: every worker process (and host)
+# stops calling a failing remote together, and tries it again together.
+use_breaker_storage(breaker_storage)
 
 # Re-queues that are not failures (waiting for the conversation's turn, DingTalk "too fast") are
 # counted in the payload; after this many throttled re-queues the message is dead-lettered.

@@ -1,4 +1,4 @@
-"""HelpSkill: a markdown list of every registered skill with its docstring help."""
+"""HelpSkill: a markdown list of the skills the user can reach, each with its help text."""
 
 from __future__ import annotations
 
@@ -18,10 +18,13 @@ class HelpSkill(AISkillPlugin):
     examples = EXAMPLES
     label = {"zh": "帮助", "en": "Help"}
     timeout_seconds = 5.0
+    needs_catalog = True
 
     def execute(self, turn: Turn) -> Reply:
+        # Outside the workers (a bare unit call) there is no catalog: describe every built-in.
+        catalog = turn.catalog or {name: registry.skill_class(name).help_text() for name in registry.skill_names()}
         lines = ["**我会这些 / What I can do**", ""]
-        for name in registry.skill_names():
-            help_text = registry.skill_class(name).help_text().replace("\n", " ")
-            lines.append(f"- **{name}**: {help_text}")
+        for name, help_text in sorted(catalog.items()):
+            flat = help_text.replace("\n", " ")
+            lines.append(f"- **{name}**: {flat}")
         return Reply(text="\n".join(lines), kind="markdown", title="Help / 帮助")

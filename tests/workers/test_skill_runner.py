@@ -10,7 +10,7 @@ import pytest
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import skill_runner, wording
+from workers import skill_runner, skill_settings, wording
 
 # run_skill reads the tenant's skill settings (database, version key in Redis).
 pytestmark = pytest.mark.django_db
@@ -90,12 +90,25 @@ def test_echo_answers_chinese_in_chinese():
     assert skill_runner.run_skill(payload("你好"))["reply"]["text"] == "你说：你好"
 
 
-def test_help_lists_every_registered_skill_with_its_help():
+def test_help_lists_every_skill_the_tenant_can_use_with_its_help():
     reply = skill_runner.run_skill(payload("help", skill="help"))["reply"]
     assert reply["kind"] == "markdown"
+    usable = skill_settings.cache().enabled_skills("t")
     for name in registry.skill_names():
-        assert f"**{name}**" in reply["text"]
+        assert (f"**{name}**" in reply["text"]) == (name in usable), name
     assert "repeats your message" in reply["text"]
+
+
+def test_help_does_not_advertise_a_skill_the_tenant_disabled():
+    from webapp.actions import versions
+    from webapp.actions.skills import do_update_skill_setting
+
+    do_update_skill_setting("ops", "t", "docsearch", False, {})
+    versions.publish(versions.SETTINGS)
+    skill_settings.cache().invalidate()
+    text = skill_runner.run_skill(payload("help", skill="help"))["reply"]["text"]
+    assert "**docsearch**" not in text
+    assert "**schedule**" in text and "**echo**" in text
 
 
 def test_a_preset_reply_passes_through_without_a_skill():

@@ -113,3 +113,23 @@ class MediaStore:
         count = sum(1 for p in folder.iterdir() if p.suffix != ".json" and not p.name.startswith(".part-"))
         shutil.rmtree(folder)
         return count
+
+    def purge_older_than(self, cutoff: float) -> int:
+        """Delete files (with their sidecars) stored before `cutoff` (epoch s); returns how many files."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for path in self.root.glob("*/*/*"):
+            # Sidecars go with their file; a file's mtime is when it was stored (written once).
+            if path.suffix == ".json" or not path.is_file():
+                continue
+            try:
+                if path.stat().st_mtime >= cutoff:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue  # another worker's sweep took it
+            if not path.name.startswith(".part-"):
+                removed += 1
+                path.with_suffix(".json").unlink(missing_ok=True)
+        return removed

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from webapp.actions.privacy import do_export_user
+from webapp.management.subject import actor_of, add_subject_arguments
 
 
 class Command(BaseCommand):
     help = "Export every store's data about one user (profiles, messages, reminders, sessions, media...)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("user_id", help="DingTalk staff id (or sender id for people outside the org)")
-        parser.add_argument("--tenant", default="", help="tenant (corp) id; default: every tenant")
+        add_subject_arguments(parser, "export")
         parser.add_argument("--output", default="", help="write the JSON here instead of stdout")
-        parser.add_argument("--actor", default="", help="who runs the export (audit); default: OS user")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        actor = options["actor"] or f"manage.py:{getpass.getuser()}"
+        actor = actor_of(options)
         data = do_export_user(options["tenant"], options["user_id"], actor=actor)
         text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
         if options["output"]:

@@ -1,0 +1,79 @@
+"""Retention: the daily sweep deletes old routed-turn text and old media, keeps the rest, audits counts."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from conf.settings import get_settings
+from webapp.actions.retention import DAY, do_apply_retention
+from webapp.actions.routing import do_log_routed_turn
+from webapp.models import AuditLog, RoutedTurn
+from workers.gateway.mediastore import MediaStore
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> MediaStore:
+    monkeypatch.setenv("MEDIA_ROOT", str(tmp_path))
+    monkeypatch.setenv("MEDIA_RETENTION_DAYS", "7")
+    get_settings.cache_clear()
+    yield MediaStore(tmp_path)
+    get_settings.cache_clear()
+
+
+def saved(store: MediaStore, msg_id: str, age_days: float) -> str:
+    ref = store.save([b"%PDF-1.4 ..."], tenant_id="corp1", user_id="alice", msg_id=msg_id, index=0,
+                     kind="file", name="a.pdf", content_type="application/pdf")
+    stamp = time.time() - age_days * DAY
+    os.utime(ref["path"], (stamp, stamp))
+    return ref["path"]
+
+
+def test_old_turns_and_files_go_recent_ones_stay_and_the_purge_is_audited(store):
+    for msg_id in ("old", "new"):
+        do_log_routed_turn(msg_id=msg_id, tenant_id="corp1", user_id="alice", text="年假怎么申请",
+                           predicted_intent="docsearch.ask", confidence=0.9, skill="docsearch")
+    RoutedTurn.objects.filter(msg_id="old").update(created_at=timezone.now() - timedelta(days=31))
+    old_file, new_file = saved(store, "m-old", 8), saved(store, "m-new", 6)
+
+    assert do_apply_retention() == {"routed_turns": 1, "media_files": 1}
+
+    assert list(RoutedTurn.objects.values_list("msg_id", flat=True)) == ["new"]
+    assert not os.path.exists(old_file) and not os.path.exists(old_file[:-4] + ".json")
+    assert os.path.exists(new_file) and len(store.list_user("corp1", "alice")) == 1
+    row = AuditLog.objects.get(action="retention.purge")
+    assert row.detail["media_files"] == 1 and row.detail["media_days"] == 7
+    assert "年假" not in str(row.detail)  # counts only, never the purged text
+
+
+def test_a_sweep_with_nothing_to_delete_writes_no_audit_row(store):
+    saved(store, "m-new", 1)
+    assert do_apply_retention() == {"routed_turns": 0, "media_files": 0}
+    assert not AuditLog.objects.filter(action="retention.purge").exists()
+
+
+def test_an_interrupted_download_left_behind_is_swept_but_not_counted(store):
+    folder = store.user_dir("corp1", "alice")
+    folder.mkdir(parents=True)
+    part = folder / ".part-abc"
+    part.write_bytes(b"half")
+    stamp = time.time() - 30 * DAY
+    os.utime(part, (stamp, stamp))
+    assert store.purge_older_than(time.time() - DAY) == 0
+    assert not part.exists()
+
+
+def test_beat_runs_the_sweep_daily_on_the_beat_queue():
+    from workers.celery import RETENTION_TASK, REMINDER_QUEUE, app
+    import workers.beat_tasks  # noqa: F401  (registers the task)
+
+    entry = next(e for e in app.conf.beat_schedule.values() if e["task"] == RETENTION_TASK)
+    assert entry["options"]["queue"] == REMINDER_QUEUE
+    assert RETENTION_TASK in app.tasks
+    assert entry["schedule"].remaining_estimate(timezone.now()) <= timedelta(days=1)
