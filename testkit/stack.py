@@ -118,6 +118,11 @@ class Stack:
                 "OPENBLAS_NUM_THREADS": "1",
                 "OMP_WAIT_POLICY": "PASSIVE",
                 "HF_HUB_OFFLINE": "1",
+                # The sandbox sets no QPS limit unless a test asks for one, and the reply budget
+                # (20/s in production) would otherwise pace every volume test; tests of the budget
+                # set their own.
+                "DINGTALK_QPS_WEBHOOK": "500",
+                "DINGTALK_QPS_ROBOT_SEND": "500",
             }
         )
         env.update(self.extra_env)
