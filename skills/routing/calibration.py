@@ -24,70 +24,99 @@ OOS_PRIOR = 0.2
 
 @dataclass
 class Calibration:
+    """How logits become probabilities, and which messages are out of scope.
+
+    With an `oos` class the threshold applies to the probability mass *not* on it (1 - p(oos)):
+    out-of-scope traffic spreads its mass over many intents, which sinks the best intent's
+    probability for in-scope messages near other intents too, while the oos class learns where
+    unrelated messages lie (CLINC150 val, in-scope accuracy at 85 % OOS recall: 95.9 % with this
+    score, 93-95 % with the best intent's probability). Without one, it applies to the best
+    in-scope intent's probability.
+    """
+
     lex_weight: float = 0.5
     temperature: float = 1.0
     threshold: float = 0.0
+    oos_index: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def probs(self, logits: np.ndarray, lex: np.ndarray) -> np.ndarray:
         return np.exp(log_softmax((logits + self.lex_weight * lex) / self.temperature))
 
+    def in_scope_score(self, probs: np.ndarray, best: np.ndarray) -> np.ndarray:
+        """Per row, the score compared with the threshold (below it: out of scope)."""
+        if self.oos_index is None:
+            return probs[np.arange(len(probs)), best]
+        return 1.0 - probs[:, self.oos_index]
+
     def to_dict(self) -> dict[str, Any]:
         return {"lex_weight": self.lex_weight, "temperature": self.temperature,
-                "threshold": self.threshold, "metrics": self.metrics}
+                "threshold": self.threshold, "oos_index": self.oos_index, "metrics": self.metrics}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+        oos_index = d.get("oos_index")
         return cls(lex_weight=float(d["lex_weight"]), temperature=float(d["temperature"]),
-                   threshold=float(d["threshold"]), metrics=dict(d.get("metrics", {})))
+                   threshold=float(d["threshold"]), oos_index=None if oos_index is None else int(oos_index),
+                   metrics=dict(d.get("metrics", {})))
 
 
 def calibrate(logits: np.ndarray, lex: np.ndarray, y: np.ndarray, oos_index: int | None) -> Calibration:
+    """Pick the lexical weight whose calibrated model scores best on the validation rows.
+
+    The score is in-scope accuracy; with oos rows, the expected accuracy at OOS_PRIOR after the
+    threshold, so the weight is also chosen for how well it separates out-of-scope messages.
+    """
     if len(y) == 0:
         return Calibration(metrics={"note": "no validation rows; defaults used"})
+    fits = [_calibrate_at(w, logits + w * lex, y, oos_index) for w in LEX_WEIGHTS]
+    # Strictly better only, so ties go to the smaller weight.
+    best = fits[0]
+    for fit in fits[1:]:
+        if fit[0] > best[0] + 1e-9:
+            best = fit
+    return best[1]
+
+
+def _calibrate_at(lex_weight: float, z: np.ndarray, y: np.ndarray,
+                  oos_index: int | None) -> tuple[float, Calibration]:
+    """(validation objective, calibration) for one lexical weight: temperature, then threshold."""
     in_scope = y != oos_index if oos_index is not None else np.ones(len(y), bool)
-    mask = np.zeros(logits.shape[1], bool)
-    if oos_index is not None:
-        mask[oos_index] = True
+    is_oos = ~in_scope
+    scoped = z if oos_index is None else np.where(np.arange(z.shape[1]) == oos_index, -np.inf, z)
+    pred = scoped.argmax(axis=1)
+    correct = pred == y
 
-    def scoped_pred(z: np.ndarray) -> np.ndarray:
-        return np.where(mask, -np.inf, z).argmax(axis=1)
-
-    # 1. how much the n-gram model counts: best in-scope accuracy, ties to the smaller weight.
-    best_w, best_acc = 0.0, -1.0
-    for w in LEX_WEIGHTS:
-        acc = float((scoped_pred(logits + w * lex)[in_scope] == y[in_scope]).mean()) if in_scope.any() else 0.0
-        if acc > best_acc + 1e-9:
-            best_w, best_acc = w, acc
-    z = logits + best_w * lex
-
-    # 2. temperature scaling: minimise validation NLL, so confidence means probability.
+    # Temperature scaling: minimise validation NLL, so confidence means probability.
     rows = np.arange(len(y))
     nll = [float(-log_softmax(z / t)[rows, y].mean()) for t in TEMPERATURES]
     temperature = TEMPERATURES[int(np.argmin(nll))]
     probs = np.exp(log_softmax(z / temperature))
-    pred = scoped_pred(z)
-    conf = probs[rows, pred]
-    correct = pred == y
+    scorer = Calibration(oos_index=oos_index)
+    score = scorer.in_scope_score(probs, pred)
 
-    # 3. out-of-scope threshold on the calibrated confidence of the best in-scope intent.
-    is_oos = ~in_scope
+    # Out-of-scope threshold on the in-scope score (see Calibration).
     if is_oos.any() and in_scope.any():
-        threshold = _weighted_threshold(conf, correct, in_scope)
+        threshold = _weighted_threshold(score, correct, in_scope)
     elif in_scope.any():
-        threshold = min(float(np.quantile(conf[in_scope], NO_OOS_QUANTILE)), MAX_THRESHOLD_WITHOUT_OOS)
+        threshold = min(float(np.quantile(score[in_scope], NO_OOS_QUANTILE)), MAX_THRESHOLD_WITHOUT_OOS)
     else:
         threshold = 0.0
-    flagged = conf < threshold
+    flagged = score < threshold
+    kept = float((correct & ~flagged)[in_scope].mean()) if in_scope.any() else 0.0
     metrics: dict[str, Any] = {
         "n": int(len(y)),
-        "in_scope_accuracy": round(float((correct & ~flagged)[in_scope].mean()), 4) if in_scope.any() else None,
-        "in_scope_accuracy_no_threshold": round(best_acc, 4),
+        "in_scope_accuracy": round(kept, 4) if in_scope.any() else None,
+        "in_scope_accuracy_no_threshold": round(float(correct[in_scope].mean()), 4) if in_scope.any() else None,
         "nll": round(min(nll), 4),
     }
+    objective = float(correct[in_scope].mean()) if in_scope.any() else 0.0
     if is_oos.any():
-        metrics["oos_recall"] = round(float(flagged[is_oos].mean()), 4)
-    return Calibration(lex_weight=best_w, temperature=temperature, threshold=float(threshold), metrics=metrics)
+        recall = float(flagged[is_oos].mean())
+        metrics["oos_recall"] = round(recall, 4)
+        objective = (1 - OOS_PRIOR) * kept + OOS_PRIOR * recall
+    return objective, Calibration(lex_weight=lex_weight, temperature=temperature, threshold=float(threshold),
+                                  oos_index=oos_index, metrics=metrics)
 
 
 def _weighted_threshold(conf: np.ndarray, correct: np.ndarray, in_scope: np.ndarray) -> float:
