@@ -117,6 +117,33 @@ def throughput(texts: list[str]) -> dict[str, float]:
     return rates
 
 
+# Issue 4's targets: (dataset or "*", metric, bound, "min" | "max").
+TARGETS = [
+    ("clinc150", "in_scope_accuracy", 0.95, "min"),
+    ("clinc150", "oos_recall", 0.85, "min"),
+    ("banking77", "in_scope_accuracy", 0.94, "min"),
+    ("smp2017", "in_scope_accuracy", 0.94, "min"),
+    ("*", "latency_ms_p50", 15.0, "max"),
+    ("*", "latency_ms_p95", 30.0, "max"),
+    ("*", "cold_start_seconds", 2.0, "max"),
+    ("*", "rss_mb", 600.0, "max"),
+    ("clinc150", "train_seconds", 15.0, "max"),  # 15k examples, embedded on write (cache warm)
+]
+
+
+def targets(results: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Each target with the measured value and whether it is met (one row per dataset for "*")."""
+    rows = []
+    for dataset, metric, bound, kind in TARGETS:
+        for r in results:
+            if dataset in ("*", r["dataset"]) and metric in r:
+                value = float(r[metric])  # type: ignore[arg-type]
+                met = value >= bound if kind == "min" else value <= bound
+                rows.append({"dataset": r["dataset"], "metric": metric, "value": value,
+                             "target": f"{'>=' if kind == 'min' else '<='} {bound}", "met": met})
+    return rows
+
+
 def _default_data() -> Path:
     # shared/ lies beside the checkout (CI, main) or two levels up (a helper's worktree).
     for base in (ROOT.parent, ROOT.parent.parent):
@@ -150,6 +177,7 @@ def main() -> int:
         texts = [r.text for r in read_examples(DATA / "clinc150_train.json")[:400]]
         texts += [r.text for r in read_examples(DATA / "smp2017_train.json")[:400]]
         report["embedding_throughput"] = throughput(texts)
+    report["targets"] = targets(report["datasets"])  # type: ignore[arg-type]
     report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]  # type: ignore[index]
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0

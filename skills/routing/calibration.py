@@ -11,16 +11,12 @@ from .classifier import log_softmax
 
 LEX_WEIGHTS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 41)))
-# Without out-of-scope examples we cannot measure recall; flag only the least confident 1 % of
-# in-scope validation messages, so gibberish still falls out while real traffic barely does.
-NO_OOS_QUANTILE = 0.01
-MAX_THRESHOLD_WITHOUT_OOS = 0.5
-# Share of live traffic assumed out of scope when weighing in-scope accuracy against OOS recall.
-# Validation sets hold few OOS rows (CLINC150 val: 3 %) while real traffic and test sets hold more
-# (CLINC150 test: 18 %); an equal 50/50 weighting gave up ~5 points of in-scope accuracy for ~8 of
-# OOS recall, this prior sits near the knee of the curve.
-OOS_PRIOR = 0.2
-
+# Share of in-scope validation messages the out-of-scope threshold may flag: it sits at this
+# quantile of their in-scope score. In-scope validation rows are plentiful, so the quantile is
+# stable; oos rows are few (CLINC150: 100 in all, 15 in a carve), and a threshold set on their
+# quantile (a recall target) scattered the recall on new data from 64 % to 89 % over four carves.
+# 1 %: CLINC150 val 94.8-95.4 % in-scope at 85-88 % OOS recall (USE+MiniLM).
+IN_SCOPE_FLAG_BUDGET = 0.01
 
 @dataclass
 class Calibration:
@@ -64,8 +60,8 @@ class Calibration:
 def calibrate(logits: np.ndarray, lex: np.ndarray, y: np.ndarray, oos_index: int | None) -> Calibration:
     """Pick the lexical weight whose calibrated model scores best on the validation rows.
 
-    The score is in-scope accuracy; with oos rows, the expected accuracy at OOS_PRIOR after the
-    threshold, so the weight is also chosen for how well it separates out-of-scope messages.
+    The score is in-scope accuracy; with oos rows, its mean with the OOS recall after the threshold,
+    so the weight is also chosen for how well it separates out-of-scope messages.
     """
     if len(y) == 0:
         return Calibration(metrics={"note": "no validation rows; defaults used"})
@@ -88,19 +84,24 @@ def _calibrate_at(lex_weight: float, z: np.ndarray, y: np.ndarray,
     correct = pred == y
 
     # Temperature scaling: minimise validation NLL, so confidence means probability.
-    rows = np.arange(len(y))
-    nll = [float(-log_softmax(z / t)[rows, y].mean()) for t in TEMPERATURES]
-    temperature = TEMPERATURES[int(np.argmin(nll))]
+    temperature, nll = _best_temperature(z, y)
     probs = np.exp(log_softmax(z / temperature))
     scorer = Calibration(oos_index=oos_index)
     score = scorer.in_scope_score(probs, pred)
 
     # Out-of-scope threshold on the in-scope score (see Calibration).
     if is_oos.any() and in_scope.any():
-        threshold = _weighted_threshold(score, correct, in_scope)
-    elif in_scope.any():
-        threshold = min(float(np.quantile(score[in_scope], NO_OOS_QUANTILE)), MAX_THRESHOLD_WITHOUT_OOS)
+        threshold = float(np.quantile(score[in_scope], IN_SCOPE_FLAG_BUDGET))
+        highest_oos = float(score[is_oos].max())
+        if highest_oos < threshold:
+            # Every oos row already falls below: sit mid-gap, leaving room for new in-scope phrasings
+            # (a small validation set's quantile is about its lowest score).
+            threshold = (highest_oos + threshold) / 2
     else:
+        # No oos rows: nothing to choose a threshold on, so nothing is flagged out of scope. Flagging
+        # the least confident 1 % anyway cost 0.5 points on Banking77 and SMP2017, and an unsure
+        # message is still caught downstream (a clarifying question, or the fallback below the
+        # option floor: workers/route_policy.py).
         threshold = 0.0
     flagged = score < threshold
     kept = float((correct & ~flagged)[in_scope].mean()) if in_scope.any() else 0.0
@@ -108,26 +109,30 @@ def _calibrate_at(lex_weight: float, z: np.ndarray, y: np.ndarray,
         "n": int(len(y)),
         "in_scope_accuracy": round(kept, 4) if in_scope.any() else None,
         "in_scope_accuracy_no_threshold": round(float(correct[in_scope].mean()), 4) if in_scope.any() else None,
-        "nll": round(min(nll), 4),
+        "nll": round(nll, 4),
     }
     objective = float(correct[in_scope].mean()) if in_scope.any() else 0.0
     if is_oos.any():
         recall = float(flagged[is_oos].mean())
         metrics["oos_recall"] = round(recall, 4)
-        objective = (1 - OOS_PRIOR) * kept + OOS_PRIOR * recall
+        objective = (kept + recall) / 2
     return objective, Calibration(lex_weight=lex_weight, temperature=temperature, threshold=float(threshold),
                                   oos_index=oos_index, metrics=metrics)
 
 
-def _weighted_threshold(conf: np.ndarray, correct: np.ndarray, in_scope: np.ndarray) -> float:
-    """Threshold maximising expected accuracy when OOS_PRIOR of the traffic is out of scope."""
-    candidates = np.unique(np.concatenate([[0.0], conf, [1.0 + 1e-6]]))
-    # Midpoints between observed confidences generalise better than the observed values themselves.
-    candidates = (candidates[:-1] + candidates[1:]) / 2
-    ins_conf = np.sort(conf[in_scope & correct])
-    oos_conf = np.sort(conf[~in_scope])
-    n_in = in_scope.sum()
-    kept_correct = len(ins_conf) - np.searchsorted(ins_conf, candidates, side="left")
-    caught = np.searchsorted(oos_conf, candidates, side="left")
-    score = (1 - OOS_PRIOR) * kept_correct / n_in + OOS_PRIOR * caught / len(oos_conf)
-    return float(candidates[int(np.argmax(score))])
+def _best_temperature(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(temperature, NLL) minimising validation NLL over TEMPERATURES: every 4th, then around the best
+    (NLL is unimodal in the temperature; a quarter of the evaluations)."""
+    rows = np.arange(len(y))
+    nll: dict[int, float] = {}
+
+    def at(i: int) -> float:
+        if i not in nll:
+            nll[i] = float(-log_softmax(z / TEMPERATURES[i])[rows, y].mean())
+        return nll[i]
+
+    coarse = min(range(0, len(TEMPERATURES), 4), key=at)
+    best = min(range(max(0, coarse - 3), min(len(TEMPERATURES), coarse + 4)), key=at)
+    return TEMPERATURES[best], nll[best]
+
+

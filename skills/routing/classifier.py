@@ -31,6 +31,10 @@ class TrainConfig:
     lr: float = 0.02
     l2: float = 0.0
     seed: int = 0
+    # The final refit on all rows starts from the calibrated model: a few epochs at a lower step
+    # adapt it to the validation rows (a full fit from zero would double the training time).
+    refit_epochs: int = 4
+    refit_lr: float = 0.01
 
 
 @dataclass
@@ -45,22 +49,26 @@ class LinearModel:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig | None = None,
-            rows: np.ndarray | None = None) -> "LinearModel":
-        """Fit on x[rows] (all rows by default; an index may repeat to weigh a row more)."""
+            rows: np.ndarray | None = None, init: "LinearModel | None" = None) -> "LinearModel":
+        """Fit on x[rows] (all rows by default; an index may repeat to weigh a row more), from zero
+        or, with `init`, continuing from that model."""
         from threadpoolctl import threadpool_limits
 
         # Workers keep BLAS on one thread (single messages); training is big GEMMs, which do scale.
         with threadpool_limits(limits=os.cpu_count() or 1, user_api="blas"):
             return cls._fit(x, y, n_classes, cfg or TrainConfig(),
-                            np.arange(len(y)) if rows is None else np.asarray(rows))
+                            np.arange(len(y)) if rows is None else np.asarray(rows), init)
 
     @classmethod
     def _fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig,
-             rows: np.ndarray) -> "LinearModel":
+             rows: np.ndarray, init: "LinearModel | None") -> "LinearModel":
         x = np.ascontiguousarray(x, dtype=np.float32) * INPUT_SCALE
         n, dim = len(rows), x.shape[1]
         rng = np.random.default_rng(cfg.seed)
-        params = [np.zeros((dim, n_classes), np.float32), np.zeros(n_classes, np.float32)]
+        if init is None:
+            params = [np.zeros((dim, n_classes), np.float32), np.zeros(n_classes, np.float32)]
+        else:
+            params = [init.weights.astype(np.float32, copy=True), init.bias.astype(np.float32, copy=True)]
         m = [np.zeros_like(p) for p in params]
         v = [np.zeros_like(p) for p in params]
         scratch = [np.empty_like(p) for p in params]

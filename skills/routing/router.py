@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,9 +21,6 @@ log = logging.getLogger(__name__)
 
 OOS = "oos"
 VAL_SHARE = 0.15
-# Out-of-scope rows are rare (CLINC150: 100 of 15,100) and the threshold is chosen on them alone:
-# a larger share of them goes to the validation carve so the threshold is not set by a dozen rows.
-OOS_VAL_SHARE = 0.5
 # Out-of-scope rows are few and scattered over every topic; counting each 4 times teaches the
 # classifier to put probability on `oos` (CLINC150 val: in-scope 95.0 % at 85 % OOS recall with 4,
 # 94.5 % without, 94.9 % with 8).
@@ -142,7 +140,7 @@ class Router:
             cache = EmbeddingCache(cache)
         index = {lbl: i for i, lbl in enumerate(labels)}
         y = np.array([index[r.intent] for r in rows], dtype=np.int64)
-        fit_idx, val_idx = split_for_validation(rows, y, oos_index=index.get(OOS))
+        fit_idx, val_idx = split_for_validation(rows, y)
         texts = [r.text for r in rows]
 
         embedder = emb.build(names)
@@ -166,7 +164,11 @@ class Router:
             oos_index=oos_index,
         )
         if refit and len(val_idx):
-            linear = LinearModel.fit(x, y, len(labels), cfg, rows=_weighted(np.arange(len(y)), y, oos_index))
+            everything = np.arange(len(y))
+            weight = _refit_oos_weight(fit_idx, everything, y, oos_index)
+            refit_cfg = dataclasses.replace(cfg, epochs=cfg.refit_epochs, lr=cfg.refit_lr)
+            linear = LinearModel.fit(x, y, len(labels), refit_cfg, rows=_weighted(everything, y, oos_index, weight),
+                                     init=linear)
             lexical = LexicalModel.fit(featurizer, grams, y, len(labels))
         seconds = time.perf_counter() - started
         meta = {
@@ -200,17 +202,36 @@ class Router:
         return str(self.meta.get("version", ""))
 
 
-def _weighted(rows: np.ndarray, y: np.ndarray, oos_index: int | None) -> np.ndarray:
+def _weighted(rows: np.ndarray, y: np.ndarray, oos_index: int | None, weight: float = OOS_WEIGHT) -> np.ndarray:
+    """Training rows with each oos row repeated `weight` times (a fractional part: a seeded share of them once more)."""
     if oos_index is None:
         return rows
-    extra = rows[y[rows] == oos_index]
-    return np.concatenate([rows, *([extra] * (OOS_WEIGHT - 1))])
+    oos = rows[y[rows] == oos_index]
+    whole = int(weight)
+    share = np.random.default_rng(0).random(len(oos)) < weight - whole
+    return np.concatenate([rows[y[rows] != oos_index], *([oos] * whole), oos[share]])
+
+
+def _refit_oos_weight(fit_idx: np.ndarray, all_idx: np.ndarray, y: np.ndarray, oos_index: int | None) -> float:
+    """The oos weight that gives the refit model the oos share of the calibrated one.
+
+    The threshold was chosen on the first model's p(oos); the refit sees more oos rows (the
+    validation ones), and with the same weight it would put more mass on oos and flag more
+    in-scope messages than the threshold was chosen for.
+    """
+    if oos_index is None:
+        return OOS_WEIGHT
+
+    def ratio(rows: np.ndarray) -> float:
+        n_oos = int((y[rows] == oos_index).sum())
+        return n_oos / max(1, len(rows) - n_oos)
+
+    return OOS_WEIGHT * ratio(fit_idx) / ratio(all_idx) if ratio(all_idx) else OOS_WEIGHT
 
 
 def split_for_validation(rows: Sequence[Example], y: np.ndarray, share: float = VAL_SHARE,
-                         seed: int = 0, oos_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (fit, val): the rows marked val, else a stratified carve-out (classes with < 3 rows
-    stay whole; the oos class gives OOS_VAL_SHARE)."""
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (fit, val): the rows marked val, else a stratified carve-out (classes with < 3 rows stay whole)."""
     marked = np.array([r.split == "val" for r in rows])
     if marked.any() and (~marked).any():
         return np.flatnonzero(~marked), np.flatnonzero(marked)
@@ -220,7 +241,7 @@ def split_for_validation(rows: Sequence[Example], y: np.ndarray, share: float = 
         members = np.flatnonzero(y == c)
         if len(members) < 3:
             continue
-        take = max(1, int(round(len(members) * (OOS_VAL_SHARE if c == oos_index else share))))
+        take = max(1, int(round(len(members) * share)))
         val.extend(rng.choice(members, size=take, replace=False).tolist())
     val_idx = np.array(sorted(val), dtype=np.int64)
     fit_idx = np.setdiff1d(np.arange(len(rows)), val_idx)
