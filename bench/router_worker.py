@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 COLD_START = r"""
-import time, json, os, resource
+import time, json, os
 t0 = time.perf_counter()
 from workers.runtime import setup_django
 setup_django()
@@ -44,10 +44,12 @@ for i, text in enumerate(texts):
     turn = Turn(msg_id=f"b{i}", tenant_id="bench", conversation_id="c", conversation_type="1", user_id="u", text=text)
     s = time.perf_counter(); router.route(turn); lat.append((time.perf_counter() - s) * 1000)
 lat.sort()
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
 print(json.dumps({"version": router.version, "cold_start_seconds": round(ready, 2),
                   "router_load_seconds": round(router.loaded_in_seconds or -1, 2),
                   "route_ms_p50": round(lat[len(lat) // 2], 1), "route_ms_p95": round(lat[int(len(lat) * 0.95)], 1),
-                  "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+                  "rss_mb": round(int(status["VmRSS"].split()[0]) / 1024),
+                  "peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024)}))
 """
 
 
