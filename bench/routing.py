@@ -5,7 +5,8 @@
 Splits (the shared test splits are hidden): CLINC150 and SMP2017 train on `train` and are scored on
 `val`; Banking77 is scored on a stratified 20 % carved from its training file. The threshold and
 calibration rows are carved from the training part (the router does that when no `val` rows are
-given). SMP2017 is research-only: its router is trained in a temp dir and deleted, never shipped.
+given). `clinc150_val_halves` is the evaluation CLI's setting (the train file carries `split: val`
+rows): half of CLINC150 val goes in as val rows and the other half is scored, both ways round. SMP2017 is research-only: its router is trained in a temp dir and deleted, never shipped.
 Prints one JSON object.
 """
 
@@ -103,6 +104,26 @@ def bench(name: str, cache: EmbeddingCache | None, embedders: str | list[str]) -
     return result
 
 
+def val_halves(name: str, cache: EmbeddingCache | None, embedders: str | list[str]) -> dict[str, object]:
+    """The evaluation CLI's setting: the train file carries `split: val` rows. Half of `val` (stratified
+    by a seeded shuffle) goes in as val rows, the other half is scored; then the other way round."""
+    rows = read_examples(DATA / f"{name}_train.json")
+    train = [Example(r.text, r.intent) for r in rows if r.split != "val"]
+    val = [r for r in rows if r.split == "val"]
+    order = np.random.default_rng(0).permutation(len(val))
+    halves = [[val[i] for i in sorted(order[k::2])] for k in (0, 1)]
+    folds = []
+    for calib, test in (halves, halves[::-1]):
+        router = Router.train(train + [Example(r.text, r.intent, "val") for r in calib], embedders=embedders,
+                              cache=cache)
+        folds.append(score(router, test))
+    out: dict[str, object] = {"dataset": f"{name}_val_halves", "folds": folds}
+    for key in ("in_scope_accuracy", "oos_recall", "accuracy"):
+        if key in folds[0]:
+            out[key] = round(float(np.mean([f[key] for f in folds])), 4)
+    return out
+
+
 def throughput(texts: list[str]) -> dict[str, float]:
     """Batch embedding rate per model: what a cold (uncached) training pays per example."""
     from skills.routing import embedders as emb
@@ -115,6 +136,35 @@ def throughput(texts: list[str]) -> dict[str, float]:
         e.encode(texts)
         rates[f"{name}_texts_per_second"] = round(len(texts) / (time.perf_counter() - t0), 1)
     return rates
+
+
+# Issue 4's targets: (dataset or "*", metric, bound, "min" | "max").
+TARGETS = [
+    ("clinc150", "in_scope_accuracy", 0.95, "min"),
+    ("clinc150", "oos_recall", 0.85, "min"),
+    ("clinc150_val_halves", "in_scope_accuracy", 0.95, "min"),
+    ("clinc150_val_halves", "oos_recall", 0.85, "min"),
+    ("banking77", "in_scope_accuracy", 0.94, "min"),
+    ("smp2017", "in_scope_accuracy", 0.94, "min"),
+    ("*", "latency_ms_p50", 15.0, "max"),
+    ("*", "latency_ms_p95", 30.0, "max"),
+    ("*", "cold_start_seconds", 2.0, "max"),
+    ("*", "rss_mb", 600.0, "max"),
+    ("clinc150", "train_seconds", 15.0, "max"),  # 15k examples, embedded on write (cache warm)
+]
+
+
+def targets(results: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Each target with the measured value and whether it is met (one row per dataset for "*")."""
+    rows = []
+    for dataset, metric, bound, kind in TARGETS:
+        for r in results:
+            if dataset in ("*", r["dataset"]) and metric in r:
+                value = float(r[metric])  # type: ignore[arg-type]
+                met = value >= bound if kind == "min" else value <= bound
+                rows.append({"dataset": r["dataset"], "metric": metric, "value": value,
+                             "target": f"{'>=' if kind == 'min' else '<='} {bound}", "met": met})
+    return rows
 
 
 def _default_data() -> Path:
@@ -146,10 +196,13 @@ def main() -> int:
                     "OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"]},
         "datasets": [bench(name, cache, embedders) for name in args.datasets.split(",") if name],
     }
+    if "clinc150" in args.datasets.split(","):
+        report["datasets"].append(val_halves("clinc150", cache, embedders))  # type: ignore[attr-defined]
     if args.throughput:
         texts = [r.text for r in read_examples(DATA / "clinc150_train.json")[:400]]
         texts += [r.text for r in read_examples(DATA / "smp2017_train.json")[:400]]
         report["embedding_throughput"] = throughput(texts)
+    report["targets"] = targets(report["datasets"])  # type: ignore[arg-type]
     report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]  # type: ignore[index]
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0

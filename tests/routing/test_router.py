@@ -12,7 +12,7 @@ from skills.routing import OOS, Example, Router
 from skills.routing import embedders as emb
 from skills.routing.artefact import ArtefactError, read_meta
 from skills.routing.cache import EmbeddingCache, encode_cached
-from skills.routing.calibration import calibrate
+from skills.routing.calibration import IN_SCOPE_FLAG_BUDGET, Calibration, calibrate
 from skills.routing.lexical import Featurizer, LexicalModel, ngrams
 from skills.routing.router import split_for_validation
 
@@ -99,7 +99,7 @@ def test_out_of_scope_rows_set_a_threshold_that_flags_unlike_messages_only(hashi
     assert OOS in router.labels and router.threshold > 0
     predictions = [router.predict(t) for t in OUT_OF_SCOPE_TEST + [r["text"] for r in held_out_rows()]]
     for p in predictions:
-        assert p.oos == (p.confidence < router.threshold) and (p.intent == OOS) == p.oos
+        assert p.oos == (p.in_scope < router.threshold) and (p.intent == OOS) == p.oos
         assert p.top[0][0] != OOS, "top-k offers in-scope intents only"
     assert router.predict("吃葡萄不吐葡萄皮").oos
     in_scope = predictions[len(OUT_OF_SCOPE_TEST):]
@@ -137,18 +137,31 @@ def test_calibration_puts_the_threshold_between_in_scope_and_oos_confidence():
     logits[n_in:, :4] += rng.normal(0, 0.3, (n_oos, 4))  # flat rows for oos
     cal = calibrate(logits, np.zeros_like(logits), y, oos_index=4)
     assert cal.metrics["in_scope_accuracy"] >= 0.95 and cal.metrics["oos_recall"] >= 0.9
-    assert 0.25 < cal.threshold < 0.95
+    # The threshold applies to 1 - p(oos), at the budgeted quantile of the in-scope rows' scores.
+    score = 1 - cal.probs(logits, np.zeros_like(logits))[:, 4]
+    assert (score[:n_in] < cal.threshold).mean() <= IN_SCOPE_FLAG_BUDGET + 1 / n_in
+    assert (score[n_in:] < cal.threshold).mean() >= 0.9
 
 
-def test_without_oos_rows_the_threshold_flags_only_the_least_confident_messages():
+def test_the_oos_score_is_the_mass_off_the_oos_class_not_the_best_intents_probability():
+    # Two near-tied intents (an in-scope message between neighbours) vs mass on the oos class.
+    logits = np.log(np.array([[0.48, 0.47, 0.05], [0.6, 0.1, 0.3]]))
+    cal = Calibration(temperature=1.0, oos_index=2)
+    probs = cal.probs(logits, np.zeros_like(logits))
+    np.testing.assert_allclose(cal.in_scope_score(probs, np.array([0, 0])), [0.95, 0.7], atol=1e-6)
+    no_oos = Calibration(temperature=1.0)
+    np.testing.assert_allclose(no_oos.in_scope_score(probs, np.array([0, 0])), [0.48, 0.6], atol=1e-6)
+
+
+def test_without_oos_rows_nothing_is_flagged_out_of_scope(hashing_embedder):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 300)
     logits = rng.normal(0, 1.0, (300, 4))
     logits[np.arange(300), y] += 2.0
     cal = calibrate(logits, np.zeros_like(logits), y, oos_index=None)
-    probs = cal.probs(logits, np.zeros_like(logits))
-    assert 0.0 < cal.threshold <= 0.5
-    assert 0.0 < float((probs.max(axis=1) < cal.threshold).mean()) <= 0.02
+    assert cal.threshold == 0.0 and "oos_recall" not in cal.metrics
+    router = Router.train(train_rows(), embedders=["hash"])
+    assert OOS not in router.labels and not any(router.predict(t).oos for t in OUT_OF_SCOPE_TEST)
 
 
 def test_lexical_model_keeps_chinese_keywords():

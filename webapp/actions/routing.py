@@ -15,6 +15,8 @@ from django.utils import timezone
 from conf.settings import get_settings
 from skills import registry
 from skills.language import is_chinese
+from skills.routing import embedders as emb
+from skills.routing.cache import EmbeddingCache, fill
 from skills.routing.router import Router
 from webapp.actions import versions
 from webapp.actions.audit import record_audit
@@ -136,6 +138,24 @@ def embedding_cache_path() -> Path:
     return Path(get_settings().router_dir) / "embeddings.sqlite3"
 
 
+def do_embed_intent_examples() -> int:
+    """Embed the enabled examples the training cache lacks, with the models train_router will pick.
+
+    Bulk writes (seed_intents, import_intents) call this, so embedding 15k examples (minutes on two
+    cores) happens when they are written and train_router only fits the classifier (seconds). The
+    few examples an admin adds one by one are embedded by the next training (milliseconds each).
+    Returns how many (text, model) embeddings were computed.
+    """
+    texts = [r["text"] for r in training_rows()]
+    if not texts:
+        return 0
+    cache = EmbeddingCache(embedding_cache_path())
+    try:
+        return fill(emb.build(emb.auto_names(texts)), texts, cache)
+    finally:
+        cache.close()
+
+
 def do_train_router(actor: str = "system", *, activate: bool = True,
                     rows: Iterable[dict[str, str]] | None = None) -> RouterModel:
     """Train on the enabled examples (seeding first when there are none), store the artefact in the
@@ -158,7 +178,7 @@ def do_train_router(actor: str = "system", *, activate: bool = True,
             version=router.version, created_by=actor, n_examples=len(rows),
             intents=sorted({r["intent"] for r in rows}), embedders=list(router.embedder_names),
             metrics={"val": meta.get("val_metrics", {}), "n_val": meta.get("n_val", 0),
-                     "embed_seconds": meta.get("embed_seconds")},
+                     "embed_seconds": meta.get("embed_seconds"), "embedded_texts": meta.get("embedded_texts")},
             train_seconds=round(seconds, 3), artefact=data, size_bytes=len(data),
             activated_at=timezone.now() if activate else None,
         )

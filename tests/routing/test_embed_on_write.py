@@ -1,0 +1,55 @@
+"""Examples are embedded when they are written (seed/import), so train_router only fits the classifier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from skills.routing import embedders as emb
+from webapp.actions.routing import do_save_intent_example, do_train_router
+from webapp.models import IntentExample
+
+from .phrasings import train_rows
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hashed(hashing_embedder, monkeypatch, tmp_path: Path):
+    # The cheap embedder stands in for the packaged models; the cache is a fresh SQLite file.
+    monkeypatch.setattr(emb, "auto_names", lambda texts: ["hash"])
+    monkeypatch.setattr("webapp.actions.routing.embedding_cache_path", lambda: tmp_path / "emb.sqlite3")
+    (tmp_path / "rows.json").write_text(json.dumps(train_rows(), ensure_ascii=False), encoding="utf-8")
+    return hashing_embedder
+
+
+def test_imported_examples_are_embedded_on_write_and_training_embeds_nothing(hashed, tmp_path: Path):
+    call_command("import_intents", str(tmp_path / "rows.json"))
+    assert IntentExample.objects.count() == len(train_rows())
+    calls = hashed.calls
+    model = do_train_router("test", activate=False)
+    assert model.metrics["embedded_texts"] == 0 and hashed.calls == calls
+
+
+def test_without_embedding_on_write_training_embeds_everything(hashed, tmp_path: Path):
+    call_command("import_intents", str(tmp_path / "rows.json"), "--no-embed")
+    assert hashed.calls == 0
+    model = do_train_router("test", activate=False)
+    assert model.metrics["embedded_texts"] == IntentExample.objects.count()
+
+
+def test_an_example_added_in_admin_is_the_only_one_training_embeds(hashed, tmp_path: Path, monkeypatch):
+    call_command("import_intents", str(tmp_path / "rows.json"))
+    intent = IntentExample.objects.values_list("intent", flat=True).first()
+    monkeypatch.setattr("webapp.actions.routing.known_intents", lambda: {intent})
+    do_save_intent_example("bob", None, intent=intent, text="a phrasing nobody embedded yet")
+    assert do_train_router("test", activate=False).metrics["embedded_texts"] == 1
+
+
+def test_seeding_embeds_the_shipped_examples(hashed):
+    call_command("seed_intents")
+    assert hashed.calls > 0
+    assert do_train_router("test", activate=False).metrics["embedded_texts"] == 0
