@@ -53,6 +53,24 @@ def pgvector_url(pgvector_server: Any) -> str:
     return pgvector_server.get_uri(name)
 
 
+@pytest.fixture(scope="session")
+def stub_server() -> Iterator[Any]:
+    """The project's stub LLM (sandbox.llm) in this process; worker processes reach it over HTTP."""
+    from sandbox.llm import StubLLMServer
+
+    with StubLLMServer(port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def stub(stub_server: Any) -> Iterator[Any]:
+    """The session's stub LLM, reset to plain instant answers and no API key, for one test."""
+    stub_server.reset()
+    stub_server.configure(api_key="")
+    yield stub_server
+    stub_server.reset()
+
+
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A unique Redis key prefix for one test."""

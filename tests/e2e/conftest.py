@@ -68,19 +68,3 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{rep.when}", rep)
 
 
-@pytest.fixture(scope="session")
-def stub_llm():
-    """The project's LLM stub in this process (workers reach it over HTTP)."""
-    from sandbox.llm import StubLLMServer
-
-    with StubLLMServer(port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def llm(stub_llm):
-    """The stub, reset to plain instant answers for one test."""
-    stub_llm.reset()
-    yield stub_llm
-    stub_llm.reset()
-

@@ -63,7 +63,7 @@ def prompt_lines(request: dict) -> list[str]:
 
 
 def test_answers_cite_documents_and_never_show_a_department_only_collection_to_outsiders(
-        stack: Stack, pgvector_url: str, llm, tmp_path: Path):
+        stack: Stack, pgvector_url: str, stub, tmp_path: Path):
     handbook, bonus = tmp_path / "Employee handbook.md", tmp_path / "Finance bonus policy.md"
     handbook.write_text(HANDBOOK, encoding="utf-8")
     bonus.write_text(BONUS, encoding="utf-8")
@@ -88,17 +88,17 @@ def test_answers_cite_documents_and_never_show_a_department_only_collection_to_o
     # With the stub LLM: the answer is written from the retrieved chunks only, sources appended.
     [skills] = [p for p in stack.procs if p.role == "worker-skills" and p.alive()]
     stack.kill(skills)
-    start_skills(stack, LLM_BASE_URL=llm.base_url, LLM_MODEL="stub-llm")
+    start_skills(stack, LLM_BASE_URL=stub.base_url, LLM_MODEL="stub-stub")
     written = ask(client, "alice", BONUS_QUESTION)
     assert written.startswith(STUB_MARK)
     assert "**Sources**" in written and "《Finance bonus policy》" in written
-    alices = len(llm.state.requests)
+    alices = len(stub.state.requests)
     outsider = ask(client, "bob", BONUS_QUESTION)
     assert SECRET not in outsider and "Finance bonus policy" not in outsider
-    assert not any(SECRET in line for r in llm.state.requests[alices:] for line in prompt_lines(r))
+    assert not any(SECRET in line for r in stub.state.requests[alices:] for line in prompt_lines(r))
 
     documents = {line.strip() for text in (HANDBOOK, BONUS) for line in text.splitlines() if line.strip()}
-    asked = [r for r in llm.state.requests if not r["stream"]]
+    asked = [r for r in stub.state.requests if not r["stream"]]
     assert asked, "the docsearch skill did not ask the LLM"
     for request in asked:
         system, user = request["messages"]

@@ -19,9 +19,9 @@ from workers.cards import CancelFlags, out_track_id_for
 pytestmark = pytest.mark.slow
 
 
-def bot_env(llm, **extra: str) -> dict[str, str]:
-    return {"DINGTALK_AI_CARD_TEMPLATE_ID": CARD_TEMPLATE, "LLM_BASE_URL": llm.base_url,
-            "LLM_MODEL": "stub-llm", "LLM_READ_TIMEOUT_SECONDS": "2", **extra}
+def bot_env(stub, **extra: str) -> dict[str, str]:
+    return {"DINGTALK_AI_CARD_TEMPLATE_ID": CARD_TEMPLATE, "LLM_BASE_URL": stub.base_url,
+            "LLM_MODEL": "stub-stub", "LLM_READ_TIMEOUT_SECONDS": "2", **extra}
 
 
 def replied(msg_id: str) -> MessageRecord | None:
@@ -29,9 +29,9 @@ def replied(msg_id: str) -> MessageRecord | None:
     return record if record and record.status == MessageStatus.REPLIED else None
 
 
-def test_an_answer_streams_into_one_finalized_card_and_the_session_remembers_it(stack: Stack, llm):
-    llm.configure(inter_token_delay=0.02)
-    client = run_bot(stack, **bot_env(llm))
+def test_an_answer_streams_into_one_finalized_card_and_the_session_remembers_it(stack: Stack, stub):
+    stub.configure(inter_token_delay=0.02)
+    client = run_bot(stack, **bot_env(stub))
     first = client.send_message("hello, what can you do?", user_id="alice")
     card = finished_card(client, out_track_id_for(first["msgId"]))
     assert card["status"] == "finished"
@@ -54,7 +54,7 @@ def test_an_answer_streams_into_one_finalized_card_and_the_session_remembers_it(
     second = client.send_message("and what else?", user_id="alice")
     follow_up = finished_card(client, out_track_id_for(second["msgId"]))["streams"]["content"]
     assert "2 earlier messages" in follow_up
-    asked = [r for r in llm.state.requests if r["stream"]]
+    asked = [r for r in stub.state.requests if r["stream"]]
     assert [m["content"] for m in asked[-1]["messages"][1:3]] == ["hello, what can you do?", text]
 
     group = client.send_message("hi everyone", conversation_type="2", user_id="bob")
@@ -64,13 +64,13 @@ def test_an_answer_streams_into_one_finalized_card_and_the_session_remembers_it(
 
 
 def test_llm_faults_end_on_finalized_error_cards_with_a_polite_message(stack: Stack):
-    llm = StubLLMServer(port=0).start()  # its own stub: this test stops it
-    llm.configure(rules=[
+    stub = StubLLMServer(port=0).start()  # its own stub: this test stops it
+    stub.configure(rules=[
         {"match": "TIMEOUT", "first_token_delay": 6.0},
         {"match": "BOOM", "error_status": 500},
         {"match": "CUT", "cut_after": 3},
     ])
-    client = run_bot(stack, **bot_env(llm))
+    client = run_bot(stack, **bot_env(stub))
     started = time.monotonic()
     sent = {fault: client.send_message(f"{fault} please", user_id=f"user-{fault.lower()}")
             for fault in ("TIMEOUT", "BOOM", "CUT")}
@@ -83,16 +83,16 @@ def test_llm_faults_end_on_finalized_error_cards_with_a_polite_message(stack: St
         wait_for(lambda: replied(message["msgId"]), 15, f"{fault} to be recorded as replied")
     assert time.monotonic() - started < 30  # nothing hung
 
-    llm.stop()  # the LLM server is gone: connection refused
+    stub.stop()  # the LLM server is gone: connection refused
     refused = client.send_message("anyone there?", user_id="user-refused")
     card = finished_card(client, out_track_id_for(refused["msgId"]), timeout=30)
     assert card["status"] == "failed" and "暂时不可用" in card["streams"]["content"]
     assert len(client.replies(conversation_id=refused["conversationId"])) == 1
 
 
-def test_the_stop_button_finalizes_a_streaming_card_within_a_second(stack: Stack, llm):
-    llm.configure(tokens=400, inter_token_delay=0.1)  # a 40 s answer
-    client = run_bot(stack, **bot_env(llm))
+def test_the_stop_button_finalizes_a_streaming_card_within_a_second(stack: Stack, stub):
+    stub.configure(tokens=400, inter_token_delay=0.1)  # a 40 s answer
+    client = run_bot(stack, **bot_env(stub))
     message = client.send_message("tell me a long story", user_id="carol")
     out_track_id = out_track_id_for(message["msgId"])
 
@@ -113,9 +113,9 @@ def test_the_stop_button_finalizes_a_streaming_card_within_a_second(stack: Stack
     wait_for(lambda: replied(message["msgId"]), 15, "the stopped answer to be recorded")
 
 
-def test_a_skills_worker_killed_mid_stream_leaves_a_card_that_the_retry_finalizes(stack: Stack, llm):
-    llm.configure(tokens=60, inter_token_delay=0.1)  # a 6 s answer
-    client = run_bot(stack, **bot_env(llm))
+def test_a_skills_worker_killed_mid_stream_leaves_a_card_that_the_retry_finalizes(stack: Stack, stub):
+    stub.configure(tokens=60, inter_token_delay=0.1)  # a 6 s answer
+    client = run_bot(stack, **bot_env(stub))
     message = client.send_message("explain streaming slowly", user_id="dave")
     out_track_id = out_track_id_for(message["msgId"])
 
@@ -130,7 +130,7 @@ def test_a_skills_worker_killed_mid_stream_leaves_a_card_that_the_retry_finalize
     start_skills(stack)
     card = finished_card(client, out_track_id, timeout=60)
     assert card["status"] == "finished"
-    full = [r for r in llm.state.requests if r["stream"]]
+    full = [r for r in stub.state.requests if r["stream"]]
     assert len(full) == 2  # asked again by the retry, into the same card
     assert card["streams"]["content"].startswith(STUB_MARK)
     wait_for(lambda: replied(message["msgId"]), 15, "the retried answer to be recorded")

@@ -13,28 +13,11 @@ import redis
 
 from sandbox import SandboxServer
 from sandbox.client import SandboxClient
-from sandbox.llm import StubLLMServer
 from skills.api import Turn
 from workers.card_api import CardClient, CardTarget
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ROBOT_CODE = "sandbox-client-id"  # the sandbox's client id doubles as robot code
-
-
-@pytest.fixture(scope="session")
-def stub_server() -> Iterator[StubLLMServer]:
-    with StubLLMServer(port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def stub(stub_server: StubLLMServer) -> Iterator[StubLLMServer]:
-    """The session's stub, reset to plain instant answers for each test."""
-    stub_server.reset()
-    stub_server.configure(api_key="")
-    yield stub_server
-    stub_server.reset()
-    stub_server.configure(api_key="")
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 
 from conf.settings import get_settings
-from sandbox.llm import STUB_MARK, StubLLMServer
+from sandbox.llm import STUB_MARK
 from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
 from testkit.envelopes import envelope_from_push
@@ -52,19 +52,6 @@ class Plain(AISkillPlugin):
 
     def execute(self, turn: Turn) -> Reply:
         return Reply(text="no stream today")
-
-
-@pytest.fixture(scope="module")
-def stub_server() -> Iterator[StubLLMServer]:
-    with StubLLMServer(port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def stub(stub_server: StubLLMServer) -> Iterator[StubLLMServer]:
-    stub_server.reset()
-    yield stub_server
-    stub_server.reset()
 
 
 @pytest.fixture
