@@ -34,6 +34,7 @@ from sandbox.client import SandboxClient  # noqa: E402
 from testkit import services  # noqa: E402
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client-id", "sandbox-client-secret"
+CONFIRM = "ingest_confirm_latency_seconds"
 STATS_LINE = re.compile(r"ack latency p50=([\d.]+)ms p99=([\d.]+)ms max=([\d.]+)ms over (\d+) acks")
 
 
@@ -112,12 +113,12 @@ def listener(gateway: str, broker_url: str, metrics_port: int, log_path: Path) -
                 proc.kill()
 
 
-def scrape_histogram(port: int) -> tuple[list[tuple[float, float]], float]:
-    """Cumulative (upper bound, count) buckets of ingest_ack_latency_seconds, and the count."""
+def scrape_histogram(port: int, name: str = "ingest_ack_latency_seconds") -> tuple[list[tuple[float, float]], float]:
+    """Cumulative (upper bound, count) buckets of histogram `name`, and the count."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     buckets: list[tuple[float, float]] = []
     for family in text_string_to_metric_families(text):
-        if family.name == "ingest_ack_latency_seconds":
+        if family.name == name:
             for sample in family.samples:
                 if sample.name.endswith("_bucket"):
                     buckets.append((float(sample.labels["le"]), sample.value))
@@ -194,6 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         client.wait_for_state(acked=50, timeout=30)
         time.sleep(0.5)
         before = _sum_buckets([scrape_histogram(p)[0] for p in ports])
+        confirm_before = _sum_buckets([scrape_histogram(p, CONFIRM)[0] for p in ports])
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         sandbox_cpu_before = cpu_seconds(sandbox_pid)
         load_before = os.getloadavg()[0]
@@ -201,6 +203,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.suppress(TimeoutError):
             client.wait_for_state(acked=50 + len(msg_ids), timeout=args.drain_timeout)
         after = _sum_buckets([scrape_histogram(p)[0] for p in ports])
+        confirm_after = _sum_buckets([scrape_histogram(p, CONFIRM)[0] for p in ports])
         cpu_used = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
         sandbox_cpu_used = cpu_seconds(sandbox_pid) - sandbox_cpu_before
         for proc in procs:  # the shutdown line reports the window since the last periodic one
@@ -229,6 +232,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "p50": _round(histogram_quantile(0.50, before, after)),
             "p99": _round(histogram_quantile(0.99, before, after)),
             "source": "ingest_ack_latency_seconds histogram over the offered window (frame read -> ACK written)",
+        },
+        "broker_confirm_ms": {
+            "p50": _round(histogram_quantile(0.50, confirm_before, confirm_after)),
+            "p99": _round(histogram_quantile(0.99, confirm_before, confirm_after)),
+            "batches": int(confirm_after[-1][1] - dict(confirm_before).get(float("inf"), 0.0)) if confirm_after else 0,
+            "source": f"{CONFIRM} per batch (written -> confirmed)",
         },
         "listener_log_ack_ms": per_listener,
         "sandbox_push_to_ack_ms": {
