@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import time
@@ -20,6 +19,7 @@ from celery.canvas import Signature, _chain
 from kombu.entity import PERSISTENT_DELIVERY_MODE, maybe_delivery_mode
 from kombu.exceptions import KombuError
 
+from ingest import fastjson
 from workers.celery import app as celery_app
 from workers.pipeline import PREPROCESS, build_chain
 
@@ -127,8 +127,8 @@ _MAX_FRAMES_PER_POLL = 100
 
 
 def _dumps(envelope: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON; raises TypeError for what JSON cannot hold."""
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON; raises TypeError/ValueError for what JSON cannot hold."""
+    return fastjson.dumps(envelope)
 
 
 @contextlib.contextmanager
