@@ -1,6 +1,7 @@
 """ACK latency benchmark: the DingTalk sandbox + `python -m ingest`, no workers; prints JSON.
 
     .venv/bin/python bench/ack.py [--broker rabbitmq|redis] [--rate 2000] [--seconds 4] [--listeners 1]
+                                  [--queue-version 2]
 
 The sandbox pushes `rate` robot messages per second for `seconds`; the listener makes each durable
 (confirmed publish, or LPUSH on Redis) and ACKs it. Reported: offered, acked, ACK latency as measured
@@ -45,13 +46,24 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def broker(kind: str) -> Iterator[str]:
-    """A private RabbitMQ vhost or Redis broker database, removed afterwards."""
+def broker(kind: str, queue_version: int | None = None) -> Iterator[str]:
+    """A private RabbitMQ vhost or Redis broker database, removed afterwards.
+
+    `queue_version` 2 applies a policy making the vhost's classic queues CQv2 (an operator's
+    choice, no code change: the queues are declared the same way).
+    """
     if kind == "redis":
         with services.redis_broker_db() as url:
             yield url
     else:
         with services.rabbit_vhost("dtbot-bench") as url:
+            if queue_version:
+                vhost = url.rsplit("/", 1)[1]
+                subprocess.run(
+                    ["rabbitmqctl", "-q", "set_policy", "-p", vhost, "queue-version", ".*",
+                     json.dumps({"queue-version": queue_version}), "--apply-to", "queues"],
+                    check=True, capture_output=True, timeout=60,
+                )
             yield url
 
 
@@ -182,7 +194,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-ack-"))
     ports = [services.free_port() for _ in range(args.listeners)]
     logs = [workdir / f"ingest-{i}.log" for i in range(args.listeners)]
-    with broker(args.broker) as broker_url, sandbox(args.sandbox) as (base, sandbox_pid), \
+    with broker(args.broker, args.queue_version) as broker_url, sandbox(args.sandbox) as (base, sandbox_pid), \
             SandboxClient(base, timeout=30) as client, contextlib.ExitStack() as stack:
         procs = [stack.enter_context(listener(base, broker_url, port, log)) for port, log in zip(ports, logs)]
         deadline = time.monotonic() + 30
@@ -221,6 +233,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             per_listener.append({"p50": float(p50), "p99": float(p99), "max": float(mx), "count": int(count)})
     return {
         "broker": args.broker,
+        "queue_version": args.queue_version,
         "listeners": args.listeners,
         "rate_per_s": args.rate,
         "seconds": args.seconds,
@@ -267,6 +280,8 @@ def _round(value: float | None) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--broker", choices=("rabbitmq", "redis"), default="rabbitmq")
+    parser.add_argument("--queue-version", type=int, choices=(1, 2), default=None,
+                        help="RabbitMQ: a policy setting the classic queue version (default: the broker's)")
     parser.add_argument("--rate", type=float, default=2000.0, help="messages offered per second")
     parser.add_argument("--seconds", type=float, default=4.0, help="how long to offer")
     parser.add_argument("--sandbox", choices=("process", "thread"), default="process")
