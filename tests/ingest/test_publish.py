@@ -111,6 +111,19 @@ def test_the_prebuilt_message_is_what_celery_itself_would_publish(broker, reques
     assert _wire_view(ours) == _wire_view(by_celery)
 
 
+@pytest.mark.parametrize("msg_id", ["m-1", "", "中文" * 100, "x" * 300, "quote'\"\\"])
+def test_prebuilt_amqp_properties_are_byte_for_byte_what_py_amqp_writes(msg_id):
+    import amqp
+
+    messages = PipelineMessages()
+    assert messages._amqp_properties is not None  # the fast path is in use
+    task = messages.encode(envelope("m").to_dict() | {"msg_id": msg_id})
+    ours = messages.amqp_message(task)
+    theirs = amqp.Message(task.body, **messages.amqp_properties(task))
+    assert ours._serialize_properties() == theirs._serialize_properties()
+    assert ours.body == theirs.body
+
+
 def test_several_batches_are_in_flight_at_once_and_settle_in_order(rabbit_broker):
     publisher = BrokerPublisher(rabbit_broker)
     publisher.connect()
