@@ -250,7 +250,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "p50": _round(histogram_quantile(0.50, confirm_before, confirm_after)),
             "p99": _round(histogram_quantile(0.99, confirm_before, confirm_after)),
             "batches": int(confirm_after[-1][1] - dict(confirm_before).get(float("inf"), 0.0)) if confirm_after else 0,
-            "source": f"{CONFIRM} per batch (written -> confirmed)",
+            "source": f"{CONFIRM} per batch (write started -> confirmed or LPUSHed)",
         },
         "listener_log_ack_ms": per_listener,
         "sandbox_push_to_ack_ms": {

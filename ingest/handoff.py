@@ -53,7 +53,7 @@ class HandOff:
         self._stop_deadline = 0.0
         self._retry_at = 0.0
         self._isolate = 0  # after an unexpected error, publish one at a time to find the culprit
-        # Sent, awaiting confirms, oldest first, with the time each batch was written.
+        # Sent, awaiting confirms, oldest first, with the time writing each batch began.
         self._in_flight: deque[tuple[list[Pending], float]] = deque()
         self._thread = threading.Thread(target=self._run, name="ingest-handoff", daemon=True)
 
@@ -136,6 +136,7 @@ class HandOff:
 
     def _send(self, batch: list[Pending]) -> None:
         """Write `batch` to the broker (no waiting); it joins the batches awaiting confirms."""
+        started = time.monotonic()
         try:
             self.publisher.send([_message_body(p) for p in batch])
         except UnencodableEnvelope as exc:
@@ -154,7 +155,7 @@ class HandOff:
                 self._give_back(batch)
                 self._isolate = len(batch)
         else:
-            self._in_flight.append((batch, time.monotonic()))
+            self._in_flight.append((batch, started))
             if self._isolate:
                 self._isolate = max(0, self._isolate - len(batch))
 

@@ -93,7 +93,7 @@ class IngestMetrics:
         self.published = Counter("ingest_published", "Envelopes made durable", registry=r)
         self.confirm_latency = Histogram(
             "ingest_confirm_latency_seconds",
-            "Batch written to the broker until its publisher confirms (or LPUSH) arrived",
+            "Start of writing a batch to the broker until it is confirmed (RabbitMQ) or LPUSHed (Redis)",
             buckets=LATENCY_BUCKETS, registry=r,
         )
         self.window = LatencyWindow()
