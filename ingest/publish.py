@@ -124,15 +124,13 @@ class PipelineMessages:
         return dict(priority=0, content_type=self.content_type, content_encoding=self.content_encoding,
                     application_headers=message.headers, **message.properties)
 
-    def send(self, producer: kombu.Producer, envelope: dict[str, Any]) -> str:
-        """Publish one task message through kombu (any transport; no retry, no declare); its task id."""
-        message = self.encode(envelope)
+    def publish(self, producer: kombu.Producer, message: TaskMessage) -> None:
+        """Publish `message` through kombu (any transport; no retry, no declare)."""
         producer.publish(
             message.body, exchange="", routing_key=self.queue_name, content_type=self.content_type,
             content_encoding=self.content_encoding, headers=message.headers, retry=False, declare=[],
             **message.properties,
         )
-        return message.task_id
 
 
 _PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"
@@ -407,14 +405,10 @@ class BrokerPublisher:
 
     def _send_redis(self, encoded: list[TaskMessage]) -> None:
         assert self._producer is not None
-        producer, m = self._producer, self.messages
-        with producer.batch(max_size=max(1, len(encoded))):
+        producer, publish = self._producer, self.messages.publish
+        with producer.batch(max_size=max(1, len(encoded))):  # one LPUSH pipeline
             for msg in encoded:
-                producer.publish(
-                    msg.body, exchange="", routing_key=m.queue_name, content_type=m.content_type,
-                    content_encoding=m.content_encoding, headers=msg.headers, retry=False,
-                    declare=[], **msg.properties,
-                )
+                publish(producer, msg)
         self._settled_now.append([True] * len(encoded))
 
     def poll(self, timeout: float) -> list[list[bool]]:
