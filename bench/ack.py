@@ -1,6 +1,7 @@
 """ACK latency benchmark: the DingTalk sandbox + `python -m ingest`, no workers; prints JSON.
 
     .venv/bin/python bench/ack.py [--broker rabbitmq|redis] [--rate 2000] [--seconds 4] [--listeners 1]
+                                  [--queue-version 2]
 
 The sandbox pushes `rate` robot messages per second for `seconds`; the listener makes each durable
 (confirmed publish, or LPUSH on Redis) and ACKs it. Reported: offered, acked, ACK latency as measured
@@ -34,6 +35,7 @@ from sandbox.client import SandboxClient  # noqa: E402
 from testkit import services  # noqa: E402
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client-id", "sandbox-client-secret"
+CONFIRM = "ingest_confirm_latency_seconds"
 STATS_LINE = re.compile(r"ack latency p50=([\d.]+)ms p99=([\d.]+)ms max=([\d.]+)ms over (\d+) acks")
 
 
@@ -44,13 +46,24 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def broker(kind: str) -> Iterator[str]:
-    """A private RabbitMQ vhost or Redis broker database, removed afterwards."""
+def broker(kind: str, queue_version: int | None = None) -> Iterator[str]:
+    """A private RabbitMQ vhost or Redis broker database, removed afterwards.
+
+    `queue_version` 2 applies a policy making the vhost's classic queues CQv2 (an operator's
+    choice, no code change: the queues are declared the same way).
+    """
     if kind == "redis":
         with services.redis_broker_db() as url:
             yield url
     else:
         with services.rabbit_vhost("dtbot-bench") as url:
+            if queue_version:
+                vhost = url.rsplit("/", 1)[1]
+                subprocess.run(
+                    ["rabbitmqctl", "-q", "set_policy", "-p", vhost, "queue-version", ".*",
+                     json.dumps({"queue-version": queue_version}), "--apply-to", "queues"],
+                    check=True, capture_output=True, timeout=60,
+                )
             yield url
 
 
@@ -112,12 +125,12 @@ def listener(gateway: str, broker_url: str, metrics_port: int, log_path: Path) -
                 proc.kill()
 
 
-def scrape_histogram(port: int) -> tuple[list[tuple[float, float]], float]:
-    """Cumulative (upper bound, count) buckets of ingest_ack_latency_seconds, and the count."""
+def scrape_histogram(port: int, name: str = "ingest_ack_latency_seconds") -> tuple[list[tuple[float, float]], float]:
+    """Cumulative (upper bound, count) buckets of histogram `name`, and the count."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     buckets: list[tuple[float, float]] = []
     for family in text_string_to_metric_families(text):
-        if family.name == "ingest_ack_latency_seconds":
+        if family.name == name:
             for sample in family.samples:
                 if sample.name.endswith("_bucket"):
                     buckets.append((float(sample.labels["le"]), sample.value))
@@ -181,7 +194,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-ack-"))
     ports = [services.free_port() for _ in range(args.listeners)]
     logs = [workdir / f"ingest-{i}.log" for i in range(args.listeners)]
-    with broker(args.broker) as broker_url, sandbox(args.sandbox) as (base, sandbox_pid), \
+    with broker(args.broker, args.queue_version) as broker_url, sandbox(args.sandbox) as (base, sandbox_pid), \
             SandboxClient(base, timeout=30) as client, contextlib.ExitStack() as stack:
         procs = [stack.enter_context(listener(base, broker_url, port, log)) for port, log in zip(ports, logs)]
         deadline = time.monotonic() + 30
@@ -194,6 +207,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         client.wait_for_state(acked=50, timeout=30)
         time.sleep(0.5)
         before = _sum_buckets([scrape_histogram(p)[0] for p in ports])
+        confirm_before = _sum_buckets([scrape_histogram(p, CONFIRM)[0] for p in ports])
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         sandbox_cpu_before = cpu_seconds(sandbox_pid)
         load_before = os.getloadavg()[0]
@@ -201,6 +215,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.suppress(TimeoutError):
             client.wait_for_state(acked=50 + len(msg_ids), timeout=args.drain_timeout)
         after = _sum_buckets([scrape_histogram(p)[0] for p in ports])
+        confirm_after = _sum_buckets([scrape_histogram(p, CONFIRM)[0] for p in ports])
         cpu_used = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
         sandbox_cpu_used = cpu_seconds(sandbox_pid) - sandbox_cpu_before
         for proc in procs:  # the shutdown line reports the window since the last periodic one
@@ -218,6 +233,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             per_listener.append({"p50": float(p50), "p99": float(p99), "max": float(mx), "count": int(count)})
     return {
         "broker": args.broker,
+        "queue_version": args.queue_version,
         "listeners": args.listeners,
         "rate_per_s": args.rate,
         "seconds": args.seconds,
@@ -229,6 +245,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "p50": _round(histogram_quantile(0.50, before, after)),
             "p99": _round(histogram_quantile(0.99, before, after)),
             "source": "ingest_ack_latency_seconds histogram over the offered window (frame read -> ACK written)",
+        },
+        "broker_confirm_ms": {
+            "p50": _round(histogram_quantile(0.50, confirm_before, confirm_after)),
+            "p99": _round(histogram_quantile(0.99, confirm_before, confirm_after)),
+            "batches": int(confirm_after[-1][1] - dict(confirm_before).get(float("inf"), 0.0)) if confirm_after else 0,
+            "source": f"{CONFIRM} per batch (write started -> confirmed or LPUSHed)",
         },
         "listener_log_ack_ms": per_listener,
         "sandbox_push_to_ack_ms": {
@@ -258,6 +280,8 @@ def _round(value: float | None) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--broker", choices=("rabbitmq", "redis"), default="rabbitmq")
+    parser.add_argument("--queue-version", type=int, choices=(1, 2), default=None,
+                        help="RabbitMQ: a policy setting the classic queue version (default: the broker's)")
     parser.add_argument("--rate", type=float, default=2000.0, help="messages offered per second")
     parser.add_argument("--seconds", type=float, default=4.0, help="how long to offer")
     parser.add_argument("--sandbox", choices=("process", "thread"), default="process")

@@ -91,6 +91,11 @@ class IngestMetrics:
             "ingest_broker_outages", "Times the broker became unreachable", registry=r
         )
         self.published = Counter("ingest_published", "Envelopes made durable", registry=r)
+        self.confirm_latency = Histogram(
+            "ingest_confirm_latency_seconds",
+            "Start of writing a batch to the broker until it is confirmed (RabbitMQ) or LPUSHed (Redis)",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
         self.window = LatencyWindow()
         self._frame_counters: dict[tuple[str, str], Any] = {}
 

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ingest import fastjson
+
 TOPIC_BOT_MESSAGE = "/v1.0/im/bot/messages/get"
 TOPIC_CARD_CALLBACK = "/v1.0/card/instances/callback"
 TOPIC_PING = "ping"
@@ -73,20 +75,19 @@ def parse_frame(text: str | bytes) -> Frame:
     data = obj.get("data", "")
     if not isinstance(data, str):
         # The protocol says data is a string; accept an object but keep the contract.
-        data = json.dumps(data, ensure_ascii=False)
+        data = fastjson.dumps_text(data)
     return Frame(type=frame_type, headers=headers, data=data)
 
 
 def response_frame(message_id: str, data: Any, code: int = 200, message: str = "OK") -> str:
     """Upstream response frame; `data` is serialized to a string as the protocol requires."""
-    return json.dumps(
+    return fastjson.dumps_text(
         {
             "code": code,
             "headers": {"messageId": message_id, "contentType": "application/json"},
             "message": message,
-            "data": json.dumps(data, ensure_ascii=False),
-        },
-        ensure_ascii=False,
+            "data": fastjson.dumps_text(data),
+        }
     )
 
 

@@ -42,6 +42,8 @@ def test_each_envelope_is_acked_on_its_own_socket_after_the_broker_confirmed(rab
     assert len(drain_queue(rabbit_broker)) == 30
     assert metrics.registry.get_sample_value("ingest_acks_total") == 30
     assert metrics.registry.get_sample_value("ingest_ack_latency_seconds_count") == 30
+    # One observation per confirmed batch: between 1 (all in one) and 30 (one each).
+    assert 1 <= metrics.registry.get_sample_value("ingest_confirm_latency_seconds_count") <= 30
     assert len(buf) == 0
 
 
