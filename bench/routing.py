@@ -96,12 +96,40 @@ def bench(name: str, cache: EmbeddingCache | None, embedders: str | list[str]) -
     train_seconds = time.perf_counter() - t0
     result: dict[str, object] = {"dataset": name, "n_train": len(train), "embedders": router.embedder_names}
     result.update(score(router, test))
+    result["without_cascade"] = without_cascade(router, test)
     result["train_seconds"] = round(train_seconds, 2)
     result["train_embed_seconds"] = router.meta.get("embed_seconds")
     result["embedding_cache"] = "none (cold)" if cache is None else str(cache.path)
     result["val_calibration"] = router.calibration.to_dict()
     result.update(cold_start(router, [ex.text for ex in test[:50]]))
     return result
+
+
+def without_cascade(router: Router, test: list[Example]) -> dict[str, object]:
+    """The same router with its early exit off (every message through the full model), for comparison."""
+    stage1, router.cascade = router.cascade, None
+    try:
+        full = score(router, test)
+    finally:
+        router.cascade = stage1
+    keys = ("accuracy", "in_scope_accuracy", "oos_recall", "latency_ms_p50", "latency_ms_p95", "cpu_ms_p50",
+            "cpu_ms_p95")
+    return {"tau": stage1.tau if stage1 else None, **{k: full[k] for k in keys if k in full}}
+
+
+def by_language(results: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Latency p50/p95 per language, with and without the early exit (SMP2017 is Chinese, the rest English)."""
+    out: dict[str, dict[str, object]] = {}
+    for r in results:
+        if "latency_ms_p50" not in r or "without_cascade" not in r:
+            continue
+        full = r["without_cascade"]
+        out.setdefault("zh" if r["dataset"] == "smp2017" else "en", {})[str(r["dataset"])] = {
+            "exit_rate": r["exit_rate"],
+            "cascade_p50": r["latency_ms_p50"], "cascade_p95": r["latency_ms_p95"],
+            "full_p50": full["latency_ms_p50"], "full_p95": full["latency_ms_p95"],  # type: ignore[index]
+        }
+    return out
 
 
 def val_halves(name: str, cache: EmbeddingCache | None, embedders: str | list[str]) -> dict[str, object]:
@@ -202,6 +230,7 @@ def main() -> int:
         texts = [r.text for r in read_examples(DATA / "clinc150_train.json")[:400]]
         texts += [r.text for r in read_examples(DATA / "smp2017_train.json")[:400]]
         report["embedding_throughput"] = throughput(texts)
+    report["latency_by_language"] = by_language(report["datasets"])  # type: ignore[arg-type]
     report["targets"] = targets(report["datasets"])  # type: ignore[arg-type]
     report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]  # type: ignore[index]
     print(json.dumps(report, indent=2, ensure_ascii=False))

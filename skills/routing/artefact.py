@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .calibration import Calibration
+from .cascade import Cascade
 from .classifier import LinearModel
 from .lexical import LexicalModel
 
@@ -35,6 +36,7 @@ def save(router: "Router", path: Path) -> Path:
         "linear_weights": router.linear.weights.astype(np.float32),
         "linear_bias": router.linear.bias.astype(np.float32),
         **router.lexical.to_arrays(),
+        **(router.cascade.to_arrays() if router.cascade is not None else {}),
     }
     digest = hashlib.sha256()
     for key in sorted(arrays):
@@ -50,6 +52,8 @@ def save(router: "Router", path: Path) -> Path:
         "labels": router.labels,
         "embedders": router.embedder_names,
         "calibration": router.calibration.to_dict(),
+        # Absent (older artefacts, or no cheap+expensive pair): the full model answers every message.
+        "stage1": router.cascade.to_meta() if router.cascade is not None else None,
     }
     arrays["meta_json"] = np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
@@ -101,6 +105,12 @@ def load(path: Path) -> "Router":
     linear = LinearModel(weights=arrays["linear_weights"], bias=arrays["linear_bias"])
     if linear.weights.shape[1] != len(labels):
         raise ArtefactError("artefact weights do not match its labels")
+    try:
+        stage1 = Cascade.from_artefact(meta["stage1"], arrays) if meta.get("stage1") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtefactError(f"artefact stage-1 head is incomplete: {exc}") from exc
+    if stage1 is not None and stage1.linear.weights.shape[1] != len(labels):
+        raise ArtefactError("artefact stage-1 weights do not match its labels")
     return Router(
         labels=labels,
         embedder_names=list(meta["embedders"]),
@@ -108,4 +118,5 @@ def load(path: Path) -> "Router":
         lexical=LexicalModel.from_arrays(arrays),
         calibration=Calibration.from_dict(meta["calibration"]),
         meta=meta,
+        cascade=stage1,
     )

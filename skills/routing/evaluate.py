@@ -42,12 +42,15 @@ def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
 def score(router: Router, test: Sequence[Example]) -> dict[str, Any]:
     """Predict each test message on its own (as a worker would) and compute the metrics."""
     preds: list[str] = []
+    stages: list[int] = []
     latencies: list[float] = []
     cpu: list[float] = []  # CPU time: what the wall latency is on a core nobody else uses
     for ex in test:
         c0, t0 = time.process_time(), time.perf_counter()
-        preds.append(router.predict(ex.text).intent)
+        p = router.predict(ex.text)
         latencies.append((time.perf_counter() - t0) * 1000)
+        preds.append(p.intent)
+        stages.append(p.stage)
         cpu.append((time.process_time() - c0) * 1000)
     gold = np.array([ex.intent for ex in test])
     pred = np.array(preds)
@@ -65,6 +68,7 @@ def score(router: Router, test: Sequence[Example]) -> dict[str, Any]:
         latency_ms_p95=round(float(np.percentile(latencies, 95)), 2),
         cpu_ms_p50=round(float(np.percentile(cpu, 50)), 2),
         cpu_ms_p95=round(float(np.percentile(cpu, 95)), 2),
+        exit_rate=round(float(np.mean(np.array(stages) == 1)), 4),  # share answered by the early-exit head
     )
     return result
 
