@@ -41,6 +41,7 @@ class DatabaseArtefacts:
     def __init__(self, directory: str | Path | None = None) -> None:
         self.directory = Path(directory or get_settings().router_dir) / "models"
         self._known: set[str] = set()  # versions seen in the database (the key is not trusted blindly)
+        self._unknown: set[str] = set()  # announced versions the database does not have (warned once)
 
     def latest_version(self) -> str | None:
         try:
@@ -52,7 +53,9 @@ class DatabaseArtefacts:
             if RouterModel.objects.filter(version=version).exists():
                 self._known.add(version)
             else:  # e.g. a key left by another database on the same Redis prefix
-                log.warning("announced router %s is not in the database; using the active one", version)
+                if version not in self._unknown:  # said once, not at every poll
+                    self._unknown.add(version)
+                    log.warning("announced router %s is not in the database; using the active one", version)
                 version = None
         return version or active_router_version()
 

@@ -47,7 +47,8 @@ def save(router: "Router", path: Path) -> Path:
         **{k: v for k, v in router.meta.items() if k not in ("version", "created_at")},
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "version": f"{created:%Y%m%dT%H%M%SZ}-{digest.hexdigest()[:12]}",
+        # Microseconds: the same examples trained twice within a second are still two versions.
+        "version": f"{created:%Y%m%dT%H%M%S%fZ}-{digest.hexdigest()[:12]}",
         "created_at": created.isoformat(),
         "labels": router.labels,
         "embedders": router.embedder_names,

@@ -7,7 +7,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from webapp.actions.routing import RoutingError, do_import_intent_examples, do_train_router
+from webapp.actions.routing import (
+    RoutingError,
+    active_router_version,
+    do_import_intent_examples,
+    do_train_router,
+)
 
 
 class Command(BaseCommand):
@@ -18,9 +23,14 @@ class Command(BaseCommand):
         parser.add_argument("--no-activate", action="store_true", help="store the version without activating it")
         parser.add_argument("--import", dest="import_file", default="",
                             help="first add examples from a JSON file of {text, intent} rows")
+        parser.add_argument("--if-missing", action="store_true",
+                            help="do nothing when a router is already active (first start of a deployment)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         actor = "manage.py train_router"
+        if options["if_missing"] and active_router_version():
+            self.stdout.write(f"router {active_router_version()} is active; nothing to do (--if-missing)")
+            return
         if options["import_file"]:
             with open(options["import_file"], encoding="utf-8") as fh:
                 added = do_import_intent_examples(actor, json.load(fh))
