@@ -88,7 +88,7 @@ def test_answers_cite_documents_and_never_show_a_department_only_collection_to_o
     # With the stub LLM: the answer is written from the retrieved chunks only, sources appended.
     [skills] = [p for p in stack.procs if p.role == "worker-skills" and p.alive()]
     stack.kill(skills)
-    start_skills(stack, LLM_BASE_URL=stub.base_url, LLM_MODEL="stub-stub")
+    start_skills(stack, LLM_BASE_URL=stub.base_url, LLM_MODEL="stub-llm")
     written = ask(client, "alice", BONUS_QUESTION)
     assert written.startswith(STUB_MARK)
     assert "**Sources**" in written and "《Finance bonus policy》" in written

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def bot_env(stub, **extra: str) -> dict[str, str]:
     return {"DINGTALK_AI_CARD_TEMPLATE_ID": CARD_TEMPLATE, "LLM_BASE_URL": stub.base_url,
-            "LLM_MODEL": "stub-stub", "LLM_READ_TIMEOUT_SECONDS": "2", **extra}
+            "LLM_MODEL": "stub-llm", "LLM_READ_TIMEOUT_SECONDS": "2", **extra}
 
 
 def replied(msg_id: str) -> MessageRecord | None:
