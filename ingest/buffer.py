@@ -16,9 +16,6 @@ class AckTarget(Protocol):
 
     name: str
 
-    @property
-    def is_open(self) -> bool: ...
-
     def send_text(self, text: str) -> bool: ...
 
     def send_texts(self, texts: list[str]) -> bool: ...

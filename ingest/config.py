@@ -44,9 +44,6 @@ class IngestConfig:
     def registration_url(self) -> str:
         return f"{self.openapi_endpoint.rstrip('/')}/v1.0/gateway/connections/open"
 
-    def with_overrides(self, **changes: Any) -> "IngestConfig":
-        return replace(self, **changes)
-
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> "IngestConfig":
         s = settings or get_settings()

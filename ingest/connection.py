@@ -121,10 +121,6 @@ class StreamConnection:
         return f"<StreamConnection {self.name}{' draining' if self.draining else ''}>"
 
     @property
-    def is_open(self) -> bool:
-        return not self._closed.is_set()
-
-    @property
     def draining(self) -> bool:
         return self.draining_since is not None
 

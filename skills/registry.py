@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import threading
 from functools import lru_cache
 from typing import Any, Collection, Mapping
 
@@ -25,9 +24,6 @@ SKILLS: dict[str, str] = {
 FALLBACK_SKILL = "echo"
 # Out-of-scope messages go to the first of these that is available and enabled.
 FALLBACK_ORDER: tuple[str, ...] = ("llm_chat", "echo", "help")
-
-_instances: dict[str, AISkillPlugin] = {}
-_lock = threading.Lock()
 
 
 class UnknownSkill(LookupError):
@@ -58,16 +54,6 @@ def build(name: str, config: SkillConfig | Mapping[str, Any] | None = None) -> A
     if config is None or isinstance(config, Mapping):
         config = cls.Config.from_dict(config or {})
     return cls(config)
-
-
-def get_skill(name: str, config: SkillConfig | None = None) -> AISkillPlugin:
-    """A skill instance; default-configured instances are shared (skills keep no turn state)."""
-    if config is not None:
-        return skill_class(name)(config)
-    with _lock:
-        if name not in _instances:
-            _instances[name] = skill_class(name)()
-        return _instances[name]
 
 
 def intent_map() -> dict[str, str]:

@@ -30,7 +30,6 @@ EN_WEEKDAYS: dict[str, int] = {
     "saturday": 5, "sat": 5, "sunday": 6, "sun": 6,
 }
 EN_WEEKDAY_ALT = "(?:" + "|".join(sorted(EN_WEEKDAYS, key=len, reverse=True)) + ")"
-EN_WEEKDAY = EN_WEEKDAY_ALT + r"\b"
 RRULE_DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 CN_WEEKDAY_NAMES = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 EN_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

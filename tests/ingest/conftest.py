@@ -61,10 +61,6 @@ class RecordingSocket:
         self._open = open_
         self._lock = threading.Lock()
 
-    @property
-    def is_open(self) -> bool:
-        return self._open
-
     def close(self) -> None:
         self._open = False
 

@@ -36,7 +36,7 @@ def test_the_fallback_skill_and_intent_lookup_exist():
     with pytest.raises(registry.UnknownSkill):
         registry.skill_for_intent("no-such-intent")
     with pytest.raises(registry.UnknownSkill):
-        registry.get_skill("no-such-skill")
+        registry.skill_class("no-such-skill")
 
 
 def test_the_listener_side_can_publish_without_loading_django_or_the_stages():
