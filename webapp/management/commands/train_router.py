@@ -28,8 +28,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         actor = "manage.py train_router"
-        if options["if_missing"] and active_router_version():
-            self.stdout.write(f"router {active_router_version()} is active; nothing to do (--if-missing)")
+        active = active_router_version() if options["if_missing"] else None
+        if active:
+            self.stdout.write(f"router {active} is active; nothing to do (--if-missing)")
             return
         if options["import_file"]:
             with open(options["import_file"], encoding="utf-8") as fh:
