@@ -84,7 +84,8 @@ def _tenants(tenant_id: str, user_id: str) -> list[str]:
     return sorted(found)
 
 
-def _media_store() -> Any:
+def media_store() -> Any:
+    """The files users sent (MEDIA_ROOT); imported late: the webapp loads without the workers."""
     from workers.gateway.mediastore import MediaStore
 
     return MediaStore(get_settings().media_root)
@@ -96,7 +97,7 @@ def collect(tenant_id: str, user_id: str) -> dict[str, Any]:
     from workers.gateway import buttons, cardowners
 
     tenants = _tenants(tenant_id, user_id)
-    store = _media_store()
+    store = media_store()
     profiles = _profiles(tenant_id, user_id)
     return {
         "user_id": user_id,
@@ -155,7 +156,7 @@ def do_erase_user(tenant_id: str, user_id: str, actor: str) -> dict[str, int]:
     from workers.gateway import buttons, cardowners
 
     tenants = _tenants(tenant_id, user_id)
-    store = _media_store()
+    store = media_store()
     counts = {
         "redis.session_entries": sum(session.erase_user(t, user_id) for t in tenants),
         "redis.card_owners": sum(cardowners.erase_user(t, user_id) for t in tenants),
