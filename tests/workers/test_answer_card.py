@@ -65,9 +65,7 @@ def card_settings(sandbox_settings, stub, monkeypatch):
     runtime.reset_clients()
     for cls in (Hanging, Plain):
         monkeypatch.setitem(registry.SKILLS, cls.name, f"{__name__}:{cls.__name__}")
-    registry._instances.clear()
     yield get_settings()
-    registry._instances.clear()
     registry.skill_class.cache_clear()
 
 
@@ -187,7 +185,6 @@ def test_a_refused_connection_also_ends_on_an_error_card(dingtalk_sandbox, sandb
 
     monkeypatch.setenv("LLM_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
     get_settings.cache_clear()
-    registry._instances.clear()
     payload = to_skill(dingtalk_sandbox, sandbox_client, "anyone there?", user_id="gina")
     payload["turn"]["locale"] = "en-US"
     out = run_skill(payload)

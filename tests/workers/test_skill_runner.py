@@ -75,7 +75,6 @@ def test_skills(monkeypatch):
         monkeypatch.setitem(registry.SKILLS, cls.name, f"{__name__}:{cls.__name__}")
     yield
     registry.skill_class.cache_clear()
-    registry._instances.clear()
 
 
 def test_echo_repeats_english_text():
