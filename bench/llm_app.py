@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from skills.api import Turn
 from workers.celery import app
-from workers.routing import Route, install_router
+from workers.routing.routers import Route, install_router
 
 __all__ = ["app"]
 

@@ -27,7 +27,7 @@ from bench.pipeline import cpu, prepare_database  # noqa: E402
 from sandbox.client import SandboxClient  # noqa: E402
 from testkit import services  # noqa: E402
 from testkit.stack import PIPELINE_QUEUES, SKILL_QUEUES, Stack  # noqa: E402
-from workers.cards import out_track_id_for  # noqa: E402
+from workers.dingtalk.card_streamer import out_track_id_for  # noqa: E402
 
 APP = "bench.llm_app"
 

@@ -26,9 +26,9 @@ from sandbox.client import SandboxClient  # noqa: E402
 from skills.api import Turn  # noqa: E402
 from skills.llm_chat import LLMChatConfig, LLMChatSkill  # noqa: E402
 from testkit.services import free_port  # noqa: E402
-from workers.card_api import CardClient, CardTarget  # noqa: E402
-from workers.cards import CardStreamer, StreamResult  # noqa: E402
-from workers.ratebudget import RateBudget  # noqa: E402
+from workers.dingtalk.card_client import CardClient, CardTarget  # noqa: E402
+from workers.dingtalk.card_streamer import CardStreamer, StreamResult  # noqa: E402
+from workers.dingtalk.ratebudget import RateBudget  # noqa: E402
 
 
 BENCH_APP = ("bench-client-id", "bench-client-secret")  # the sandbox's app; the client id is the robot code

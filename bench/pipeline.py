@@ -67,7 +67,7 @@ def prepare_database(name: str = BENCH_DB) -> str:
 
 ROUTER_SETUP = r"""
 import sys
-from workers.runtime import setup_django
+from workers.resources import setup_django
 setup_django()
 from webapp.actions.routing import active_router_version, do_train_router
 if sys.argv[1] == "embedding" and not active_router_version():

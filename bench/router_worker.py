@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 COLD_START = r"""
 import time, json, os
 t0 = time.perf_counter()
-from workers.runtime import setup_django
+from workers.resources import setup_django
 setup_django()
-from workers.router_source import DatabaseArtefacts
-from workers.routing import EmbeddingRouter
+from workers.routing.source import DatabaseArtefacts
+from workers.routing.routers import EmbeddingRouter
 from skills.api import Turn
 router = EmbeddingRouter(DatabaseArtefacts(os.environ["BENCH_ROUTER_DIR"]), poll_seconds=3600).start()
 router.wait_ready(120)
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-    from workers.runtime import setup_django
+    from workers.resources import setup_django
 
     setup_django()
     from webapp.actions.routing import do_embed_intent_examples, do_import_intent_examples, do_train_router

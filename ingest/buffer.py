@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
-from ingest.envelope import Envelope
+from contract.envelope import Envelope
 from ingest.protocol import Frame
 
 

@@ -1,51 +1,14 @@
-"""Envelope: one inbound push as JSON primitives (the wire contract between ingest and workers)."""
+"""A Stream frame → Envelope (contract.envelope), for the listener and the test factories."""
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ingest.protocol import TOPIC_BOT_MESSAGE, Frame, FrameError
+from contract.envelope import TOPIC_BOT_MESSAGE, Envelope
+from ingest.protocol import Frame, FrameError
 
-
-@dataclass(frozen=True)
-class Envelope:
-    """What the workers need to handle one push; `payload` is the decoded frame data."""
-
-    msg_id: str
-    message_id: str
-    topic: str
-    frame_type: str
-    tenant_id: str
-    conversation_id: str = ""
-    conversation_type: str = ""
-    sender_id: str = ""
-    sender_staff_id: str = ""
-    sender_nick: str = ""
-    msgtype: str = ""
-    payload: dict[str, Any] = field(default_factory=dict)
-    received_at: float = 0.0
-    version: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Envelope":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown envelope fields: {sorted(unknown)}")
-        return cls(**data)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Envelope":
-        return cls.from_dict(json.loads(text))
+__all__ = ["envelope_from_frame", "robot_envelope"]
 
 
 def envelope_from_frame(frame: Frame, tenant_id: str, received_at: float | None = None) -> Envelope:

@@ -8,7 +8,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from ingest.protocol import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK, TOPIC_DISCONNECT, TOPIC_PING
+from contract.envelope import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK
+from ingest.protocol import TOPIC_DISCONNECT, TOPIC_PING
 
 # Fine buckets below 100 ms: the target is p99 ≤ 50 ms, and the benchmark interpolates in them.
 LATENCY_BUCKETS = (

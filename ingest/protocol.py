@@ -6,10 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from contract.envelope import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK
 from ingest import fastjson
 
-TOPIC_BOT_MESSAGE = "/v1.0/im/bot/messages/get"
-TOPIC_CARD_CALLBACK = "/v1.0/card/instances/callback"
 TOPIC_PING = "ping"
 TOPIC_DISCONNECT = "disconnect"
 

@@ -16,13 +16,11 @@ import amqp
 import kombu
 import kombu.serialization
 from celery import Celery
-from celery.canvas import Signature, _chain
 from kombu.entity import PERSISTENT_DELIVERY_MODE, maybe_delivery_mode
 from kombu.exceptions import KombuError
 
+from contract.pipeline import EXCHANGE, PREPROCESS, chain_field
 from ingest import fastjson
-from workers.celery import app as celery_app
-from workers.pipeline import PREPROCESS, build_chain
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +47,27 @@ class TaskMessage:
     properties: dict[str, Any]
 
 
+def message_app() -> Celery:
+    """A Celery app that only encodes task messages (JSON, persistent); the listener runs no tasks
+    and loads none of the workers' code: names and the chain's shape come from contract.pipeline."""
+    app = Celery("dtbot", fixups=[], set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"], task_default_delivery_mode="persistent")
+    return app
+
+
+def first_stage_queue() -> kombu.Queue:
+    """The durable queue of the pipeline's first stage, declared as the workers declare it."""
+    exchange = kombu.Exchange(EXCHANGE, type="direct", durable=True)
+    return kombu.Queue(PREPROCESS.queue, exchange, routing_key=PREPROCESS.queue, durable=True)
+
+
 class PipelineMessages:
     """Celery task messages that start the pipeline for one envelope.
 
     `chain.apply_async(producer=...)` drops the producer (celery 5.7 `_chain.run` swallows it and
     publishes on a pooled connection without confirms), so the chain is sent the way `_chain.run`
-    sends it: the first stage's task message carries the remaining stages in its `chain` field and
-    workers continue from there.
+    sends it: the first stage's task message carries the remaining stages in its `chain` field
+    (`contract.pipeline.chain_field`) and workers continue from there.
 
     Celery builds that message (`as_task_v2`) once, at start, for a placeholder; per envelope only
     what differs is filled in: task id, argsrepr and the envelope in the body. Building it with
@@ -64,17 +76,12 @@ class PipelineMessages:
     what `send_task_message` publishes.
     """
 
-    def __init__(self, app: Celery = celery_app) -> None:
-        self.app = app
-        sig = build_chain({})
-        tasks: list[Signature] = list(sig.tasks) if isinstance(sig, _chain) else [sig]
-        first = tasks[0]
-        if list(first.args) != [{}]:
-            raise ValueError(f"build_chain must pass the envelope as the first stage's only arg: {first!r}")
-        self.task_name: str = first.task
-        self.queue_name: str = first.options.get("queue") or PREPROCESS.queue
+    def __init__(self, app: Celery | None = None) -> None:
+        self.app = app = app or message_app()
+        self.task_name: str = PREPROCESS.task
+        self.queue_name: str = PREPROCESS.queue
         # The message's `chain` field lists the remaining stages last-first, as plain dicts.
-        self.rest: list[dict[str, Any]] | None = [dict(t) for t in reversed(tasks[1:])] or None
+        self.rest: list[dict[str, Any]] | None = chain_field(PREPROCESS.name) or None
         self.origin = f"ingest@{socket.gethostname()}"
         template = app.amqp.as_task_v2(
             _PLACEHOLDER_ID, self.task_name, args=(None,), kwargs={}, chain=self.rest,
@@ -331,7 +338,7 @@ class BrokerPublisher:
                 channel.events["basic_ack"].add(self._on_ack)
                 channel.events["basic_nack"].add(self._on_nack)
                 self._next_tag = 1
-            celery_app.amqp.queues[PREPROCESS.queue](channel).declare()
+            first_stage_queue()(channel).declare()
             self._channel = channel
             self._producer = kombu.Producer(channel, auto_declare=False)
         except self._errors as exc:

@@ -95,7 +95,7 @@ def make_app(skill: AISkillPlugin, token: str = "", threads: int = 8) -> web.App
 
 
 def _call_setup(dotted: str) -> None:
-    """Run e.g. `workers.runtime:setup_django` first, for skills whose stores need Django."""
+    """Run e.g. `workers.resources:setup_django` first, for skills whose stores need Django."""
     module, _, attr = dotted.partition(":")
     getattr(importlib.import_module(module), attr)()
 
@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--config", default="{}", help="JSON object of Config overrides")
     parser.add_argument("--threads", type=int, default=8, help="turns answered at once")
-    parser.add_argument("--setup", default="", help="dotted callable to run first, e.g. workers.runtime:setup_django")
+    parser.add_argument("--setup", default="", help="dotted callable to run first, e.g. workers.resources:setup_django")
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -7,7 +7,7 @@ from pathlib import Path
 import dj_database_url
 
 from conf.settings import get_settings
-from workers.msglog import LOG_FORMAT, QUIET_LOGGERS
+from conf.logs import LOG_FORMAT, QUIET_LOGGERS
 
 _s = get_settings()
 
@@ -74,7 +74,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"message_context": {"()": "workers.msglog.MessageContextFilter"}},
+    "filters": {"message_context": {"()": "conf.logs.MessageContextFilter"}},
     "formatters": {"plain": {"format": LOG_FORMAT}},
     "handlers": {
         "console": {

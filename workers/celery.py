@@ -11,17 +11,9 @@ from celery import Celery, signals
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+from conf.logs import configure_logging
 from conf.settings import get_settings
-from workers.msglog import configure_logging
-
-QUEUE_NAMES = (
-    "dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver", "dtbot.reminders",
-)
-# The periodic reminder sweep (a wire contract like the stage names); beat sends it by name.
-REMINDER_SWEEP_TASK = "dtbot.reminders.sweep"
-REMINDER_QUEUE = "dtbot.reminders"
-# The daily retention sweep; it rides the beat queue (dtbot.reminders) served by worker-pipeline.
-RETENTION_TASK = "dtbot.housekeeping.retention"
+from contract.pipeline import BEAT_QUEUE, EXCHANGE, PREPROCESS, QUEUE_NAMES, REMINDER_SWEEP_TASK, RETENTION_TASK
 
 
 def make_app() -> Celery:
@@ -31,7 +23,7 @@ def make_app() -> Celery:
     # DJANGO_SETTINGS_MODULE set, and reconnect to PostgreSQL around every task): the task
     # module sets Django up in workers and keeps connections per CONN_MAX_AGE.
     celery_app = Celery("dtbot", broker=settings.celery_broker_url, fixups=[])
-    exchange = Exchange("dtbot", type="direct", durable=True)
+    exchange = Exchange(EXCHANGE, type="direct", durable=True)
     celery_app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -46,9 +38,9 @@ def make_app() -> Celery:
         task_queues=[
             Queue(name, exchange, routing_key=name, durable=True) for name in QUEUE_NAMES
         ],
-        task_default_queue="dtbot.preprocess",
-        task_default_exchange="dtbot",
-        task_default_routing_key="dtbot.preprocess",
+        task_default_queue=PREPROCESS.queue,
+        task_default_exchange=EXCHANGE,
+        task_default_routing_key=PREPROCESS.queue,
         task_default_delivery_mode="persistent",
         task_time_limit=settings.task_time_limit_seconds,
         task_soft_time_limit=max(1, settings.task_time_limit_seconds - 10),
@@ -61,20 +53,20 @@ def make_app() -> Celery:
         enable_utc=True,
         # Only worker processes import this (Celery reads `imports` at worker start), so the
         # listener, which imports this module to publish, never loads Django or the stages.
-        imports=("workers.tasks", "workers.beat_tasks"),
+        imports=("workers.tasks",),
         beat_schedule={
             "reminders-sweep": {
                 "task": REMINDER_SWEEP_TASK,
                 "schedule": settings.reminder_sweep_seconds,
                 # A tick not taken within one period is dropped: the next one does the same work.
-                "options": {"queue": REMINDER_QUEUE, "routing_key": REMINDER_QUEUE,
+                "options": {"queue": BEAT_QUEUE, "routing_key": BEAT_QUEUE,
                             "expires": max(1.0, settings.reminder_sweep_seconds)},
             },
             "retention-daily": {
                 "task": RETENTION_TASK,
                 # 03:17 China time (the app's timezone below): off-peak, and off the hour.
                 "schedule": crontab(hour=3, minute=17),
-                "options": {"queue": REMINDER_QUEUE, "routing_key": REMINDER_QUEUE, "expires": 3600},
+                "options": {"queue": BEAT_QUEUE, "routing_key": BEAT_QUEUE, "expires": 3600},
             },
         },
     )

@@ -29,18 +29,17 @@ import redis
 
 from conf.settings import get_settings
 from skills.api import Reply
-from webapp.reminders_fire import (
+from webapp.actions.reminders import (
     claim_due_reminders,
     mark_delivered,
     mark_failed,
     undelivered_firings,
 )
-from workers.deliver import dingtalk_api
-from workers.dingtalk_api import DingTalkAPI
+from workers.dingtalk.api import DingTalkAPI
 from workers.errors import PoisonMessage, TransientError
-from workers import reply_state
-from workers.ratebudget import RateBudget
-from workers.runtime import key, redis_client
+from workers.state import reply_state
+from workers.dingtalk.ratebudget import RateBudget
+from workers.resources import dingtalk_api, key, redis_client
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,10 @@ from django.db import transaction
 
 from webapp.actions.deadletters import do_mark_replayed
 from webapp.models import DeadLetter
-from workers import dedup, reply_state
-from workers.msglog import message_context
-from workers.pipeline import STAGE_BY_NAME, chain_from
+from workers.state import dedup, reply_state
+from conf.logs import message_context
+from contract.pipeline import STAGE_BY_NAME
+from workers.pipeline import chain_from
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The four pipeline tasks: thin wrappers that call a stage function and map its errors."""
+"""Every Celery task, thin: the four pipeline stages (a stage function and its error exits) and the beat sweeps."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import redis
 from celery import Task, signals
 from celery.exceptions import Ignore
 
-from workers.runtime import setup_django
+from workers.resources import setup_django
 
 # Workers only: the listener imports workers.celery/pipeline, never this module.
 setup_django()
@@ -27,19 +27,22 @@ from django.db import (  # noqa: E402
 
 from conf.settings import get_settings  # noqa: E402
 from webapp.actions.deadletters import do_dead_letter  # noqa: E402
-from workers import deliver, ordering, postprocess, preprocess, session, skill_runner  # noqa: E402
+from webapp.actions.retention import do_apply_retention  # noqa: E402
+from workers.stages import deliver, postprocess, preprocess, run_skill  # noqa: E402
+from workers.state import ordering, session  # noqa: E402
+from workers import reminders  # noqa: E402
 from workers.celery import app  # noqa: E402
-from workers.dingtalk_api import Throttled  # noqa: E402
+from workers.dingtalk.api import Throttled  # noqa: E402
 from workers.errors import (  # noqa: E402
     DuplicateMessage,
     NothingToAnswer,
     PoisonMessage,
     TransientError,
 )
-from workers.msglog import message_context  # noqa: E402
-from workers.pipeline import DELIVER, POSTPROCESS, PREPROCESS, RUN_SKILL, Stage  # noqa: E402
+from conf.logs import message_context  # noqa: E402
+from contract.pipeline import BEAT_QUEUE, DELIVER, POSTPROCESS, PREPROCESS, REMINDER_SWEEP_TASK, RETENTION_TASK, RUN_SKILL, Stage  # noqa: E402
 from skills.remote.skill import use_breaker_storage  # noqa: E402
-from workers.runtime import breaker_storage, reset_clients  # noqa: E402
+from workers.resources import breaker_storage, reset_clients  # noqa: E402
 
 log = logging.getLogger("workers.tasks")
 
@@ -167,7 +170,7 @@ def pipeline_task(stage: Stage) -> Callable[[StageFunction], Task]:
                         payload, dict) else ""
                     log.exception("unexpected error (skill=%s): %r", skill or "-", exc)
                     if stage is RUN_SKILL:
-                        return skill_runner.with_apology(payload, "crash")
+                        return run_skill.with_apology(payload, "crash")
                     dead_letter(self, stage, payload, f"{type(exc).__name__}: {exc}")
 
         return task
@@ -185,7 +188,7 @@ def preprocess_task(task: Task, envelope: dict[str, Any]) -> dict[str, Any]:
 def run_skill_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
     # Earlier messages of the conversation first; then the session as they left it.
     payload = session.refresh_history(ordering.admit(payload, RUN_SKILL.name))
-    return skill_runner.run_skill(payload)
+    return run_skill.run_skill(payload)
 
 
 @pipeline_task(POSTPROCESS)
@@ -210,7 +213,7 @@ def _preload_skills(sender: Any = None, **_: Any) -> None:
     # Only workers that run skills (the -Q selection is known by now).
     queues = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
     if RUN_SKILL.queue in queues:
-        skill_runner.preload_skills()
+        run_skill.preload_skills()
 
 
 @signals.worker_process_init.connect
@@ -234,3 +237,33 @@ def _close_old_connections(task: Task | None = None, **_: Any) -> None:
     # runs (tests own theirs).
     if task is not None and not getattr(task.request, "is_eager", False):
         close_old_connections()
+
+
+# --- beat-driven sweeps on the beat queue (dtbot.reminders); beat sends them by name --------------
+
+def _sweep(what: str, work: Callable[[], dict[str, int]]) -> dict[str, int]:
+    """Run one periodic sweep; a store outage skips it (the next tick does the same work)."""
+    with message_context("-", what):
+        try:
+            counts = work()
+        except STORE_OUTAGES as exc:
+            log.warning("%s sweep skipped, a store is unreachable: %r", what, exc)
+            return {"skipped": 1}
+        if any(counts.values()):
+            log.info("%s sweep: %s", what, counts)
+        return counts
+
+
+# A lost sweep is replaced by the next beat tick; redelivering old ones would only pile up.
+@app.task(name=REMINDER_SWEEP_TASK, queue=BEAT_QUEUE, time_limit=60, soft_time_limit=50,
+          acks_late=False, ignore_result=True)
+def sweep_task() -> dict[str, int]:
+    # Due rows stay due (or undelivered) when skipped; the next tick picks them up.
+    return _sweep("reminders", reminders.sweep)
+
+
+@app.task(name=RETENTION_TASK, queue=BEAT_QUEUE, time_limit=600, soft_time_limit=570,
+          acks_late=False, ignore_result=True)
+def retention_task() -> dict[str, int]:
+    # Idempotent: what a skipped or lost run would delete, the next day's run deletes.
+    return _sweep("retention", do_apply_retention)

@@ -9,12 +9,12 @@ from typing import Any, Callable
 import pytest
 import redis
 
-from ingest.protocol import TOPIC_CARD_CALLBACK
+from contract.envelope import TOPIC_CARD_CALLBACK
 from sandbox.client import SandboxClient
 from testkit.envelopes import card_callback
 from testkit.stack import Stack
-from workers.cards import out_track_id_for
-from workers.gateway.phrases import phrase
+from workers.dingtalk.card_streamer import out_track_id_for
+from workers.phrases import phrase
 
 from .gateway_support import needs_listener, report, start_bot
 

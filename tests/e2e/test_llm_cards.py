@@ -8,13 +8,14 @@ import time
 import pytest
 import redis
 
-from ingest.protocol import TOPIC_CARD_CALLBACK
+from contract.envelope import TOPIC_CARD_CALLBACK
 from sandbox.llm import STUB_MARK, StubLLMServer
 from testkit.envelopes import card_callback
 from testkit.stack import Stack
 from tests.support.skill_stack import CARD_TEMPLATE, card_of, finished_card, run_bot, start_skills, wait_for
 from webapp.models import MessageRecord, MessageStatus
-from workers.cards import CancelFlags, out_track_id_for
+from workers.dingtalk.card_streamer import out_track_id_for
+from workers.state.cards import CancelFlags
 
 pytestmark = pytest.mark.slow
 

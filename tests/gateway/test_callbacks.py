@@ -7,11 +7,12 @@ import json
 import pytest
 
 from testkit.envelopes import callback_envelope, card_callback, envelope, robot_message
-from workers import ordering
-from workers.cards import CancelFlags
+from workers.state import ordering
+from workers.state.cards import CancelFlags
 from workers.errors import NothingToAnswer, PoisonMessage
-from workers.gateway import buttons, callbacks, cardowners
-from workers.preprocess import preprocess
+from workers.dingtalk import callbacks
+from workers.state import buttons, cards
+from workers.stages.preprocess import preprocess
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ DELIVERY = {"session_webhook": "https://oapi.dingtalk.com/robot/sendBySession?se
 
 
 def own_card(out_track_id: str = "card-1", buttons_map: dict | None = None) -> None:
-    cardowners.remember(out_track_id, cardowners.owner_for(OWNER_TURN, DELIVERY, buttons_map))
+    cards.remember(out_track_id, cards.owner_for(OWNER_TURN, DELIVERY, buttons_map))
 
 
 def run(data: dict, run_id: str = "run-1") -> dict:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from workers import session
+from workers.state import session
 
 
 def entries(text: str) -> list[dict]:

@@ -6,13 +6,13 @@ import pytest
 
 from skills.api import Reply
 from testkit.envelopes import envelope_from_push
-from workers import reply_state
-from workers.cards import out_track_id_for
-from workers.deliver import deliver
-from workers.gateway import buttons, cardowners
-from workers.postprocess import postprocess, reply_parts
-from workers.preprocess import preprocess
-from workers.skill_runner import run_skill
+from workers.state import reply_state
+from workers.dingtalk.card_streamer import out_track_id_for
+from workers.stages.deliver import deliver
+from workers.state import buttons, cards
+from workers.stages.postprocess import postprocess, reply_parts
+from workers.stages.preprocess import preprocess
+from workers.stages.run_skill import run_skill
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,7 @@ def test_an_interactive_card_is_created_and_its_owner_remembered(
     deliver(with_reply(payload, form))
     out_track_id = out_track_id_for(f"{payload['msg_id']}:0")
     assert sandbox_client.card(out_track_id)["cardTemplateId"] == "tpl.form"
-    owner = cardowners.lookup(out_track_id)
+    owner = cards.lookup(out_track_id)
     assert owner["skill"] == "schedule" and owner["user_id"] == "erin"
     assert owner["buttons"] == {"submit": {"action": "docsearch.query", "params": {}}}
     assert reply_state.get(payload["msg_id"]) == reply_state.SENT

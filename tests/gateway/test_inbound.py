@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from testkit.envelopes import robot_message
-from workers.gateway.inbound import CONVERTERS, MediaItem, convert
+from workers.dingtalk.inbound import CONVERTERS, MediaItem, convert
 
 BOT = "$:LWCP_v1:$bot"
 

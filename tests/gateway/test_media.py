@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from testkit.envelopes import envelope_from_push
-from workers.deliver import dingtalk_api
-from workers.gateway.inbound import MediaItem
-from workers.gateway.media import MediaLimits, MediaRejected, fetch
-from workers.gateway.mediastore import MediaStore
-from workers.gateway.phrases import phrase
-from workers.preprocess import preprocess
+from workers.resources import dingtalk_api
+from workers.dingtalk.inbound import MediaItem
+from workers.dingtalk.media import MediaLimits, MediaRejected, fetch
+from workers.state.media_store import MediaStore
+from workers.phrases import phrase
+from workers.stages.preprocess import preprocess
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from workers import ordering
+from workers.state import ordering
 
 
 def payload(msg_id: str, conversation: str = "cid-1", seq: float = 1000.0, **extra) -> dict:

@@ -18,9 +18,9 @@ from webapp.models import (
     AuditLog, DeadLetter, Document, DocumentCollection, MessageRecord, Reminder, ReminderFiring, UserProfile,
 )
 from webapp.models.routing import IntentExample, RoutedTurn
-from workers import session
-from workers.gateway import buttons, cardowners
-from workers.gateway.mediastore import MediaStore
+from workers.state import session
+from workers.state import buttons, cards
+from workers.state.media_store import MediaStore
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def person(staff: str, media_root, django_user_model) -> None:
                                  origin_tenant_id=T, origin_user_id=staff)
     session.append_turn(T, f"cid-{staff}", staff, [{"role": "user", "text": f"{staff} private"}], "1")
     session.append_turn(T, "cid-group", staff, [{"role": "user", "text": f"{staff} in group"}], "2")
-    cardowners.remember(f"card-{staff}", {"user_id": staff, "tenant_id": T, "skill": "s"})
+    cards.remember(f"card-{staff}", {"user_id": staff, "tenant_id": T, "skill": "s"})
     buttons.remember(T, f"cid-{staff}", staff, skill="s", msg_id="m", buttons=[{"title": "OK", "action": "a"}])
     MediaStore(media_root).save([b"bytes of " + staff.encode()], tenant_id=T, user_id=staff, msg_id=f"{staff}-1",
                                 index=0, kind="file", name="notes.txt", content_type="text/plain")

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from webapp.actions.profiles import do_update_profile
 from webapp.models import AuditLog, UserProfile
-from workers.skill_cache import version_key
+from workers.skill_settings import version_key
 
 pytestmark = pytest.mark.django_db
 

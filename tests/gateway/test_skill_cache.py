@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from workers.skill_cache import SkillDataCache, bump_settings_version, skill_data_cache
+from workers.skill_settings import SkillDataCache, bump_settings_version, skill_data_cache
 
 
 class Clock:

@@ -15,8 +15,10 @@ from ingest.buffer import Pending
 from ingest.config import IngestConfig
 from ingest.listener import Listener
 from workers.celery import app as celery_app
-from ingest.envelope import Envelope, envelope_from_frame
-from ingest.protocol import TOPIC_BOT_MESSAGE, parse_frame
+from contract.envelope import Envelope
+from ingest.envelope import envelope_from_frame
+from contract.envelope import TOPIC_BOT_MESSAGE
+from ingest.protocol import parse_frame
 
 PREPROCESS_QUEUE = "dtbot.preprocess"
 

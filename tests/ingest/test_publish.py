@@ -71,14 +71,16 @@ def test_delivery_tags_keep_counting_across_batches_on_one_channel(rabbit_broker
 
 
 def _published_by_celery(url: str, messages: PipelineMessages, env: dict, task_id: str) -> None:
-    """The same envelope sent the long way: Celery's as_task_v2 + send_task_message via kombu."""
-    message = messages.app.amqp.as_task_v2(
+    """The same envelope sent the long way by the workers' own app: as_task_v2 + send_task_message."""
+    from workers.celery import app
+
+    message = app.amqp.as_task_v2(
         task_id, messages.task_name, args=(env,), kwargs={}, chain=messages.rest, origin=messages.origin,
         argsrepr=f"(<envelope msg_id={env['msg_id']!r}>,)", kwargsrepr="{}",
     )
     with kombu.Connection(url) as conn:
         producer = kombu.Producer(conn.channel(), auto_declare=False)
-        messages.app.amqp.send_task_message(
+        app.amqp.send_task_message(
             producer, messages.task_name, message, queue=messages.queue_name, retry=False, declare=[]
         )
 

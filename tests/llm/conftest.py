@@ -14,7 +14,7 @@ import redis
 from sandbox import SandboxServer
 from sandbox.client import SandboxClient
 from skills.api import Turn
-from workers.card_api import CardClient, CardTarget
+from workers.dingtalk.card_client import CardClient, CardTarget
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ROBOT_CODE = "sandbox-client-id"  # the sandbox's client id doubles as robot code

@@ -15,9 +15,10 @@ from skills.api import SkillError
 from skills.llm_chat import LLMChatConfig, LLMChatSkill
 from tests.llm.card_denials import PermissionlessCards
 from tests.llm.conftest import GROUP, PRIVATE, CallLog, Dingtalk, make_turn
-from workers.card_api import CardClient, CardTarget, CardUnavailable
-from workers.cards import CancelFlags, CardStreamer, out_track_id_for
-from workers.ratebudget import RateBudget
+from workers.dingtalk.card_client import CardClient, CardTarget, CardUnavailable
+from workers.dingtalk.card_streamer import CardStreamer, out_track_id_for
+from workers.state.cards import CancelFlags
+from workers.dingtalk.ratebudget import RateBudget
 
 CREATE = "/v1.0/card/instances/createAndDeliver"
 STREAMING = "/v1.0/card/streaming"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.llm.conftest import make_turn
-from workers.card_api import CardTarget
-from workers.cards import fit_card, out_track_id_for
+from workers.dingtalk.card_client import CardTarget
+from workers.dingtalk.card_streamer import fit_card, out_track_id_for
 
 
 def test_text_that_fits_is_shown_whole() -> None:

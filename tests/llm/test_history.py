@@ -45,7 +45,7 @@ def test_the_current_question_is_not_sent_twice_when_the_session_already_holds_i
 
 
 def test_it_reads_the_sessions_role_and_text_entries():
-    # workers.session stores {"role", "text"}; the chat API wants {"role", "content"}.
+    # workers.state.session stores {"role", "text"}; the chat API wants {"role", "content"}.
     history = [{"role": "user", "text": "my name is Ada"}, {"role": "assistant", "text": "Hello Ada"}]
     messages = build_messages("", history, "what is my name?", budget=100)
     assert messages == [

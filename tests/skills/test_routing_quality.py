@@ -10,8 +10,8 @@ import pytest
 from skills import registry
 from skills.routing.router import Router
 from tests.skills.holdout import HOLDOUT
-from workers.route_policy import Thresholds, decide
-from workers.routing import label_of
+from workers.routing.policy import Thresholds, decide
+from workers.routing.routers import label_of
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
-from workers import wording
+from workers import phrases
 from workers.tasks import run_skill_task
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +53,7 @@ def payload(skill: str, text: str, msg_id: str) -> dict:
 
 def test_it_apologises_when_the_skill_crashes_and_answers_the_next_message():
     out = run_skill_task.apply(args=(payload("crashing", "查一下", "m1"),)).get()
-    assert (out["outcome"], out["reply"]["text"]) == ("crash", wording.APOLOGY_ZH)
+    assert (out["outcome"], out["reply"]["text"]) == ("crash", phrases.APOLOGY_ZH)
     nxt = run_skill_task.apply(args=(payload("echo", "hello", "m2"),)).get()
     assert nxt["reply"]["text"] == "You said: hello"
 
@@ -62,7 +62,7 @@ def test_it_apologises_when_the_skill_hangs_and_does_not_wait_for_it():
     started = time.monotonic()
     out = run_skill_task.apply(args=(payload("hanging", "are you there", "m3"),)).get()
     assert time.monotonic() - started < 2.0
-    assert (out["outcome"], out["reply"]["text"]) == ("timeout", wording.APOLOGY_EN)
+    assert (out["outcome"], out["reply"]["text"]) == ("timeout", phrases.APOLOGY_EN)
     # The abandoned thread still hangs; the worker answers the next message at once.
     started = time.monotonic()
     nxt = run_skill_task.apply(args=(payload("echo", "你好", "m4"),)).get()

@@ -3,7 +3,7 @@
 Until the embedding router (issue 4) is installed in workers, end-to-end tests of the built-in
 skills need messages to reach a given skill. This module is the Celery app of workers started by
 those tests: the same app, plus a KeywordSkillRouter installed through the routing seam
-(`workers.routing.install_router`). Production never imports it.
+(`workers.routing.routers.install_router`). Production never imports it.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 
 from celery import signals
 
-from workers.runtime import setup_django
+from workers.resources import setup_django
 
-setup_django()  # workers.routing reads the admin's skill settings (Django), like the task modules
+setup_django()  # workers.routing.routers reads the admin's skill settings (Django), like the task modules
 
 from skills.api import Turn  # noqa: E402
 from workers.celery import app  # noqa: E402
-from workers.routing import KeywordRouter, Route, install_router  # noqa: E402
+from workers.routing.routers import KeywordRouter, Route, install_router  # noqa: E402
 
 __all__ = ["app", "KeywordSkillRouter", "RULES"]
 
@@ -50,7 +50,7 @@ def _install(**_: Any) -> None:
     install_router(KeywordSkillRouter())
 
 
-# Connected after workers.routing's own handlers (imported above), so this router replaces the
+# Connected after workers.routing.routers's own handlers (imported above), so this router replaces the
 # embedding router the worker start installs, in the main process and in pool children alike.
 _install()
 signals.worker_init.connect(_install, weak=False)

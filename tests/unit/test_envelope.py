@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from ingest.envelope import Envelope, envelope_from_frame
+from contract.envelope import Envelope
+from ingest.envelope import envelope_from_frame
 from ingest.protocol import FrameError, parse_frame
 
 

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from skills.schedule.store import ReminderDraft
 from webapp.models.reminders import Reminder, ReminderFiring
 from webapp.reminder_store import DjangoReminderStore
-from webapp.reminders_fire import (
+from webapp.actions.reminders import (
     MAX_ATTEMPTS,
     claim_due_reminders,
     mark_delivered,

@@ -9,8 +9,8 @@ from typing import Iterator
 import pytest
 
 from conf.settings import Settings, get_settings
-from workers import runtime
-from workers.pipeline import STAGES
+from workers import resources
+from contract.pipeline import STAGES
 
 
 @pytest.fixture
@@ -20,15 +20,15 @@ def worker_settings(redis_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("DINGTALK_CLIENT_ID", "test-client")
     monkeypatch.setenv("DINGTALK_CLIENT_SECRET", "test-secret")
     get_settings.cache_clear()
-    runtime.reset_clients()
+    resources.reset_clients()
     yield get_settings()
     get_settings.cache_clear()
-    runtime.reset_clients()
+    resources.reset_clients()
 
 
 @pytest.fixture
 def redis_conn(worker_settings: Settings):
-    return runtime.redis_client()
+    return resources.redis_client()
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +107,6 @@ def sandbox_settings(worker_settings, dingtalk_sandbox, monkeypatch) -> Settings
     monkeypatch.setenv("DINGTALK_CLIENT_SECRET", dingtalk_sandbox.config.client_secret)
     monkeypatch.setenv("HTTP_TIMEOUT_SECONDS", "2")
     get_settings.cache_clear()
-    runtime.reset_clients()
+    resources.reset_clients()
     return get_settings()
 

@@ -14,12 +14,14 @@ from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
 from testkit.envelopes import envelope_from_push
 from webapp.models import MessageRecord, MessageStatus
-from workers import answer_card, runtime, session
-from workers.cards import out_track_id_for
-from workers.deliver import deliver
-from workers.postprocess import postprocess
-from workers.preprocess import preprocess
-from workers.skill_runner import run_skill
+from workers import resources
+from workers.stages import ai_card
+from workers.state import session
+from workers.dingtalk.card_streamer import out_track_id_for
+from workers.stages.deliver import deliver
+from workers.stages.postprocess import postprocess
+from workers.stages.preprocess import preprocess
+from workers.stages.run_skill import run_skill
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +64,7 @@ def card_settings(sandbox_settings, stub, monkeypatch):
     monkeypatch.setenv("LLM_MODEL", "stub-llm")
     monkeypatch.setenv("LLM_READ_TIMEOUT_SECONDS", "1")
     get_settings.cache_clear()
-    runtime.reset_clients()
+    resources.reset_clients()
     for cls in (Hanging, Plain):
         monkeypatch.setitem(registry.SKILLS, cls.name, f"{__name__}:{cls.__name__}")
     yield get_settings()
@@ -206,7 +208,7 @@ def test_the_stop_flag_finalizes_the_card_within_a_second(dingtalk_sandbox, sand
         if cards and cards[0]["streams"].get("content"):
             break
         time.sleep(0.05)
-    answer_card.cancel_flags().request(out_track_id)
+    ai_card.cancel_flags().request(out_track_id)
     stopped_at = time.monotonic()
     worker.join(5)
     assert result["done_at"] - stopped_at < 1.0
@@ -253,8 +255,8 @@ def test_a_retry_of_a_card_left_half_streamed_finalizes_the_same_card(
     payload = to_skill(dingtalk_sandbox, sandbox_client, "again please", user_id="lee")
     out_track_id = out_track_id_for(payload["msg_id"])
     # The first attempt created the card and streamed a little before its worker died.
-    streamer = answer_card.card_streamer()
-    from workers.card_api import CardTarget
+    streamer = ai_card.card_streamer()
+    from workers.dingtalk.card_client import CardTarget
 
     turn = Turn.from_dict(payload["turn"])
     target = CardTarget.from_turn(turn, payload["delivery"]["robot_code"])

@@ -7,11 +7,11 @@ import pytest
 from skills.routing.router import Prediction
 from testkit.envelopes import envelope_from_push
 from webapp.models import RoutedTurn
-from workers import routing
-from workers.deliver import deliver
-from workers.postprocess import postprocess
-from workers.preprocess import preprocess
-from workers.skill_runner import run_skill
+from workers.routing import routers
+from workers.stages.deliver import deliver
+from workers.stages.postprocess import postprocess
+from workers.stages.preprocess import preprocess
+from workers.stages.run_skill import run_skill
 from tests.workers.test_routing import embedding_router
 
 pytestmark = pytest.mark.django_db
@@ -21,10 +21,10 @@ UNSURE = Prediction("docsearch.ask", 0.45, False, [("docsearch.ask", 0.45), ("sc
 
 @pytest.fixture
 def unsure_router():
-    previous = routing.installed_router()
-    routing.install_router(embedding_router(UNSURE))
+    previous = routers.installed_router()
+    routers.install_router(embedding_router(UNSURE))
     yield
-    routing.install_router(previous)
+    routers.install_router(previous)
 
 
 def through_preprocess(server, client, text: str) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from webapp.models import MessageRecord, MessageStatus
-from workers import dedup
+from workers.state import dedup
 from workers.errors import DuplicateMessage
 
 pytestmark = pytest.mark.django_db

@@ -9,14 +9,14 @@ import pytest
 
 from testkit.envelopes import envelope_from_push
 from webapp.models import MessageRecord, MessageStatus
-from workers import reply_state
-from workers.deliver import choose_channel, deliver
-from workers.dingtalk_api import Throttled
+from workers.state import reply_state
+from workers.stages.deliver import choose_channel, deliver
+from workers.dingtalk.api import Throttled
 from workers.errors import PoisonMessage, TransientError
-from workers.postprocess import postprocess
-from workers.preprocess import preprocess
-from workers.runtime import key
-from workers.skill_runner import run_skill
+from workers.stages.postprocess import postprocess
+from workers.stages.preprocess import preprocess
+from workers.resources import key
+from workers.stages.run_skill import run_skill
 
 pytestmark = pytest.mark.django_db
 
@@ -253,7 +253,7 @@ def _net_payload(url: str) -> dict:
 @pytest.fixture
 def short_http_timeout(sandbox_settings, monkeypatch):
     from conf.settings import get_settings
-    from workers.runtime import reset_clients
+    from workers.resources import reset_clients
 
     monkeypatch.setenv("HTTP_TIMEOUT_SECONDS", "0.3")
     get_settings.cache_clear()

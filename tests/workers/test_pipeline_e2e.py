@@ -55,14 +55,14 @@ def workers(django_db_setup, celery_broker, dingtalk_sandbox, e2e_prefix):
 def e2e(workers, sandbox_client, broker_queues, e2e_prefix, monkeypatch):
     """This process publishes to the workers' vhost and shares their Redis namespace."""
     from conf.settings import get_settings
-    from workers import runtime
+    from workers import resources
 
     monkeypatch.setenv("REDIS_KEY_PREFIX", e2e_prefix)
     get_settings.cache_clear()
-    runtime.reset_clients()
+    resources.reset_clients()
     yield workers
     get_settings.cache_clear()
-    runtime.reset_clients()
+    resources.reset_clients()
 
 
 def inject(server, client, text: str, **message) -> dict:

@@ -9,10 +9,11 @@ import pytest
 from skills.api import Reply
 from testkit.envelopes import envelope
 from webapp.models import MessageRecord, UserProfile
-from workers import session, wording
-from workers.postprocess import MAX_PARTS, postprocess, reply_parts
-from workers.preprocess import preprocess
-from workers.skill_runner import run_skill
+from workers import phrases
+from workers.state import session
+from workers.stages.postprocess import MAX_PARTS, postprocess, reply_parts
+from workers.stages.preprocess import preprocess
+from workers.stages.run_skill import run_skill
 
 pytestmark = pytest.mark.django_db
 
@@ -40,17 +41,17 @@ def test_a_long_reply_is_split_within_the_byte_limit(worker_settings):
 def test_a_flood_is_cut_to_the_maximum_number_of_parts_with_a_note():
     parts = reply_parts(Reply(text="\n".join(["line"] * 5000)), [], 500)
     assert len(parts) == MAX_PARTS
-    assert parts[-1]["text"].endswith(wording.REPLY_CUT_EN)
+    assert parts[-1]["text"].endswith(phrases.REPLY_CUT_EN)
 
 
 def test_notes_are_added_to_the_reply(worker_settings):
     limit = worker_settings.input_max_chars
     out = through_postprocess("y" * (limit + 10))
-    assert out["replies"][-1]["text"].endswith(wording.truncated_note("y", limit))
+    assert out["replies"][-1]["text"].endswith(phrases.truncated_note("y", limit))
 
 
 def test_an_empty_reply_becomes_the_apology():
-    assert reply_parts(Reply(text="  "), [], 1000)[0]["text"] == wording.APOLOGY_ZH
+    assert reply_parts(Reply(text="  "), [], 1000)[0]["text"] == phrases.APOLOGY_ZH
 
 
 def test_the_session_remembers_the_turn_and_stays_bounded(worker_settings):

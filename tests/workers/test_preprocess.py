@@ -8,9 +8,10 @@ import pytest
 
 from testkit.envelopes import envelope, robot_message
 from webapp.models import MessageRecord, UserProfile
-from workers import session, wording
+from workers import phrases
+from workers.state import session
 from workers.errors import DuplicateMessage, NothingToAnswer, PoisonMessage
-from workers.preprocess import UNSUPPORTED_TYPE, preprocess
+from workers.stages.preprocess import UNSUPPORTED_TYPE, preprocess
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,7 @@ def test_it_routes_help_words_to_the_help_skill(worker_settings, text):
 
 def test_an_empty_text_gets_the_please_type_something_reply(worker_settings):
     payload = run(envelope(text="   "))
-    assert payload["reply"]["text"] == wording.EMPTY_TEXT
+    assert payload["reply"]["text"] == phrases.EMPTY_TEXT
     assert payload["turn"]["skill"] == ""
 
 

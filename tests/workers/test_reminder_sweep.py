@@ -13,12 +13,12 @@ from skills.schedule.store import ReminderDraft
 from testkit.services import free_port
 from webapp.models.reminders import ReminderFiring
 from webapp.reminder_store import DjangoReminderStore
-from webapp.reminders_fire import MAX_ATTEMPTS, claim_due_reminders
-from workers import reminders, runtime
-from workers.deliver import dingtalk_api
-from workers.dingtalk_api import DingTalkAPI
-from workers.dingtalk_token import TokenCache
-from workers.runtime import key, redis_client
+from webapp.actions.reminders import MAX_ATTEMPTS, claim_due_reminders
+from workers import reminders, resources
+from workers.resources import dingtalk_api
+from workers.dingtalk.api import DingTalkAPI
+from workers.dingtalk.token import TokenCache
+from workers.resources import key, redis_client
 
 pytestmark = pytest.mark.django_db
 
@@ -112,7 +112,7 @@ def test_a_failed_send_is_retried_after_a_backoff_and_sent_once(sandbox_client, 
 def test_a_send_dingtalk_refuses_for_good_is_not_retried(sandbox_client, sandbox_settings, monkeypatch):
     monkeypatch.setenv("DINGTALK_ROBOT_CODE", "not-our-robot")
     get_settings.cache_clear()
-    runtime.reset_clients()
+    resources.reset_clients()
     reminder_id = due()
     assert reminders.sweep()["failed"] == 1
     row = firing_of(reminder_id)

@@ -12,12 +12,12 @@ import pytest
 from skills.api import SkillError
 from skills.remote.skill import reset_breakers, use_breaker_storage
 from tests.skills.test_remote import adapter, count, servers, turn  # noqa: F401  (servers: fixture)
-from workers import runtime
+from workers import resources
 
 
 @pytest.fixture
 def shared_breakers(worker_settings) -> Iterator[None]:
-    use_breaker_storage(runtime.breaker_storage)
+    use_breaker_storage(resources.breaker_storage)
     yield
     use_breaker_storage(None)
 
@@ -55,7 +55,7 @@ def test_with_redis_unreachable_the_breaker_falls_back_to_closed(servers, monkey
 
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
     get_settings.cache_clear()
-    use_breaker_storage(runtime.breaker_storage)
+    use_breaker_storage(resources.breaker_storage)
     try:
         url = servers(["tests/skills/faulty_remote.py", "--mode", "ok"])
         assert adapter(url, retries=0).execute(turn("hi")).text == "remote says: hi"

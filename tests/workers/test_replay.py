@@ -8,11 +8,11 @@ from django.core.management import CommandError, call_command
 from testkit.envelopes import envelope
 from webapp.actions.deadletters import do_dead_letter
 from webapp.models import DeadLetter, MessageRecord, MessageStatus
-from workers import dedup, reply_state
-from workers.postprocess import postprocess
-from workers.preprocess import preprocess
+from workers.state import dedup, reply_state
+from workers.stages.postprocess import postprocess
+from workers.stages.preprocess import preprocess
 from workers.replay import replay
-from workers.skill_runner import run_skill
+from workers.stages.run_skill import run_skill
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.reply_split import split_text
+from workers.dingtalk.reply_split import split_text
 
 
 def size(text: str) -> int:

@@ -8,8 +8,8 @@ import json
 from skills import registry
 from skills.api import Turn
 from skills.routing.router import Prediction
-from workers.route_policy import CHOOSE_SKILL, Thresholds, callback_route, decide
-from workers.routing import label_of
+from workers.routing.policy import CHOOSE_SKILL, Thresholds, callback_route, decide
+from workers.routing.routers import label_of
 
 INTENTS = registry.intent_map()
 ALL = set(registry.skill_names())

@@ -13,9 +13,9 @@ from skills.api import Turn
 from testkit.envelopes import envelope
 from webapp.actions.routing import do_seed_intent_examples, do_train_router
 from webapp.models import IntentExample, RoutedTurn, RouterModel
-from workers import routing
-from workers.preprocess import preprocess
-from workers.router_source import DatabaseArtefacts
+from workers.routing import routers
+from workers.stages.preprocess import preprocess
+from workers.routing.source import DatabaseArtefacts
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -45,7 +45,7 @@ def test_train_router_seeds_an_empty_table_stores_the_artefact_and_announces_it(
 
 def test_a_worker_picks_up_a_newer_router_without_restarting(router_dir, worker_settings):
     first = do_train_router("test")
-    router = routing.EmbeddingRouter(DatabaseArtefacts(router_dir), poll_seconds=0.2).start()
+    router = routers.EmbeddingRouter(DatabaseArtefacts(router_dir), poll_seconds=0.2).start()
     try:
         assert router.wait_ready(60) and router.version == first.version
         assert router.route(turn("年假怎么申请")).skill == "docsearch"
@@ -65,9 +65,9 @@ def test_a_worker_picks_up_a_newer_router_without_restarting(router_dir, worker_
 
 def test_preprocess_routes_with_the_trained_router_and_logs_the_version(router_dir, worker_settings):
     model = do_train_router("test")
-    router = routing.EmbeddingRouter(DatabaseArtefacts(router_dir), poll_seconds=60).start()
-    previous = routing.installed_router()
-    routing.install_router(router)
+    router = routers.EmbeddingRouter(DatabaseArtefacts(router_dir), poll_seconds=60).start()
+    previous = routers.installed_router()
+    routers.install_router(router)
     try:
         assert router.wait_ready(60)
         payload = preprocess(envelope(text="下午三点提醒我交周报"), "r1")
@@ -75,7 +75,7 @@ def test_preprocess_routes_with_the_trained_router_and_logs_the_version(router_d
         logged = RoutedTurn.objects.get(msg_id=payload["msg_id"])
         assert (logged.router_version, logged.decision) == (model.version, "routed")
     finally:
-        routing.install_router(previous)
+        routers.install_router(previous)
         router.stop()
 
 

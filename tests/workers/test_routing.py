@@ -13,9 +13,9 @@ from testkit.envelopes import envelope
 from webapp.actions import versions
 from webapp.actions.skills import do_update_skill_setting
 from webapp.models import RoutedTurn
-from workers import routing
-from workers.preprocess import preprocess
-from workers.route_policy import CHOOSE_SKILL
+from workers.routing import routers
+from workers.stages.preprocess import preprocess
+from workers.routing.policy import CHOOSE_SKILL
 
 pytestmark = pytest.mark.django_db
 
@@ -46,13 +46,13 @@ class FixedSource:
 
 @pytest.fixture
 def installed():
-    previous = routing.installed_router()
-    yield routing.install_router
-    routing.install_router(previous)
+    previous = routers.installed_router()
+    yield routers.install_router
+    routers.install_router(previous)
 
 
-def embedding_router(prediction: Prediction) -> routing.EmbeddingRouter:
-    router = routing.EmbeddingRouter(FixedSource(prediction), poll_seconds=60)
+def embedding_router(prediction: Prediction) -> routers.EmbeddingRouter:
+    router = routers.EmbeddingRouter(FixedSource(prediction), poll_seconds=60)
     assert router.refresh()
     return router
 
@@ -95,7 +95,7 @@ def test_a_choose_skill_callback_reruns_the_original_text_with_that_skill(worker
     turn = Turn(msg_id="cb1", tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
                 text="", params={"type": CHOOSE_SKILL, "skill": "docsearch", "intent": "docsearch.ask",
                                  "text": "培训资料在哪"})
-    routed, reply = routing.decide_turn(turn)
+    routed, reply = routers.decide_turn(turn)
     assert reply is None
     assert (routed.skill, routed.intent, routed.text, routed.params) == ("docsearch", "docsearch.ask",
                                                                          "培训资料在哪", {})
@@ -106,7 +106,7 @@ def test_a_schedule_button_goes_back_to_schedule_without_asking_the_router(worke
     installed(embedding_router(Prediction("chat", 0.99, False, [("chat", 0.99)])))
     turn = Turn(msg_id="cb2", tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
                 text="确认", intent="schedule.create", params={"action": "schedule.confirm", "key": "k"})
-    routed, _ = routing.decide_turn(turn)
+    routed, _ = routers.decide_turn(turn)
     assert (routed.skill, routed.params["action"]) == ("schedule", "schedule.confirm")
     assert not RoutedTurn.objects.filter(msg_id="cb2").exists()
 
@@ -116,7 +116,7 @@ def test_a_router_that_cannot_load_keeps_keyword_routing(worker_settings):
         def load(self, version: str):  # noqa: ANN201
             raise OSError("artefact unreadable")
 
-    router = routing.EmbeddingRouter(Broken(Prediction("chat", 1.0, False, [])), poll_seconds=60)
+    router = routers.EmbeddingRouter(Broken(Prediction("chat", 1.0, False, [])), poll_seconds=60)
     assert router.refresh() is False and router.version == ""
     turn = Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u", text="help")
     assert router.route(turn).decision == "keyword"
@@ -124,7 +124,7 @@ def test_a_router_that_cannot_load_keeps_keyword_routing(worker_settings):
 
 def test_a_newer_version_is_swapped_in_and_the_same_one_is_not_reloaded(worker_settings):
     source = FixedSource(Prediction("chat", 1.0, False, [("chat", 1.0)]), version="v1")
-    router = routing.EmbeddingRouter(source, poll_seconds=60)
+    router = routers.EmbeddingRouter(source, poll_seconds=60)
     assert router.refresh() and router.version == "v1"
     assert router.refresh() is False
     source.version = "v2"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from workers.runtime import LuaScript, key
+from workers.resources import LuaScript, key
 
 
 def test_a_script_redis_has_never_seen_is_loaded_then_run_by_its_sha(redis_conn):

@@ -10,7 +10,8 @@ import pytest
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import skill_runner, skill_settings, wording
+from workers import phrases, skill_settings
+from workers.stages import run_skill
 
 # run_skill reads the tenant's skill settings (database, version key in Redis).
 pytestmark = pytest.mark.django_db
@@ -78,7 +79,7 @@ def test_skills(monkeypatch):
 
 
 def test_echo_repeats_english_text():
-    out = skill_runner.run_skill(payload("hello"))
+    out = run_skill.run_skill(payload("hello"))
     assert out["reply"]["text"] == "You said: hello"
     assert out["outcome"] == "ok"
     assert out["record"]["skill_done_at"] >= out["record"]["preprocessed_at"]
@@ -86,11 +87,11 @@ def test_echo_repeats_english_text():
 
 
 def test_echo_answers_chinese_in_chinese():
-    assert skill_runner.run_skill(payload("你好"))["reply"]["text"] == "你说：你好"
+    assert run_skill.run_skill(payload("你好"))["reply"]["text"] == "你说：你好"
 
 
 def test_help_lists_every_skill_the_tenant_can_use_with_its_help():
-    reply = skill_runner.run_skill(payload("help", skill="help"))["reply"]
+    reply = run_skill.run_skill(payload("help", skill="help"))["reply"]
     assert reply["kind"] == "markdown"
     usable = skill_settings.cache().enabled_skills("t")
     for name in registry.skill_names():
@@ -105,48 +106,48 @@ def test_help_does_not_advertise_a_skill_the_tenant_disabled():
     do_update_skill_setting("ops", "t", "docsearch", False, {})
     versions.publish(versions.SETTINGS)
     skill_settings.cache().invalidate()
-    text = skill_runner.run_skill(payload("help", skill="help"))["reply"]["text"]
+    text = run_skill.run_skill(payload("help", skill="help"))["reply"]["text"]
     assert "**docsearch**" not in text
     assert "**schedule**" in text and "**echo**" in text
 
 
 def test_a_preset_reply_passes_through_without_a_skill():
-    out = skill_runner.run_skill(payload("", skill="", reply={"text": wording.EMPTY_TEXT}))
-    assert out["reply"]["text"] == wording.EMPTY_TEXT
+    out = run_skill.run_skill(payload("", skill="", reply={"text": phrases.EMPTY_TEXT}))
+    assert out["reply"]["text"] == phrases.EMPTY_TEXT
     assert out["outcome"] == "preset"
 
 
 def test_a_skill_error_shows_the_skills_user_message(test_skills):
-    out = skill_runner.run_skill(payload("查一下", skill="declining"))
+    out = run_skill.run_skill(payload("查一下", skill="declining"))
     assert out["reply"]["text"] == "没有找到相关数据。"
     assert out["outcome"] == "skill_error"
 
 
 def test_it_apologises_when_a_skill_declines_without_a_message(test_skills):
-    out = skill_runner.run_skill(payload("please", skill="declining_silently"))
-    assert out["reply"]["text"] == wording.APOLOGY_EN
+    out = run_skill.run_skill(payload("please", skill="declining_silently"))
+    assert out["reply"]["text"] == phrases.APOLOGY_EN
 
 
 def test_it_apologises_when_the_skill_times_out(test_skills):
     started = time.monotonic()
-    out = skill_runner.run_skill(payload("你在吗", skill="slow"))
+    out = run_skill.run_skill(payload("你在吗", skill="slow"))
     assert time.monotonic() - started < 2
-    assert out["reply"]["text"] == wording.APOLOGY_ZH
+    assert out["reply"]["text"] == phrases.APOLOGY_ZH
     assert out["outcome"] == "timeout"
 
 
 def test_a_crashing_skill_propagates_to_the_task_wrapper(test_skills):
     with pytest.raises(RuntimeError, match="boom"):
-        skill_runner.run_skill(payload("x", skill="crashing"))
+        run_skill.run_skill(payload("x", skill="crashing"))
 
 
 def test_a_stream_of_chunks_becomes_one_reply(test_skills):
-    assert skill_runner.run_skill(payload("x", skill="streaming"))["reply"]["text"] == "ab!"
+    assert run_skill.run_skill(payload("x", skill="streaming"))["reply"]["text"] == "ab!"
 
 
 def test_the_apology_payload_keeps_the_turn_and_delivery():
     p = dict(payload("hello"), delivery={"conversation_id": "c"})
-    out = skill_runner.with_apology(p, "crash")
+    out = run_skill.with_apology(p, "crash")
     assert out["delivery"] == {"conversation_id": "c"}
-    assert out["reply"]["text"] == wording.APOLOGY_EN
+    assert out["reply"]["text"] == phrases.APOLOGY_EN
     assert out["outcome"] == "crash"

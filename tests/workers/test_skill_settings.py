@@ -98,7 +98,7 @@ def test_chat_counts_as_enabled_only_with_an_llm_to_talk_to(cache, monkeypatch):
 
 
 def test_an_admin_change_also_empties_the_skill_data_cache(worker_settings, django_capture_on_commit_callbacks):
-    from workers.skill_cache import SkillDataCache
+    from workers.skill_settings import SkillDataCache
 
     data = SkillDataCache(maxsize=4, check_seconds=0)
     data.get_or_load("prompt", lambda: "old")

@@ -10,10 +10,10 @@ from celery import states
 from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
 from webapp.models import DeadLetter, MessageRecord, MessageStatus
-from workers import pipeline, wording
+from workers import phrases, pipeline
 from workers.errors import DuplicateMessage, PoisonMessage, TransientError
-from workers.msglog import LOG_FORMAT, MessageContextFilter, message_context
-from workers.pipeline import Stage
+from conf.logs import LOG_FORMAT, MessageContextFilter, message_context
+from contract.pipeline import STAGES, Stage
 from workers.tasks import pipeline_task, retry_countdown, run_skill_task
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def _reset_calls():
 def test_the_pipeline_tasks_have_constant_names_queues_and_time_limits():
     from workers.celery import app
 
-    for stage in pipeline.STAGES:
+    for stage in STAGES:
         task = app.tasks[stage.task]
         assert app.amqp.router.route({}, stage.task)["queue"].name == stage.queue
         assert task.time_limit == stage.time_limit
@@ -66,7 +66,7 @@ def test_a_stage_result_shows_in_events_as_its_msg_id_not_the_users_text():
     from workers.celery import app
 
     payload = {"msg_id": "msg-1", "run_id": "r", "turn": {"text": "my salary is 12345"}, "replies": []}
-    for stage in pipeline.STAGES:
+    for stage in STAGES:
         task = app.tasks[stage.task]
         assert task.ignore_result  # no result backend writes for chain stages
         # What Celery puts into the task-succeeded event and log line (as the worker does).
@@ -133,7 +133,7 @@ def test_it_apologises_when_the_skill_crashes(worker_settings, monkeypatch):
         out = run_skill_task.apply(args=(payload,)).get()
     finally:
         registry.skill_class.cache_clear()
-    assert out["reply"]["text"] == wording.APOLOGY_EN
+    assert out["reply"]["text"] == phrases.APOLOGY_EN
     assert out["outcome"] == "crash"
     assert not DeadLetter.objects.filter(msg_id="m6").exists()
 
@@ -165,12 +165,12 @@ def test_a_redis_outage_is_retried_like_a_transient_error(worker_settings, monke
     from conf.settings import get_settings
     from testkit.envelopes import envelope
     from testkit.services import free_port
-    from workers import runtime
+    from workers import resources
     from workers.tasks import preprocess_task
 
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     get_settings.cache_clear()
-    runtime.reset_clients()
+    resources.reset_clients()
     env = envelope(text="hi")
     result = preprocess_task.apply(args=(env,))
     assert result.state == states.IGNORED
@@ -184,7 +184,7 @@ def test_worker_commits_are_relaxed_but_dead_letters_are_durable(worker_settings
     from django.db import connection, transaction
 
     from webapp.actions.deadletters import do_dead_letter
-    from workers.runtime import _relaxed_commits
+    from workers.resources import _relaxed_commits
 
     _relaxed_commits(None, connection)
     with connection.cursor() as cursor:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from workers.dingtalk_token import REFRESH_MARGIN_SECONDS, TokenCache
+from workers.dingtalk.token import REFRESH_MARGIN_SECONDS, TokenCache
 from workers.errors import PoisonMessage
-from workers.runtime import key
+from workers.resources import key
 
 
 class TokenEndpoint:

@@ -86,15 +86,15 @@ def _tenants(tenant_id: str, user_id: str) -> list[str]:
 
 def media_store() -> Any:
     """The files users sent (MEDIA_ROOT); imported late: the webapp loads without the workers."""
-    from workers.gateway.mediastore import MediaStore
+    from workers.state.media_store import MediaStore
 
     return MediaStore(get_settings().media_root)
 
 
 def collect(tenant_id: str, user_id: str) -> dict[str, Any]:
     """Everything stored about the person, as JSON primitives."""
-    from workers import session
-    from workers.gateway import buttons, cardowners
+    from workers.state import session
+    from workers.state import buttons, cards
 
     tenants = _tenants(tenant_id, user_id)
     store = media_store()
@@ -121,7 +121,7 @@ def collect(tenant_id: str, user_id: str) -> dict[str, Any]:
         },
         "redis": {
             "sessions": [s for t in tenants for s in session.export_user(t, user_id)],
-            "card_owners": [c for t in tenants for c in cardowners.export_user(t, user_id)],
+            "card_owners": [c for t in tenants for c in cards.export_user(t, user_id)],
             "buttons": [b for t in tenants for b in buttons.export_user(t, user_id)],
         },
         "media": [item for t in tenants for item in store.list_user(t, user_id)],
@@ -152,14 +152,14 @@ def do_erase_user(tenant_id: str, user_id: str, actor: str) -> dict[str, int]:
     Redis and files go first (idempotent), then PostgreSQL and the audit row in one transaction:
     if anything fails, running the command again finishes the job.
     """
-    from workers import session
-    from workers.gateway import buttons, cardowners
+    from workers.state import session
+    from workers.state import buttons, cards
 
     tenants = _tenants(tenant_id, user_id)
     store = media_store()
     counts = {
         "redis.session_entries": sum(session.erase_user(t, user_id) for t in tenants),
-        "redis.card_owners": sum(cardowners.erase_user(t, user_id) for t in tenants),
+        "redis.card_owners": sum(cards.erase_user(t, user_id) for t in tenants),
         "redis.buttons": sum(buttons.erase_user(t, user_id) for t in tenants),
         "media": sum(store.erase_user(t, user_id) for t in tenants),
     }

@@ -7,7 +7,7 @@ import logging
 import redis
 from django.db import transaction
 
-from workers.runtime import key, redis_client
+from workers.resources import key, redis_client
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from skills.docsearch.extract import SUPPORTED_SUFFIXES
-from webapp.document_actions import do_ingest_document, do_sync_collection
+from webapp.actions.documents import do_ingest_document, do_sync_collection
 from webapp.models.documents import Document, DocumentCollection
 
 

@@ -1,0 +1,66 @@
+"""The pipeline's wire contract: task and queue names, time limits, and the chain's order.
+
+The listener, the workers and the webapp import this module (never each other) to publish and
+consume the same messages. Names here are a wire contract: renaming one strands queued messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline: its task name, queue and time limit."""
+
+    name: str
+    task: str
+    queue: str
+    time_limit: int
+
+
+# Later stages have their own queues so continuations never wait behind a backlog of new messages.
+PREPROCESS = Stage("preprocess", "dtbot.pipeline.preprocess", "dtbot.preprocess", 30)
+RUN_SKILL = Stage("run_skill", "dtbot.pipeline.run_skill", "dtbot.skills", 120)
+POSTPROCESS = Stage("postprocess", "dtbot.pipeline.postprocess", "dtbot.postprocess", 30)
+DELIVER = Stage("deliver", "dtbot.pipeline.deliver", "dtbot.deliver", 60)
+
+STAGES: tuple[Stage, ...] = (PREPROCESS, RUN_SKILL, POSTPROCESS, DELIVER)
+STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
+
+# Beat-driven sweeps share one queue, consumed by worker-pipeline; beat sends them by name.
+BEAT_QUEUE = "dtbot.reminders"
+REMINDER_SWEEP_TASK = "dtbot.reminders.sweep"
+RETENTION_TASK = "dtbot.housekeeping.retention"
+
+EXCHANGE = "dtbot"
+QUEUE_NAMES: tuple[str, ...] = (*(s.queue for s in STAGES), BEAT_QUEUE)
+
+# Task messages never carry user text in their headers (Celery would render the payload there,
+# into events and into logs at every stage).
+ARGSREPR = "(<payload>,)"
+
+
+def signature_fields(stage: Stage) -> dict[str, Any]:
+    """One stage as a Celery signature dict (what a task message's `chain` field lists)."""
+    return {
+        "task": stage.task,
+        "args": [],
+        "kwargs": {},
+        "options": {"queue": stage.queue, "argsrepr": ARGSREPR, "kwargsrepr": "{}"},
+        "subtask_type": None,
+        "immutable": False,
+    }
+
+
+def stages_from(stage_name: str) -> tuple[Stage, ...]:
+    """The stages from `stage_name` to the end (a replay starts at its failed stage)."""
+    names = [s.name for s in STAGES]
+    return STAGES[names.index(stage_name):]
+
+
+def chain_field(stage_name: str) -> list[dict[str, Any]]:
+    """The `chain` field of the task message that starts the pipeline at `stage_name`: the
+    stages after it, last first (Celery pops the next stage off the end)."""
+    return [signature_fields(s) for s in reversed(stages_from(stage_name)[1:])]

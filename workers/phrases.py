@@ -1,0 +1,69 @@
+"""What the bot says when no skill is speaking (zh/en): apology, empty input, truncation, unreadable types, refused files."""
+
+from __future__ import annotations
+
+from skills.language import is_chinese
+
+APOLOGY_ZH = "抱歉，处理你的消息时出了点问题，请稍后再试。"
+APOLOGY_EN = "Sorry, something went wrong while handling your message. Please try again later."
+EMPTY_TEXT = "请输入文字内容。Please type something."
+TRUNCATED_ZH = "（你的消息太长，只处理了前 {limit} 个字符。）"
+TRUNCATED_EN = "(Your message was long; only its first {limit} characters were read.)"
+REPLY_CUT_ZH = "……（回复过长，已截断）"
+REPLY_CUT_EN = "… (reply too long, cut here)"
+
+
+def _zh(text: str, locale: str) -> bool:
+    return is_chinese(text) if text.strip() else locale.lower().startswith("zh")
+
+
+def apology(text: str = "", locale: str = "zh-CN") -> str:
+    """The standard apology, in the user's language."""
+    return APOLOGY_ZH if _zh(text, locale) else APOLOGY_EN
+
+
+def truncated_note(text: str, limit: int, locale: str = "zh-CN") -> str:
+    return (TRUNCATED_ZH if _zh(text, locale) else TRUNCATED_EN).format(limit=limit)
+
+
+def reply_cut_note(text: str) -> str:
+    return REPLY_CUT_ZH if is_chinese(text) else REPLY_CUT_EN
+
+
+PHRASES: dict[str, tuple[str, str]] = {
+    "unsupported": (
+        "抱歉，我暂时还看不懂这种消息，请发文字、图片或文件。",
+        "Sorry, I can't read this kind of message yet; please send text, a picture or a file.",
+    ),
+    "too_large": (
+        "抱歉，这个文件太大了（上限 {limit}），我没法读取。",
+        "Sorry, that file is too large for me to read (limit {limit}).",
+    ),
+    "bad_type": (
+        "抱歉，我还不能读取这种文件（{content_type}）。",
+        "Sorry, I can't read this type of file yet ({content_type}).",
+    ),
+    "unavailable": (
+        "抱歉，没能从钉钉取到你发的文件，请重新发送一次。",
+        "Sorry, I couldn't fetch your file from DingTalk; please send it again.",
+    ),
+    "stale_card": (
+        "这张卡片已过期，请重新提问。",
+        "This card has expired; please ask again.",
+    ),
+}
+
+
+def phrase(key: str, locale: str = "zh-CN", **values: object) -> str:
+    """The phrase in the user's language (Chinese unless the locale says otherwise)."""
+    zh, en = PHRASES[key]
+    text = zh if (locale or "zh").lower().startswith("zh") else en
+    return text.format(**values) if values else text
+
+
+def size_text(n: int) -> str:
+    """20971520 → '20 MB'."""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.0f} {unit}"
+    return f"{n} B"

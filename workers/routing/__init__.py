@@ -1,0 +1,1 @@
+"""Intent → skill in preprocess: the routers (trained, keyword), the policy, where the active artefact comes from."""

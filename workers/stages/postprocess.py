@@ -1,0 +1,86 @@
+"""Postprocess stage: reply policy (notes, length, apology), session update, its stage timestamp."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from conf.settings import get_settings
+from skills.api import Reply, Turn
+from workers import phrases
+from workers.state import session
+from workers.dingtalk.reply_split import split_text
+
+log = logging.getLogger(__name__)
+
+# More parts than this is a flood, not an answer: the rest is cut with a note.
+MAX_PARTS = 5
+
+
+def reply_parts(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str, Any]]:
+    """The reply as DingTalk-sized messages; notes (e.g. "your input was truncated") go last.
+
+    An action card keeps its buttons on its last part; the parts before it go as markdown.
+    """
+    if reply.kind == "card" and reply.card:
+        # A card is one message; its text is the markdown fallback when no card can be shown.
+        return [Reply(text=reply.text, kind="card", title=reply.title, card=reply.card,
+                      meta={"part": 1, "of": 1 + bool(notes)}).to_dict()] + [
+            Reply(text="\n\n".join(notes), meta={"part": 2, "of": 2}).to_dict() for _ in notes[:1]]
+    text = reply.text.strip()
+    if notes:
+        text = "\n\n".join([text, *notes]) if text else "\n\n".join(notes)
+    if not text:
+        text = phrases.apology()
+    kind = reply.kind if reply.kind in ("text", "markdown", "action_card") else "text"
+    chunks = split_text(text, max_bytes, markdown=kind != "text")
+    if len(chunks) > MAX_PARTS:
+        log.warning("reply of %d parts cut to %d", len(chunks), MAX_PARTS)
+        chunks = chunks[:MAX_PARTS]
+        chunks[-1] = chunks[-1] + "\n" + phrases.reply_cut_note(text)
+    title = reply.title or text.strip().splitlines()[0][:20]
+    last = len(chunks) - 1
+    return [
+        Reply(
+            text=chunk,
+            kind=kind if i == last or kind != "action_card" else "markdown",
+            title=title,
+            buttons=list(reply.buttons) if i == last and kind == "action_card" else [],
+            meta={"part": i + 1, "of": len(chunks)},
+        ).to_dict()
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+def card_follow_up(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str, Any]]:
+    """An answer already on its AI card: only what did not fit on it (and the notes) still goes out."""
+    overflow = str(reply.card.get("overflow") or "")
+    if not overflow.strip() and not notes:
+        return []
+    return reply_parts(Reply(text=overflow, kind="markdown", title=reply.title), notes, max_bytes)
+
+
+def postprocess(payload: dict[str, Any]) -> dict[str, Any]:
+    """Payload with `replies` (the parts to send); the session remembers this turn."""
+    settings = get_settings()
+    turn = Turn.from_dict(payload["turn"])
+    reply = Reply.from_dict(payload.get("reply") or {"text": ""})
+    notes = list(payload.get("notes") or [])
+    if reply.card.get("delivered"):
+        parts = card_follow_up(reply, notes, settings.reply_max_bytes)
+    else:
+        parts = reply_parts(reply, notes, settings.reply_max_bytes)
+    if turn.text:
+        session.append_turn(
+            turn.tenant_id,
+            turn.conversation_id,
+            turn.user_id,
+            [{"role": "user", "text": turn.text}, {"role": "assistant", "text": reply.text}],
+            turn.conversation_type,
+        )
+    # Carried to deliver, which writes the whole record in its one UPDATE (a dead letter writes
+    # it too): one row write per message instead of one per stage.
+    record = dict(payload.get("record") or {}, postprocessed_at=time.time(), skill=turn.skill,
+                  intent=turn.intent)
+    return {**payload, "replies": parts, "record": record}

@@ -1,0 +1,129 @@
+"""run_skill stage: pre_process → execute → post_process of the routed skill, within its timeout."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Iterator
+
+from skills import registry
+from skills.api import AISkillPlugin, Reply, SkillError, Turn
+from workers import phrases, skill_settings
+from workers.stages import ai_card
+
+log = logging.getLogger(__name__)
+
+
+class SkillTimeout(Exception):
+    """The skill did not answer within its timeout."""
+
+
+def preload_skills() -> None:
+    """Import every registered skill now, at worker start: the first message should not pay for
+    imports (`openai` alone takes ~3 s on 2 cores). Prefork children inherit the modules."""
+    started = time.monotonic()
+    for name in registry.skill_names():
+        try:
+            registry.skill_class(name)
+        except Exception:  # noqa: BLE001 - that skill fails per message later; the others work
+            log.exception("skill %s cannot be imported", name)
+    log.info("skills preloaded in %.2f s", time.monotonic() - started)
+
+
+def _call_hooks(skill: AISkillPlugin, turn: Turn, join: bool) -> Reply | Iterator[str]:
+    """pre_process → execute → post_process; a stream of chunks is returned as is (for an AI
+    card), or read whole into a markdown reply when `join` (no card possible)."""
+    turn = skill.pre_process(turn)
+    result = skill.execute(turn)
+    if isinstance(result, Reply):
+        return skill.post_process(turn, result)
+    if not join:
+        return result
+    reply = ai_card.markdown_reply("".join(str(chunk) for chunk in result))
+    return skill.post_process(turn, reply)
+
+
+def call_with_timeout(
+    skill: AISkillPlugin, turn: Turn, timeout: float, join: bool = True
+) -> Reply | Iterator[str]:
+    """Run the hooks in a daemon thread so a hung skill cannot hold the worker past `timeout`.
+
+    The thread is abandoned on timeout (Python cannot kill it); it is a daemon, so it never
+    blocks shutdown, and the soft time limit of the task is the last resort.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["reply"] = _call_hooks(skill, turn, join)
+        except BaseException as exc:  # handed to the caller's thread, which maps it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"skill-{skill.name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise SkillTimeout(f"skill {skill.name!r} did not answer within {timeout:.1f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["reply"]
+
+
+def _answered(payload: dict[str, Any], reply: dict[str, Any], outcome: str) -> dict[str, Any]:
+    record = dict(payload.get("record") or {}, skill_done_at=time.time())
+    return {**payload, "reply": reply, "outcome": outcome, "record": record}
+
+
+def with_apology(payload: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """The payload carrying the standard apology instead of a skill's reply."""
+    turn = payload.get("turn") or {}
+    text = phrases.apology(str(turn.get("text") or ""), str(turn.get("locale") or "zh-CN"))
+    return _answered(payload, Reply(text=text).to_dict(), outcome)
+
+
+def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
+    """Payload with `reply` set: the skill's answer, or a polite apology when the skill failed.
+
+    A crash of the skill propagates to the task wrapper, which logs it with the msgId and turns
+    it into the same apology (the one broad `except` of the pipeline).
+    """
+    if payload.get("reply"):
+        # Preprocess already knows the answer (empty text, unsupported type).
+        return _answered(payload, payload["reply"], "preset")
+    turn = Turn.from_dict(payload["turn"])
+    done = ai_card.remembered(turn.msg_id)
+    if done is not None:
+        # A retry after the card was finalized: the user has the answer; do not ask again.
+        log.info("card %s already finished; handing on its reply", done.card.get("out_track_id"))
+        return _answered(payload, done.to_dict(), "ok")
+    # The tenant's configuration of the skill (admin settings); remote skills resolve here too.
+    settings = skill_settings.cache()
+    skill = settings.skill(turn.tenant_id, turn.skill or registry.FALLBACK_SKILL)
+    if skill.needs_catalog:
+        turn = turn.replace(catalog=settings.catalog(turn.tenant_id))
+    robot_code = str((payload.get("delivery") or {}).get("robot_code") or "")
+    cards = ai_card.cards_enabled()
+    if cards and ai_card.streams(skill):
+        # The skill runs inside the card's iterator: the card shows up at once and every
+        # failure of the skill ends on it as a polite, finalized error.
+        chunks = ai_card.LazyAnswer(skill, turn)
+        reply, outcome = ai_card.stream_answer(turn, robot_code, chunks, skill.timeout_seconds)
+        return _answered(payload, reply.to_dict(), outcome)
+    started = time.monotonic()
+    try:
+        result = call_with_timeout(skill, turn, skill.timeout_seconds, join=not cards)
+    except SkillError as exc:
+        log.warning("skill %s declined: %s", skill.name, exc)
+        if exc.user_message:
+            return _answered(payload, Reply(text=exc.user_message).to_dict(), "skill_error")
+        return with_apology(payload, "skill_error")
+    except SkillTimeout as exc:
+        log.error("%s", exc)
+        return with_apology(payload, "timeout")
+    if isinstance(result, Reply):
+        return _answered(payload, result.to_dict(), "ok")
+    # A skill that streamed without declaring it: the card opens now that execute returned.
+    left = max(1.0, skill.timeout_seconds - (time.monotonic() - started))
+    reply, outcome = ai_card.stream_answer(turn, robot_code, result, left)
+    return _answered(payload, reply.to_dict(), outcome)

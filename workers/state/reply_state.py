@@ -1,0 +1,74 @@
+"""Reply idempotency per msgId in Redis: which parts went out, and whether one is in flight.
+
+States of `{prefix}reply:{msg_id}`: absent (nothing sent), `next:<i>` (parts before i sent,
+nothing in flight), `sending:<i>` (part i in flight: if found by a retry, the outcome is
+unknown and it is never resent), `sent` (done).
+"""
+
+from __future__ import annotations
+
+from conf.settings import get_settings
+from workers.resources import LuaScript, key, redis_client
+
+SENT = "sent"
+
+# Compare-and-set: a state change only happens from the state the caller saw.
+_CAS = LuaScript("""
+local current = redis.call('GET', KEYS[1])
+if current == false then current = '' end
+if current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+""")
+
+
+def reply_key(msg_id: str) -> str:
+    return key(f"reply:{msg_id}")
+
+
+def get(msg_id: str) -> str:
+    """The current state ('' when nothing was sent)."""
+    return redis_client().get(reply_key(msg_id)) or ""
+
+
+def compare_and_set(name: str, expected: str, new: str) -> bool:
+    """Set Redis key `name` from `expected` ('' = absent) to `new`; False if it held another value."""
+    ttl = get_settings().dedup_ttl_seconds
+    return bool(_CAS([name], [expected, new, ttl]))
+
+
+def swap(msg_id: str, expected: str, new: str) -> bool:
+    """Move from `expected` ('' = absent) to `new`; False if another run changed it first."""
+    return compare_and_set(reply_key(msg_id), expected, new)
+
+
+def sending(index: int) -> str:
+    return f"sending:{index}"
+
+
+def next_part(index: int) -> str:
+    return f"next:{index}"
+
+
+def first_unsent(state: str) -> int | None:
+    """Index of the first part still to send, or None when the state forbids sending."""
+    if state == "":
+        return 0
+    if state.startswith("next:"):
+        return int(state.split(":", 1)[1])
+    return None
+
+
+def reset_for_replay(msg_id: str) -> str:
+    """Before a replay: an in-flight mark becomes 'not sent' (the operator chose to resend).
+
+    Returns the previous state; a 'sent' message stays sent, so a replay never answers twice.
+    """
+    client = redis_client()
+    previous = client.get(reply_key(msg_id)) or ""
+    if previous.startswith("sending:"):
+        index = int(previous.split(":", 1)[1])
+        client.set(reply_key(msg_id), next_part(index), ex=get_settings().dedup_ttl_seconds)
+    return previous
