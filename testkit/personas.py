@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from skills.api import Turn
 from testkit import envelopes
 
 
@@ -50,3 +51,13 @@ MALLORY = Persona(key="mallory", nick="Mallory", staff_id="", locale="en-US")
 PERSONAS: dict[str, Persona] = {p.key: p for p in (ALICE, BOB, MALLORY)}
 # Lower-case aliases read naturally in tests: run_pipeline("年假有几天", user=alice)
 alice, bob, mallory = ALICE, BOB, MALLORY
+
+
+def make_turn(text: str = "hello there", **fields: object) -> Turn:
+    """A Turn for skill and card unit tests: a group message from staff-1 (Alice) unless `fields` say otherwise."""
+    base: dict[str, object] = {
+        "msg_id": "msg-1", "tenant_id": "t1", "conversation_id": "cid-group-1",
+        "conversation_type": "2", "user_id": "staff-1", "user_nick": "Alice", "locale": "en-US",
+    }
+    base.update(fields)
+    return Turn(text=text, **base)  # type: ignore[arg-type]

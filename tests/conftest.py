@@ -1,4 +1,5 @@
-"""Shared fixtures: isolated RabbitMQ vhost and Redis namespace per test session."""
+"""Shared fixtures: isolated RabbitMQ vhost and Redis namespace per test session; the plugins below
+hold the fixtures every folder uses (worker settings, sandbox, the end-to-end stack)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any, Iterator
 import pytest
 
 from testkit import services
+
+pytest_plugins = ("tests.support.fixtures", "tests.support.stack_fixtures")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from testkit import traffic
 from testkit.ledger import Ledger
 from testkit.stack import Stack
 
-from .conftest import sandbox_client
+from tests.support.stack_fixtures import sandbox_control
 
 pytestmark = pytest.mark.slow
 
@@ -18,11 +18,11 @@ def _run_bot(bot: Stack) -> None:
     bot.start_pipeline_worker(concurrency=8)
     bot.start_skills_worker(concurrency=2)
     bot.start_listener()
-    sandbox_client(bot).wait_for_state(connections=1, timeout=30)
+    sandbox_control(bot).wait_for_state(connections=1, timeout=30)
 
 
 def _exactly_once(bot: Stack, n: int, timeout: float) -> None:
-    client = sandbox_client(bot)
+    client = sandbox_control(bot)
     ledger = Ledger()
     traffic.send(client, ledger, n, conversations=50)
     replies = traffic.wait_for_all(client, ledger, timeout=timeout)

@@ -10,7 +10,7 @@ from testkit import traffic
 from testkit.ledger import Ledger
 from testkit.stack import Stack
 
-from tests.e2e.conftest import sandbox_client
+from tests.support.stack_fixtures import sandbox_control
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ def test_bad_frames_and_odd_texts_do_not_disturb_other_messages(stack: Stack):
     stack.start_pipeline_worker(concurrency=8)
     stack.start_skills_worker(concurrency=2)
     listener = stack.start_listener()
-    client = sandbox_client(stack)
+    client = sandbox_control(stack)
     client.wait_for_state(connections=1, timeout=30)
     ledger = Ledger()
     traffic.send(client, ledger, 40)

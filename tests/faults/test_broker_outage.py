@@ -11,7 +11,7 @@ from testkit.ledger import Ledger
 from testkit.stack import Stack
 from testkit.tcpproxy import TcpProxy
 
-from tests.e2e.conftest import sandbox_client
+from tests.support.stack_fixtures import sandbox_control
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def test_a_broker_outage_is_buffered_then_drained_with_every_reply_sent_once(sta
         stack.start_skills_worker(concurrency=2)
         # Only the listener goes through the proxy: the outage is between ingest and the broker.
         stack.start_listener(CELERY_BROKER_URL=proxy.url_for(stack.broker_url), INGEST_BUFFER_MAX="300")
-        client = sandbox_client(stack)
+        client = sandbox_control(stack)
         client.wait_for_state(connections=1, timeout=30)
         ledger = Ledger()
         traffic.send(client, ledger, 50)

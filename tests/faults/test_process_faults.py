@@ -12,7 +12,7 @@ from testkit import traffic
 from testkit.ledger import Ledger, Verdict
 from testkit.stack import Stack
 
-from tests.e2e.conftest import sandbox_client
+from tests.support.stack_fixtures import sandbox_control
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def _start(bot: Stack, skills_pool: str = "prefork") -> None:
     bot.start_pipeline_worker(concurrency=8)
     bot.start_skills_worker(concurrency=2, pool=skills_pool)
     bot.start_listener()
-    sandbox_client(bot).wait_for_state(connections=1, timeout=30)
+    sandbox_control(bot).wait_for_state(connections=1, timeout=30)
 
 
 def _replied_count(client, ledger: Ledger) -> int:
@@ -43,7 +43,7 @@ def _kill_mid_run(bot: Stack, role: str, restart: Callable[[], object],
                   excused: Callable[[], set[str]] | None = None) -> Verdict:
     """Send 300 messages, kill -9 the `role` worker once 60 are answered, restart it, judge."""
     _start(bot)
-    client = sandbox_client(bot)
+    client = sandbox_control(bot)
     ledger = Ledger()
     traffic.send(client, ledger, 300)
     _wait_progress(client, ledger, 60)
@@ -75,7 +75,7 @@ def test_killing_the_pipeline_worker_mid_run_duplicates_nothing(stack: Stack):
 
 def test_killing_the_listener_and_restarting_it_loses_nothing(stack: Stack):
     _start(stack)
-    client = sandbox_client(stack)
+    client = sandbox_control(stack)
     ledger = Ledger()
     traffic.send(client, ledger, 150)
     listener = next(p for p in stack.procs if p.role == "listener")
@@ -90,7 +90,7 @@ def test_killing_the_listener_and_restarting_it_loses_nothing(stack: Stack):
 @pytest.mark.parametrize("action", ["drop_socket", "disconnect"])
 def test_losing_the_socket_mid_run_loses_and_duplicates_nothing(stack: Stack, action: str):
     _start(stack)
-    client = sandbox_client(stack)
+    client = sandbox_control(stack)
     ledger = Ledger()
     traffic.send(client, ledger, 100)
     client.fault(action, **({"grace": 3} if action == "disconnect" else {}))

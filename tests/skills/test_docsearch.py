@@ -1,4 +1,4 @@
-"""Registry-level checks of docsearch (its behaviour is tested in tests/knowledge/test_docsearch_*.py)."""
+"""Registry-level checks of docsearch (its behaviour is tested in tests/skills/docsearch/)."""
 
 from __future__ import annotations
 

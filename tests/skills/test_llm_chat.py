@@ -1,4 +1,4 @@
-"""The chat skill (thin checks here; tests/llm covers streaming and faults against the stub LLM)."""
+"""The chat skill (thin checks here; tests/skills/llm_chat covers streaming and faults against the stub LLM)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Registry-level checks of schedule (its behaviour is tested in tests/knowledge/test_schedule_*.py)."""
+"""Registry-level checks of schedule (its behaviour is tested in tests/skills/schedule/)."""
 
 from __future__ import annotations
 

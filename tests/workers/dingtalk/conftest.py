@@ -13,7 +13,6 @@ import redis
 
 from sandbox import SandboxServer
 from sandbox.client import SandboxClient
-from skills.api import Turn
 from workers.dingtalk.card_client import CardClient, CardTarget
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -96,15 +95,6 @@ def redis_client() -> Iterator[redis.Redis]:
 @pytest.fixture
 def card_client(http: httpx.Client, dingtalk: Dingtalk) -> CardClient:
     return CardClient(http, dingtalk.url, lambda: dingtalk.token, backoff_initial=0.05, backoff_max=0.3)
-
-
-def make_turn(text: str = "hello there", **fields: object) -> Turn:
-    base: dict[str, object] = {
-        "msg_id": "msg-1", "tenant_id": "t1", "conversation_id": "cid-group-1",
-        "conversation_type": "2", "user_id": "staff-1", "user_nick": "Alice", "locale": "en-US",
-    }
-    base.update(fields)
-    return Turn(text=text, **base)  # type: ignore[arg-type]
 
 
 GROUP = CardTarget(conversation_type="2", conversation_id="cid-group-1", user_id="staff-1", robot_code=ROBOT_CODE)

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from workers.dingtalk.ratebudget import RateBudget
-from tests.llm.conftest import REDIS_URL
+from tests.workers.dingtalk.conftest import REDIS_URL
 
 
 def max_in_window(stamps: list[float], window: float = 1.0) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.llm.conftest import make_turn
+from testkit.personas import make_turn
 from workers.dingtalk.card_client import CardTarget
 from workers.dingtalk.card_streamer import fit_card, out_track_id_for
 

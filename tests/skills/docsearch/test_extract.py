@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from skills.docsearch.extract import ExtractionError, Section, extract_sections
-from tests.knowledge.documents import make_docx, make_pdf
+from tests.skills.docsearch.documents import make_docx, make_pdf
 
 
 def test_plain_text_in_utf8_and_in_gb18030_reads_the_same() -> None:

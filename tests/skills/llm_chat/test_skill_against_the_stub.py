@@ -12,7 +12,7 @@ from skills.api import Reply, SkillError
 from skills.llm_chat import LLMChatConfig, LLMChatSkill
 from skills.llm_chat.history import estimate_tokens
 from testkit.services import free_port
-from tests.llm.conftest import make_turn
+from testkit.personas import make_turn
 
 
 def skill_for(stub: StubLLMServer, **config: Any) -> LLMChatSkill:

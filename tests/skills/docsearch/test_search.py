@@ -12,7 +12,7 @@ from skills.api import Turn
 from skills.docsearch.ingest import ingest, ingest_document
 from skills.docsearch.skill import DocSearchConfig, DocSearchSkill
 from skills.docsearch.store import PgVectorStore, UnknownCollection
-from tests.knowledge.documents import make_docx, make_pdf
+from tests.skills.docsearch.documents import make_docx, make_pdf
 
 pytestmark = pytest.mark.slow  # starts an embedded PostgreSQL and runs the embedding model
 

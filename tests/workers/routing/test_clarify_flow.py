@@ -12,7 +12,7 @@ from workers.stages.deliver import deliver
 from workers.stages.postprocess import postprocess
 from workers.stages.preprocess import preprocess
 from workers.stages.run_skill import run_skill
-from tests.workers.test_routing import embedding_router
+from tests.workers.routing.test_routers import embedding_router
 
 pytestmark = pytest.mark.django_db
 

@@ -56,7 +56,8 @@ def redis_stack(transactional_db, redis_prefix: str, tmp_path: Path, request) ->
     yield from _running_stack(services.redis_broker_db(), redis_prefix, tmp_path, request)
 
 
-def sandbox_client(bot: Stack) -> SandboxClient:
+def sandbox_control(bot: Stack) -> SandboxClient:
+    """A control client of the stack's own sandbox."""
     return SandboxClient(bot.sandbox_url)
 
 

@@ -13,8 +13,9 @@ import redis
 from sandbox.llm import STUB_MARK, StubLLMServer
 from skills.api import SkillError
 from skills.llm_chat import LLMChatConfig, LLMChatSkill
-from tests.llm.card_denials import PermissionlessCards
-from tests.llm.conftest import GROUP, PRIVATE, CallLog, Dingtalk, make_turn
+from tests.workers.dingtalk.card_denials import PermissionlessCards
+from testkit.personas import make_turn
+from tests.workers.dingtalk.conftest import GROUP, PRIVATE, CallLog, Dingtalk
 from workers.dingtalk.card_client import CardClient, CardTarget, CardUnavailable
 from workers.dingtalk.card_streamer import CardStreamer, out_track_id_for
 from workers.state.cards import CancelFlags

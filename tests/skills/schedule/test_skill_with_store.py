@@ -13,7 +13,7 @@ from skills.api import Reply, SkillError, Turn
 from skills.schedule.replies import CONFIRM, DISMISS
 from skills.schedule.skill import ScheduleConfig, ScheduleSkill
 from skills.schedule.store import ReminderStore
-from tests.knowledge.reminder_store import MemoryReminderStore
+from tests.skills.schedule.reminder_store import MemoryReminderStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2025, 6, 4, 2, 0, tzinfo=timezone.utc)  # Wednesday 10:00 in Shanghai

@@ -1,4 +1,4 @@
-"""Fixtures for worker tests: settings bound to this test's Redis namespace, a broker vhost."""
+"""Fixtures of every test folder: settings bound to this test's Redis namespace, a broker vhost, the DingTalk sandbox, a media root."""
 
 from __future__ import annotations
 
@@ -110,3 +110,11 @@ def sandbox_settings(worker_settings, dingtalk_sandbox, monkeypatch) -> Settings
     resources.reset_clients()
     return get_settings()
 
+
+@pytest.fixture
+def media_root(tmp_path, monkeypatch):
+    """Files users send land in this test's own folder."""
+    root = tmp_path / "media"
+    monkeypatch.setenv("MEDIA_ROOT", str(root))
+    get_settings.cache_clear()
+    return root
