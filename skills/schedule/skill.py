@@ -26,7 +26,7 @@ class ScheduleConfig(SkillConfig):
     event_reminder_minutes: int = 15  # events ("下午3点开会") are reminded this long before
     list_days: int = 7
     list_limit: int = 20
-    store: str = "webapp.reminder_store:DjangoReminderStore"
+    store: str = "webapp.actions.reminder_store:DjangoReminderStore"
 
     def __post_init__(self) -> None:
         ZoneInfo(self.default_timezone)  # an unknown zone fails at start-up, not per message

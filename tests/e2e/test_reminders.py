@@ -13,7 +13,7 @@ from skills.schedule.store import ReminderDraft
 from testkit.stack import SANDBOX_CLIENT_ID, Stack
 from tests.support.skill_stack import run_bot, start_pipeline, wait_for
 from webapp.models.reminders import Reminder, ReminderFiring
-from webapp.reminder_store import DjangoReminderStore
+from webapp.actions.reminder_store import DjangoReminderStore
 
 pytestmark = pytest.mark.slow
 

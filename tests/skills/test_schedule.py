@@ -10,7 +10,7 @@ from skills.api import ConfigError
 
 def test_it_builds_with_the_django_store_named_in_its_config():
     skill = registry.build("schedule", {"default_timezone": "Europe/Berlin"})
-    assert skill.config.store == "webapp.reminder_store:DjangoReminderStore"
+    assert skill.config.store == "webapp.actions.reminder_store:DjangoReminderStore"
     assert skill._store is None  # imported on first use, inside the skills worker
 
 

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 
 from skills.schedule.store import ReminderDraft
 from webapp.models.reminders import Reminder, ReminderFiring
-from webapp.reminder_store import DjangoReminderStore
+from webapp.actions.reminder_store import DjangoReminderStore
 from webapp.actions.reminders import (
     MAX_ATTEMPTS,
     claim_due_reminders,

@@ -12,7 +12,7 @@ from conf.settings import get_settings
 from skills.schedule.store import ReminderDraft
 from testkit.services import free_port
 from webapp.models.reminders import ReminderFiring
-from webapp.reminder_store import DjangoReminderStore
+from webapp.actions.reminder_store import DjangoReminderStore
 from webapp.actions.reminders import MAX_ATTEMPTS, claim_due_reminders
 from workers import reminders, resources
 from workers.resources import dingtalk_api

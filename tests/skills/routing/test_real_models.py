@@ -15,7 +15,7 @@ from skills.routing import embedders as emb
 
 from .phrasings import OUT_OF_SCOPE_TEST, chinese, english, held_out_rows, train_rows
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
 
 # First 8 dimensions of sentence-transformers' own all-MiniLM-L6-v2 output for these texts.

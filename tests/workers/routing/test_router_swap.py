@@ -19,7 +19,7 @@ from workers.routing.source import DatabaseArtefacts
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CACHE_DIR = Path(__file__).resolve().parents[2] / "var" / "router"
+CACHE_DIR = Path(__file__).resolve().parents[3] / "var" / "router"
 
 
 @pytest.fixture
