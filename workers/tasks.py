@@ -32,12 +32,13 @@ from workers.stages import deliver, postprocess, preprocess, run_skill  # noqa: 
 from workers.state import ordering, session  # noqa: E402
 from workers import reminders  # noqa: E402
 from workers.celery import app  # noqa: E402
-from workers.dingtalk.api import Throttled  # noqa: E402
 from workers.errors import (  # noqa: E402
     DuplicateMessage,
     NothingToAnswer,
     PoisonMessage,
+    Throttled,
     TransientError,
+    WaitForTurn,
 )
 from conf.logs import message_context  # noqa: E402
 from contract.pipeline import BEAT_QUEUE, DELIVER, POSTPROCESS, PREPROCESS, REMINDER_SWEEP_TASK, RETENTION_TASK, RUN_SKILL, Stage  # noqa: E402
@@ -143,7 +144,7 @@ def pipeline_task(stage: Stage) -> Callable[[StageFunction], Task]:
                 except (DuplicateMessage, NothingToAnswer) as exc:
                     log.info("stopping quietly: %s", exc)
                     raise Ignore() from exc
-                except ordering.WaitForTurn as exc:
+                except WaitForTurn as exc:
                     log.debug("waiting for %d earlier message(s): %.2f s", exc.ahead, exc.countdown)
                     requeue(self, stage, exc.payload, exc.countdown)
                 except Throttled as exc:

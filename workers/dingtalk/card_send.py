@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 from skills.api import Reply
-from workers.dingtalk.card_client import CardClient, CardError, CardTarget, CardUnavailable
+from workers.dingtalk.card_client import CardClient, CardTarget
 from workers.dingtalk.card_streamer import out_track_id_for
 from workers.dingtalk.api import DingTalkAPI
-from workers.errors import TransientError
+from workers.errors import CardError, CardUnavailable, TransientError
 from workers.state import cards
 from workers.dingtalk.ratebudget import RateBudget
 

@@ -13,13 +13,14 @@ from typing import Any, Callable, Iterable, Iterator
 import redis as redis_lib
 
 from skills.api import SkillError
-from workers.dingtalk.card_client import CardClient, CardError, CardTarget, CardUnavailable
+from workers.dingtalk.card_client import CardClient, CardTarget
 from workers.dingtalk.card_text import CARD_MAX_BYTES, fit_card, note
+from workers.errors import CardError, CardUnavailable
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CardStreamer", "CardTarget", "CardUnavailable", "StreamResult", "fit_card",
+    "CardStreamer", "CardTarget", "StreamResult", "fit_card",
     "out_track_id_for",
 ]
 

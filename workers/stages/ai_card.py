@@ -18,11 +18,12 @@ from typing import Any, Iterator
 from conf.settings import get_settings
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
 from workers import phrases
-from workers.dingtalk.card_client import CardClient, CardTarget, CardUnavailable
+from workers.dingtalk.card_client import CardClient, CardTarget
 from workers.dingtalk.card_text import note
 from workers.dingtalk.card_streamer import CardStreamer, StreamResult
 from workers.state.cards import CancelFlags
 from workers.dingtalk.ratebudget import RateBudget
+from workers.errors import CardUnavailable
 from workers.resources import dingtalk_api, http_client, key, redis_client
 
 log = logging.getLogger(__name__)

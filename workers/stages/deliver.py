@@ -13,8 +13,8 @@ from skills.api import Reply
 from webapp.actions.records import do_mark_replied_if_pending, do_mark_status, record_fields
 from webapp.models import DeliveryChannel, MessageStatus
 from workers.state import reply_state
-from workers.dingtalk.api import DingTalkAPI, Throttled, WebhookExpired
-from workers.errors import DeliveryUnknown, PipelineError, PoisonMessage
+from workers.dingtalk.api import DingTalkAPI
+from workers.errors import DeliveryUnknown, PipelineError, PoisonMessage, Throttled, WebhookExpired
 from workers.state import buttons
 from workers.dingtalk.card_send import send_card
 from workers.dingtalk.outbound import action_buttons, webhook_body

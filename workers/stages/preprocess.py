@@ -15,10 +15,10 @@ from workers import phrases
 from workers.routing import routers
 from workers.state import dedup, ordering, session
 from workers.state.cards import CancelFlags
-from workers.errors import DuplicateMessage, NothingToAnswer, PoisonMessage
+from workers.errors import DuplicateMessage, MediaRejected, NothingToAnswer, PoisonMessage
 from workers.dingtalk import inbound as gateway
 from workers.dingtalk.inbound import Incoming, delivery_target
-from workers.dingtalk.media import MediaLimits, MediaRejected, fetch
+from workers.dingtalk.media import MediaLimits, fetch
 from workers.state.media_store import MediaStore
 from workers.phrases import phrase, size_text
 from workers.resources import dingtalk_api, redis_client

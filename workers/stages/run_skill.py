@@ -10,13 +10,10 @@ from typing import Any, Iterator
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
 from workers import phrases, skill_settings
+from workers.errors import SkillTimeout
 from workers.stages import ai_card
 
 log = logging.getLogger(__name__)
-
-
-class SkillTimeout(Exception):
-    """The skill did not answer within its timeout."""
 
 
 def preload_skills() -> None:

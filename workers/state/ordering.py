@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conf.settings import get_settings
+from workers.errors import WaitForTurn
 from workers.resources import LuaScript, key, redis_client
 
 log = logging.getLogger(__name__)
@@ -109,16 +110,6 @@ return 0
 """)
 
 SCAN_LIMIT = 100
-
-
-class WaitForTurn(Exception):
-    """Earlier messages of the conversation are not finished: re-queue this stage in `countdown` s."""
-
-    def __init__(self, payload: dict[str, Any], countdown: float, ahead: int) -> None:
-        super().__init__(f"{ahead} earlier message(s) of the conversation still running")
-        self.payload = payload
-        self.countdown = countdown
-        self.ahead = ahead
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from skills.llm_chat import LLMChatConfig, LLMChatSkill
 from tests.workers.dingtalk.card_denials import PermissionlessCards
 from testkit.personas import make_turn
 from tests.workers.dingtalk.conftest import GROUP, PRIVATE, CallLog, Dingtalk
-from workers.dingtalk.card_client import CardClient, CardTarget, CardUnavailable
+from workers.dingtalk.card_client import CardClient, CardTarget
+from workers.errors import CardUnavailable
 from workers.dingtalk.card_streamer import CardStreamer, out_track_id_for
 from workers.state.cards import CancelFlags
 from workers.dingtalk.ratebudget import RateBudget

@@ -13,7 +13,8 @@ import pytest
 from testkit.envelopes import envelope_from_push
 from workers.resources import dingtalk_api
 from workers.dingtalk.inbound import MediaItem
-from workers.dingtalk.media import MediaLimits, MediaRejected, fetch
+from workers.dingtalk.media import MediaLimits, fetch
+from workers.errors import MediaRejected
 from workers.state.media_store import MediaStore
 from workers.phrases import phrase
 from workers.stages.preprocess import preprocess

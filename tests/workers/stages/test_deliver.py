@@ -11,7 +11,7 @@ from testkit.envelopes import envelope_from_push
 from webapp.models import MessageRecord, MessageStatus
 from workers.state import reply_state
 from workers.stages.deliver import choose_channel, deliver
-from workers.dingtalk.api import Throttled
+from workers.errors import Throttled
 from workers.errors import PoisonMessage, TransientError
 from workers.stages.postprocess import postprocess
 from workers.stages.preprocess import preprocess

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from workers.errors import WaitForTurn
 from workers.state import ordering
 
 
@@ -29,7 +30,7 @@ def fast_turnstile(worker_settings, monkeypatch):
 def test_the_earliest_message_goes_and_the_next_waits_until_it_is_finished(fast_turnstile):
     first, second = register("m1", seq=1000), register("m2", seq=2000)
     assert ordering.admit(first, "run_skill") is first
-    with pytest.raises(ordering.WaitForTurn) as waiting:
+    with pytest.raises(WaitForTurn) as waiting:
         ordering.admit(second, "run_skill")
     assert waiting.value.ahead == 1 and 0 < waiting.value.countdown <= 2
     ordering.finish(first)
@@ -40,14 +41,14 @@ def test_the_order_is_create_time_not_registration_time(fast_turnstile):
     later = register("m-later", seq=5000)
     earlier = register("m-earlier", seq=4000)  # registered second, sent first
     ordering.admit(earlier, "deliver")
-    with pytest.raises(ordering.WaitForTurn):
+    with pytest.raises(WaitForTurn):
         ordering.admit(later, "deliver")
 
 
 def test_equal_create_times_are_ordered_by_msg_id(fast_turnstile):
     b, a = register("msgB", seq=7000), register("msgA", seq=7000)
     ordering.admit(a, "deliver")
-    with pytest.raises(ordering.WaitForTurn):
+    with pytest.raises(WaitForTurn):
         ordering.admit(b, "deliver")
 
 
@@ -87,7 +88,7 @@ def test_a_slow_message_that_keeps_moving_keeps_its_place(worker_settings, monke
     for _ in range(4):  # 0.6 s in all, but a stage started every 0.15 s
         time.sleep(0.15)
         ordering.touch(slow)
-        with pytest.raises(ordering.WaitForTurn):
+        with pytest.raises(WaitForTurn):
             ordering.admit(late, "run_skill")
 
 
@@ -99,13 +100,13 @@ def test_a_message_without_progress_stops_holding_the_line_and_progress_restores
     monkeypatch.setenv("ORDER_MAX_WAIT_SECONDS", "0.3")
     get_settings.cache_clear()
     stuck, late = register("stuck", seq=1), register("late", seq=2)
-    with pytest.raises(ordering.WaitForTurn):
+    with pytest.raises(WaitForTurn):
         ordering.admit(late, "deliver")
     time.sleep(0.4)
     assert ordering.admit(late, "deliver") is late  # stuck: no stage started for too long
     assert redis_conn.zscore(ordering.Slot("t", "cid-1", 1).zset(), "stuck") is not None  # not forgotten
     ordering.touch(stuck)  # it moves again (e.g. its retry started)
-    with pytest.raises(ordering.WaitForTurn):
+    with pytest.raises(WaitForTurn):
         ordering.admit(late, "deliver")
 
 
@@ -118,7 +119,7 @@ def test_an_abandoned_entry_is_dropped_after_its_ttl(worker_settings, monkeypatc
     get_settings.cache_clear()
     register("crashed", seq=1)
     nxt = register("next", seq=2)
-    with pytest.raises(ordering.WaitForTurn):
+    with pytest.raises(WaitForTurn):
         ordering.admit(nxt, "deliver")
     time.sleep(0.4)
     assert ordering.admit(nxt, "deliver") is nxt
@@ -144,7 +145,7 @@ def test_the_countdown_grows_with_the_line(fast_turnstile):
     for i in range(5):
         register(f"q{i}", seq=i)
     last = register("q-last", seq=99)
-    with pytest.raises(ordering.WaitForTurn) as waiting:
+    with pytest.raises(WaitForTurn) as waiting:
         ordering.admit(last, "deliver")
     assert waiting.value.ahead == 5
     assert waiting.value.countdown == pytest.approx(min(fast_turnstile.order_poll_seconds * 5, 2.0))
