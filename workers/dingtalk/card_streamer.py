@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-import redis as redis_lib
-
 from skills.api import SkillError
 from workers.dingtalk.card_client import CardClient, CardTarget
 from workers.dingtalk.card_text import CARD_MAX_BYTES, fit_card, note
@@ -47,11 +45,6 @@ class StreamResult:
     error: str
     first_visible_s: float | None
     elapsed_s: float
-
-    @property
-    def needs_fallback(self) -> bool:
-        """True when the card could not be finalized: send `text` as a markdown reply instead."""
-        return not self.finalized
 
 
 _END = object()

@@ -85,13 +85,6 @@ class MediaStore:
         (folder / f"{stem}.json").write_text(json.dumps(sidecar, ensure_ascii=False), encoding="utf-8")
         return ref
 
-    def path_of(self, ref: str) -> Path:
-        """The file behind a reference; refuses references that leave the store."""
-        path = (self.root / ref).resolve()
-        if self.root.resolve() not in path.parents:
-            raise ValueError(f"media reference outside the store: {ref!r}")
-        return path
-
     def list_user(self, tenant_id: str, user_id: str) -> list[dict[str, Any]]:
         """The sidecars of every file of this user."""
         folder = self.user_dir(tenant_id, user_id)
