@@ -1,4 +1,4 @@
-"""Imports go one way: ingest never imports Django or skills; skills never import Django or Celery."""
+"""Imports go one way: ingest never imports Django or skills; skills never import Django, Celery or the bot's settings (conf)."""
 
 import ast
 from pathlib import Path
@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FORBIDDEN = {
     "ingest": ("django", "webapp", "skills"),
-    "skills": ("django", "webapp", "celery", "kombu", "workers", "ingest"),
+    "skills": ("django", "webapp", "celery", "kombu", "workers", "ingest", "conf"),
     "conf": ("django", "webapp", "celery", "workers", "skills", "ingest"),
 }
 

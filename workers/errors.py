@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
-    from workers.payload import StagePayload
+    from workers.payload import Order
 
 
 class PipelineError(Exception):
@@ -49,11 +49,11 @@ class DeliveryUnknown(PipelineError):
 
 class WaitForTurn(PipelineError):
     """Earlier messages of the conversation are not finished: re-queue this stage in `countdown` s
-    with `payload` (its `order` notes since when it waits); not a failure."""
+    with the payload's `order` replaced by this one (it notes since when it waits); not a failure."""
 
-    def __init__(self, payload: StagePayload, countdown: float, ahead: int) -> None:
+    def __init__(self, order: Order, countdown: float, ahead: int) -> None:
         super().__init__(f"{ahead} earlier message(s) of the conversation still running")
-        self.payload = payload
+        self.order = order
         self.countdown = countdown
         self.ahead = ahead
 

@@ -24,7 +24,8 @@ def dead_at(stage: str, worker_settings, text: str = "hello") -> DeadLetter:
         payload = run_skill(payload)
     if stage == "deliver":
         payload = postprocess(payload)
-    return do_dead_letter(env["msg_id"], stage, payload, "poison: test")
+    return do_dead_letter(env["msg_id"], stage, payload if stage == "preprocess" else payload.to_dict(),
+                          "poison: test")
 
 
 def test_a_dead_letter_marks_the_message_dead(worker_settings):

@@ -9,8 +9,10 @@ from typing import Any, Iterator
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import phrases, skill_settings
+from workers import phrases
 from workers.errors import SkillTimeout
+from workers.payload import StagePayload
+from workers.resources import current
 from workers.stages import ai_card
 
 log = logging.getLogger(__name__)
@@ -67,60 +69,59 @@ def call_with_timeout(
     return outcome["reply"]
 
 
-def _answered(payload: dict[str, Any], reply: dict[str, Any], outcome: str) -> dict[str, Any]:
-    record = dict(payload.get("record") or {}, skill_done_at=time.time())
-    return {**payload, "reply": reply, "outcome": outcome, "record": record}
+def _answered(payload: StagePayload, reply: Reply, outcome: str) -> StagePayload:
+    return payload.replace(reply=reply, outcome=outcome).with_record(skill_done_at=current().clock.time())
 
 
-def with_apology(payload: dict[str, Any], outcome: str) -> dict[str, Any]:
+def with_apology(payload: StagePayload, outcome: str) -> StagePayload:
     """The payload carrying the standard apology instead of a skill's reply."""
-    turn = payload.get("turn") or {}
-    text = phrases.apology(str(turn.get("text") or ""), str(turn.get("locale") or "zh-CN"))
-    return _answered(payload, Reply(text=text).to_dict(), outcome)
+    turn = payload.turn
+    return _answered(payload, Reply(text=phrases.apology(turn.text, turn.locale or "zh-CN")), outcome)
 
 
-def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
+def run_skill(payload: StagePayload) -> StagePayload:
     """Payload with `reply` set: the skill's answer, or a polite apology when the skill failed.
 
     A crash of the skill propagates to the task wrapper, which logs it with the msgId and turns
     it into the same apology (the one broad `except` of the pipeline).
     """
-    if payload.get("reply"):
+    if payload.reply is not None:
         # Preprocess already knows the answer (empty text, unsupported type).
-        return _answered(payload, payload["reply"], "preset")
-    turn = Turn.from_dict(payload["turn"])
+        return _answered(payload, payload.reply, "preset")
+    turn = payload.turn
     done = ai_card.remembered(turn.msg_id)
     if done is not None:
         # A retry after the card was finalized: the user has the answer; do not ask again.
         log.info("card %s already finished; handing on its reply", done.card.get("out_track_id"))
-        return _answered(payload, done.to_dict(), "ok")
+        return _answered(payload, done, "ok")
     # The tenant's configuration of the skill (admin settings); remote skills resolve here too.
-    settings = skill_settings.cache()
+    res = current()
+    settings = res.skill_settings
     skill = settings.skill(turn.tenant_id, turn.skill or registry.FALLBACK_SKILL)
     if skill.needs_catalog:
         turn = turn.replace(catalog=settings.catalog(turn.tenant_id))
-    robot_code = str((payload.get("delivery") or {}).get("robot_code") or "")
+    robot_code = str(payload.delivery.get("robot_code") or "")
     cards = ai_card.cards_enabled()
     if cards and ai_card.streams(skill):
         # The skill runs inside the card's iterator: the card shows up at once and every
         # failure of the skill ends on it as a polite, finalized error.
         chunks = ai_card.LazyAnswer(skill, turn)
         reply, outcome = ai_card.stream_answer(turn, robot_code, chunks, skill.timeout_seconds)
-        return _answered(payload, reply.to_dict(), outcome)
-    started = time.monotonic()
+        return _answered(payload, reply, outcome)
+    started = res.clock.monotonic()
     try:
         result = call_with_timeout(skill, turn, skill.timeout_seconds, join=not cards)
     except SkillError as exc:
         log.warning("skill %s declined: %s", skill.name, exc)
         if exc.user_message:
-            return _answered(payload, Reply(text=exc.user_message).to_dict(), "skill_error")
+            return _answered(payload, Reply(text=exc.user_message), "skill_error")
         return with_apology(payload, "skill_error")
     except SkillTimeout as exc:
         log.error("%s", exc)
         return with_apology(payload, "timeout")
     if isinstance(result, Reply):
-        return _answered(payload, result.to_dict(), "ok")
+        return _answered(payload, result, "ok")
     # A skill that streamed without declaring it: the card opens now that execute returned.
-    left = max(1.0, skill.timeout_seconds - (time.monotonic() - started))
+    left = max(1.0, skill.timeout_seconds - (res.clock.monotonic() - started))
     reply, outcome = ai_card.stream_answer(turn, robot_code, result, left)
-    return _answered(payload, reply.to_dict(), outcome)
+    return _answered(payload, reply, outcome)

@@ -7,8 +7,7 @@ unknown and it is never resent), `sent` (done).
 
 from __future__ import annotations
 
-from conf.settings import get_settings
-from workers.resources import LuaScript, key, redis_client
+from workers.resources import LuaScript, current
 
 SENT = "sent"
 
@@ -25,18 +24,17 @@ return 0
 
 
 def reply_key(msg_id: str) -> str:
-    return key(f"reply:{msg_id}")
+    return current().key(f"reply:{msg_id}")
 
 
 def get(msg_id: str) -> str:
     """The current state ('' when nothing was sent)."""
-    return redis_client().get(reply_key(msg_id)) or ""
+    return current().redis.get(reply_key(msg_id)) or ""
 
 
 def compare_and_set(name: str, expected: str, new: str) -> bool:
     """Set Redis key `name` from `expected` ('' = absent) to `new`; False if it held another value."""
-    ttl = get_settings().dedup_ttl_seconds
-    return bool(_CAS([name], [expected, new, ttl]))
+    return bool(_CAS([name], [expected, new, current().settings.dedup_ttl_seconds]))
 
 
 def swap(msg_id: str, expected: str, new: str) -> bool:
@@ -66,9 +64,9 @@ def reset_for_replay(msg_id: str) -> str:
 
     Returns the previous state; a 'sent' message stays sent, so a replay never answers twice.
     """
-    client = redis_client()
-    previous = client.get(reply_key(msg_id)) or ""
+    res = current()
+    previous = res.redis.get(reply_key(msg_id)) or ""
     if previous.startswith("sending:"):
         index = int(previous.split(":", 1)[1])
-        client.set(reply_key(msg_id), next_part(index), ex=get_settings().dedup_ttl_seconds)
+        res.redis.set(reply_key(msg_id), next_part(index), ex=res.settings.dedup_ttl_seconds)
     return previous

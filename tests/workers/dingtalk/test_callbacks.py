@@ -7,6 +7,7 @@ import json
 import pytest
 
 from testkit.envelopes import callback_envelope, card_callback, envelope, robot_message
+from workers.payload import Order
 from workers.state import ordering
 from workers.state.cards import CancelFlags
 from workers.errors import NothingToAnswer, PoisonMessage
@@ -29,9 +30,8 @@ def own_card(out_track_id: str = "card-1", buttons_map: dict | None = None) -> N
 
 
 def run(data: dict, run_id: str = "run-1") -> dict:
-    payload = preprocess(data, run_id=run_id)
-    json.dumps(payload)
-    return payload
+    """preprocess's payload as it travels to the next stage (JSON)."""
+    return json.loads(json.dumps(preprocess(data, run_id=run_id).to_dict()))
 
 
 def test_a_submitted_form_becomes_form_data_for_the_owning_skill(worker_settings):
@@ -80,7 +80,7 @@ def test_callbacks_are_ordered_in_the_owning_conversation(worker_settings):
     own_card()
     payload = run(callback_envelope(card_callback("card-1", action_ids=["x"], params={"a": "1"})))
     assert payload["order"]["conversation_id"] == "cid-g=="
-    assert ordering.ahead_of(payload["msg_id"], ordering.slot_of(payload)) == (0, 0)
+    assert ordering.ahead_of(payload["msg_id"], Order.from_dict(payload["order"])) == (0, 0)
 
 
 @pytest.mark.parametrize("action_ids,values,stop", [
@@ -117,11 +117,11 @@ def test_a_tap_from_another_user_or_chat_is_just_text(worker_settings):
 def test_a_duplicate_delivery_never_holds_the_conversation(worker_settings):
     data = robot_message("hello", conversation_id="cid-dup==", staff_id="gus")
     first = run(envelope(data))
-    ordering.finish(first)  # answered
+    ordering.finish(first["msg_id"], Order.from_dict(first["order"]))  # answered
     with pytest.raises(Exception, match="already claimed"):
         run(envelope(data), run_id="second-delivery")
     later = run(envelope(robot_message("next", conversation_id="cid-dup==", staff_id="gus")), "run-9")
-    assert ordering.ahead_of(later["msg_id"], ordering.slot_of(later)) == (0, 0)
+    assert ordering.ahead_of(later["msg_id"], Order.from_dict(later["order"])) == (0, 0)
 
 
 def test_a_duplicate_while_the_original_runs_keeps_the_original_in_line(worker_settings):
@@ -130,4 +130,4 @@ def test_a_duplicate_while_the_original_runs_keeps_the_original_in_line(worker_s
     with pytest.raises(Exception, match="already claimed"):
         run(envelope(data), run_id="second-delivery")
     later = run(envelope(robot_message("next", conversation_id="cid-dup2==", staff_id="gus")), "run-9")
-    assert ordering.ahead_of(later["msg_id"], ordering.slot_of(later)) == (1, 0)
+    assert ordering.ahead_of(later["msg_id"], Order.from_dict(later["order"])) == (1, 0)

@@ -44,6 +44,6 @@ def test_a_long_action_card_keeps_its_buttons_on_the_last_part():
     buttons = [{"title": "OK", "action": "a"}]
     parts = reply_parts(Reply(text="\n".join(["line of text"] * 200), kind="action_card", buttons=buttons), [], 500)
     assert len(parts) > 1
-    assert [p["kind"] for p in parts[:-1]] == ["markdown"] * (len(parts) - 1)
-    assert parts[-1]["kind"] == "action_card" and parts[-1]["buttons"] == buttons
-    assert all(p["buttons"] == [] for p in parts[:-1])
+    assert [p.kind for p in parts[:-1]] == ["markdown"] * (len(parts) - 1)
+    assert parts[-1].kind == "action_card" and parts[-1].buttons == buttons
+    assert all(p.buttons == [] for p in parts[:-1])
