@@ -6,7 +6,8 @@ Splits (the shared test splits are hidden): CLINC150 and SMP2017 train on `train
 `val`; Banking77 is scored on a stratified 20 % carved from its training file. The threshold and
 calibration rows are carved from the training part (the router does that when no `val` rows are
 given). `clinc150_val_halves` is the evaluation CLI's setting (the train file carries `split: val`
-rows): half of CLINC150 val goes in as val rows and the other half is scored, both ways round. SMP2017 is research-only: its router is trained in a temp dir and deleted, never shipped.
+rows): half of CLINC150 val goes in as val rows and the other half is scored, both ways round.
+SMP2017 is research-only: its router is trained in a temp dir and deleted, never shipped.
 Prints one JSON object.
 """
 
@@ -29,11 +30,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see skills/routing/evalua
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from skills.routing.cache import EmbeddingCache  # noqa: E402
-from skills.routing.evaluate import read_examples, score  # noqa: E402
-from skills.routing.router import Example, Router  # noqa: E402
+from skills.routing.cache import EmbeddingCache
+from skills.routing.evaluate import read_examples, score
+from skills.routing.router import Example, Router
 
 DATA = Path()  # set in main() from --data
 
@@ -64,7 +65,7 @@ def splits(name: str) -> tuple[list[Example], list[Example]]:
     test: set[int] = set()
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        test.update(rng.choice(members, size=int(round(len(members) * 0.2)), replace=False).tolist())
+        test.update(rng.choice(members, size=round(len(members) * 0.2), replace=False).tolist())
     return [r for i, r in enumerate(rows) if i not in test], [r for i, r in enumerate(rows) if i in test]
 
 

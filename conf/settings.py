@@ -7,7 +7,6 @@ from functools import lru_cache
 
 from environs import Env
 
-
 # Content types the gateway downloads (prefix match); anything else gets a polite refusal.
 DEFAULT_MEDIA_TYPES = (
     "image/", "audio/", "video/", "text/", "application/pdf", "application/msword",

@@ -53,7 +53,7 @@ class Gateway:
     async def _close(conn: Connection) -> None:
         try:
             await asyncio.wait_for(conn.ws.close(code=1001, message=b"sandbox stopping"), 1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if conn.request.transport is not None:
                 conn.request.transport.abort()
 

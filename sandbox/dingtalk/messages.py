@@ -72,7 +72,7 @@ class Injection:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, body: Any) -> "Injection":
+    def from_json(cls, body: Any) -> Injection:
         """Validate a JSON request body; raises ValueError with the reason."""
         if not isinstance(body, dict):
             raise ValueError("message must be a JSON object")

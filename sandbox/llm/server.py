@@ -289,14 +289,14 @@ class StubLLMServer:
     def port(self) -> int:
         return self._server.port
 
-    def start(self) -> "StubLLMServer":
+    def start(self) -> StubLLMServer:
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> "StubLLMServer":
+    def __enter__(self) -> StubLLMServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

