@@ -24,7 +24,7 @@ import httpx
 import redis
 
 from sandbox.client import SandboxClient
-from skills.api import Turn
+from skills.api import Reply, Turn
 from skills.llm_chat import LLMChatConfig, LLMChatSkill
 from testkit.services import free_port
 from workers.dingtalk.card_client import CardClient, CardTarget
@@ -98,7 +98,10 @@ def answer_batch(indices: list[int], llm_url: str, card_url: str, token: str, pr
             target = CardTarget.from_turn(turn, opts["robot_code"])
             time.sleep(max(0.0, start_at - time.time()))
             try:
-                result: StreamResult = streamer.stream(turn.msg_id, target, skill.execute(turn), locale="en")  # type: ignore[arg-type]
+                chunks = skill.execute(turn)
+                if isinstance(chunks, Reply):  # not configured or refused: no stream to measure
+                    raise RuntimeError(f"no stream: {chunks.text}")
+                result: StreamResult = streamer.stream(turn.msg_id, target, chunks, locale="en")
                 results.append({"ok": result.status == "finished" and result.finalized,
                                 "first_visible_s": result.first_visible_s, "elapsed_s": result.elapsed_s})
             except Exception as exc:  # counted and printed; a bench should finish and report

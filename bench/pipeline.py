@@ -111,7 +111,7 @@ def run_phase(client: SandboxClient, n: int, rate: float, timeout: float, start:
     first_reply: dict[str, float] = {}
     for reply in replies:
         msg_id = ledger.attribute(reply)
-        if msg_id in pushes and msg_id not in first_reply:
+        if msg_id is not None and msg_id in pushes and msg_id not in first_reply:
             first_reply[msg_id] = reply["at"] - pushes[msg_id]["injectedAt"]
     last = max((r["at"] for r in replies), default=time.time())
     return {

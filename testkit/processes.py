@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALL_QUEUES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver", "dtbot.reminders")
 
 
-class WorkerProcess(subprocess.Popen):  # type: ignore[type-arg]
+class WorkerProcess(subprocess.Popen[bytes]):
     """A Popen that also knows the worker's node name and log file."""
 
     node_name: str
@@ -84,7 +84,7 @@ def start_worker(
     raise RuntimeError(f"worker not ready after {ready_timeout} s:\n{proc.log_text()[-4000:]}")
 
 
-def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int | None:  # type: ignore[type-arg]
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int | None:
     """Warm shutdown (SIGTERM), then SIGKILL of the worker's own process group; a log file
     that start_worker created itself is removed (pass log_path to keep one)."""
     if proc.poll() is None:
@@ -102,7 +102,7 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int | None:  # type: 
     return proc.returncode
 
 
-def kill(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+def kill(proc: subprocess.Popen[bytes]) -> None:
     """kill -9 the worker and its pool children (a crash, for fault tests)."""
     _kill_group(proc)
     try:
@@ -111,7 +111,7 @@ def kill(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
         pass
 
 
-def _kill_group(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     # The group id is the worker's pid (start_new_session): only processes we started.
     try:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -304,7 +304,11 @@ class StubLLMServer:
 
     def configure(self, **body: Any) -> dict[str, Any]:
         """Same as POST /stub/config, e.g. `configure(first_token_delay=2)` or `configure(once=[{...}])`."""
-        return self._server.call(lambda: (self.state.configure(body), self.state.public())[1])
+        def apply() -> dict[str, Any]:
+            self.state.configure(body)
+            return self.state.public()
+
+        return self._server.call(apply)
 
     def requests(self) -> list[dict[str, Any]]:
         """Copies of the recorded requests, oldest first."""

@@ -136,7 +136,8 @@ class LLMChatSkill(AISkillPlugin):
 
     def __init__(self, config: SkillConfig | None = None) -> None:
         super().__init__(config)
-        self.cfg: LLMChatConfig = self.config  # type: ignore[assignment]
+        assert isinstance(self.config, LLMChatConfig)
+        self.cfg: LLMChatConfig = self.config
         self._lock = threading.Lock()
         self._client: openai.OpenAI | None = None
         self._model = self.cfg.model
@@ -185,7 +186,7 @@ class LLMChatSkill(AISkillPlugin):
         try:
             stream = self.client().chat.completions.create(
                 model=self.model(),
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,  # type: ignore[arg-type]  # plain {role, content} dicts; openai wants per-role TypedDicts
                 temperature=cfg.temperature,
                 max_tokens=cfg.max_tokens,
                 stream=True,

@@ -113,12 +113,12 @@ class Router:
         vecs = {i: parts[i].encode(texts) for i in self.cascade.parts}
         out = self._stage1(vecs, lex, k)
         rest = [j for j, p in enumerate(out) if p is None]
+        stage2: dict[int, Prediction] = {}
         if rest:
             vecs = {i: v[rest] for i, v in vecs.items()}
             vecs.update((i, p.encode([texts[j] for j in rest])) for i, p in enumerate(parts) if i not in vecs)
-            for j, p in zip(rest, self._decide(self._probs(_joined(vecs), lex[rest]), k), strict=True):
-                out[j] = p
-        return out  # type: ignore[return-value]
+            stage2 = dict(zip(rest, self._decide(self._probs(_joined(vecs), lex[rest]), k), strict=True))
+        return [p if p is not None else stage2[j] for j, p in enumerate(out)]
 
     def _stage1(self, vecs: dict[int, np.ndarray], lex: np.ndarray, k: int) -> list[Prediction | None]:
         """Stage 1's prediction for the rows it answers, None for the rest."""

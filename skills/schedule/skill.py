@@ -128,7 +128,7 @@ class ScheduleSkill(AISkillPlugin):
 
     def _occurrences(self, turn: Turn, cmd: ScheduleCommand) -> list[Candidate]:
         assert cmd.when is not None and cmd.until is not None
-        found = []
+        found: list[Candidate] = []
         for reminder in self._pending(turn):
             zone = ZoneInfo(reminder.timezone)
             anchor = reminder.event_at.astimezone(zone)
