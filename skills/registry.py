@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from functools import cache
+from typing import Any
 
 from skills.api import AISkillPlugin, SkillConfig
 
@@ -33,7 +34,7 @@ def skill_names() -> tuple[str, ...]:
     return tuple(SKILLS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def skill_class(name: str) -> type[AISkillPlugin]:
     """Import the class registered under `name` (first use only)."""
     try:
@@ -53,7 +54,7 @@ def build(name: str, config: SkillConfig | Mapping[str, Any] | None = None, **co
     cls = skill_class(name)
     if config is None or isinstance(config, Mapping):
         config = cls.Config.from_dict(config or {})
-    return cls(config, **collaborators)  # type: ignore[call-arg]  # subclasses take keyword collaborators
+    return cls(config, **collaborators)  # subclasses take keyword collaborators (schedule: store=)
 
 
 def intent_map() -> dict[str, str]:
