@@ -7,7 +7,8 @@ a webhook) and are turned into one of those kinds, or a polite reply, where they
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from workers.payload import Order

@@ -7,7 +7,7 @@
 | Throttled                                | re-queue, not counted; dead letter after MAX_THROTTLED_REQUEUES |
 | TransientError, a store outage           | retry with backoff; dead letter after TASK_MAX_RETRIES        |
 | PoisonMessage                            | dead letter                                                   |
-| anything else                            | run_skill: the apology; elsewhere a dead letter (logged with its traceback) |
+| anything else                            | run_skill: the apology; elsewhere a dead letter (traceback logged) |
 
 `workers.tasks` carries the chosen exit out with Celery (retry, Ignore, the dead-letter write).
 """
@@ -17,8 +17,9 @@ from __future__ import annotations
 import enum
 import logging
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import redis
 from django.db import InterfaceError, OperationalError

@@ -8,8 +8,9 @@ kept in `extra` and written back, never dropped.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from skills.api import Reply, Turn
 

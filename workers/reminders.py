@@ -35,8 +35,8 @@ from webapp.actions.reminders import (
 )
 from workers.dingtalk.api import DingTalkAPI
 from workers.errors import PoisonMessage, TransientError
-from workers.state import reply_state
 from workers.resources import current
+from workers.state import reply_state
 
 log = logging.getLogger(__name__)
 

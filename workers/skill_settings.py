@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Hashable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Hashable, TypeVar, cast
 
 import redis
 from cachetools import LRUCache
@@ -260,7 +260,8 @@ class SkillDataCache:
         settings = res.settings
         self._cache: LRUCache[Hashable, object] = LRUCache(maxsize or settings.skill_cache_size)
         self._check_seconds = settings.skill_cache_check_seconds if check_seconds is None else check_seconds
-        self._read_version = version_reader or (lambda: res.redis.get(version_key()))
+        # A decode_responses client: strings (redis-py's types cannot say so).
+        self._read_version = version_reader or (lambda: cast("str | None", res.redis.get(version_key())))
         self._clock = res.clock.monotonic
         self._lock = threading.Lock()
         self._version: str | None = None

@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Ignore
@@ -75,13 +76,13 @@ def dead_letter(task: Task, stage: Stage, data: Any, error: str) -> NoReturn:
         ordering.finish(msg_id, Order.from_dict(data.get("order")))  # given up: the next message may go
     try:
         letter = do_dead_letter(msg_id, stage.name, data if isinstance(data, dict) else {"raw": data}, error)
-    except Exception:
+    except Exception as exc:
         log.exception("could not write the dead letter; payload=%s",
                       json.dumps(data, ensure_ascii=False, default=str)[:4000])
         policy = RetryPolicy.from_settings(current().settings)
         if task.request.retries < policy.max_retries:
-            raise task.retry(countdown=policy.countdown(task.request.retries), max_retries=None)
-        raise Ignore()
+            raise task.retry(countdown=policy.countdown(task.request.retries), max_retries=None) from exc
+        raise Ignore() from exc
     log.error("dead-lettered (#%s): %s", letter.pk, error)
     raise Ignore()
 

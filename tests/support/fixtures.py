@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,10 +26,13 @@ class TestResources:
     def __init__(self, **env: str) -> None:
         self._env = pytest.MonkeyPatch()
         self.clock: Clock = SYSTEM_CLOCK
-        self.current = self.set(**env)
+        self.current = self._install(env, None)
 
     def set(self, clock: Clock | None = None, **env: Any) -> Resources:
         """Apply these environment overrides (and clock), install a fresh container for them."""
+        return self._install(env, clock)
+
+    def _install(self, env: dict[str, Any], clock: Clock | None) -> Resources:
         for name, value in env.items():
             self._env.setenv(name, str(value))
         if clock is not None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from workers.resources import Resources
     from workers.routing.policy import Route
 
-__all__ = ["app", "KeywordSkillRouter", "RULES"]
+__all__ = ["RULES", "KeywordSkillRouter", "app"]
 
 # (words any of which appear in the text, intent, skill); first match wins, else chat.
 RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (

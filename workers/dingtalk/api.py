@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 
 from skills.api import Reply
+from workers.dingtalk.outbound import openapi_message, webhook_body
 from workers.dingtalk.token import TokenCache
 from workers.errors import DeliveryUnknown, PoisonMessage, Throttled, TransientError, WebhookExpired
-from workers.dingtalk.outbound import openapi_message, webhook_body
 
 __all__ = ["DingTalkAPI", "openapi_message", "webhook_body"]
 

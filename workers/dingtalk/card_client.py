@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import redis as redis_lib
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, stop_any
-from tenacity import wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_any,
+    wait_exponential_jitter,
+)
 
 from skills.api import Turn
 from workers.dingtalk.ratebudget import RateBudget
@@ -37,7 +44,7 @@ class CardTarget:
     at_sender: bool = False
 
     @classmethod
-    def from_turn(cls, turn: Turn, robot_code: str, at_sender: bool = False) -> "CardTarget":
+    def from_turn(cls, turn: Turn, robot_code: str, at_sender: bool = False) -> CardTarget:
         return cls(turn.conversation_type, turn.conversation_id, turn.user_id, robot_code, turn.user_nick, at_sender)
 
     @property
@@ -258,9 +265,9 @@ class CardClient:
         except Exception as exc:  # the provider is the caller's code; no token now is a retryable miss
             raise CardTransient(f"no access token for {method} {path}: {exc!r}") from exc
         headers = {"x-acs-dingtalk-access-token": token}
-        extra = {"timeout": timeout} if timeout is not None else {}
         try:
-            resp = self.http.request(method, self.base_url + path, json=body, headers=headers, **extra)
+            resp = self.http.request(method, self.base_url + path, json=body, headers=headers,
+                                     timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
         except httpx.TransportError as exc:
             raise CardTransient(f"{method} {path}: {exc!r}") from exc
         try:

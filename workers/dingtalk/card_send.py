@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 
 from skills.api import Reply
+from workers.dingtalk.api import DingTalkAPI
 from workers.dingtalk.card_client import CardClient, CardTarget
 from workers.dingtalk.card_streamer import out_track_id_for
-from workers.dingtalk.api import DingTalkAPI
+from workers.dingtalk.ratebudget import RateBudget
 from workers.errors import CardError, CardUnavailable, TransientError
 from workers.payload import StagePayload
 from workers.state import cards
-from workers.dingtalk.ratebudget import RateBudget
 
 log = logging.getLogger(__name__)
 

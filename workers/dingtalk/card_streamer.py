@@ -7,8 +7,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from skills.api import SkillError
 from workers.dingtalk.card_client import CardClient, CardTarget

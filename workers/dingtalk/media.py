@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
 from workers.dingtalk.api import DingTalkAPI
-from workers.errors import MediaRejected, PoisonMessage, TransientError
 from workers.dingtalk.inbound import MediaItem
+from workers.errors import MediaRejected, PoisonMessage, TransientError
 from workers.state.media_store import MediaStore
 
 log = logging.getLogger(__name__)

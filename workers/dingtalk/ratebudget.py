@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import redis as redis_lib
 
+from conf.settings import Settings
 from workers.clock import SYSTEM_CLOCK, Clock
 
 FAMILIES = ("webhook", "robot_send", "card")
@@ -83,9 +84,10 @@ class RateBudget:
         self._penalize = client.register_script(_PENALIZE)
 
     @classmethod
-    def from_settings(cls, client: redis_lib.Redis, settings: object, clock: Clock = SYSTEM_CLOCK) -> RateBudget:
+    def from_settings(cls, client: redis_lib.Redis, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> RateBudget:
+        """DINGTALK_QPS_<FAMILY> per family, under this deployment's key prefix."""
         rates = {family: float(getattr(settings, f"dingtalk_qps_{family}")) for family in FAMILIES}
-        return cls(client, str(getattr(settings, "redis_key_prefix")), rates, clock=clock)
+        return cls(client, settings.redis_key_prefix, rates, clock=clock)
 
     def key(self, family: str) -> str:
         return f"{self.prefix}ratebudget:{family}"

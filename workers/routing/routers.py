@@ -65,7 +65,7 @@ class EmbeddingRouter:
     def version(self) -> str:
         return self._model[0] if self._model else ""
 
-    def start(self) -> "EmbeddingRouter":
+    def start(self) -> EmbeddingRouter:
         self._thread = threading.Thread(target=self._run, name="router-poller", daemon=True)
         self._thread.start()
         return self
@@ -142,7 +142,8 @@ def decide_turn(turn: Turn) -> tuple[Turn, Reply | None]:
     settings = res.skill_settings
     decision = callback_route(
         turn, enabled=settings.enabled_skills(turn.tenant_id), intent_skill=settings.intent_map(),
-        skills=set(registry.SKILLS) | set(settings.snapshot().remotes), fallback=settings.fallback_skill(turn.tenant_id),
+        skills=set(registry.SKILLS) | set(settings.snapshot().remotes),
+        fallback=settings.fallback_skill(turn.tenant_id),
     ) or (res.router or KEYWORDS).route(turn)
     changes: dict[str, object] = {"intent": decision.intent, "skill": decision.skill,
                                   "confidence": decision.confidence}

@@ -12,16 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
 from workers import phrases
 from workers.dingtalk.card_client import CardClient, CardTarget
-from workers.dingtalk.card_text import note
 from workers.dingtalk.card_streamer import CardStreamer, StreamResult
-from workers.state.cards import CancelFlags
+from workers.dingtalk.card_text import note
 from workers.errors import CardUnavailable
 from workers.resources import current
+from workers.state.cards import CancelFlags
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def drain(chunks: Iterator[str], timeout: float, locale: str) -> tuple[str, str]
         except SkillError as exc:
             outcome["error"] = exc.user_message or phrases.apology(locale=locale)
             log.warning("answer stream failed: %s", exc)
-        except Exception:  # noqa: BLE001 - the user gets an apology, the log the cause
+        except Exception:
             outcome["error"] = phrases.apology(locale=locale)
             log.exception("answer stream crashed")
 

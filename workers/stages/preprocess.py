@@ -10,15 +10,15 @@ from skills.api import Reply, Turn
 from webapp.actions.profiles import do_upsert_profile
 from webapp.actions.records import epoch_to_datetime
 from workers import phrases
-from workers.routing import routers
-from workers.state import dedup, ordering, session
-from workers.errors import DuplicateMessage, MediaRejected, NothingToAnswer, PoisonMessage
 from workers.dingtalk import inbound as gateway
 from workers.dingtalk.inbound import Incoming, delivery_target
 from workers.dingtalk.media import MediaLimits, fetch
+from workers.errors import DuplicateMessage, MediaRejected, NothingToAnswer, PoisonMessage
 from workers.payload import StagePayload
 from workers.phrases import phrase, size_text
 from workers.resources import Resources, current
+from workers.routing import routers
+from workers.state import dedup, ordering, session
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,10 @@ Let A and B be messages of one conversation with key(A) < key(B), key = (createA
 3. Liveness: every stage start of a message (preprocess, run_skill, postprocess, deliver) and
    every look at the turnstile while it waits records progress. A message ahead that made no
    progress for ORDER_MAX_WAIT_SECONDS counts as stuck and no longer holds anyone back (logged);
-   one without progress for ORDER_ENTRY_TTL_SECONDS is dropped. So a stuck message (lost task, crashed worker past its retries) delays its
-   conversation by at most ORDER_MAX_WAIT_SECONDS after its last progress, never for good; a
-   slow but moving one (a backlog, a long LLM answer) keeps its place.
+   one without progress for ORDER_ENTRY_TTL_SECONDS is dropped. So a stuck message (lost task,
+   crashed worker past its retries) delays its conversation by at most ORDER_MAX_WAIT_SECONDS
+   after its last progress, never for good; a slow but moving one (a backlog, a long LLM answer)
+   keeps its place.
 4. Conversations are independent: a message only ever waits for messages of its own
    (tenant, conversation); different conversations run fully in parallel.
 

@@ -9,7 +9,8 @@ server's clock and no worker's: a host with a wrong clock cannot end or prolong 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from workers.payload import StagePayload
 from workers.resources import current
