@@ -7,7 +7,7 @@ import logging
 import redis
 from django.db import transaction
 
-from workers.resources import key, redis_client
+from webapp.clients import key, redis_client
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from webapp.actions.deadletters import do_replay_dead_letter
 from webapp.actions.profiles import EDITABLE_FIELDS, do_update_profile
 from webapp.models import DeadLetter, MessageRecord, UserProfile
 
@@ -75,12 +76,10 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay selected dead letters from their failed stage")
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        from workers.replay import replay
-
         done, failed = 0, []
         for letter in queryset:
             try:
-                replay(letter)
+                do_replay_dead_letter(letter)
                 done += 1
             except Exception as exc:  # report per letter; the others still go
                 failed.append(f"#{letter.pk}: {exc}")
