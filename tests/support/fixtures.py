@@ -27,6 +27,18 @@ def worker_settings(redis_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 
 @pytest.fixture
+def personal_data_stores() -> Iterator[object]:
+    """The workers' per-user stores registered in this process, as manage.py and the workers do."""
+    from webapp.actions.personal_data import registry
+    from workers.state.personal_data import STORES, register_stores
+
+    register_stores()
+    yield registry
+    for store in STORES:
+        registry.unregister(store.name)
+
+
+@pytest.fixture
 def redis_conn(worker_settings: Settings):
     return resources.redis_client()
 

@@ -98,8 +98,8 @@ def test_routed_turns_older_than_the_retention_are_purged():
     assert not RoutedTurn.objects.exists()
 
 
-def test_export_and_erase_user_include_routed_turns_and_examples_made_from_them(worker_settings, tmp_path,
-                                                                              monkeypatch):
+def test_export_and_erase_user_include_routed_turns_and_examples_made_from_them(
+        worker_settings, personal_data_stores, tmp_path, monkeypatch):
     from conf.settings import get_settings
     from webapp.actions.privacy import collect, do_erase_user
 
