@@ -9,7 +9,9 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
-from webapp.models import MessageRecord, MessageStatus
+from webapp.models import DeliveryChannel as DeliveryChannel  # the workers' vocabulary, re-exported
+from webapp.models import MessageRecord
+from webapp.models import MessageStatus as MessageStatus
 
 
 def epoch_to_datetime(value: float | None) -> dt.datetime | None:

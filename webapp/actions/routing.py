@@ -209,6 +209,10 @@ def active_router_version() -> str | None:
             .values_list("version", flat=True).first())
 
 
+def router_version_exists(version: str) -> bool:
+    return RouterModel.objects.filter(version=version).exists()
+
+
 def router_artefact(version: str) -> bytes | None:
     data = RouterModel.objects.filter(version=version).values_list("artefact", flat=True).first()
     return None if data is None else bytes(data)
