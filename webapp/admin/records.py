@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from webapp.actions.deadletters import do_replay_dead_letter
 from webapp.actions.profiles import EDITABLE_FIELDS, do_update_profile
+from webapp.admin.base import ReadOnlyAdminMixin
 from webapp.models import DeadLetter, MessageRecord, UserProfile
 
 
@@ -33,21 +34,8 @@ class UserProfileAdmin(admin.ModelAdmin):
         do_update_profile(obj, changes, actor=request.user.get_username())
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by the pipeline: admins look, never edit."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(MessageRecord)
-class MessageRecordAdmin(ReadOnlyAdmin):
+class MessageRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "msg_id", "status", "skill", "conversation_type", "user", "channel",
         "received_at", "replied_at", "duplicate_count",
@@ -59,7 +47,7 @@ class MessageRecordAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdmin):
+class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "msg_id", "stage", "short_error", "created_at", "replayed_at",
                     "replay_count")
     list_filter = ("stage", ("replayed_at", admin.EmptyFieldListFilter))

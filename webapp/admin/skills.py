@@ -20,12 +20,9 @@ from webapp.actions.skills import (
     validate_remote_skill,
     validate_skill_config,
 )
+from webapp.admin.base import actor
 from webapp.knobs import KNOBS, KnobError, knob
 from webapp.models.skills import AdminSetting, RemoteSkill, SkillSetting
-
-
-def actor(request: HttpRequest) -> str:
-    return getattr(request.user, "username", "") or "admin"
 
 
 def _skill_choices() -> list[tuple[str, str]]:
