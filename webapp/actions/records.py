@@ -95,15 +95,6 @@ def record_fields(record: Any) -> dict[str, Any]:
     return {name: value for name, value in record.items() if name in RECORD_FIELDS}
 
 
-def do_record_stages(msg_id: str, **fields: Any) -> None:
-    """Write stage timestamps (epoch seconds) and attributes (skill, intent, ...) of msg_id."""
-    values = {
-        name: epoch_to_datetime(value) if name.endswith("_at") else value
-        for name, value in fields.items()
-    }
-    MessageRecord.objects.filter(msg_id=msg_id).update(**values)
-
-
 def do_mark_status(msg_id: str, status: str, error: str = "", **fields: Any) -> None:
     """Set the status of msg_id (and the error, timestamps given as epoch seconds)."""
     values: dict[str, Any] = {"status": status, "error": error[:4000]}
