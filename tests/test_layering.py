@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -91,7 +91,8 @@ def referenced_modules(source: str) -> Iterator[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                bound = alias.name if alias.asname else alias.name.split(".")[0]  # `import a.b` binds a
+                aliases[alias.asname or bound] = bound
                 yield node.lineno, alias.name
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             yield node.lineno, node.module
@@ -202,8 +203,8 @@ PASSING_EXAMPLES = {
     "webapp": ['"""Docstrings may mention workers.state.session."""', 'log.info("workers pick it up")',
                'QUIET = {"celery.app.trace": "WARNING"}',
                'TASK = "dtbot.pipeline.deliver"', "from contract.keys import claim"],
-    "ingest": ["from celery import Celery", 'QUIET = {"celery.app.trace": "WARNING"}', "from kombu.entity import PERSISTENT_DELIVERY_MODE",
-               "x = celery.__version__"],
+    "ingest": ["from celery import Celery", 'QUIET = {"celery.app.trace": "WARNING"}',
+               "from kombu.entity import PERSISTENT_DELIVERY_MODE", "x = celery.__version__"],
     "skills": ['HELP = "e.g. workers.resources:setup_django (run first)"'],
 }
 

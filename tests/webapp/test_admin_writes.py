@@ -21,7 +21,7 @@ READ_ONLY = {"auditlog", "messagerecord", "deadletter", "reminder", "reminderfir
 
 
 def webapp_admins() -> dict[str, ModelAdmin]:
-    return {model._meta.model_name: model_admin for model, model_admin in admin.site._registry.items()
+    return {str(model._meta.model_name): model_admin for model, model_admin in admin.site._registry.items()
             if model._meta.app_label == "webapp"}
 
 

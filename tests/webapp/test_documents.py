@@ -68,6 +68,6 @@ def test_the_command_creates_the_collection_and_replaces_a_reupload(staff_client
     call_command("ingest_documents", str(path), "--collection", "policies", stdout=io.StringIO())
     [document] = Document.objects.all()  # the same row, re-ingested
     assert document.status == Document.Status.READY and in_store("policies", document)
-    assert [a for a in AuditLog.objects.order_by("id").values_list("action", flat=True)] == [
+    assert list(AuditLog.objects.order_by("id").values_list("action", flat=True)) == [
         "document_collection.save", "document.save", "document.save"]
     assert AuditLog.objects.filter(actor="manage.py ingest_documents").count() == 3

@@ -10,7 +10,7 @@ import uuid
 import psycopg2
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, migrations
 from django.db.migrations.loader import MigrationLoader
 
 from testkit.processes import ROOT, worker_env
@@ -31,7 +31,7 @@ def test_the_history_is_one_migration_that_replaces_the_old_chain_and_keeps_the_
     assert sorted(name for app, name in loader.disk_migrations if app == "webapp") == [SQUASHED]
     squashed = loader.disk_migrations[("webapp", SQUASHED)]
     assert [name for _, name in squashed.replaces] == OLD_CHAIN
-    [trigger] = [op for op in squashed.operations if type(op).__name__ == "RunSQL"]
+    [trigger] = [op for op in squashed.operations if isinstance(op, migrations.RunSQL)]
     assert "BEFORE UPDATE OR DELETE ON webapp_auditlog" in trigger.sql
 
 
@@ -46,7 +46,7 @@ def test_the_check_refuses_only_a_database_part_way_through_the_old_chain(record
     found = partly_squashed_history(databases=["default"])
     assert [e.id for e in found] == (["webapp.E001"] if error else [])
     if error:
-        assert "0003_audit_log" in found[0].msg and "before the squash" in found[0].hint
+        assert "0003_audit_log" in found[0].msg and "before the squash" in str(found[0].hint)
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def migrate(url: str) -> subprocess.CompletedProcess[str]:
                           env=worker_env(DATABASE_URL=url), capture_output=True, timeout=120)
 
 
-def sql(url: str, statement: str, *params: str) -> list[tuple]:
+def sql(url: str, statement: str, *params: object) -> list[tuple]:
     with psycopg2.connect(url) as conn, conn.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else []

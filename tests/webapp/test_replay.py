@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from testkit.envelopes import envelope
 from contract.pipeline import STAGES
-from webapp.actions.deadletters import do_dead_letter, do_replay_dead_letter as replay
+from testkit.envelopes import envelope
+from webapp.actions.deadletters import do_dead_letter
+from webapp.actions.deadletters import do_replay_dead_letter as replay
 from webapp.models import DeadLetter, MessageRecord, MessageStatus
 from workers.pipeline import chain_from
 from workers.stages.postprocess import postprocess
@@ -129,13 +130,15 @@ def test_a_letter_from_an_unknown_stage_is_refused_and_nothing_is_published(work
 
 
 def test_a_broker_outage_fails_the_replay_and_rolls_its_mark_back(worker_settings, monkeypatch):
+    from kombu.exceptions import OperationalError
+
     from conf.settings import get_settings
     from testkit.services import free_port
 
     letter = dead_at("deliver", worker_settings)
     monkeypatch.setenv("CELERY_BROKER_URL", f"amqp://guest:guest@127.0.0.1:{free_port()}//")
     get_settings.cache_clear()
-    with pytest.raises(Exception):
+    with pytest.raises(OperationalError):
         replay(letter)
     letter.refresh_from_db()
     assert letter.pending and letter.replay_count == 0  # it can be replayed again once the broker is back

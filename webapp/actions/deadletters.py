@@ -87,16 +87,18 @@ def _reset_reply_state(msg_id: str) -> str:
     """Apply the replay's reply-state change atomically (WATCH/MULTI); returns the previous state."""
     name = key(keys.reply(msg_id))
     ttl = get_settings().dedup_ttl_seconds
+    previous = ""
 
-    def reset(pipe: redis.client.Pipeline) -> str:
-        previous = pipe.get(name) or ""
+    def reset(pipe: redis.client.Pipeline) -> None:  # rerun by redis-py if the key changes meanwhile
+        nonlocal previous
+        previous = str(pipe.get(name) or "")
         new = keys.state_for_replay(previous)
         pipe.multi()
         if new is not None:
             pipe.set(name, new, ex=ttl)
-        return previous
 
-    return redis_client().transaction(reset, name, value_from_callable=True)
+    redis_client().transaction(reset, name)
+    return previous
 
 
 def _publish_from(stage: Stage, payload: dict[str, Any]) -> None:

@@ -25,7 +25,10 @@ _RESERVED = ("user_id", "tenants", "postgresql")
 class PersonalDataStore(Protocol):
     """One store of per-user data, per tenant."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Where its items go in an export (`redis.sessions` → data["redis"]["sessions"])."""
+        ...
 
     def export_user(self, tenant_id: str, user_id: str) -> list[dict[str, Any]]:
         """Everything the store holds about the person in this tenant, as JSON primitives."""

@@ -27,7 +27,7 @@ from webapp.models import AuditLog, DeadLetter, Document, MessageRecord, Reminde
 
 def subject_ref(tenant_id: str, user_id: str) -> str:
     """How audit rows name the person: recomputable from the id, not readable as one."""
-    return hashlib.sha256(f"{tenant_id}\x1f{user_id}".encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(f"{tenant_id}\x1f{user_id}".encode()).hexdigest()[:32]
 
 
 def _rows(queryset: models.QuerySet) -> list[dict[str, Any]]:

@@ -53,7 +53,8 @@ class DocumentAdmin(admin.ModelAdmin):
     def _report(self, request: HttpRequest, obj: Document) -> None:
         level = messages.ERROR if obj.status == Document.Status.FAILED else (
             messages.WARNING if obj.status == Document.Status.DUPLICATE else messages.SUCCESS)
-        self.message_user(request, f"{obj.title}: {obj.get_status_display()}, {obj.n_chunks} chunks. {obj.error}", level)
+        text = f"{obj.title}: {obj.get_status_display()}, {obj.n_chunks} chunks. {obj.error}"
+        self.message_user(request, text, level)
 
     @admin.action(description="Re-ingest the selected documents")
     def reingest(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from conf.settings import get_settings
 from webapp.actions.personal_data import BUTTONS, CARD_OWNERS, MEDIA, SESSIONS, Registry, registry

@@ -12,7 +12,6 @@ from skills.docsearch.extract import SUPPORTED_SUFFIXES
 from webapp.actions.documents import do_save_collection, do_sync_collection, do_upload_document
 from webapp.models.documents import Document, DocumentCollection
 
-
 ACTOR = "manage.py ingest_documents"
 
 
