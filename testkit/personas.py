@@ -53,11 +53,11 @@ PERSONAS: dict[str, Persona] = {p.key: p for p in (ALICE, BOB, MALLORY)}
 alice, bob, mallory = ALICE, BOB, MALLORY
 
 
-def make_turn(text: str = "hello there", **fields: object) -> Turn:
+def make_turn(text: str = "hello there", **fields: Any) -> Turn:
     """A Turn for skill and card unit tests: a group message from staff-1 (Alice) unless `fields` say otherwise."""
-    base: dict[str, object] = {
+    base: dict[str, Any] = {
         "msg_id": "msg-1", "tenant_id": "t1", "conversation_id": "cid-group-1",
         "conversation_type": "2", "user_id": "staff-1", "user_nick": "Alice", "locale": "en-US",
     }
     base.update(fields)
-    return Turn(text=text, **base)  # type: ignore[arg-type]
+    return Turn(text=text, **base)
