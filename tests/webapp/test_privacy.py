@@ -15,11 +15,17 @@ from webapp.actions.audit import verify_chain
 from webapp.actions.deadletters import do_dead_letter
 from webapp.actions.privacy import subject_ref
 from webapp.models import (
-    AuditLog, DeadLetter, Document, DocumentCollection, MessageRecord, Reminder, ReminderFiring, UserProfile,
+    AuditLog,
+    DeadLetter,
+    Document,
+    DocumentCollection,
+    MessageRecord,
+    Reminder,
+    ReminderFiring,
+    UserProfile,
 )
 from webapp.models.routing import IntentExample, RoutedTurn
-from workers.state import session
-from workers.state import buttons, cards
+from workers.state import buttons, cards, session
 from workers.state.media_store import MediaStore
 
 pytestmark = pytest.mark.django_db

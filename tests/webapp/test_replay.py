@@ -36,6 +36,7 @@ def test_a_dead_letter_marks_the_message_dead(worker_settings):
     assert record.status == MessageStatus.DEAD
     assert letter.pending
     # The stage stamps the payload carried are written with it (deliver never got to them).
+    assert record.preprocessed_at and record.skill_done_at and record.postprocessed_at
     assert record.preprocessed_at <= record.skill_done_at <= record.postprocessed_at
     assert record.skill == "echo" and record.user is not None
 

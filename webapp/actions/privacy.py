@@ -70,9 +70,9 @@ def _declared_models() -> list[type[models.Model]]:
 
 def _declared(model: type[models.Model], tenant_id: str, user_id: str) -> models.QuerySet:
     if not user_id:  # an empty id would match every row without an owner (e.g. seeded examples)
-        return model.objects.none()
+        return model._default_manager.none()
     fields = model.PERSONAL_DATA_FIELDS  # type: ignore[attr-defined]
-    found = model.objects.filter(**{fields["user"]: user_id})
+    found = model._default_manager.filter(**{fields["user"]: user_id})
     return found.filter(**{fields["tenant"]: tenant_id}) if tenant_id and fields.get("tenant") else found
 
 

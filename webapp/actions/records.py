@@ -21,7 +21,7 @@ def epoch_to_datetime(value: float | None) -> dt.datetime | None:
     seconds = float(value)
     if seconds > 1e11:  # milliseconds
         seconds /= 1000.0
-    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
 
 
 def _statement_block() -> contextlib.AbstractContextManager[Any]:

@@ -39,4 +39,5 @@ def publish_on_commit(scope: str, value: str | None = None) -> None:
 
 def read(scope: str) -> str | None:
     """The current value, or None when unset; raises redis errors for the caller to decide."""
-    return redis_client().get(version_key(scope))
+    value = redis_client().get(version_key(scope))
+    return None if value is None else str(value)

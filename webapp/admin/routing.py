@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -115,7 +116,7 @@ class RoutedTurnAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return bool(request.user.is_active and request.user.is_staff and obj is None)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+        actions: dict[str, Any] = super().get_actions(request)
         for intent in sorted(known_intents()):
             fn = _relabel_action(intent)
             actions[fn.__name__] = (fn, fn.__name__, f"Relabel as “{intent}” (adds a training example)")

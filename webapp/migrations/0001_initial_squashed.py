@@ -8,12 +8,14 @@ migration, `replaces` can go too.
 """
 
 import datetime
+
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import webapp.models.documents
 from django.conf import settings
 from django.db import migrations, models
+
+import webapp.models.documents
 
 # The audit log is insert-only in the database too: the ORM guard can be bypassed, this cannot
 # (short of disabling the trigger, which needs the table owner).
