@@ -200,4 +200,9 @@ def test_the_registry_takes_only_stores_with_usable_names():
             registry.register(clash)
     assert registry.missing() == ["notes.kept"]
     registry.register(Notes())
+    for nested in ("notes", "notes.kept.old"):
+        clash = Notes()
+        clash.name = nested
+        with pytest.raises(ValueError, match="nest"):
+            registry.register(clash)
     assert [s.name for s in registry.stores()] == ["notes.kept"] and registry.missing() == []

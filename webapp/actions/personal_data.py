@@ -68,9 +68,12 @@ class Registry:
         """Add `store` (again: replaces the one of the same name)."""
         if not isinstance(store, PersonalDataStore):
             raise TypeError(f"{store!r} is not a PersonalDataStore (name, export_user, erase_user)")
-        if store.name.split(".")[0] in _RESERVED or not all(store.name.split(".")):
-            raise ValueError(f"unusable store name {store.name!r}")
-        self._stores[store.name] = store
+        name = store.name
+        if name.split(".")[0] in _RESERVED or not all(name.split(".")):
+            raise ValueError(f"unusable store name {name!r}")
+        if any(other.startswith(name + ".") or name.startswith(other + ".") for other in self._stores):
+            raise ValueError(f"store name {name!r} would nest with another store's items in an export")
+        self._stores[name] = store
 
     def unregister(self, name: str) -> PersonalDataStore | None:
         return self._stores.pop(name, None)
