@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -82,7 +82,7 @@ def deliver_firing(api: DingTalkAPI, firing: dict[str, Any], now: float | None =
     now = res.clock.time() if now is None else now
     firing_id = int(firing["firing_id"])
     name = marker_key(str(firing["delivery_key"]))
-    state = res.redis.get(name) or ""
+    state = cast("str | None", res.redis.get(name)) or ""  # a decode_responses client: strings
     if state == SENT:
         mark_delivered(firing_id)  # the previous run died between the send and this record
         return "already_sent"

@@ -44,13 +44,16 @@ class Router(Protocol):
 
 
 def setup_django() -> None:
-    """Configure Django in this process (workers and scripts; the listener never calls this)."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-    import django
+    """Configure Django in this process (workers and scripts; the listener never calls this) and
+    register the workers' per-user stores, which export, erasure and the retention task must cover."""
     from django.db.backends.signals import connection_created
 
-    django.setup()
+    from webapp.actions.setup import setup_django as setup_webapp
+    from workers.state.personal_data import register_stores
+
+    setup_webapp()
     connection_created.connect(_relaxed_commits, dispatch_uid="dtbot-relaxed-commits")
+    register_stores()
 
 
 def _relaxed_commits(sender: object, connection: object, **_: object) -> None:
@@ -208,13 +211,3 @@ class LuaScript:
         except NoScriptError:  # a fresh or restarted Redis: load it, then run it
             client.script_load(self.source)
             return client.evalsha(self.sha, len(keys), *keys, *args)
-
-
-# --- for code outside the workers that still reaches Redis through them (webapp.actions.versions) ---
-
-def redis_client() -> Redis:
-    return current().redis
-
-
-def key(name: str) -> str:
-    return current().key(name)

@@ -6,6 +6,7 @@ import pytest
 
 from skills import registry
 from skills.api import ConfigError, SkillError
+from skills.schedule.skill import ScheduleConfig, ScheduleSkill
 from testkit.personas import make_turn
 from tests.skills.schedule.reminder_store import MemoryReminderStore
 
@@ -13,6 +14,7 @@ from tests.skills.schedule.reminder_store import MemoryReminderStore
 def test_it_builds_from_its_config_with_the_store_it_is_handed():
     store = MemoryReminderStore()
     skill = registry.build("schedule", {"default_timezone": "Europe/Berlin"}, store=store)
+    assert isinstance(skill, ScheduleSkill) and isinstance(skill.config, ScheduleConfig)
     assert skill.config.default_timezone == "Europe/Berlin" and skill.store is store
     assert "store" not in skill.config.to_dict()  # no dotted path to import: the builder injects it
 

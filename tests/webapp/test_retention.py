@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def store(tmp_path, resources) -> MediaStore:
+def store(tmp_path, resources, personal_data_stores) -> MediaStore:
     resources.set(MEDIA_ROOT=str(tmp_path), MEDIA_RETENTION_DAYS="7")
     return MediaStore(tmp_path)
 
@@ -66,11 +66,22 @@ def test_an_interrupted_download_left_behind_is_swept_but_not_counted(store):
 
 
 def test_beat_runs_the_sweep_daily_on_the_beat_queue():
+    import workers.tasks  # noqa: F401  (registers the task)
     from contract.pipeline import BEAT_QUEUE, RETENTION_TASK
     from workers.celery import app
-    import workers.tasks  # noqa: F401  (registers the task)
 
     entry = next(e for e in app.conf.beat_schedule.values() if e["task"] == RETENTION_TASK)
     assert entry["options"]["queue"] == BEAT_QUEUE
     assert RETENTION_TASK in app.tasks
     assert entry["schedule"].remaining_estimate(timezone.now()) <= timedelta(days=1)
+
+
+def test_the_sweep_refuses_when_no_media_store_is_registered(store, personal_data_stores):
+    from webapp.actions.personal_data import MEDIA, MissingStore
+
+    old_file = saved(store, "m-old", 30)
+    personal_data_stores.unregister(MEDIA)
+    with pytest.raises(MissingStore, match="media"):
+        do_apply_retention()
+    assert os.path.exists(old_file)
+    assert not AuditLog.objects.filter(action="retention.purge").exists()

@@ -38,14 +38,14 @@ def test_a_duplicate_or_nothing_to_answer_stops_quietly(exc):
 def test_waiting_for_the_turn_requeues_with_the_new_order_and_is_not_a_failure():
     order = Order("t", "cid", 5.0, registered_at=1.0, waiting_since=2.0)
     exit = exit_for(WaitForTurn(order, 0.4, ahead=2), attempt(retries=3, requeued={"deliver": 3}))
-    assert (exit.kind, exit.countdown) == (ExitKind.REQUEUE, 0.4)
+    assert (exit.kind, exit.countdown) == (ExitKind.REQUEUE, 0.4) and exit.args is not None
     assert exit.args["order"] == order.to_dict() and exit.args["requeued"] == {"deliver": 4}
     assert exit.args["msg_id"] == "m1"
 
 
 def test_throttling_requeues_with_a_count_and_a_backoff_that_honours_retry_after():
     exit = exit_for(Throttled("QpsLimitForApi", retry_after=7.0), attempt(throttled=2))
-    assert exit.kind is ExitKind.REQUEUE and exit.args["throttled"] == 3
+    assert exit.kind is ExitKind.REQUEUE and exit.args is not None and exit.args["throttled"] == 3
     assert exit.args["requeued"] == {"deliver": 1} and 7.0 <= exit.countdown <= POLICY.backoff_max_seconds
 
 

@@ -103,16 +103,21 @@ def test_an_admin_change_also_empties_the_skill_data_cache(resources, django_cap
 
 
 def test_built_in_skills_get_the_environments_knobs_under_the_tenants_overrides(resources):
+    from skills.docsearch.skill import DocSearchConfig
+    from skills.llm_chat import LLMChatConfig
+
     res = resources.set(LLM_BASE_URL="http://127.0.0.1:9/v1", LLM_MODEL="m-env", LLM_API_KEY="k-env",
                         LLM_MAX_TOKENS="77", VECTOR_DATABASE_URL="postgresql://127.0.0.1:9/vectors")
     cache = SettingsCache(res, check_seconds=0)
     do_update_skill_setting("bob", "corp2", "llm_chat", True, {"model": "m-tenant"})
     versions.publish(versions.SETTINGS)
     corp1, corp2 = cache.skill("corp1", "llm_chat").config, cache.skill("corp2", "llm_chat").config
+    assert isinstance(corp1, LLMChatConfig) and isinstance(corp2, LLMChatConfig)
     assert (corp1.base_url, corp1.model, corp1.api_key, corp1.max_tokens) == (
         "http://127.0.0.1:9/v1", "m-env", "k-env", 77)
     assert (corp2.base_url, corp2.model) == ("http://127.0.0.1:9/v1", "m-tenant")  # the tenant's wins
     docs = cache.skill("corp1", "docsearch").config
+    assert isinstance(docs, DocSearchConfig)
     assert (docs.vector_database_url, docs.llm_base_url, docs.llm_model, docs.llm_max_tokens) == (
         "postgresql://127.0.0.1:9/vectors", "http://127.0.0.1:9/v1", "m-env", 77)
     assert "k-env" not in repr(corp1) and "k-env" not in repr(docs)  # secrets stay out of logs

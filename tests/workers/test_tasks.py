@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from celery import states
 
+from conf.logs import LOG_FORMAT, MessageContextFilter, message_context
+from contract.pipeline import STAGES, Stage
 from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
 from webapp.models import DeadLetter, MessageRecord, MessageStatus
 from workers import phrases
 from workers.errors import DuplicateMessage, PoisonMessage, TransientError
 from workers.exits import RetryPolicy
-from conf.logs import LOG_FORMAT, MessageContextFilter, message_context
-from contract.pipeline import STAGES, Stage
 from workers.tasks import pipeline_task, run_skill_task
 
 pytestmark = pytest.mark.django_db
@@ -198,7 +199,7 @@ def test_a_payload_of_the_dict_era_still_runs_through_the_next_stage(worker_sett
     # Queued (or parked as a dead letter) before payloads were typed: the dict preprocess returned.
     turn = Turn(msg_id="m8", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u",
                 text="hello", skill="echo")
-    queued = {"msg_id": "m8", "run_id": "run-8", "turn": turn.to_dict(),
+    queued: dict[str, Any] = {"msg_id": "m8", "run_id": "run-8", "turn": turn.to_dict(),
               "delivery": {"conversation_id": "c", "conversation_type": "1"}, "reply": None, "notes": [],
               "order": {"tenant_id": "t", "conversation_id": "c", "seq": 1.0, "registered_at": 0.0},
               "record": {"user_id": None, "preprocessed_at": 1.0}}

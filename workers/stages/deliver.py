@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from skills.api import Reply
-from webapp.actions.records import do_mark_replied_if_pending, do_mark_status, record_fields
-from webapp.models import DeliveryChannel, MessageStatus
-from workers.state import reply_state
+from webapp.actions.records import (
+    DeliveryChannel,
+    MessageStatus,
+    do_mark_replied_if_pending,
+    do_mark_status,
+    record_fields,
+)
 from workers.dingtalk.api import DingTalkAPI
-from workers.errors import DeliveryUnknown, PipelineError, PoisonMessage, Throttled, WebhookExpired
-from workers.state import buttons
 from workers.dingtalk.card_send import send_card
 from workers.dingtalk.outbound import action_buttons, webhook_body
 from workers.dingtalk.ratebudget import RateBudget
+from workers.errors import DeliveryUnknown, PipelineError, PoisonMessage, Throttled, WebhookExpired
 from workers.payload import StagePayload
 from workers.resources import current
+from workers.state import buttons, reply_state
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -171,7 +176,7 @@ def deliver(payload: StagePayload, api: DingTalkAPI | None = None,
     if card:
         # The answer went out as an AI card in run_skill; the parts (if any) were its overflow.
         channel = DeliveryChannel.CARD.value
-    times = {"replied_at": res.clock.time()}
+    times: dict[str, Any] = {"replied_at": res.clock.time()}
     acked = acked_at(msg_id)
     if acked:
         times["acked_at"] = acked

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 from workers.resources import current
 
@@ -52,7 +52,7 @@ def remember(
     res = current()
     pipe = res.redis.pipeline(transaction=True)
     pipe.delete(bkey)
-    pipe.hset(bkey, mapping=mapping)
+    pipe.hset(bkey, mapping=cast("dict[Any, str]", mapping))  # redis-py types its keys as an invariant union
     pipe.expire(bkey, res.settings.button_ttl_seconds)
     pipe.execute()
 

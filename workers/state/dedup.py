@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
+from contract import keys
 from webapp.actions.records import do_claim_record, do_count_duplicate, do_release_claim
 from workers.errors import DuplicateMessage
 from workers.resources import current
@@ -13,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def claim_key(msg_id: str) -> str:
-    return current().key(f"claim:{msg_id}")
+    return current().key(keys.claim(msg_id))
 
 
 def claim(msg_id: str, run_id: str, record_fields: dict[str, Any]) -> None:
@@ -26,7 +27,7 @@ def claim(msg_id: str, run_id: str, record_fields: dict[str, Any]) -> None:
     client, ttl = res.redis, res.settings.dedup_ttl_seconds
     rkey = claim_key(msg_id)
     if not client.set(rkey, run_id, nx=True, ex=ttl):
-        owner = client.get(rkey)
+        owner = cast("str | None", client.get(rkey))  # a decode_responses client: strings
         if owner != run_id:
             do_count_duplicate(msg_id, owner or "", record_fields)
             raise DuplicateMessage(f"msgId already claimed by run {owner}")

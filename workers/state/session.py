@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from workers.payload import StagePayload
 from workers.resources import current
@@ -107,7 +107,7 @@ def export_user(tenant_id: str, user_id: str) -> list[dict[str, Any]]:
         owner = _owner_of(skey, user_id)
         if not owner:
             continue
-        entries = _decode(client.lrange(skey, 0, -1))
+        entries = _decode(cast("list[str]", client.lrange(skey, 0, -1)))
         if owner == GROUP_SCOPE:
             entries = [e for e in entries if e.get("user") == user_id]
         if entries:
@@ -126,7 +126,7 @@ def erase_user(tenant_id: str, user_id: str) -> int:
             removed += client.llen(skey)
             client.delete(skey)
         elif owner == GROUP_SCOPE:
-            for item in client.lrange(skey, 0, -1):
+            for item in cast("list[str]", client.lrange(skey, 0, -1)):
                 try:
                     mine = json.loads(item).get("user") == user_id
                 except (ValueError, AttributeError):

@@ -7,13 +7,12 @@ import json
 import pytest
 
 from testkit.envelopes import callback_envelope, card_callback, envelope, robot_message
-from workers.payload import Order
-from workers.state import ordering
-from workers.state.cards import CancelFlags
-from workers.errors import NothingToAnswer, PoisonMessage
 from workers.dingtalk import callbacks
-from workers.state import buttons, cards
+from workers.errors import NothingToAnswer, PoisonMessage
+from workers.payload import Order
 from workers.stages.preprocess import preprocess
+from workers.state import buttons, cards, ordering
+from workers.state.cards import CancelFlags
 
 pytestmark = pytest.mark.django_db
 
@@ -27,6 +26,12 @@ DELIVERY = {"session_webhook": "https://oapi.dingtalk.com/robot/sendBySession?se
 
 def own_card(out_track_id: str = "card-1", buttons_map: dict | None = None) -> None:
     cards.remember(out_track_id, cards.owner_for(OWNER_TURN, DELIVERY, buttons_map))
+
+
+def order_of(payload: dict) -> Order:
+    order = Order.from_dict(payload["order"])
+    assert order is not None, "preprocess puts every message in line"
+    return order
 
 
 def run(data: dict, run_id: str = "run-1") -> dict:
@@ -80,7 +85,7 @@ def test_callbacks_are_ordered_in_the_owning_conversation(worker_settings):
     own_card()
     payload = run(callback_envelope(card_callback("card-1", action_ids=["x"], params={"a": "1"})))
     assert payload["order"]["conversation_id"] == "cid-g=="
-    assert ordering.ahead_of(payload["msg_id"], Order.from_dict(payload["order"])) == (0, 0)
+    assert ordering.ahead_of(payload["msg_id"], order_of(payload)) == (0, 0)
 
 
 @pytest.mark.parametrize("action_ids,values,stop", [
@@ -121,7 +126,7 @@ def test_a_duplicate_delivery_never_holds_the_conversation(worker_settings):
     with pytest.raises(Exception, match="already claimed"):
         run(envelope(data), run_id="second-delivery")
     later = run(envelope(robot_message("next", conversation_id="cid-dup==", staff_id="gus")), "run-9")
-    assert ordering.ahead_of(later["msg_id"], Order.from_dict(later["order"])) == (0, 0)
+    assert ordering.ahead_of(later["msg_id"], order_of(later)) == (0, 0)
 
 
 def test_a_duplicate_while_the_original_runs_keeps_the_original_in_line(worker_settings):
@@ -130,4 +135,4 @@ def test_a_duplicate_while_the_original_runs_keeps_the_original_in_line(worker_s
     with pytest.raises(Exception, match="already claimed"):
         run(envelope(data), run_id="second-delivery")
     later = run(envelope(robot_message("next", conversation_id="cid-dup2==", staff_id="gus")), "run-9")
-    assert ordering.ahead_of(later["msg_id"], Order.from_dict(later["order"])) == (1, 0)
+    assert ordering.ahead_of(later["msg_id"], order_of(later)) == (1, 0)
