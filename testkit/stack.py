@@ -103,7 +103,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DINGTALK_", "CELERY_"))}
         env.update(
             {
-                "PYTHONPATH": str(ROOT),
+                "PYTHONPATH": processes.python_path(),
                 "PYTHONUNBUFFERED": "1",
                 "DJANGO_SETTINGS_MODULE": "webapp.settings",
                 "CELERY_BROKER_URL": self.broker_url,

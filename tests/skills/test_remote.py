@@ -15,6 +15,7 @@ import pytest
 
 from skills.api import Reply, SkillError, Turn
 from skills.remote.skill import RemoteSkill, RemoteSkillConfig, reset_breakers
+from testkit.processes import python_path
 from testkit.services import free_port
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,7 @@ def spawn(argv: list[str], tmp_path: Path, **env: str) -> tuple[subprocess.Popen
     port = free_port()
     log = open(tmp_path / f"server-{port}.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen([sys.executable, *argv, "--port", str(port)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": python_path(), **env})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
