@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from workers.celery import app
 from workers.pipeline import build_chain
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.integration  # a fresh interpreter
 def test_building_a_chain_loads_no_django_no_task_module_and_no_skills():
     # Replays and publishers build chains in processes that must not pull in Django settings,
     # the webapp, the task module or the skills.
