@@ -12,7 +12,8 @@ from contract.envelope import TOPIC_CARD_CALLBACK
 from sandbox.llm import STUB_MARK, StubLLMServer
 from testkit.envelopes import card_callback
 from testkit.stack import Stack
-from tests.support.skill_stack import CARD_TEMPLATE, card_of, finished_card, run_bot, start_skills, wait_for
+from tests.support.skill_stack import CARD_TEMPLATE, card_of, finished_card, run_bot, start_skills
+from testkit.waits import wait_for
 from webapp.models import MessageRecord, MessageStatus
 from workers.dingtalk.card_streamer import out_track_id_for
 from workers.state.cards import CancelFlags

@@ -11,7 +11,8 @@ import pytest
 from sandbox.dingtalk.messages import corp_id
 from skills.schedule.store import ReminderDraft
 from testkit.stack import SANDBOX_CLIENT_ID, Stack
-from tests.support.skill_stack import run_bot, start_pipeline, wait_for
+from tests.support.skill_stack import run_bot, start_pipeline
+from testkit.waits import wait_for
 from webapp.models.reminders import Reminder, ReminderFiring
 from webapp.actions.reminder_store import DjangoReminderStore
 

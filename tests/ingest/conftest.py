@@ -6,7 +6,7 @@ import contextlib
 import json
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import kombu
 import pytest
@@ -95,16 +95,6 @@ def drain_queue(url: str, queue: str = PREPROCESS_QUEUE) -> list[kombu.Message]:
         while (msg := q.get(no_ack=True)) is not None:
             messages.append(msg)
     return messages
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s: {predicate}")
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from testkit.tcpproxy import tcp_proxy
-from tests.ingest.conftest import drain_queue, fast_config, running_listener, wait_for
+from tests.ingest.conftest import drain_queue, fast_config, running_listener
+from testkit.waits import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from testkit.tcpproxy import tcp_proxy
-from tests.ingest.conftest import SANDBOX_ID, SANDBOX_SECRET, drain_queue, wait_for
+from tests.ingest.conftest import SANDBOX_ID, SANDBOX_SECRET, drain_queue
+from testkit.waits import wait_for
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import websocket
 
+from testkit.waits import wait_for
 from tests.sandbox.stream import BOT_TOPIC, register
 
 
@@ -137,7 +138,7 @@ def test_an_unacked_push_is_redelivered_with_the_same_ids(server, control, strea
     assert again["headers"]["messageId"] == first["headers"]["messageId"]
     assert json.loads(again["data"])["msgId"] == json.loads(first["data"])["msgId"]
     client.ack(again)
-    time.sleep(0.1)
+    wait_for(lambda: control.pushes()[0]["acked"], what="the ACK")
     [push] = control.pushes()
     assert push["count"] == 2 and push["acked"] is True
     assert control.state()["redelivered"] == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -15,6 +14,7 @@ from workers.tasks import run_skill_task
 pytestmark = pytest.mark.django_db
 
 release = threading.Event()
+hung_up = threading.Event()  # set when the hanging skill finally returns
 
 
 class CrashingSkill(AISkillPlugin):
@@ -31,7 +31,8 @@ class HangingSkill(AISkillPlugin):
     timeout_seconds = 0.5
 
     def execute(self, turn: Turn) -> Reply:
-        release.wait(30)  # hangs until the test lets it go
+        release.wait(60)  # hangs until the test lets it go
+        hung_up.set()
         return Reply(text="far too late")
 
 
@@ -40,6 +41,7 @@ def faulty_skills(monkeypatch, worker_settings):
     monkeypatch.setitem(registry.SKILLS, "crashing", f"{__name__}:CrashingSkill")
     monkeypatch.setitem(registry.SKILLS, "hanging", f"{__name__}:HangingSkill")
     release.clear()
+    hung_up.clear()
     yield
     release.set()
     registry.skill_class.cache_clear()
@@ -59,11 +61,10 @@ def test_it_apologises_when_the_skill_crashes_and_answers_the_next_message():
 
 
 def test_it_apologises_when_the_skill_hangs_and_does_not_wait_for_it():
-    started = time.monotonic()
     out = run_skill_task.apply(args=(payload("hanging", "are you there", "m3"),)).get()
-    assert time.monotonic() - started < 2.0
     assert (out["outcome"], out["reply"]["text"]) == ("timeout", phrases.APOLOGY_EN)
-    # The abandoned thread still hangs; the worker answers the next message at once.
-    started = time.monotonic()
+    # The abandoned thread still hangs (only the test releases it); the next message is answered
+    # meanwhile, so nothing waits for it.
     nxt = run_skill_task.apply(args=(payload("echo", "你好", "m4"),)).get()
-    assert nxt["reply"]["text"] == "你说：你好" and time.monotonic() - started < 1.0
+    assert nxt["reply"]["text"] == "你说：你好"
+    assert not hung_up.is_set()

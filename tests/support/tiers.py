@@ -64,7 +64,18 @@ def _needs_services(item: pytest.Item) -> bool:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    yield from _guarded(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    yield from _guarded(item)
+
+
+def _guarded(item: pytest.Item) -> Iterator[None]:
+    # Not in teardown: fixtures of a wider scope (a session's RabbitMQ vhost) are finalized in the
+    # teardown of whichever test happens to run last.
     if item.get_closest_marker("unit") is None:
         yield
         return
@@ -80,7 +91,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """A unit test that touched a service fails, even when the code under test swallowed the error."""
     outcome = yield
     report = outcome.get_result()
-    if _Guard.test == item.nodeid and _Guard.violations and report.outcome != "skipped":
+    if _Guard.violations and _Guard.owner == item.nodeid and report.outcome != "skipped":
         report.outcome = "failed"
         report.longrepr = "\n".join(_Guard.violations)
         _Guard.violations = []
@@ -90,6 +101,7 @@ class _Guard:
     """The audit hook; armed only while a unit test runs (audit hooks cannot be removed)."""
 
     test: str | None = None
+    owner: str | None = None  # the test the violations belong to (outlives disarm until reported)
     violations: list[str] = []
     bystanders: frozenset[int] = frozenset()  # threads that predate the test
     ports: frozenset[int] = SERVICE_PORTS
@@ -116,8 +128,9 @@ class _Guard:
     def arm(cls, nodeid: str) -> None:
         main = threading.main_thread().ident
         cls.bystanders = frozenset(t.ident for t in threading.enumerate() if t.ident != main and t.ident)
+        if cls.owner != nodeid:
+            cls.owner, cls.violations = nodeid, []
         cls.test = nodeid
-        cls.violations = []
 
     @classmethod
     def disarm(cls) -> None:

@@ -14,19 +14,12 @@ from skills.llm_chat.history import estimate_tokens
 from testkit.clock import ManualClock
 from testkit.personas import make_turn
 from testkit.services import free_port
+from testkit.waits import wait_for
 
 
 def skill_for(stub: StubLLMServer, clock: Callable[[], float] = time.monotonic, **config: Any) -> LLMChatSkill:
     return LLMChatSkill(LLMChatConfig(**{"base_url": stub.base_url, "api_key": "", "model": "", **config}),
                         clock=clock)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """The server notices a client that hung up a moment later, on its own thread."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the stub never saw it"
-        time.sleep(0.02)
 
 
 def answer(skill: LLMChatSkill, text: str = "hello there", **turn: Any) -> str:
@@ -141,7 +134,7 @@ def test_a_server_that_goes_silent_times_out_politely(stub: StubLLMServer, fault
                                                       outcome: str, tokens: int) -> None:
     stub.configure(**fault)
     expect_polite_failure(skill_for(stub, model="m", read_timeout_seconds=0.5), phrase="took too long")
-    wait_until(lambda: stub.requests()[0]["outcome"] == outcome)
+    wait_for(lambda: stub.requests()[0]["outcome"] == outcome)
     assert [r["tokens_sent"] for r in stub.requests()] == [tokens]
 
 
@@ -156,7 +149,7 @@ def test_a_slow_trickle_is_stopped_at_the_total_deadline(stub: StubLLMServer) ->
     with pytest.raises(SkillError) as caught:
         next(stream)  # type: ignore[call-overload]
     assert len(got) == 4 and "took too long" in caught.value.user_message
-    wait_until(lambda: stub.requests()[0]["outcome"] == "client_gone")
+    wait_for(lambda: stub.requests()[0]["outcome"] == "client_gone")
 
 
 def test_a_stream_cut_in_the_middle_becomes_a_polite_message_after_the_partial_answer(stub: StubLLMServer) -> None:
@@ -175,7 +168,7 @@ def test_closing_the_stream_stops_generation_quietly(stub: StubLLMServer) -> Non
     first = next(stream)  # type: ignore[call-overload]
     stream.close()  # type: ignore[union-attr]
     assert first and list(stream) == []  # type: ignore[call-overload]
-    wait_until(lambda: stub.requests()[-1]["outcome"] == "client_gone")
+    wait_for(lambda: stub.requests()[-1]["outcome"] == "client_gone")
 
 
 def test_config_rejects_values_that_cannot_work() -> None:

@@ -13,6 +13,7 @@ from sandbox.llm import STUB_MARK
 from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
 from testkit.envelopes import envelope_from_push
+from testkit.waits import wait_for
 from webapp.models import MessageRecord, MessageStatus
 from workers import resources
 from workers.stages import ai_card
@@ -170,9 +171,7 @@ def test_an_llm_fault_ends_on_a_finalized_error_card_with_a_polite_message(
     stub.configure(**fault)
     payload = to_skill(dingtalk_sandbox, sandbox_client, "please answer", user_id="frank")
     payload["turn"]["locale"] = "en-US"
-    started = time.monotonic()
-    out = run_skill(payload)
-    assert time.monotonic() - started < 10
+    out = run_skill(payload)  # the first token would come after 3 s: the 1 s read timeout fires first
     assert out["outcome"] == "skill_error"
     assert polite in out["reply"]["text"]
     card = sandbox_client.card(out_track_id_for(payload["msg_id"]))
@@ -194,13 +193,14 @@ def test_a_refused_connection_also_ends_on_an_error_card(dingtalk_sandbox, sandb
     assert sandbox_client.card(out_track_id_for(payload["msg_id"]))["status"] == "failed"
 
 
-def test_the_stop_flag_finalizes_the_card_within_a_second(dingtalk_sandbox, sandbox_client, stub, card_settings):
+def test_the_stop_flag_finalizes_the_card_and_ends_the_answer_midway(dingtalk_sandbox, sandbox_client, stub,
+                                                                    card_settings):
     stub.configure(tokens=400, inter_token_delay=0.05)  # a 20 s answer
     payload = to_skill(dingtalk_sandbox, sandbox_client, "talk for a while", user_id="hank")
     payload["turn"]["locale"] = "en-US"
     out_track_id = out_track_id_for(payload["msg_id"])
     result: dict = {}
-    worker = threading.Thread(target=lambda: result.update(run_skill(payload), done_at=time.monotonic()))
+    worker = threading.Thread(target=lambda: result.update(run_skill(payload)))
     worker.start()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -209,26 +209,24 @@ def test_the_stop_flag_finalizes_the_card_within_a_second(dingtalk_sandbox, sand
             break
         time.sleep(0.05)
     ai_card.cancel_flags().request(out_track_id)
-    stopped_at = time.monotonic()
-    worker.join(5)
-    assert result["done_at"] - stopped_at < 1.0
+    worker.join(15)  # well before the 20 s the whole answer takes
+    assert not worker.is_alive() and result["outcome"] == "stopped"
     card = sandbox_client.card(out_track_id)
     assert card["status"] == "finished"
     assert card["streams"]["content"].endswith("(stopped)")
-    assert result["outcome"] == "stopped"
-    assert len(card["streams"]["content"]) < 400 * 4  # generation did not run to the end
+    # The LLM sees the bot hang up midway (at its next write): generation did not run to the end.
+    wait_for(lambda: stub.requests()[0]["outcome"] == "client_gone", what="the stub to see the client go")
+    assert stub.requests()[0]["tokens_sent"] < 400
 
 
 def test_a_stream_that_outlives_the_skill_timeout_is_finalized_as_failed(dingtalk_sandbox, sandbox_client,
                                                                          card_settings):
     payload = to_skill(dingtalk_sandbox, sandbox_client, "hang on", skill="hanging", user_id="ivy")
     payload["turn"]["locale"] = "en-US"
-    started = time.monotonic()
     out = run_skill(payload)
-    assert time.monotonic() - started < 5
     card = sandbox_client.card(out_track_id_for(payload["msg_id"]))
     assert card["status"] == "failed"
-    assert card["streams"]["content"].startswith("thinking hard")
+    assert card["streams"]["content"].startswith("thinking hard") and "never" not in card["streams"]["content"]
     assert "took too long" in out["reply"]["text"]
 
 
