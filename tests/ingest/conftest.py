@@ -19,6 +19,7 @@ from contract.envelope import Envelope
 from ingest.envelope import envelope_from_frame
 from contract.envelope import TOPIC_BOT_MESSAGE
 from ingest.protocol import parse_frame
+from testkit.personas import alice
 
 PREPROCESS_QUEUE = "dtbot.preprocess"
 
@@ -31,7 +32,7 @@ def bot_frame(msg_id: str = "msg-1", message_id: str | None = None, text: str = 
         "text": {"content": text},
         "conversationId": "cid-1",
         "conversationType": "1",
-        "senderStaffId": "alice",
+        "senderStaffId": alice.staff_id,
         "sessionWebhook": "http://127.0.0.1:1/session",
         **data,
     }

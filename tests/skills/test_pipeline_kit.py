@@ -26,7 +26,7 @@ def test_run_pipeline_answers_each_persona_and_respects_a_disabled_skill(run_pip
     assert reply["text"] == "你说：你好"
     assert run_pipeline("帮助", user=bob)[0]["text"].startswith("**我会这些")
     profiles = {p.nick: p for p in UserProfile.objects.filter(tenant_id=SANDBOX_TENANT)}
-    assert profiles[alice.nick].department == "Sales" and profiles[alice.nick].staff_id == "alice"
+    assert profiles[alice.nick].department == "Sales" and profiles[alice.nick].staff_id == alice.staff_id
     assert profiles[bob.nick].roles == ["employee", "hr_admin"]
     assert profiles[mallory.nick].staff_id == "" and profiles[mallory.nick].sender_id
 

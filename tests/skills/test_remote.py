@@ -17,6 +17,7 @@ from skills.api import Reply, SkillError, Turn
 from skills.remote.skill import RemoteSkill, RemoteSkillConfig, reset_breakers
 from testkit.processes import python_path
 from testkit.services import free_port
+from testkit.personas import alice
 
 pytestmark = pytest.mark.slow
 
@@ -63,8 +64,7 @@ def servers(tmp_path) -> Iterator[callable]:
 
 
 def turn(text: str = "hello", msg_id: str = "m1") -> Turn:
-    return Turn(msg_id=msg_id, tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
-                text=text)
+    return alice.turn(text, msg_id=msg_id)
 
 
 def adapter(url: str, **cfg) -> RemoteSkill:

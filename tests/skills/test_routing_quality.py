@@ -12,6 +12,7 @@ from skills.routing.router import Router
 from tests.skills.holdout import HOLDOUT
 from workers.routing.policy import Thresholds, decide
 from workers.routing.routers import label_of
+from testkit.personas import alice
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +29,7 @@ def router() -> Router:
 
 def routed(router: Router, text: str, fallback: str = "llm_chat") -> str:
     """The skill the worker would run (an LLM is configured: chat is the fallback); "?" = it asks."""
-    from skills.api import Turn
-
-    turn = Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u", text=text)
+    turn = alice.turn(text)
     route = decide(router.predict(text, k=5), turn, enabled=ALL, intent_skill=registry.intent_map(),
                    fallback=fallback, thresholds=Thresholds(), label_of=label_of)
     return route.skill or "?"
@@ -72,10 +71,7 @@ def test_held_out_phrasings_reach_their_skill(router):
 
 def test_without_an_llm_out_of_scope_and_chat_go_to_echo(router):
     enabled = ALL - {"llm_chat"}  # how the workers see chat without an LLM
-    from skills.api import Turn
-
-    turn = Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u",
-                text="tell me a joke about cats")
+    turn = alice.turn("tell me a joke about cats")
     route = decide(router.predict(turn.text, k=5), turn, enabled=enabled, intent_skill=registry.intent_map(),
                    fallback="echo", thresholds=Thresholds(), label_of=label_of)
     assert route.skill == "echo"

@@ -10,6 +10,7 @@ from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
 from workers import phrases
 from workers.tasks import run_skill_task
+from testkit.personas import alice
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +49,7 @@ def faulty_skills(monkeypatch, worker_settings):
 
 
 def payload(skill: str, text: str, msg_id: str) -> dict:
-    turn = Turn(msg_id=msg_id, tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
-                text=text, skill=skill)
+    turn = alice.turn(text, msg_id=msg_id, skill=skill)
     return {"msg_id": msg_id, "turn": turn.to_dict(), "reply": None, "notes": [], "record": {}}
 
 

@@ -12,6 +12,7 @@ from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
 from workers import phrases, skill_settings
 from workers.stages import run_skill
+from testkit.personas import TENANT, alice
 
 # run_skill reads the tenant's skill settings (database, version key in Redis).
 pytestmark = pytest.mark.django_db
@@ -23,8 +24,7 @@ def _settings(worker_settings):
 
 
 def payload(text: str, skill: str = "echo", reply: dict | None = None) -> dict:
-    turn = Turn(msg_id="m1", tenant_id="t", conversation_id="c", conversation_type="1",
-                user_id="alice", text=text, skill=skill)
+    turn = alice.turn(text, msg_id="m1", skill=skill)
     return {"msg_id": "m1", "turn": turn.to_dict(), "reply": reply, "notes": [],
             "record": {"preprocessed_at": 1.0}}
 
@@ -101,7 +101,7 @@ def test_echo_answers_chinese_in_chinese():
 def test_help_lists_every_skill_the_tenant_can_use_with_its_help():
     reply = run_skill.run_skill(payload("help", skill="help"))["reply"]
     assert reply["kind"] == "markdown"
-    usable = skill_settings.cache().enabled_skills("t")
+    usable = skill_settings.cache().enabled_skills(TENANT)
     for name in registry.skill_names():
         assert (f"**{name}**" in reply["text"]) == (name in usable), name
     assert "repeats your message" in reply["text"]
@@ -111,7 +111,7 @@ def test_help_does_not_advertise_a_skill_the_tenant_disabled():
     from webapp.actions import versions
     from webapp.actions.skills import do_update_skill_setting
 
-    do_update_skill_setting("ops", "t", "docsearch", False, {})
+    do_update_skill_setting("ops", TENANT, "docsearch", False, {})
     versions.publish(versions.SETTINGS)
     skill_settings.cache().invalidate()
     text = run_skill.run_skill(payload("help", skill="help"))["reply"]["text"]
