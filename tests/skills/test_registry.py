@@ -29,8 +29,9 @@ def test_every_skill_imports_with_a_help_text_intents_and_valid_config_defaults(
 
 @pytest.mark.parametrize("name", registry.skill_names())
 def test_every_skill_has_a_test_module(name):
-    found = list(TESTS.rglob(f"test_{name}.py")) + list(TESTS.rglob(f"test_{name}_*.py"))
-    assert found, f"write tests/skills/test_{name}.py"
+    # A skill package gets a test folder of its own, a small one a module next to the others.
+    found = list((TESTS / "skills" / name).glob("test_*.py")) + list((TESTS / "skills").glob(f"test_{name}.py"))
+    assert found, f"write tests/skills/{name}/test_*.py (or tests/skills/test_{name}.py)"
 
 
 @pytest.mark.parametrize("name", registry.skill_names())

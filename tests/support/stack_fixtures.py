@@ -1,14 +1,16 @@
-"""End-to-end fixtures: a whole bot (sandbox, listener, real Celery workers) on private stores."""
+"""End-to-end fixtures: a whole bot (sandbox, listener, real Celery workers) on private stores, and the
+skill authors' `run_pipeline(text, user=alice) -> replies` over it."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ContextManager, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 import pytest
 
 from sandbox.client import SandboxClient
 from testkit import services
+from testkit.pipeline import Bot
 from testkit.stack import Stack
 
 
@@ -54,6 +56,20 @@ def stack(transactional_db, redis_prefix: str, tmp_path: Path, request) -> Itera
 def redis_stack(transactional_db, redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
     """A stack whose Celery broker is Redis."""
     yield from _running_stack(services.redis_broker_db(), redis_prefix, tmp_path, request)
+
+
+@pytest.fixture
+def bot(stack: Stack, worker_settings, tmp_path) -> Iterator[Bot]:
+    """A bot to start (worker_settings: this process publishes version keys under the stack's prefix)."""
+    kit = Bot(stack, SETTINGS_CHECK_SECONDS="0.5", ROUTER_DIR=str(tmp_path / "router"))
+    yield kit
+    kit.close()
+
+
+@pytest.fixture
+def run_pipeline(bot: Bot) -> Callable[..., list[dict[str, Any]]]:
+    """A running bot's `run_pipeline(text, user=alice, timeout=30) -> [reply dicts]`."""
+    return bot.start().run_pipeline
 
 
 def sandbox_control(bot: Stack) -> SandboxClient:

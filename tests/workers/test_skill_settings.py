@@ -1,14 +1,17 @@
-"""Workers see admin changes within seconds: enabled skills per tenant, config overrides, remote skills."""
+"""Workers see admin changes within seconds: enabled skills per tenant, config overrides, remote skills;
+the per-process LRU of skill data empties when the settings version moves."""
 
 from __future__ import annotations
 
 import pytest
+import redis
 
 from skills.remote import RemoteSkill
 from webapp.actions import versions
 from webapp.actions.skills import do_save_remote_skill, do_update_admin_setting, do_update_skill_setting
 from workers import skill_settings
-from workers.skill_settings import SettingsCache
+from workers.skill_settings import SettingsCache, SkillDataCache, bump_settings_version, skill_data_cache
+from testkit.clock import ManualClock
 from testkit.personas import bob
 
 pytestmark = pytest.mark.django_db
@@ -106,3 +109,47 @@ def test_an_admin_change_also_empties_the_skill_data_cache(worker_settings, djan
     with django_capture_on_commit_callbacks(execute=True):
         do_update_admin_setting(bob.key, "llm.temperature", 0.3)
     assert data.get_or_load("prompt", lambda: "new") == "new"
+
+
+# -- skill data cache ------------------------------------------------------------------------
+
+def test_a_value_is_loaded_once_then_served_from_the_cache(worker_settings):
+    cache = SkillDataCache(maxsize=10, check_seconds=0)
+    calls = []
+    for _ in range(3):
+        assert cache.get_or_load("k", lambda: calls.append(1) or "v") == "v"
+    assert len(calls) == 1
+
+
+def test_the_least_recently_used_entry_goes_first(worker_settings):
+    cache = SkillDataCache(maxsize=2, check_seconds=0)
+    for k in ("a", "b", "a", "c"):
+        cache.get_or_load(k, lambda k=k: k.upper())
+    loads = cache.loads
+    cache.get_or_load("a", lambda: "A")  # kept (recently used)
+    cache.get_or_load("b", lambda: "B")  # evicted: loaded again
+    assert cache.loads == loads + 1
+
+
+def test_an_admin_change_empties_every_cache_within_the_check_interval(worker_settings):
+    clock = ManualClock()
+    cache = SkillDataCache(maxsize=10, check_seconds=1.0, clock=clock)
+    cache.get_or_load("prompt", lambda: "old")
+    bump_settings_version()
+    assert cache.get_or_load("prompt", lambda: "new") == "old"  # not checked yet (bounded staleness)
+    clock.advance(1.5)
+    assert cache.get_or_load("prompt", lambda: "new") == "new"
+    assert cache.invalidations == 1
+
+
+def test_without_redis_the_cache_keeps_serving(worker_settings):
+    def broken() -> str:
+        raise redis.ConnectionError("down")
+
+    cache = SkillDataCache(maxsize=10, check_seconds=0, version_reader=broken)
+    assert cache.get_or_load("k", lambda: 1) == 1
+    assert cache.get_or_load("k", lambda: 2) == 1
+
+
+def test_each_process_has_one_shared_cache(worker_settings):
+    assert skill_data_cache() is skill_data_cache()

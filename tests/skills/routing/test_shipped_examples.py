@@ -9,14 +9,14 @@ import pytest
 
 from skills import registry
 from skills.routing.router import Router
-from tests.skills.holdout import HOLDOUT
+from tests.skills.routing.holdout import HOLDOUT
 from workers.routing.policy import Thresholds, decide
 from workers.routing.routers import label_of
 from testkit.personas import alice
 
 pytestmark = pytest.mark.slow
 
-CACHE = Path(__file__).resolve().parents[2] / "var" / "router" / "test-embeddings.sqlite3"
+CACHE = Path(__file__).resolve().parents[3] / "var" / "router" / "test-embeddings.sqlite3"
 ALL = set(registry.skill_names())
 
 
