@@ -41,9 +41,14 @@ test-clock: venv
 bench: migrate
 	$(PY) bench/pipeline.py
 
+# ruff and mypy as configured in pyproject.toml (the whole tree); no services needed.
+# Both always run, so one pass shows every finding; the target fails if either found something.
+lint: venv
+	status=0; $(PY) -m ruff check . || status=1; $(PY) -m mypy || status=1; exit $$status
+
 bench-ack: venv services
 	$(PY) bench/ack.py
 	$(PY) bench/ack.py --broker redis
 
 clean:
-	rm -rf .venv var .pytest_cache
+	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache

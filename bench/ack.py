@@ -22,17 +22,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
-from sandbox.client import SandboxClient  # noqa: E402
-from testkit import services  # noqa: E402
+from sandbox.client import SandboxClient
+from testkit import services
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client-id", "sandbox-client-secret"
 CONFIRM = "ingest_confirm_latency_seconds"
@@ -113,7 +114,9 @@ def listener(gateway: str, broker_url: str, metrics_port: int, log_path: Path) -
         INGEST_METRICS_PORT=str(metrics_port), LOG_LEVEL="INFO",
     )
     with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "ingest"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         yield proc
     finally:
@@ -196,7 +199,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = [workdir / f"ingest-{i}.log" for i in range(args.listeners)]
     with broker(args.broker, args.queue_version) as broker_url, sandbox(args.sandbox) as (base, sandbox_pid), \
             SandboxClient(base, timeout=30) as client, contextlib.ExitStack() as stack:
-        procs = [stack.enter_context(listener(base, broker_url, port, log)) for port, log in zip(ports, logs)]
+        procs = [
+            stack.enter_context(listener(base, broker_url, port, log)) for port, log in zip(ports, logs, strict=True)
+        ]
         deadline = time.monotonic() + 30
         while len(client.connections()) < len(procs) or not all(_metrics_up(p) for p in ports):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):

@@ -22,12 +22,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.llm_stream import max_per_second, percentile, serve  # noqa: E402
-from bench.pipeline import cpu, prepare_database  # noqa: E402
-from sandbox.client import SandboxClient  # noqa: E402
-from testkit import services  # noqa: E402
-from testkit.stack import PIPELINE_QUEUES, SKILL_QUEUES, Stack  # noqa: E402
-from workers.dingtalk.card_streamer import out_track_id_for  # noqa: E402
+from bench.llm_stream import max_per_second, percentile, serve
+from bench.pipeline import cpu, prepare_database
+from sandbox.client import SandboxClient
+from testkit import services
+from testkit.stack import PIPELINE_QUEUES, SKILL_QUEUES, Stack
+from workers.dingtalk.card_streamer import out_track_id_for
 
 APP = "bench.llm_app"
 

@@ -6,30 +6,30 @@ import argparse
 import contextlib
 import json
 import multiprocessing
-import subprocess
 import statistics
+import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import redis  # noqa: E402
+import httpx
+import redis
 
-from sandbox.client import SandboxClient  # noqa: E402
-from skills.api import Turn  # noqa: E402
-from skills.llm_chat import LLMChatConfig, LLMChatSkill  # noqa: E402
-from testkit.services import free_port  # noqa: E402
-from workers.dingtalk.card_client import CardClient, CardTarget  # noqa: E402
-from workers.dingtalk.card_streamer import CardStreamer, StreamResult  # noqa: E402
-from workers.dingtalk.ratebudget import RateBudget  # noqa: E402
-
+from sandbox.client import SandboxClient
+from skills.api import Reply, Turn
+from skills.llm_chat import LLMChatConfig, LLMChatSkill
+from testkit.services import free_port
+from workers.dingtalk.card_client import CardClient, CardTarget
+from workers.dingtalk.card_streamer import CardStreamer, StreamResult
+from workers.dingtalk.ratebudget import RateBudget
 
 BENCH_APP = ("bench-client-id", "bench-client-secret")  # the sandbox's app; the client id is the robot code
 
@@ -38,7 +38,7 @@ def percentile(values: list[float], pct: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))], 3)
+    return round(ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))], 3)
 
 
 def max_per_second(stamps: list[float]) -> int:
@@ -63,9 +63,9 @@ def serve(module: str, *args: str) -> Iterator[str]:
             try:
                 httpx.get(url + "/", timeout=0.5)  # any answer means it listens
                 break
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"{module} did not start")
+                    raise RuntimeError(f"{module} did not start") from exc
                 time.sleep(0.1)
         yield url
     finally:
@@ -98,7 +98,10 @@ def answer_batch(indices: list[int], llm_url: str, card_url: str, token: str, pr
             target = CardTarget.from_turn(turn, opts["robot_code"])
             time.sleep(max(0.0, start_at - time.time()))
             try:
-                result: StreamResult = streamer.stream(turn.msg_id, target, skill.execute(turn), locale="en")  # type: ignore[arg-type]
+                chunks = skill.execute(turn)
+                if isinstance(chunks, Reply):  # not configured or refused: no stream to measure
+                    raise RuntimeError(f"no stream: {chunks.text}")
+                result: StreamResult = streamer.stream(turn.msg_id, target, chunks, locale="en")
                 results.append({"ok": result.status == "finished" and result.finalized,
                                 "first_visible_s": result.first_visible_s, "elapsed_s": result.elapsed_s})
             except Exception as exc:  # counted and printed; a bench should finish and report

@@ -35,12 +35,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
+import redis
 
-from sandbox.client import SandboxClient  # noqa: E402
-from testkit import services, traffic  # noqa: E402
-from testkit.ledger import Ledger  # noqa: E402
-from testkit.stack import PIPELINE_QUEUES, SKILL_QUEUES, Proc, Stack  # noqa: E402
+from sandbox.client import SandboxClient
+from testkit import services, traffic
+from testkit.ledger import Ledger
+from testkit.stack import PIPELINE_QUEUES, SKILL_QUEUES, Proc, Stack
 
 BENCH_DB = "dtbot_bench"
 
@@ -49,7 +49,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def ms(value: float) -> float:
@@ -111,7 +111,7 @@ def run_phase(client: SandboxClient, n: int, rate: float, timeout: float, start:
     first_reply: dict[str, float] = {}
     for reply in replies:
         msg_id = ledger.attribute(reply)
-        if msg_id in pushes and msg_id not in first_reply:
+        if msg_id is not None and msg_id in pushes and msg_id not in first_reply:
             first_reply[msg_id] = reply["at"] - pushes[msg_id]["injectedAt"]
     last = max((r["at"] for r in replies), default=time.time())
     return {
@@ -154,7 +154,8 @@ def bare_chain(stack: Stack, n: int, pipeline_c: int, skills_c: int, log_level: 
         time.sleep(0.05)
     took = time.time() - began
     done = int(client.get(bare.DONE_KEY) or 0)
-    result = {"chains": done, "per_s": round(done / took, 1), "cpu_ms_per_chain": round((cpu(procs) - cpu0) * 1000 / max(1, done), 2)}
+    cpu_ms = round((cpu(procs) - cpu0) * 1000 / max(1, done), 2)
+    result = {"chains": done, "per_s": round(done / took, 1), "cpu_ms_per_chain": cpu_ms}
     for proc in procs:
         stack.kill(proc)
     return result
@@ -229,7 +230,8 @@ def main() -> None:
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "webhook_qps_budget": args.webhook_qps or "lifted",
         "router": {"mode": args.router, "version": router_version},
-        "pools": {"pipeline": f"{args.pipeline_replicas} x threads x{args.pipeline_concurrency}", "skills": f"prefork x{args.skills_concurrency}",
+        "pools": {"pipeline": f"{args.pipeline_replicas} x threads x{args.pipeline_concurrency}",
+                  "skills": f"prefork x{args.skills_concurrency}",
                   "prefetch_multiplier": prefetch_multiplier(), "log_level": args.log_level},
         "latency_phase": latency,
         "drain_phase": drain,

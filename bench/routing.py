@@ -6,7 +6,8 @@ Splits (the shared test splits are hidden): CLINC150 and SMP2017 train on `train
 `val`; Banking77 is scored on a stratified 20 % carved from its training file. The threshold and
 calibration rows are carved from the training part (the router does that when no `val` rows are
 given). `clinc150_val_halves` is the evaluation CLI's setting (the train file carries `split: val`
-rows): half of CLINC150 val goes in as val rows and the other half is scored, both ways round. SMP2017 is research-only: its router is trained in a temp dir and deleted, never shipped.
+rows): half of CLINC150 val goes in as val rows and the other half is scored, both ways round.
+SMP2017 is research-only: its router is trained in a temp dir and deleted, never shipped.
 Prints one JSON object.
 """
 
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 # Inference threads as a worker runs them (set before numpy loads its BLAS).
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -29,11 +31,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see skills/routing/evalua
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from skills.routing.cache import EmbeddingCache  # noqa: E402
-from skills.routing.evaluate import read_examples, score  # noqa: E402
-from skills.routing.router import Example, Router  # noqa: E402
+from skills.routing.cache import EmbeddingCache
+from skills.routing.evaluate import read_examples, score
+from skills.routing.router import Example, Router
 
 DATA = Path()  # set in main() from --data
 
@@ -64,7 +66,7 @@ def splits(name: str) -> tuple[list[Example], list[Example]]:
     test: set[int] = set()
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        test.update(rng.choice(members, size=int(round(len(members) * 0.2)), replace=False).tolist())
+        test.update(rng.choice(members, size=round(len(members) * 0.2), replace=False).tolist())
     return [r for i, r in enumerate(rows) if i not in test], [r for i, r in enumerate(rows) if i in test]
 
 
@@ -89,12 +91,12 @@ def cold_start(router: Router, sample: list[str]) -> dict[str, float]:
     }
 
 
-def bench(name: str, cache: EmbeddingCache | None, embedders: str | list[str]) -> dict[str, object]:
+def bench(name: str, cache: EmbeddingCache | None, embedders: str | list[str]) -> dict[str, Any]:
     train, test = splits(name)
     t0 = time.perf_counter()
     router = Router.train(train, embedders=embedders, cache=cache)
     train_seconds = time.perf_counter() - t0
-    result: dict[str, object] = {"dataset": name, "n_train": len(train), "embedders": router.embedder_names}
+    result: dict[str, Any] = {"dataset": name, "n_train": len(train), "embedders": router.embedder_names}
     result.update(score(router, test))
     result["without_cascade"] = without_cascade(router, test)
     result["train_seconds"] = round(train_seconds, 2)
@@ -105,7 +107,7 @@ def bench(name: str, cache: EmbeddingCache | None, embedders: str | list[str]) -
     return result
 
 
-def without_cascade(router: Router, test: list[Example]) -> dict[str, object]:
+def without_cascade(router: Router, test: list[Example]) -> dict[str, Any]:
     """The same router with its early exit off (every message through the full model), for comparison."""
     stage1, router.cascade = router.cascade, None
     try:
@@ -117,9 +119,9 @@ def without_cascade(router: Router, test: list[Example]) -> dict[str, object]:
     return {"tau": stage1.tau if stage1 else None, **{k: full[k] for k in keys if k in full}}
 
 
-def by_language(results: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+def by_language(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Latency p50/p95 per language, with and without the early exit (SMP2017 is Chinese, the rest English)."""
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for r in results:
         if "latency_ms_p50" not in r or "without_cascade" not in r:
             continue
@@ -127,12 +129,12 @@ def by_language(results: list[dict[str, object]]) -> dict[str, dict[str, object]
         out.setdefault("zh" if r["dataset"] == "smp2017" else "en", {})[str(r["dataset"])] = {
             "exit_rate": r["exit_rate"],
             "cascade_p50": r["latency_ms_p50"], "cascade_p95": r["latency_ms_p95"],
-            "full_p50": full["latency_ms_p50"], "full_p95": full["latency_ms_p95"],  # type: ignore[index]
+            "full_p50": full["latency_ms_p50"], "full_p95": full["latency_ms_p95"],
         }
     return out
 
 
-def val_halves(name: str, cache: EmbeddingCache | None, embedders: str | list[str]) -> dict[str, object]:
+def val_halves(name: str, cache: EmbeddingCache | None, embedders: str | list[str]) -> dict[str, Any]:
     """The evaluation CLI's setting: the train file carries `split: val` rows. Half of `val` (stratified
     by a seeded shuffle) goes in as val rows, the other half is scored; then the other way round."""
     rows = read_examples(DATA / f"{name}_train.json")
@@ -145,7 +147,7 @@ def val_halves(name: str, cache: EmbeddingCache | None, embedders: str | list[st
         router = Router.train(train + [Example(r.text, r.intent, "val") for r in calib], embedders=embedders,
                               cache=cache)
         folds.append(score(router, test))
-    out: dict[str, object] = {"dataset": f"{name}_val_halves", "folds": folds}
+    out: dict[str, Any] = {"dataset": f"{name}_val_halves", "folds": folds}
     for key in ("in_scope_accuracy", "oos_recall", "accuracy"):
         if key in folds[0]:
             out[key] = round(float(np.mean([f[key] for f in folds])), 4)
@@ -182,13 +184,13 @@ TARGETS = [
 ]
 
 
-def targets(results: list[dict[str, object]]) -> list[dict[str, object]]:
+def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target with the measured value and whether it is met (one row per dataset for "*")."""
     rows = []
     for dataset, metric, bound, kind in TARGETS:
         for r in results:
             if dataset in ("*", r["dataset"]) and metric in r:
-                value = float(r[metric])  # type: ignore[arg-type]
+                value = float(r[metric])
                 met = value >= bound if kind == "min" else value <= bound
                 rows.append({"dataset": r["dataset"], "metric": metric, "value": value,
                              "target": f"{'>=' if kind == 'min' else '<='} {bound}", "met": met})
@@ -217,7 +219,7 @@ def main() -> int:
     DATA = Path(args.data)
     cache = None if args.cold else EmbeddingCache(args.cache)
     embedders = args.embedders if args.embedders == "auto" else args.embedders.split(",")
-    report: dict[str, object] = {
+    report: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
                     "OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"],
                     "OPENBLAS_NUM_THREADS": os.environ["OPENBLAS_NUM_THREADS"],
@@ -225,14 +227,14 @@ def main() -> int:
         "datasets": [bench(name, cache, embedders) for name in args.datasets.split(",") if name],
     }
     if "clinc150" in args.datasets.split(","):
-        report["datasets"].append(val_halves("clinc150", cache, embedders))  # type: ignore[attr-defined]
+        report["datasets"].append(val_halves("clinc150", cache, embedders))
     if args.throughput:
         texts = [r.text for r in read_examples(DATA / "clinc150_train.json")[:400]]
         texts += [r.text for r in read_examples(DATA / "smp2017_train.json")[:400]]
         report["embedding_throughput"] = throughput(texts)
-    report["latency_by_language"] = by_language(report["datasets"])  # type: ignore[arg-type]
-    report["targets"] = targets(report["datasets"])  # type: ignore[arg-type]
-    report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]  # type: ignore[index]
+    report["latency_by_language"] = by_language(report["datasets"])
+    report["targets"] = targets(report["datasets"])
+    report["machine"]["load_avg_1m_end"] = os.getloadavg()[0]
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

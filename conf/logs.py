@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Iterator
 
 current_msg_id: ContextVar[str] = ContextVar("current_msg_id", default="-")
 current_stage: ContextVar[str] = ContextVar("current_stage", default="-")

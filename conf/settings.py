@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
 from environs import Env
-
 
 # Content types the gateway downloads (prefix match); anything else gets a polite refusal.
 DEFAULT_MEDIA_TYPES = (
@@ -31,7 +31,7 @@ class Settings:
     redis_url: str
     redis_key_prefix: str
     tenant_id: str
-    log_level: str
+    log_level: int  # a logging level; LOG_LEVEL may name it (INFO) or give its number (20)
     http_timeout_seconds: float
     # ingest
     ingest_buffer_max: int
@@ -141,7 +141,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             redis_url=env.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
             redis_key_prefix=env.str("REDIS_KEY_PREFIX", "dtbot:"),
             tenant_id=env.str("TENANT_ID", "") or client_id or "default",
-            log_level=env.log_level("LOG_LEVEL", "INFO"),
+            log_level=env.log_level("LOG_LEVEL", logging.INFO),
             http_timeout_seconds=env.float("HTTP_TIMEOUT_SECONDS", 10.0),
             ingest_buffer_max=env.int("INGEST_BUFFER_MAX", 1000),
             ingest_batch_max=env.int("INGEST_BATCH_MAX", 200),
@@ -190,7 +190,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             media_retention_days=env.int("MEDIA_RETENTION_DAYS", 30),
             media_max_bytes=env.int("MEDIA_MAX_BYTES", 20 * 1024 * 1024),
             media_allowed_types=tuple(
-                t.strip().lower() for t in env.list("MEDIA_ALLOWED_TYPES", []) if t.strip()
+                t.strip().lower() for t in env.list("MEDIA_ALLOWED_TYPES", [], subcast=str) if t.strip()
             ) or DEFAULT_MEDIA_TYPES,
             session_group_scope=env.str("SESSION_GROUP_SCOPE", "user").strip().lower(),
             order_max_wait_seconds=env.float("ORDER_MAX_WAIT_SECONDS", 180.0),

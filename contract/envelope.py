@@ -34,8 +34,8 @@ class Envelope:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Envelope":
-        known = {f for f in cls.__dataclass_fields__}
+    def from_dict(cls, data: dict[str, Any]) -> Envelope:
+        known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown envelope fields: {sorted(unknown)}")
@@ -45,5 +45,5 @@ class Envelope:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "Envelope":
+    def from_json(cls, text: str) -> Envelope:
         return cls.from_dict(json.loads(text))

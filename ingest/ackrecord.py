@@ -106,6 +106,6 @@ class AckRecorder:
         except redis.RedisError as exc:
             # One WARNING per outage, the rest at DEBUG: ACKs are not affected.
             level = logging.DEBUG if self._failing else logging.WARNING
-            msg_ids = ",".join(m for ids, _ in batches for m in ids)
-            log.log(level, "cannot record ack times in Redis (%r) for msgIds=%s", exc, msg_ids)
+            ids = ",".join(m for batch, _ in batches for m in batch)
+            log.log(level, "cannot record ack times in Redis (%r) for msgIds=%s", exc, ids)
             self._failing = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
 
 class Backoff:
@@ -21,6 +21,8 @@ class Backoff:
         self._wait = wait_exponential_jitter(
             multiplier=initial, max=maximum, jitter=initial if jitter is None else jitter
         )
+        # The strategy reads only the attempt number of the call state it is given.
+        self._state = RetryCallState(retry_object=Retrying(wait=self._wait), fn=None, args=(), kwargs={})
         self._attempts = 0
         self._lock = threading.Lock()
 
@@ -32,9 +34,8 @@ class Backoff:
         """The delay before the next attempt; each call counts one more failure."""
         with self._lock:
             self._attempts += 1
-            state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-            state.attempt_number = self._attempts
-            return float(self._wait(state))
+            self._state.attempt_number = self._attempts
+            return float(self._wait(self._state))
 
     def reset(self) -> None:
         with self._lock:

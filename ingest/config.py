@@ -45,7 +45,7 @@ class IngestConfig:
         return f"{self.openapi_endpoint.rstrip('/')}/v1.0/gateway/connections/open"
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> "IngestConfig":
+    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> IngestConfig:
         s = settings or get_settings()
         config = cls(
             client_id=s.dingtalk_client_id,

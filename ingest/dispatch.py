@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ingest.buffer import AckTarget, EnvelopeBuffer, Pending
 from ingest.envelope import envelope_from_frame
@@ -94,7 +94,9 @@ class FrameRouter:
             log.debug("%s: SYSTEM %s messageId=%s", target.name, frame.topic, frame.message_id)
         else:
             self._answer(target, frame.message_id, 404, "topic not handled", reason="unknown_topic")
-            log.warning("%s: SYSTEM topic %r not handled; answered 404 messageId=%s", target.name, frame.topic, frame.message_id)
+            log.warning(
+                "%s: SYSTEM topic %r not handled; answered 404 messageId=%s", target.name, frame.topic, frame.message_id
+            )
 
     def _business(self, target: AckTarget, frame: Frame, raw: bytes, read_at: float) -> None:
         try:
@@ -102,7 +104,9 @@ class FrameRouter:
         except FrameError as exc:
             # Answer 400 so the server stops re-pushing a message nobody can ever handle.
             self._answer(target, frame.message_id, 400, str(exc)[:200], reason="bad_data")
-            log.warning("%s: unusable %s push answered 400 messageId=%s: %s", target.name, frame.type, frame.message_id, exc)
+            log.warning(
+                "%s: unusable %s push answered 400 messageId=%s: %s", target.name, frame.type, frame.message_id, exc
+            )
             return
         ids = f"msgId={envelope.msg_id} messageId={frame.message_id}"
         if not self.accepting:

@@ -191,8 +191,8 @@ class HandOff:
             batch, sent_at = self._in_flight.popleft()
             self.metrics.confirm_latency.observe(now - sent_at)
             self.backoff.reset()
-            confirmed = [p for p, ok in zip(batch, durable) if ok]
-            refused = [p for p, ok in zip(batch, durable) if not ok]
+            confirmed = [p for p, ok in zip(batch, durable, strict=True) if ok]
+            refused = [p for p, ok in zip(batch, durable, strict=True) if not ok]
             self.metrics.published.inc(len(confirmed))
             self._ack(confirmed)
             if refused:

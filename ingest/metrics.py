@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -65,6 +66,7 @@ class IngestMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._server: WSGIServer | None = None
         r = self.registry
         self.ack_latency = Histogram(
             "ingest_ack_latency_seconds", "Frame read to ACK written", buckets=LATENCY_BUCKETS,
@@ -123,7 +125,7 @@ class IngestMetrics:
         return int(server.server_port)
 
     def stop_serving(self) -> None:
-        server = getattr(self, "_server", None)
+        server = self._server
         if server is not None:
             server.shutdown()
             server.server_close()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from contract.envelope import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK
 from ingest import fastjson

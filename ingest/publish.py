@@ -9,8 +9,9 @@ import struct
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import amqp
 import kombu
@@ -93,7 +94,7 @@ class PipelineMessages:
         id_props = [k for k, v in self._properties.items() if v == _PLACEHOLDER_ID]
         if id_fields != ["id", "root_id"] or id_props != ["correlation_id"]:
             raise ValueError(f"unexpected Celery message layout: headers {id_fields}, properties {id_props}")
-        args, kwargs, embed = template.body
+        _args, kwargs, embed = template.body
         self.content_type, self.content_encoding, tail = kombu.serialization.dumps(
             [kwargs, embed], serializer=app.conf.task_serializer
         )
@@ -172,7 +173,7 @@ class _AmqpProperties:
     tail: bytes  # the rest of the table and the properties after it
 
     @classmethod
-    def build(cls, messages: "PipelineMessages") -> "_AmqpProperties | None":
+    def build(cls, messages: PipelineMessages) -> _AmqpProperties | None:
         sample = TaskMessage(_PLACEHOLDER_ID, b"", dict(messages._headers, argsrepr=_ARGSREPR_MARK),
                              dict(messages._properties, delivery_mode=messages.delivery_mode))
         sample.headers["id"] = sample.headers["root_id"] = sample.properties["correlation_id"] = _PLACEHOLDER_ID
@@ -432,7 +433,7 @@ class BrokerPublisher:
                 for _ in range(_MAX_FRAMES_PER_POLL):
                     self._conn.drain_events(timeout=wait)
                     wait = 0.0
-            except socket.timeout:
+            except TimeoutError:
                 pass
             except self._errors as exc:
                 self.close()

@@ -24,7 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--client-secret", default=settings.dingtalk_client_secret or DEFAULT_CLIENT_SECRET
     )
-    parser.add_argument("--redeliver-after", type=float, default=60.0, help="seconds before an un-ACKed push is re-pushed")
+    parser.add_argument(
+        "--redeliver-after", type=float, default=60.0, help="seconds before an un-ACKed push is re-pushed"
+    )
     parser.add_argument("--max-redeliveries", type=int, default=3)
     parser.add_argument("--ping-interval", type=float, default=20.0, help="seconds between SYSTEM pings (0: off)")
     parser.add_argument("--webhook-ttl", type=float, default=5400.0, help="sessionWebhook lifetime in seconds")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -40,7 +41,7 @@ class ThreadedAppServer:
             raise RuntimeError("server not started")
         return self._loop
 
-    def start(self, timeout: float = 10.0) -> "ThreadedAppServer":
+    def start(self, timeout: float = 10.0) -> ThreadedAppServer:
         self._thread = threading.Thread(target=self._run, name=f"aiohttp-{id(self):x}", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):

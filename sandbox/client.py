@@ -36,7 +36,7 @@ class SandboxClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "SandboxClient":
+    def __enter__(self) -> SandboxClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,8 +6,9 @@ import dataclasses
 import inspect
 import types
 import typing
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Iterator, Mapping, Sequence, TypeVar, Union
+from typing import Any, ClassVar, TypeVar, Union
 
 from skills.language import is_chinese
 
@@ -43,10 +44,10 @@ class Turn:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Turn":
+    def from_dict(cls, data: dict[str, Any]) -> Turn:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
-    def replace(self, **changes: Any) -> "Turn":
+    def replace(self, **changes: Any) -> Turn:
         return dataclasses.replace(self, **changes)
 
 
@@ -65,7 +66,7 @@ class Reply:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Reply":
+    def from_dict(cls, data: dict[str, Any]) -> Reply:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from functools import cache
+from typing import Any
 
 from conf.settings import get_settings
 from skills.api import AISkillPlugin, SkillConfig
@@ -34,7 +35,7 @@ def skill_names() -> tuple[str, ...]:
     return tuple(SKILLS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def skill_class(name: str) -> type[AISkillPlugin]:
     """Import the class registered under `name` (first use only)."""
     try:

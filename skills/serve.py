@@ -13,8 +13,9 @@ import hmac
 import importlib
 import json
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -63,7 +64,7 @@ async def handle_turn(request: web.Request) -> web.Response:
         reply = await asyncio.wait_for(
             loop.run_in_executor(request.app[POOL_KEY], run_hooks, skill, turn), skill.timeout_seconds
         )
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.error("skill %s timed out after %.1f s (msg_id=%s)", skill.name, skill.timeout_seconds, turn.msg_id)
         return _error(504, "the skill timed out")
     except SkillError as exc:

@@ -48,7 +48,7 @@ class Ledger:
         match = TOKEN_RE.search(str(reply.get("text", "")))
         return self.by_token.get("t" + match.group(1)) if match else None
 
-    def check(self, replies: list[dict[str, Any]]) -> "Verdict":
+    def check(self, replies: list[dict[str, Any]]) -> Verdict:
         counts: Counter[str] = Counter()
         misrouted: list[str] = []
         unknown = 0

@@ -23,7 +23,7 @@ class Bot:
         self.client: SandboxClient | None = None
         self._prepared: set[str] = set()
 
-    def start(self, *, skills_pool: str = "threads", skills_concurrency: int = 4) -> "Bot":
+    def start(self, *, skills_pool: str = "threads", skills_concurrency: int = 4) -> Bot:
         """Sandbox, pipeline worker, skills worker and listener; returns once the listener is connected."""
         env = self.env
         self.stack.start_sandbox(redeliver_after=60)

@@ -10,19 +10,17 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL_QUEUES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver", "dtbot.reminders")
 
 
-class WorkerProcess(subprocess.Popen):  # type: ignore[type-arg]
+class WorkerProcess(subprocess.Popen[bytes]):
     """A Popen that also knows the worker's node name and log file."""
 
     node_name: str
     log_path: Path
     owns_log: bool
-    _log_file: IO[bytes]
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -66,7 +64,6 @@ def start_worker(
         fd, raw = tempfile.mkstemp(prefix="dtbot-worker-", suffix=".log")
         os.close(fd)
         log_path = Path(raw)
-    log_file = open(log_path, "wb")
     ready_file = Path(str(log_path) + ".ready")
     ready_file.unlink(missing_ok=True)
     env = dict(env, WORKER_READY_FILE=str(ready_file))
@@ -75,14 +72,14 @@ def start_worker(
         "-n", node, "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency),
         "-l", loglevel, "--without-gossip", "--without-mingle", *extra_args,
     ]
-    proc = WorkerProcess(
-        cmd, cwd=str(ROOT), env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: stop() can reach pool children
-    )
+    with log_path.open("wb") as log_file:  # the worker writes through its own copy of the descriptor
+        proc = WorkerProcess(
+            cmd, cwd=str(ROOT), env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() can reach pool children
+        )
     proc.node_name = node
     proc.log_path = log_path
     proc.owns_log = owns_log
-    proc._log_file = log_file
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -94,7 +91,7 @@ def start_worker(
     raise RuntimeError(f"worker not ready after {ready_timeout} s:\n{proc.log_text()[-4000:]}")
 
 
-def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int | None:  # type: ignore[type-arg]
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int | None:
     """Warm shutdown (SIGTERM), then SIGKILL of the worker's own process group; a log file
     that start_worker created itself is removed (pass log_path to keep one)."""
     if proc.poll() is None:
@@ -104,9 +101,6 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int | None:  # type: 
         except subprocess.TimeoutExpired:
             kill(proc)
     _kill_group(proc)
-    log_file = getattr(proc, "_log_file", None)
-    if log_file is not None:
-        log_file.close()
     log_path = getattr(proc, "log_path", None)
     if log_path is not None:
         Path(str(log_path) + ".ready").unlink(missing_ok=True)
@@ -115,7 +109,7 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int | None:  # type: 
     return proc.returncode
 
 
-def kill(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+def kill(proc: subprocess.Popen[bytes]) -> None:
     """kill -9 the worker and its pool children (a crash, for fault tests)."""
     _kill_group(proc)
     try:
@@ -124,7 +118,7 @@ def kill(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
         pass
 
 
-def _kill_group(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     # The group id is the worker's pid (start_new_session): only processes we started.
     try:
         os.killpg(proc.pid, signal.SIGKILL)

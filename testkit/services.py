@@ -6,7 +6,7 @@ import contextlib
 import socket
 import subprocess
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 RABBIT_HOST = "127.0.0.1:5672"
 

@@ -8,9 +8,9 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
 
 import psutil
 
@@ -35,7 +35,6 @@ class Proc:
     role: str
     popen: subprocess.Popen[bytes]
     log_path: Path
-    log_file: IO[bytes] = field(repr=False)
 
     @property
     def pid(self) -> int:
@@ -45,8 +44,6 @@ class Proc:
         return self.popen.poll() is None
 
     def log_text(self) -> str:
-        if not self.log_file.closed:
-            self.log_file.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def cpu_seconds(self) -> float:
@@ -127,11 +124,11 @@ class Stack:
 
     def _spawn(self, role: str, argv: list[str], env: dict[str, str]) -> Proc:
         log_path = self.log_dir / f"{role}-{len(self.procs)}.log"
-        log_file = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        popen = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        proc = Proc(role=role, popen=popen, log_path=log_path, log_file=log_file)
+        with log_path.open("ab") as log_file:  # the process writes through its own copy of the descriptor
+            popen = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        proc = Proc(role=role, popen=popen, log_path=log_path)
         with self._lock:
             self.procs.append(proc)
         return proc
@@ -178,7 +175,7 @@ class Stack:
             # Heartbeats stay on, as in production: their 2 s timer is what wakes the event loop
             # to notice SIGTERM (without any timer a warm shutdown waited ~9 s in epoll).
         )
-        proc = Proc(role=role, popen=popen, log_path=log_path, log_file=popen._log_file)
+        proc = Proc(role=role, popen=popen, log_path=log_path)
         with self._lock:
             self.procs.append(proc)
         return proc
@@ -240,7 +237,6 @@ class Stack:
                 except ProcessLookupError:
                     pass
                 proc.popen.wait(timeout=10)
-            proc.log_file.close()
 
     def logs(self, role: str | None = None) -> str:
         return "\n".join(

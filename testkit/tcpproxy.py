@@ -7,7 +7,7 @@ import logging
 import select
 import socket
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ class TcpProxy:
         self.accepted = 0
         self._acceptor = threading.Thread(target=self._accept_loop, name=f"tcpproxy-{self.port}", daemon=True)
 
-    @property
-    def is_cut(self) -> bool:
-        return self._cut.is_set()
-
     def url_for(self, url: str) -> str:
         """`url` with its host:port replaced by this proxy (amqp://u:p@host:port/vhost)."""
         host_port = f"{self.target[0]}:{self.target[1]}"
@@ -43,7 +39,7 @@ class TcpProxy:
             raise ValueError(f"{url!r} does not point at {host_port}")
         return url.replace(host_port, f"127.0.0.1:{self.port}", 1)
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         self._acceptor.start()
         return self
 
@@ -77,7 +73,7 @@ class TcpProxy:
         while not self._stop.is_set():
             try:
                 client, _ = self._server.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

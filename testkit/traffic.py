@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sandbox.client import SandboxClient
 from testkit.ledger import Ledger, token
@@ -40,7 +41,7 @@ def send(
     for first in range(start, start + n, batch):
         items = [message(i, conversations) for i in range(first, min(first + batch, start + n))]
         results = client.send_batch([body for body, _ in items])
-        for result, (_, tok) in zip(results, items):
+        for result, (_, tok) in zip(results, items, strict=True):
             ledger.record(result, tok)
         if rate:
             due = began + (first + len(items) - start) / rate

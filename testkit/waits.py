@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], timeout: float = 10.0, what: str = "", interval: float = 0.02) -> T:
+def wait_for(check: Callable[[], T | None], timeout: float = 10.0, what: str = "", interval: float = 0.02) -> T:
     """Poll `check()` until it returns something truthy and return that; TimeoutError (naming
     `what`) after `timeout` s. The timeout only bounds how long a failure takes to show."""
     deadline = time.monotonic() + timeout

@@ -109,7 +109,9 @@ def _deliver(sb: Sandbox, card: dict[str, Any], body: dict[str, Any]) -> list[di
         elif space_type == "IM_ROBOT":
             model = body.get("imRobotOpenDeliverModel")
             if not isinstance(model, dict) or model.get("spaceType") != "IM_ROBOT":
-                raise CardError("InvalidParameter.ImRobotOpenDeliverModel", 'imRobotOpenDeliverModel.spaceType must be "IM_ROBOT"')
+                raise CardError(
+                    "InvalidParameter.ImRobotOpenDeliverModel", 'imRobotOpenDeliverModel.spaceType must be "IM_ROBOT"'
+                )
             cid = user_conversation(sb, space_id)
             where = {"conversation_id": cid, "conversation_type": "1", "user_ids": [space_id]}
         else:
@@ -138,7 +140,8 @@ def _update(sb: Sandbox, body: dict[str, Any]) -> None:
             card["privateData"] = {**card["privateData"], **body["privateData"]}
         else:
             card["privateData"] = body["privateData"]
-    sb.recorder.card_updates.append({"outTrackId": card["outTrackId"], "kind": "update", "body": body, "at": time.time()})
+    update = {"outTrackId": card["outTrackId"], "kind": "update", "body": body, "at": time.time()}
+    sb.recorder.card_updates.append(update)
     _refresh_replies(sb, card)
 
 
@@ -187,7 +190,8 @@ async def _handle(request: web.Request, action: str) -> web.Response:
             except CardError:
                 sb.cards.pop(card["outTrackId"], None)  # one call: all or nothing
                 raise
-            return web.json_response({"success": True, "result": {"outTrackId": card["outTrackId"], "deliverResults": results}})
+            result = {"outTrackId": card["outTrackId"], "deliverResults": results}
+            return web.json_response({"success": True, "result": result})
         if action == "update":
             _update(sb, body)
         else:

@@ -11,6 +11,7 @@ from aiohttp import web
 from sandbox.dingtalk.context import SANDBOX_KEY, Sandbox, StoredFile
 from sandbox.dingtalk.messages import Injection, new_msg_id, robot_message
 
+
 def _bad(message: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message}, status=status)
 

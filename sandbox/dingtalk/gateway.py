@@ -38,6 +38,7 @@ class Gateway:
         self.auth_rejected = False
         self.system_ids: dict[str, str] = {}  # messageId of a disconnect → topic, to label its ACK
         self._ticker: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[bool]] = set()  # sockets closing after a disconnect's grace
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -53,7 +54,7 @@ class Gateway:
     async def _close(conn: Connection) -> None:
         try:
             await asyncio.wait_for(conn.ws.close(code=1001, message=b"sandbox stopping"), 1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if conn.request.transport is not None:
                 conn.request.transport.abort()
 
@@ -359,7 +360,7 @@ class Gateway:
                 continue
             conn.disconnecting = True
             conn.outbox.put_nowait(self._system_frame(conn, "disconnect", {"reason": reason}))
-            loop.call_later(grace, lambda c=conn: asyncio.ensure_future(c.ws.close()))
+            loop.call_later(grace, self._close_soon, conn)
             count += 1
         return count
 
@@ -370,3 +371,9 @@ class Gateway:
 
     def public_connections(self) -> list[dict[str, Any]]:
         return [c.public() for c in self.connections.values()]
+
+    def _close_soon(self, conn: Connection) -> None:
+        """Close a connection's socket from a timer callback; the task is kept until it is done."""
+        task = asyncio.create_task(conn.ws.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)

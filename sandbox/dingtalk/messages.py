@@ -72,7 +72,7 @@ class Injection:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, body: Any) -> "Injection":
+    def from_json(cls, body: Any) -> Injection:
         """Validate a JSON request body; raises ValueError with the reason."""
         if not isinstance(body, dict):
             raise ValueError("message must be a JSON object")
@@ -80,22 +80,23 @@ class Injection:
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown message fields: {sorted(unknown)}")
-        inj = cls(**body)
-        if inj.conversation_type not in ("1", "2"):
+        # The fields as they will be (defaults overlaid with the request), checked before they are typed.
+        raw: dict[str, Any] = {**vars(cls()), **body}
+        if raw["conversation_type"] not in ("1", "2"):
             raise ValueError('conversation_type must be "1" (private) or "2" (group)')
-        if not isinstance(inj.text, str):
+        if not isinstance(raw["text"], str):
             raise ValueError("text must be a string")
-        if not isinstance(inj.msgtype, str) or not inj.msgtype:
+        if not isinstance(raw["msgtype"], str) or not raw["msgtype"]:
             raise ValueError("msgtype must be a non-empty string")
-        if inj.msgtype != "text" and not isinstance(inj.content, dict):
-            raise ValueError(f"msgtype {inj.msgtype!r} needs a content object")
-        if not isinstance(inj.user_id, str) or not inj.user_id:
+        if raw["msgtype"] != "text" and not isinstance(raw["content"], dict):
+            raise ValueError(f"msgtype {raw['msgtype']!r} needs a content object")
+        if not isinstance(raw["user_id"], str) or not raw["user_id"]:
             raise ValueError("user_id must be a non-empty string")
-        if not isinstance(inj.at_users, list) or not isinstance(inj.extra, dict):
+        if not isinstance(raw["at_users"], list) or not isinstance(raw["extra"], dict):
             raise ValueError("at_users must be a list and extra an object")
-        if inj.webhook_ttl is not None and not isinstance(inj.webhook_ttl, (int, float)):
+        if raw["webhook_ttl"] is not None and not isinstance(raw["webhook_ttl"], (int, float)):
             raise ValueError("webhook_ttl must be a number of seconds")
-        return inj
+        return cls(**body)
 
     def resolve_conversation_id(self, client_id: str) -> str:
         if self.conversation_id:

@@ -80,7 +80,7 @@ class SandboxServer:
         assert self._runner is not None, "server not started"
         return self._runner.app[SANDBOX_KEY]
 
-    def start(self, timeout: float = 10.0) -> "SandboxServer":
+    def start(self, timeout: float = 10.0) -> SandboxServer:
         """Start serving; returns once the port is bound."""
         ready = threading.Event()
         failure: list[BaseException] = []
@@ -127,7 +127,7 @@ class SandboxServer:
 
         return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(10)
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

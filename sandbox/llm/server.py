@@ -289,14 +289,14 @@ class StubLLMServer:
     def port(self) -> int:
         return self._server.port
 
-    def start(self) -> "StubLLMServer":
+    def start(self) -> StubLLMServer:
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> "StubLLMServer":
+    def __enter__(self) -> StubLLMServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -304,7 +304,11 @@ class StubLLMServer:
 
     def configure(self, **body: Any) -> dict[str, Any]:
         """Same as POST /stub/config, e.g. `configure(first_token_delay=2)` or `configure(once=[{...}])`."""
-        return self._server.call(lambda: (self.state.configure(body), self.state.public())[1])
+        def apply() -> dict[str, Any]:
+            self.state.configure(body)
+            return self.state.public()
+
+        return self._server.call(apply)
 
     def requests(self) -> list[dict[str, Any]]:
         """Copies of the recorded requests, oldest first."""

@@ -22,7 +22,7 @@ class Behaviour:
     hang: bool = False  # never answer at all (not even headers)
     answer: str | None = None  # fixed answer text (still marked as the stub)
 
-    def merged(self, changes: dict[str, Any]) -> "Behaviour":
+    def merged(self, changes: dict[str, Any]) -> Behaviour:
         return replace(self, **validate_behaviour(changes))
 
     def public(self) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from skills.docsearch.store import Hit
 
@@ -98,7 +99,8 @@ class OpenAIAnswerWriter:
         client = OpenAI(base_url=self.base_url, api_key=self.api_key or "none",
                         timeout=self.timeout_seconds, max_retries=0)
         response = client.chat.completions.create(
-            model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=0.1,  # type: ignore[arg-type]
+            model=self.model, max_tokens=self.max_tokens, temperature=0.1,
+            messages=messages,  # type: ignore[arg-type]  # plain {role, content} dicts; openai wants per-role TypedDicts
         )
         text = (response.choices[0].message.content or "").strip()
         if not text:

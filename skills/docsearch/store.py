@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import psycopg2
@@ -62,7 +63,9 @@ class DocumentStore(Protocol):
 
     def delete_document(self, collection: str, doc_key: str) -> bool: ...
 
-    def search(self, query_vector: np.ndarray, query_text: str, departments: Sequence[str], k: int = 5) -> list[Hit]: ...
+    def search(
+        self, query_vector: np.ndarray, query_text: str, departments: Sequence[str], k: int = 5
+    ) -> list[Hit]: ...
 
 
 def _vector_literal(vector: np.ndarray) -> str:
@@ -250,7 +253,7 @@ class PgVectorStore:
             document_id = cur.fetchone()[0]
             cur.execute("DELETE FROM docsearch_chunk WHERE document_id = %s", (document_id,))
             rows = []
-            for chunk, vector in zip(chunks, embeddings):
+            for chunk, vector in zip(chunks, embeddings, strict=True):
                 terms = document_terms(f"{title}\n{chunk.section}\n{chunk.text}")
                 rows.append((document_id, collection_id, chunk.ordinal, chunk.section, chunk.text,
                              terms.english, terms.cjk, _vector_literal(vector)))

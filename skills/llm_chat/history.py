@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 # CJK ideographs, kana, hangul and full-width punctuation: about one token each in common
@@ -29,7 +30,7 @@ def _content(message: dict[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def trim_history(history: list[dict[str, Any]], budget: int) -> list[dict[str, str]]:
+def trim_history(history: Sequence[object], budget: int) -> list[dict[str, str]]:
     """The newest earlier turns that fit in `budget` tokens, oldest first.
 
     Drops malformed entries and system messages (the skill owns the system prompt), stops at
@@ -56,7 +57,7 @@ def trim_history(history: list[dict[str, Any]], budget: int) -> list[dict[str, s
 
 
 def build_messages(
-    system_prompt: str, history: list[dict[str, Any]], question: str, budget: int
+    system_prompt: str, history: Sequence[object], question: str, budget: int
 ) -> list[dict[str, str]]:
     """system prompt + trimmed history + the current question, ready for chat.completions."""
     # The session may already hold the current message as its last user turn; send it once.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import openai
 
@@ -137,7 +138,8 @@ class LLMChatSkill(AISkillPlugin):
 
     def __init__(self, config: SkillConfig | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(config)
-        self.cfg: LLMChatConfig = self.config  # type: ignore[assignment]
+        assert isinstance(self.config, LLMChatConfig)
+        self.cfg: LLMChatConfig = self.config
         self._clock = clock  # monotonic seconds; tests pass one they move by hand
         self._lock = threading.Lock()
         self._client: openai.OpenAI | None = None
@@ -187,7 +189,7 @@ class LLMChatSkill(AISkillPlugin):
         try:
             stream = self.client().chat.completions.create(
                 model=self.model(),
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,  # type: ignore[arg-type]  # plain {role, content} dicts; openai wants per-role TypedDicts
                 temperature=cfg.temperature,
                 max_tokens=cfg.max_tokens,
                 stream=True,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pybreaker
@@ -117,10 +118,10 @@ class RemoteSkill(AISkillPlugin):
         if not cfg.url:
             raise ValueError("a remote skill needs a URL")
         self.name = cfg.name  # type: ignore[misc]  # each remote answers under its own name
-        self.intents = tuple(cfg.intents)  # type: ignore[misc]
+        self.intents = tuple(cfg.intents)  # type: ignore[misc]  # and serves the intents it was registered for
         # The runner's deadline covers every attempt and the waits between them.
         waits = sum(min(2.0, cfg.backoff_seconds * 2 ** i) for i in range(cfg.retries))
-        self.timeout_seconds = cfg.timeout_seconds * (cfg.retries + 1) + waits + 1.0  # type: ignore[misc]
+        self.timeout_seconds = cfg.timeout_seconds * (cfg.retries + 1) + waits + 1.0  # type: ignore[misc]  # per remote
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if cfg.token:
             headers["Authorization"] = f"Bearer {cfg.token}"

@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ class ArtefactError(ValueError):
     """The file is not a router artefact this code can read."""
 
 
-def save(router: "Router", path: Path) -> Path:
+def save(router: Router, path: Path) -> Path:
     """Write atomically (temp file + rename), so a worker never reads half an artefact."""
     arrays: dict[str, np.ndarray] = {
         "linear_weights": router.linear.weights.astype(np.float32),
@@ -42,7 +42,7 @@ def save(router: "Router", path: Path) -> Path:
     for key in sorted(arrays):
         digest.update(key.encode())
         digest.update(np.ascontiguousarray(arrays[key]).tobytes())
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     meta: dict[str, Any] = {
         **{k: v for k, v in router.meta.items() if k not in ("version", "created_at")},
         "format": FORMAT,
@@ -58,7 +58,7 @@ def save(router: "Router", path: Path) -> Path:
     }
     arrays["meta_json"] = np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, allow_pickle=False, **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
@@ -91,7 +91,7 @@ def _meta(z: Any) -> dict[str, Any]:
     return meta
 
 
-def load(path: Path) -> "Router":
+def load(path: Path) -> Router:
     from .router import Router
 
     try:

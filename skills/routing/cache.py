@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -77,15 +77,17 @@ def fill(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache) -> int
     return cache.embedded - before
 
 
-def _lookup(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache) -> tuple[list[bytes], dict[bytes, np.ndarray]]:
+def _lookup(
+    embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache
+) -> tuple[list[bytes], dict[bytes, np.ndarray]]:
     """(key per text, vector per key), embedding and storing the texts the cache lacks."""
     model = f"{embedder.name}/{embedder.revision}/v{CACHE_SCHEMA}"
     keys = [text_key(t) for t in texts]
     found = cache.get_many(model, list(dict.fromkeys(keys)), embedder.dim)
-    missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
+    missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
     if missing:
         fresh = embedder.encode(missing)
-        new = {text_key(t): v for t, v in zip(missing, fresh)}
+        new = {text_key(t): v for t, v in zip(missing, fresh, strict=True)}
         cache.put_many(model, new)
         cache.embedded += len(missing)
         found.update(new)

@@ -55,7 +55,7 @@ class Calibration:
                 "threshold": self.threshold, "oos_index": self.oos_index, "metrics": self.metrics}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
         oos_index = d.get("oos_index")
         return cls(lex_weight=float(d["lex_weight"]), temperature=float(d["temperature"]),
                    threshold=float(d["threshold"]), oos_index=None if oos_index is None else int(oos_index),
@@ -111,7 +111,7 @@ def _calibrate_at(lex_weight: float, z: np.ndarray, y: np.ndarray,
     flagged = score < threshold
     kept = float((correct & ~flagged)[in_scope].mean()) if in_scope.any() else 0.0
     metrics: dict[str, Any] = {
-        "n": int(len(y)),
+        "n": len(y),
         "in_scope_accuracy": round(kept, 4) if in_scope.any() else None,
         "in_scope_accuracy_no_threshold": round(float(correct[in_scope].mean()), 4) if in_scope.any() else None,
         "nll": round(nll, 4),

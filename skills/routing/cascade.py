@@ -53,7 +53,7 @@ class Cascade:
                 "metrics": self.metrics}
 
     @classmethod
-    def from_artefact(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Cascade":
+    def from_artefact(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Cascade:
         return cls(parts=[int(i) for i in meta["parts"]],
                    linear=LinearModel(weights=arrays["stage1_weights"], bias=arrays["stage1_bias"]),
                    calibration=Calibration.from_dict(meta["calibration"]), tau=float(meta["tau"]),

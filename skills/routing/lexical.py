@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class Featurizer:
     idf: np.ndarray
 
     @classmethod
-    def fit(cls, texts: Sequence[str], min_df: int = 2) -> tuple["Featurizer", Any]:
+    def fit(cls, texts: Sequence[str], min_df: int = 2) -> tuple[Featurizer, Any]:
         """The featurizer and the TF-IDF matrix of `texts` (n-grams are extracted once)."""
         grams = [ngrams(t) for t in texts]
         ids: dict[str, int] = {}
@@ -119,7 +120,7 @@ class LexicalModel:
 
     @classmethod
     def fit(cls, featurizer: Featurizer, x: Any, labels: np.ndarray, n_classes: int,
-            alpha: float = 0.05) -> "LexicalModel":
+            alpha: float = 0.05) -> LexicalModel:
         onehot = np.zeros((x.shape[0], n_classes), dtype=np.float32)
         onehot[np.arange(x.shape[0]), labels] = 1.0
         feature_count = np.asarray(x.T @ onehot, dtype=np.float64) + alpha
@@ -153,7 +154,7 @@ class LexicalModel:
         }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "LexicalModel":
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LexicalModel:
         raw = arrays["lex_vocab"].tobytes().decode("utf-8")
         words = raw.split(_SEP) if raw else []
         featurizer = Featurizer(vocab={w: i for i, w in enumerate(words)}, idf=arrays["lex_idf"].astype(np.float32))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
 
 import numpy as np
 
@@ -18,6 +19,22 @@ BATCH_MIN_TEXTS = 32
 # Pieces per padded batch when encoding many texts (training): large enough for fast GEMMs,
 # small enough that the attention scores stay a few MB.
 BATCH_TOKENS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Layer:
+    """One transformer layer's weights, transposed for `x @ W`; LayerNorms as (gamma, beta)."""
+
+    qkv: np.ndarray
+    qkv_b: np.ndarray
+    ao: np.ndarray
+    ao_b: np.ndarray
+    ln1: tuple[np.ndarray, np.ndarray]
+    fi: np.ndarray
+    fi_b: np.ndarray
+    fo: np.ndarray
+    fo_b: np.ndarray
+    ln2: tuple[np.ndarray, np.ndarray]
 
 
 def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
@@ -63,23 +80,23 @@ class MiniLM:
         self.layers = [self._layer(w, f"encoder.layer.{i}.") for i in range(config["num_hidden_layers"])]
 
     @staticmethod
-    def _layer(w: dict[str, np.ndarray], p: str) -> dict[str, Any]:
+    def _layer(w: dict[str, np.ndarray], p: str) -> _Layer:
         # torch Linear stores [out, in]; transpose once so every call is a plain x @ W.
         def t(name: str) -> np.ndarray:
             return np.ascontiguousarray(w[p + name + ".weight"].T)
 
         att = p + "attention."
-        return {
-            "qkv": np.concatenate([t("attention.self.query"), t("attention.self.key"),
-                                   t("attention.self.value")], axis=1),
-            "qkv_b": np.concatenate([w[att + "self.query.bias"], w[att + "self.key.bias"],
-                                     w[att + "self.value.bias"]]),
-            "ao": t("attention.output.dense"), "ao_b": w[att + "output.dense.bias"],
-            "ln1": (w[att + "output.LayerNorm.weight"], w[att + "output.LayerNorm.bias"]),
-            "fi": t("intermediate.dense"), "fi_b": w[p + "intermediate.dense.bias"],
-            "fo": t("output.dense"), "fo_b": w[p + "output.dense.bias"],
-            "ln2": (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
-        }
+        return _Layer(
+            qkv=np.concatenate([t("attention.self.query"), t("attention.self.key"),
+                                t("attention.self.value")], axis=1),
+            qkv_b=np.concatenate([w[att + "self.query.bias"], w[att + "self.key.bias"],
+                                  w[att + "self.value.bias"]]),
+            ao=t("attention.output.dense"), ao_b=w[att + "output.dense.bias"],
+            ln1=(w[att + "output.LayerNorm.weight"], w[att + "output.LayerNorm.bias"]),
+            fi=t("intermediate.dense"), fi_b=w[p + "intermediate.dense.bias"],
+            fo=t("output.dense"), fo_b=w[p + "output.dense.bias"],
+            ln2=(w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
+        )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised mean-pooled embeddings, shape (len(texts), 384), float32."""
@@ -112,9 +129,9 @@ class MiniLM:
         b, n = len(ids), max(len(x) for x in ids)
         tok = np.zeros((b, n), dtype=np.int64)
         mask = np.zeros((b, n), dtype=np.float32)
-        for i, x in enumerate(ids):
-            tok[i, : len(x)] = x
-            mask[i, : len(x)] = 1.0
+        for i, row in enumerate(ids):
+            tok[i, : len(row)] = row
+            mask[i, : len(row)] = 1.0
         x = self.word[tok] + self.pos[:n] + self.type0
         x = _layer_norm(x.reshape(b * n, self.hidden), *self.emb_ln, self.eps)
         h, d = self.heads, self.hidden // self.heads
@@ -122,16 +139,16 @@ class MiniLM:
         bias = ((mask - 1.0) * 1e9)[:, None, None, :]
         scale = 1.0 / math.sqrt(d)
         for ly in self.layers:
-            qkv = x @ ly["qkv"] + ly["qkv_b"]
+            qkv = x @ ly.qkv + ly.qkv_b
             qkv = qkv.reshape(b, n, 3, h, d).transpose(2, 0, 3, 1, 4)  # 3, b, h, n, d
             scores = (qkv[0] @ qkv[1].transpose(0, 1, 3, 2)) * scale + bias
             scores -= scores.max(axis=-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
             ctx = (scores @ qkv[2]).transpose(0, 2, 1, 3).reshape(b * n, self.hidden)
-            x = _layer_norm(x + (ctx @ ly["ao"] + ly["ao_b"]), *ly["ln1"], self.eps)
-            mid = _gelu(x @ ly["fi"] + ly["fi_b"])
-            x = _layer_norm(x + (mid @ ly["fo"] + ly["fo_b"]), *ly["ln2"], self.eps)
+            x = _layer_norm(x + (ctx @ ly.ao + ly.ao_b), *ly.ln1, self.eps)
+            mid = _gelu(x @ ly.fi + ly.fi_b)
+            x = _layer_norm(x + (mid @ ly.fo + ly.fo_b), *ly.ln2, self.eps)
         x = x.reshape(b, n, self.hidden)
         pooled = (x * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
         pooled /= np.linalg.norm(pooled, axis=1, keepdims=True) + 1e-12

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Example:
     split: str = "train"
 
     @classmethod
-    def from_dict(cls, row: Mapping[str, Any]) -> "Example":
+    def from_dict(cls, row: Mapping[str, Any]) -> Example:
         return cls(text=str(row["text"]), intent=str(row["intent"]), split=str(row.get("split") or "train"))
 
 
@@ -112,12 +113,12 @@ class Router:
         vecs = {i: parts[i].encode(texts) for i in self.cascade.parts}
         out = self._stage1(vecs, lex, k)
         rest = [j for j, p in enumerate(out) if p is None]
+        stage2: dict[int, Prediction] = {}
         if rest:
             vecs = {i: v[rest] for i, v in vecs.items()}
             vecs.update((i, p.encode([texts[j] for j in rest])) for i, p in enumerate(parts) if i not in vecs)
-            for j, p in zip(rest, self._decide(self._probs(_joined(vecs), lex[rest]), k)):
-                out[j] = p
-        return out  # type: ignore[return-value]
+            stage2 = dict(zip(rest, self._decide(self._probs(_joined(vecs), lex[rest]), k), strict=True))
+        return [p if p is not None else stage2[j] for j, p in enumerate(out)]
 
     def _stage1(self, vecs: dict[int, np.ndarray], lex: np.ndarray, k: int) -> list[Prediction | None]:
         """Stage 1's prediction for the rows it answers, None for the rest."""
@@ -125,7 +126,8 @@ class Router:
         probs = self.cascade.probs(_joined(vecs), lex)
         exits = np.flatnonzero(self.cascade.exits(probs))
         out: list[Prediction | None] = [None] * len(probs)
-        for j, p in zip(exits.tolist(), self._decide(probs[exits], k, self.cascade.calibration, stage=1)):
+        stage1 = self._decide(probs[exits], k, self.cascade.calibration, stage=1)
+        for j, p in zip(exits.tolist(), stage1, strict=True):
             out[j] = p
         return out
 
@@ -139,7 +141,7 @@ class Router:
         scoped = np.where(in_scope, probs, -1.0)
         scores = cal.in_scope_score(probs, scoped.argmax(axis=1))
         out = []
-        for row, p, score in zip(scoped, probs, scores.tolist()):
+        for row, p, score in zip(scoped, probs, scores.tolist(), strict=True):
             order = np.argsort(-row)[: max(1, min(k, int(in_scope.sum())))]
             best = int(order[0])
             conf = float(p[best])
@@ -165,7 +167,7 @@ class Router:
         config: TrainConfig | None = None,
         refit: bool = True,
         cascade: bool = True,
-    ) -> "Router":
+    ) -> Router:
         """Fit a router. Rows with split "val" choose the lexical weight, temperature and OOS threshold;
         without any, a stratified share of the training rows is carved out for that. With `refit`
         the final model then learns from all rows (the calibration is kept). With `cascade` and both
@@ -227,7 +229,7 @@ class Router:
         seconds = time.perf_counter() - started
         meta = {
             "n_examples": len(rows),
-            "n_val": int(len(val_idx)),
+            "n_val": len(val_idx),
             "train_seconds": round(seconds, 3),
             "embed_seconds": round(embed_seconds, 3),
             "embedded_texts": embedded,  # (text, model) pairs computed; 0 when all were embedded on write
@@ -247,7 +249,7 @@ class Router:
         return save(self, Path(path))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Router":
+    def load(cls, path: str | Path) -> Router:
         from .artefact import load
 
         return load(Path(path))
@@ -327,11 +329,11 @@ def split_for_validation(rows: Sequence[Example], y: np.ndarray, share: float = 
         members = np.flatnonzero(y == c)
         if len(members) < 3:
             continue
-        take = max(1, int(round(len(members) * share)))
+        take = max(1, round(len(members) * share))
         val.extend(rng.choice(members, size=take, replace=False).tolist())
     val_idx = np.array(sorted(val), dtype=np.int64)
     fit_idx = np.setdiff1d(np.arange(len(rows)), val_idx)
     return fit_idx, val_idx
 
 
-__all__ = ["Example", "OOS", "Prediction", "Router", "log_softmax"]
+__all__ = ["OOS", "Example", "Prediction", "Router", "log_softmax"]

@@ -25,7 +25,7 @@ class TargetRef:
         }
 
     @classmethod
-    def from_params(cls, data: dict[str, Any]) -> "TargetRef":
+    def from_params(cls, data: dict[str, Any]) -> TargetRef:
         return cls(
             on=date.fromisoformat(data["on"]) if data.get("on") else None,
             at=datetime.fromisoformat(data["at"]) if data.get("at") else None,
@@ -62,7 +62,7 @@ class ScheduleCommand:
     def fire_at(self) -> datetime | None:
         return self.when - self.reminder_offset if self.when else None
 
-    def with_(self, **changes: Any) -> "ScheduleCommand":
+    def with_(self, **changes: Any) -> ScheduleCommand:
         return replace(self, **changes)
 
     def to_params(self) -> dict[str, Any]:
@@ -84,7 +84,7 @@ class ScheduleCommand:
         }
 
     @classmethod
-    def from_params(cls, data: dict[str, Any]) -> "ScheduleCommand":
+    def from_params(cls, data: dict[str, Any]) -> ScheduleCommand:
         """Inverse of to_params; raises ValueError/KeyError/TypeError on a tampered payload."""
         shift = data.get("shift_s")
         target = data.get("target_ref")

@@ -20,6 +20,7 @@ _EN_CHANGE_VERB = re.compile(r"\b(?:reschedule|move|postpone|push(?:\s+back)?|ch
 _EN_CHANGE_SENTENCE = re.compile(r"^\s*(?:please\s+)?(?:change|move|shift)\b.+\s(?:to|until)\s")
 _EN_CHANGE_SPLIT = re.compile(r"\s(?:to|until|till|for)\s(?!.*\s(?:to|until|till)\s)")
 _PUNCT = " \t,，。.!！?？、:：;；~～-—\"'“”‘’()（）"
+_CN_TRAILING_NOISE = ("的", "吧", "哦", "啊", "呢", "一下", "提醒", "到")  # stripped from a title's end
 _EVENT_WORDS = ("会", "评审", "面试", "约", "meeting", "call with", "interview", "review", "lunch", "dinner")
 _REMIND_WORDS = ("提醒", "叫我", "通知我", "remind", "alert me", "reminder")
 
@@ -60,7 +61,7 @@ def _clean_segment(text: str, lang: str) -> str:
             for word in lx.CN_TITLE_NOISE + ("把", "将", "到"):
                 if text.startswith(word) and len(text) > len(word):
                     text, changed = text[len(word):].strip(_PUNCT), True
-                if text.endswith(word) and len(text) > len(word) and word in ("的", "吧", "哦", "啊", "呢", "一下", "提醒", "到"):
+                if text.endswith(word) and len(text) > len(word) and word in _CN_TRAILING_NOISE:
                     text, changed = text[: -len(word)].strip(_PUNCT), True
         # Blanked time phrases leave spaces inside Chinese; spaces between Latin words stay.
         return re.sub(r"\s+(?=[\u3400-\u9fff])|(?<=[\u3400-\u9fff])\s+", "", text)
@@ -70,7 +71,9 @@ def _clean_segment(text: str, lang: str) -> str:
     while changed and words:
         changed = False
         for phrase in noise:
-            if [w.lower() for w in words[: len(phrase)]] == phrase and len(words) > len(phrase) - (phrase == ["remind", "me"]):
+            # "remind me" alone is no title, so it may be stripped even when nothing follows it
+            keep = len(phrase) - (phrase == ["remind", "me"])
+            if [w.lower() for w in words[: len(phrase)]] == phrase and len(words) > keep:
                 words, changed = words[len(phrase):], True
                 break
         while words and words[-1].lower() in ("at", "on", "to", "for", "in", "by", "back", "please", "'s"):
@@ -108,7 +111,9 @@ def _target(text: str, now: datetime, lang: str) -> TargetRef | Clarification:
     return TargetRef(on=day, at=at, keywords=_title_of(text, parts, lang))
 
 
-def _parse_create(text: str, now: datetime, tz: str, lang: str, event_offset: timedelta) -> ScheduleCommand | Clarification:
+def _parse_create(
+    text: str, now: datetime, tz: str, lang: str, event_offset: timedelta
+) -> ScheduleCommand | Clarification:
     parts = extract(text)
     said = _title_of(text, parts, lang)
     title = said or ("提醒" if lang == "zh" else "Reminder")
@@ -144,7 +149,9 @@ def _parse_create(text: str, now: datetime, tz: str, lang: str, event_offset: ti
     return base.with_(when=moment)
 
 
-def _suggestions(parts: TimeParts, unclear: Unclear, now: datetime, base: ScheduleCommand) -> tuple[ScheduleCommand, ...]:
+def _suggestions(
+    parts: TimeParts, unclear: Unclear, now: datetime, base: ScheduleCommand
+) -> tuple[ScheduleCommand, ...]:
     """One-tap answers to a question: tomorrow for a past time; morning and evening for '7点'."""
     if unclear.suggestion is not None:
         return (base.with_(when=unclear.suggestion),)

@@ -55,7 +55,7 @@ def occurrences_between(body: str, anchor: datetime, start: datetime, end: datet
     """Occurrences in [start, end), at most `limit` (hourly rules over a week would be many)."""
     tz = _zone(anchor)
     rule = _rule(body, anchor)
-    found = []
+    found: list[datetime] = []
     local_start = start.astimezone(tz).replace(tzinfo=None)
     local_end = end.astimezone(tz).replace(tzinfo=None)
     for occurrence in rule.xafter(local_start, inc=True):

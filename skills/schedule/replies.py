@@ -25,8 +25,8 @@ QUESTIONS: dict[str, tuple[str, str]] = {
     "invalid_date": ("这个日期不存在，请检查一下。", "That date does not exist; please check it."),
     "nothing_understood": (
         "我可以帮你设置提醒、查看、修改或取消日程，例如“明天下午3点提醒我开会”“我明天有什么安排”“取消周五的会”。",
-        "I can set, list, change or cancel reminders, e.g. “remind me tomorrow at 3pm to call Bob”, "
-        "“what's on my calendar tomorrow”, “cancel my meeting on Friday”.",
+        ("I can set, list, change or cancel reminders, e.g. “remind me tomorrow at 3pm to call Bob”, "
+         "“what's on my calendar tomorrow”, “cancel my meeting on Friday”."),
     ),
 }
 
@@ -74,7 +74,7 @@ def confirm_create(cmd: ScheduleCommand, key: str) -> Reply:
     title = "新建提醒" if zh else "New reminder"
     body = (
         f"**{cmd.title}**\n\n{'时间' if zh else 'When'}: {_schedule_line(cmd)}{_offset_text(cmd)}"
-        + (f"\n\n{'时区' if zh else 'Time zone'}: {cmd.timezone}")
+        f"\n\n{'时区' if zh else 'Time zone'}: {cmd.timezone}"
     )
     return Reply(text=body, kind="action_card", title=title, buttons=_confirm_buttons(cmd, key))
 
@@ -177,7 +177,9 @@ def dismissed(lang: str) -> Reply:
 
 
 def gone(lang: str) -> Reply:
-    return Reply(text="这个提醒已经不存在或已触发。" if _zh(lang) else "That reminder no longer exists or has already fired.")
+    if _zh(lang):
+        return Reply(text="这个提醒已经不存在或已触发。")
+    return Reply(text="That reminder no longer exists or has already fired.")
 
 
 def stale(lang: str) -> Reply:

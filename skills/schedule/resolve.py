@@ -68,7 +68,7 @@ def resolve_clock(parts: TimeParts) -> tuple[time, int] | Unclear | None:
     if hour > 24 or parts.minute > 59:
         return Unclear("invalid_date")
     carry = 0
-    if parts.explicit_24h and hour >= 13 or hour == 24:
+    if (parts.explicit_24h and hour >= 13) or hour == 24:
         hour, carry = (0, 1) if hour == 24 else (hour, 0)
     elif period == "small_hours":
         hour = 0 if hour == 12 else hour

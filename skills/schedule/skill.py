@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn
@@ -77,7 +78,7 @@ class ScheduleSkill(AISkillPlugin):
     ) -> None:
         super().__init__(config)
         self._store = store
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     @property
     def cfg(self) -> ScheduleConfig:
@@ -127,7 +128,7 @@ class ScheduleSkill(AISkillPlugin):
 
     def _occurrences(self, turn: Turn, cmd: ScheduleCommand) -> list[Candidate]:
         assert cmd.when is not None and cmd.until is not None
-        found = []
+        found: list[Candidate] = []
         for reminder in self._pending(turn):
             zone = ZoneInfo(reminder.timezone)
             anchor = reminder.event_at.astimezone(zone)
@@ -142,7 +143,8 @@ class ScheduleSkill(AISkillPlugin):
         """A card button came back: confirm runs the command carried in its params; dismiss drops it."""
         params = turn.params
         if params["action"] == replies.DISMISS:
-            return replies.dismissed("en" if params.get("lang") == "en" else "zh" if params.get("lang") else _lang(turn))
+            lang = params.get("lang")
+            return replies.dismissed("en" if lang == "en" else "zh" if lang else _lang(turn))
         try:
             cmd = ScheduleCommand.from_params(params["command"])
             key = str(params["key"])
@@ -194,5 +196,7 @@ def _lang(turn: Turn) -> str:
 
 
 def _unavailable(turn: Turn) -> str:
-    return "日程服务暂时不可用，请稍后再试。" if _lang(turn) == "zh" else "The schedule service is unavailable; please try again later."
+    if _lang(turn) == "zh":
+        return "日程服务暂时不可用，请稍后再试。"
+    return "The schedule service is unavailable; please try again later."
 

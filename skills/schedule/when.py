@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable
 
 from skills.schedule import lexicon as lx
 from skills.schedule.lexicon import CN_NUMBER as N
@@ -258,8 +258,8 @@ def _midnight(m: re.Match[str], p: TimeParts) -> None:
     p.ambiguous_clock = True
 
 
-def _alternatives(words: object) -> str:
-    return "|".join(sorted(map(re.escape, words), key=len, reverse=True))  # type: ignore[call-overload]
+def _alternatives(words: Iterable[str]) -> str:
+    return "|".join(sorted(map(re.escape, words), key=len, reverse=True))
 
 
 _CN_WD = "[一二三四五六日天1-7]"
@@ -298,7 +298,8 @@ RULES: list[tuple[re.Pattern[str], Handler]] = [
     (_R(r"每(?:个)?(?:周|星期|礼拜)|\bweekly\b|\bevery\s+week\b"), _recur("WEEKLY")),
     (_R(r"每(?:个)?月|\bmonthly\b|\bevery\s+month\b"), _recur("MONTHLY")),
     # moves of an existing event ("推迟一小时", "push it back by 30 minutes", "提前半小时")
-    (_R(rf"(?:推迟|延后|往后推|(?P<earlier>提前))(?P<n>{N}|半)(?:个)?{_HALF}(?P<unit>分钟|小时|钟头|天)(?!后|以后|之后)"), _shift),
+    (_R(rf"(?:推迟|延后|往后推|(?P<earlier>提前))(?P<n>{N}|半)(?:个)?{_HALF}"
+        r"(?P<unit>分钟|小时|钟头|天)(?!后|以后|之后)"), _shift),
     (_R(rf"(?:by\s+)?{_EN_N}\s*(?P<unit>{lx.EN_UNIT}){_EN_HALF}\s+(?:later|(?P<earlier>earlier))"), _shift),
     (_R(rf"\bby\s+{_EN_N}\s*(?P<unit>{lx.EN_UNIT}){_EN_HALF}"), _shift),
     # durations from now
@@ -310,7 +311,8 @@ RULES: list[tuple[re.Pattern[str], Handler]] = [
     (_R(rf"(?:(?P<y>\d{{2,4}}|[零〇一二三四五六七八九]{{4}})年)?(?P<mo>{N})月(?P<d>{N})(?:日|号)"), _date_ymd),
     (_R(r"(?P<y>\d{4})[-/.](?P<mo>\d{1,2})[-/.](?P<d>\d{1,2})"), _date_ymd),
     (_R(rf"(?:\bon\s+)?(?P<mon>{lx.EN_MONTH})\s*(?P<d>\d{{1,2}}){_ORD}\b(?:,?\s*(?P<y>\d{{4}}))?"), _date_en_month),
-    (_R(rf"(?:\bon\s+)?(?:the\s+)?(?P<d>\d{{1,2}}){_ORD}\s+(?:of\s+)?(?P<mon>{lx.EN_MONTH})(?:,?\s*(?P<y>\d{{4}}))?"), _date_en_month),
+    (_R(rf"(?:\bon\s+)?(?:the\s+)?(?P<d>\d{{1,2}}){_ORD}\s+(?:of\s+)?(?P<mon>{lx.EN_MONTH})"
+        r"(?:,?\s*(?P<y>\d{4}))?"), _date_en_month),
     (_R(rf"(?<![\d月])(?P<d>{N})号"), _monthday),
     (_R(r"(?<![\d月])(?P<d>\d{1,2})日"), _monthday),
     (_R(rf"\bon\s+the\s+(?P<d>\d{{1,2}}){_ORD}\b"), _monthday),
@@ -320,7 +322,8 @@ RULES: list[tuple[re.Pattern[str], Handler]] = [
     (_R(rf"(?P<w>{_alternatives(lx.CN_RELATIVE_DAYS)})"), _relative_day(lx.CN_RELATIVE_DAYS)),
     (_R(rf"\b(?P<w>{_alternatives(lx.EN_RELATIVE_DAYS)})(?:'s)?\b"), _relative_day(lx.EN_RELATIVE_DAYS)),
     (_R(rf"{_CN_MOD}?(?:周|星期|礼拜)(?P<d>[一二三四五六日天末])"), _weekday_cn),
-    (_R(rf"(?:\bon\s+)?(?:\b(?P<mod>this\s+coming|this|next|coming|last)\s+)?(?:on\s+)?\b(?P<d>{_EN_WD})\b(?:'s)?"), _weekday_en),
+    (_R(r"(?:\bon\s+)?(?:\b(?P<mod>this\s+coming|this|next|coming|last)\s+)?"
+        rf"(?:on\s+)?\b(?P<d>{_EN_WD})\b(?:'s)?"), _weekday_en),
     (_R(rf"{_CN_MOD}(?:周|星期|礼拜)"), _week_only),
     (_R(r"\b(?P<mod>this|next|last)\s+week\b"), _week_only),
     # parts of the day and clock times
@@ -328,7 +331,9 @@ RULES: list[tuple[re.Pattern[str], Handler]] = [
     (_R(rf"\b(?P<w>{_alternatives(lx.EN_PERIODS)})\b"), _period(lx.EN_PERIODS)),
     (_R(r"(?:\bat\s+)?\b(?P<h>\d{1,2})(?::(?P<min>\d{2}))?\s*(?P<ap>am|pm|a\.m\.|p\.m\.)"), _clock_ampm),
     (_R(r"(?:\bat\s+)?(?<!\d)(?P<h>\d{1,2}):(?P<min>\d{2})(?!\d)"), _clock_colon),
-    (_R(rf"(?P<h>{N})(?:点|时)(?:钟)?(?:(?P<half>半)|(?P<q1>一刻)|(?P<q3>三刻)|整|(?P<min>\d{{1,2}}|[零〇一二三四五六七八九十]{{2,3}})分?|(?P<min1>[一二三四五六七八九十])分)?"), _clock_cn),
+    (_R(rf"(?P<h>{N})(?:点|时)(?:钟)?"
+        r"(?:(?P<half>半)|(?P<q1>一刻)|(?P<q3>三刻)|整|(?P<min>\d{1,2}|[零〇一二三四五六七八九十]{2,3})分?"
+        r"|(?P<min1>[一二三四五六七八九十])分)?"), _clock_cn),
     (_R(r"\bat\s+(?P<h>\d{1,2})\b(?:\s*o'?clock)?"), _clock_bare),
     (_R(r"\b(?P<h>\d{1,2})\s*o'?clock"), _clock_bare),
     (_R(r"(?:\bat\s+)?\b(?:noon|midday|lunchtime)\b"), _noon),

@@ -11,10 +11,10 @@ import pytest
 
 from sandbox.dingtalk.messages import corp_id
 from sandbox.llm import STUB_MARK
+from testkit.personas import Persona, alice, bob
 from testkit.stack import ROOT, SANDBOX_CLIENT_ID, Stack
 from tests.support.skill_stack import run_bot, start_skills
 from webapp.models import UserProfile
-from testkit.personas import Persona, alice, bob
 
 pytestmark = pytest.mark.slow
 

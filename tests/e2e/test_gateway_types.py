@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -12,12 +13,12 @@ import redis
 from contract.envelope import TOPIC_CARD_CALLBACK
 from sandbox.client import SandboxClient
 from testkit.envelopes import card_callback
+from testkit.personas import alice, bob
 from testkit.stack import Stack
 from workers.dingtalk.card_streamer import out_track_id_for
 from workers.phrases import phrase
 
 from .gateway_support import needs_listener, report, start_bot
-from testkit.personas import alice, bob
 
 pytestmark = [pytest.mark.slow, needs_listener]
 

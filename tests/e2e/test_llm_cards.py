@@ -11,13 +11,13 @@ import redis
 from contract.envelope import TOPIC_CARD_CALLBACK
 from sandbox.llm import STUB_MARK, StubLLMServer
 from testkit.envelopes import card_callback
+from testkit.personas import alice, bob
 from testkit.stack import Stack
-from tests.support.skill_stack import CARD_TEMPLATE, card_of, finished_card, run_bot, start_skills
 from testkit.waits import wait_for
+from tests.support.skill_stack import CARD_TEMPLATE, card_of, finished_card, run_bot, start_skills
 from webapp.models import MessageRecord, MessageStatus
 from workers.dingtalk.card_streamer import out_track_id_for
 from workers.state.cards import CancelFlags
-from testkit.personas import alice, bob
 
 pytestmark = pytest.mark.slow
 

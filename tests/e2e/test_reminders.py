@@ -71,7 +71,8 @@ def test_a_weekly_reminder_stays_pending_for_its_next_occurrence_after_firing(st
     store = DjangoReminderStore()
     event = now.astimezone(ZoneInfo("Asia/Shanghai")) + timedelta(seconds=2)
     stored = store.create(ReminderDraft(
-        key="weekly-1", tenant_id=corp_id(SANDBOX_CLIENT_ID), user_id=bob.staff_id, conversation_id="", conversation_type="1",
+        key="weekly-1", tenant_id=corp_id(SANDBOX_CLIENT_ID), user_id=bob.staff_id, conversation_id="",
+        conversation_type="1",
         title="send the report", event_at=event, rrule="FREQ=WEEKLY", reminder_offset=timedelta(0),
         timezone="Asia/Shanghai", lang="en",
     ))

@@ -6,20 +6,20 @@ import contextlib
 import json
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import kombu
 import pytest
 
+from contract.envelope import TOPIC_BOT_MESSAGE, Envelope
 from ingest.buffer import Pending
 from ingest.config import IngestConfig
-from ingest.listener import Listener
-from workers.celery import app as celery_app
-from contract.envelope import Envelope
 from ingest.envelope import envelope_from_frame
-from contract.envelope import TOPIC_BOT_MESSAGE
+from ingest.listener import Listener
 from ingest.protocol import parse_frame
 from testkit.personas import alice
+from workers.celery import app as celery_app
 
 PREPROCESS_QUEUE = "dtbot.preprocess"
 

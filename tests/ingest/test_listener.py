@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from testkit.tcpproxy import tcp_proxy
-from tests.ingest.conftest import drain_queue, fast_config, running_listener
-from testkit.waits import wait_for
 from testkit.personas import alice, bob
+from testkit.tcpproxy import tcp_proxy
+from testkit.waits import wait_for
+from tests.ingest.conftest import drain_queue, fast_config, running_listener
 
 pytestmark = pytest.mark.slow
 

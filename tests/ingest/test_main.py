@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from testkit.tcpproxy import tcp_proxy
-from tests.ingest.conftest import SANDBOX_ID, SANDBOX_SECRET, drain_queue
-from testkit.waits import wait_for
 from testkit.personas import alice
+from testkit.tcpproxy import tcp_proxy
+from testkit.waits import wait_for
+from tests.ingest.conftest import SANDBOX_ID, SANDBOX_SECRET, drain_queue
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sandbox.client import http_client
-from tests.sandbox.stream import HTTP
 from testkit.personas import alice
+from tests.sandbox.stream import HTTP
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
 

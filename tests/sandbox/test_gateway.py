@@ -9,9 +9,9 @@ import httpx
 import pytest
 import websocket
 
+from testkit.personas import alice, bob
 from testkit.waits import wait_for
 from tests.sandbox.stream import BOT_TOPIC, register
-from testkit.personas import alice, bob
 
 
 def _ws_url(answer: httpx.Response) -> str:

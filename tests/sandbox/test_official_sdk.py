@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from testkit.personas import alice, bob
 
 BOT = Path(__file__).with_name("sdk_echo_bot.py")

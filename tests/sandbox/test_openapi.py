@@ -7,8 +7,8 @@ import json
 import pytest
 
 from sandbox.client import SandboxError, http_client
-from tests.sandbox.stream import HTTP
 from testkit.personas import alice
+from tests.sandbox.stream import HTTP
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
 
@@ -207,7 +207,8 @@ def test_robot_sends_without_a_valid_token_are_refused(server, http, path, heade
     ],
 )
 def test_batch_send_validates_its_body(server, control, http, token, change, code):
-    body = {"robotCode": "sandbox-client-id", "userIds": [alice.staff_id], "msgKey": "sampleText", "msgParam": _text_param("x")}
+    body = {"robotCode": "sandbox-client-id", "userIds": [alice.staff_id], "msgKey": "sampleText",
+            "msgParam": _text_param("x")}
     answer = http.post("/v1.0/robot/oToMessages/batchSend", headers={TOKEN_HEADER: token}, json={**body, **change})
     assert answer.status_code == 400 and answer.json()["code"] == code
     assert control.replies() == []
@@ -223,7 +224,8 @@ def test_group_send_refuses_a_private_conversation(server, control, http, token)
 
 def test_robot_sends_over_the_qps_limit_get_403(server, control, http, token):
     control.configure(qps_limits={"robot_send": 2})
-    body = {"robotCode": "sandbox-client-id", "userIds": [alice.staff_id], "msgKey": "sampleText", "msgParam": _text_param("x")}
+    body = {"robotCode": "sandbox-client-id", "userIds": [alice.staff_id], "msgKey": "sampleText",
+            "msgParam": _text_param("x")}
     statuses = [
         http.post("/v1.0/robot/oToMessages/batchSend", headers={TOKEN_HEADER: token}, json=body)
         for _ in range(3)
@@ -236,7 +238,8 @@ def test_while_sends_fail_every_reply_gets_the_5xx_and_nothing_is_recorded_until
         server, control, http, token):
     sent = alice.send(control, "x")
     webhook = {"msgtype": "text", "text": {"content": "hi"}}
-    robot = {"robotCode": "sandbox-client-id", "userIds": [alice.staff_id], "msgKey": "sampleText", "msgParam": _text_param("x")}
+    robot = {"robotCode": "sandbox-client-id", "userIds": [alice.staff_id], "msgKey": "sampleText",
+             "msgParam": _text_param("x")}
     control.fault("fail_sends", status=502)
     assert control.state()["failing_sends"] == 502
     for _ in range(2):  # persistent, not one-shot

@@ -7,17 +7,17 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 
 from skills.api import Reply, SkillError, Turn
 from skills.remote.skill import RemoteSkill, RemoteSkillConfig, reset_breakers
+from testkit.personas import alice
 from testkit.processes import python_path
 from testkit.services import free_port
-from testkit.personas import alice
 
 pytestmark = pytest.mark.slow
 

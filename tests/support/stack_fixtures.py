@@ -3,8 +3,10 @@ skill authors' `run_pipeline(text, user=alice) -> replies` over it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any
 
 import pytest
 
@@ -34,7 +36,7 @@ def _make_stack(broker_url: str, redis_prefix: str, tmp_path: Path) -> Stack:
     )
 
 
-def _running_stack(broker: ContextManager[str], redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
+def _running_stack(broker: AbstractContextManager[str], redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
     """Yield a stack on the broker URL `broker` gives; print its logs when the test failed."""
     with broker as url:
         bot = _make_stack(url, redis_prefix, tmp_path)

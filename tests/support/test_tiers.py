@@ -1,4 +1,4 @@
-"""The tier plugin: tests without service fixtures are `unit`, and a unit test that reaches a service or starts a process fails."""
+"""The tier plugin: tests without service fixtures are `unit`; a unit test reaching a service or a process fails."""
 
 from __future__ import annotations
 

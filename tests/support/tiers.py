@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Any, Iterator
+from collections.abc import Generator, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -86,15 +87,17 @@ def _guarded(item: pytest.Item) -> Iterator[None]:
         _Guard.disarm()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A unit test that touched a service fails, even when the code under test swallowed the error."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     if _Guard.violations and _Guard.owner == item.nodeid and report.outcome != "skipped":
         report.outcome = "failed"
         report.longrepr = "\n".join(_Guard.violations)
         _Guard.violations = []
+    return report
 
 
 class _Guard:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from testkit.personas import alice
 from webapp.actions.deadletters import do_dead_letter
 from webapp.models import DeadLetter, MessageRecord, UserProfile
-from testkit.personas import alice
 
 pytestmark = pytest.mark.django_db
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from testkit.personas import alice
 from webapp.actions.routing import do_log_routed_turn, do_seed_intent_examples
 from webapp.crypto import decrypt_text
 from webapp.models import AdminSetting, AuditLog, IntentExample, RemoteSkill, RoutedTurn, RouterModel, SkillSetting
-from testkit.personas import alice
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
+from testkit.personas import bob, mallory
 from webapp.actions.audit import record_audit, verify_chain
 from webapp.models import AuditLog
-from testkit.personas import bob, mallory
 
 pytestmark = pytest.mark.django_db
 

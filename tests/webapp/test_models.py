@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
+from testkit.personas import alice, bob
 from webapp.actions.profiles import do_upsert_profile
 from webapp.actions.records import do_claim_record, epoch_to_datetime
 from webapp.models import MessageRecord, UserProfile
-from testkit.personas import alice, bob
 
 pytestmark = pytest.mark.django_db
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from testkit.personas import alice, bob
 from webapp.actions.profiles import do_update_profile
 from webapp.models import AuditLog, UserProfile
 from workers.skill_settings import version_key
-from testkit.personas import alice, bob
 
 pytestmark = pytest.mark.django_db
 

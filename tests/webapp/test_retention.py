@@ -10,11 +10,11 @@ import pytest
 from django.utils import timezone
 
 from conf.settings import get_settings
+from testkit.personas import alice
 from webapp.actions.retention import DAY, do_apply_retention
 from webapp.actions.routing import do_log_routed_turn
 from webapp.models import AuditLog, RoutedTurn
 from workers.state.media_store import MediaStore
-from testkit.personas import alice
 
 pytestmark = pytest.mark.django_db
 
@@ -71,9 +71,9 @@ def test_an_interrupted_download_left_behind_is_swept_but_not_counted(store):
 
 
 def test_beat_runs_the_sweep_daily_on_the_beat_queue():
+    import workers.tasks  # noqa: F401  (registers the task)
     from contract.pipeline import BEAT_QUEUE, RETENTION_TASK
     from workers.celery import app
-    import workers.tasks  # noqa: F401  (registers the task)
 
     entry = next(e for e in app.conf.beat_schedule.values() if e["task"] == RETENTION_TASK)
     assert entry["options"]["queue"] == BEAT_QUEUE

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from skills import registry
+from testkit.personas import alice, bob
 from webapp.actions.routing import (
     RoutingError,
     do_delete_intent_example,
@@ -21,7 +22,6 @@ from webapp.actions.routing import (
     shipped_examples,
 )
 from webapp.models import AuditLog, IntentExample, RoutedTurn
-from testkit.personas import alice, bob
 
 pytestmark = pytest.mark.django_db
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from testkit.personas import bob
 from webapp.actions import versions
 from webapp.actions.audit import verify_chain
 from webapp.actions.skills import (
@@ -16,7 +17,6 @@ from webapp.actions.skills import (
 )
 from webapp.crypto import DecryptionError, decrypt_text, derive_dev_key, encrypt_text
 from webapp.models import AdminSetting, AuditLog, RemoteSkill, SkillSetting
-from testkit.personas import bob
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,8 @@ for every process, and the cool-down and recovery are shared too."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -34,7 +34,7 @@ def test_a_circuit_opened_in_one_process_is_open_in_the_others_and_recovers_for_
     cfg = dict(retries=0, backoff_seconds=0.05, breaker_failures=2, breaker_reset_seconds=30.0)
     # pybreaker times the cool-down with datetime.now: the wall clock stands still until the test
     # moves it (HTTP timeouts run on the monotonic clock, untouched).
-    with time_machine.travel(datetime.now(timezone.utc), tick=False) as clock:
+    with time_machine.travel(datetime.now(UTC), tick=False) as clock:
         for text in ("one", "two"):  # the second failure trips the breaker
             with pytest.raises(SkillError):
                 adapter(url, **cfg).execute(turn(text))

@@ -7,12 +7,12 @@ import pytest
 import redis
 
 from skills.remote import RemoteSkill
+from testkit.clock import ManualClock
+from testkit.personas import bob
 from webapp.actions import versions
 from webapp.actions.skills import do_save_remote_skill, do_update_admin_setting, do_update_skill_setting
 from workers import skill_settings
 from workers.skill_settings import SettingsCache, SkillDataCache, bump_settings_version, skill_data_cache
-from testkit.clock import ManualClock
-from testkit.personas import bob
 
 pytestmark = pytest.mark.django_db
 

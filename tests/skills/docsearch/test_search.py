@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg2
 import pytest
@@ -11,8 +12,8 @@ import pytest
 from skills.docsearch.ingest import ingest, ingest_document
 from skills.docsearch.skill import DocSearchConfig, DocSearchSkill
 from skills.docsearch.store import PgVectorStore, UnknownCollection
-from tests.skills.docsearch.documents import make_docx, make_pdf
 from testkit.personas import alice, bob
+from tests.skills.docsearch.documents import make_docx, make_pdf
 
 pytestmark = pytest.mark.slow  # starts an embedded PostgreSQL and runs the embedding model
 
@@ -133,7 +134,8 @@ def test_documents_only_go_into_collections_that_exist(store: PgVectorStore, emb
         ingest_document(store, "no-such-collection", "X", "x.md", b"# X\ntext", embedder=embedder)
 
 
-def test_the_skill_answers_from_the_documents_with_citations(store: PgVectorStore, embedder: Any, corpus: dict[str, str]) -> None:
+def test_the_skill_answers_from_the_documents_with_citations(store: PgVectorStore, embedder: Any,
+                                                             corpus: dict[str, str]) -> None:
     skill = DocSearchSkill(DocSearchConfig(llm_base_url=""), store=store, embedder=embedder)
     reply = skill.execute(alice.turn("年假有几天？", profile={"departments": ["sales"]}))
     assert "十五天带薪年假" in reply.text

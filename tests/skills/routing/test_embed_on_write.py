@@ -9,11 +9,11 @@ import pytest
 from django.core.management import call_command
 
 from skills.routing import embedders as emb
+from testkit.personas import bob
 from webapp.actions.routing import do_save_intent_example, do_train_router
 from webapp.models import IntentExample
 
 from .phrasings import train_rows
-from testkit.personas import bob
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,10 @@ import pytest
 
 from skills import registry
 from skills.routing.router import Router
+from testkit.personas import alice
 from tests.skills.routing.holdout import HOLDOUT
 from workers.routing.policy import Thresholds, decide
 from workers.routing.routers import label_of
-from testkit.personas import alice
 
 pytestmark = pytest.mark.slow
 

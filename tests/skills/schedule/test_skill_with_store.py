@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,11 +13,11 @@ from skills.api import Reply, SkillError, Turn
 from skills.schedule.replies import CONFIRM, DISMISS
 from skills.schedule.skill import ScheduleConfig, ScheduleSkill
 from skills.schedule.store import ReminderStore
-from tests.skills.schedule.reminder_store import MemoryReminderStore
 from testkit.personas import Persona, alice, bob, mallory
+from tests.skills.schedule.reminder_store import MemoryReminderStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-NOW = datetime(2025, 6, 4, 2, 0, tzinfo=timezone.utc)  # Wednesday 10:00 in Shanghai
+NOW = datetime(2025, 6, 4, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Shanghai
 
 
 class Clock:
@@ -80,7 +80,8 @@ def test_confirm_saves_the_reminder_once_even_when_pressed_twice(skill: Schedule
     assert "every Monday at 09:00" in first.text
     assert len(store.rows) == 1
     saved = store.rows[1].draft
-    assert (saved.user_id, saved.conversation_id, saved.rrule) == (alice.user_id, alice.conversation_id, "FREQ=WEEKLY;BYDAY=MO")
+    assert (saved.user_id, saved.conversation_id, saved.rrule) == (
+        alice.user_id, alice.conversation_id, "FREQ=WEEKLY;BYDAY=MO")
     assert saved.event_at == datetime(2025, 6, 9, 9, 0, tzinfo=SHANGHAI)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -13,8 +14,8 @@ import redis
 
 from sandbox import SandboxServer
 from sandbox.client import SandboxClient
-from workers.dingtalk.card_client import CardClient, CardTarget
 from testkit.personas import alice, bob
+from workers.dingtalk.card_client import CardClient, CardTarget
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ROBOT_CODE = "sandbox-client-id"  # the sandbox's client id doubles as robot code

@@ -9,8 +9,8 @@ import pytest
 
 from sandbox.dingtalk.bodies import validate_msg_param, validate_webhook_body
 from skills.api import Reply
-from workers.dingtalk.outbound import TAP_TO_SEND, action_buttons, openapi_message, webhook_body
 from testkit.personas import alice
+from workers.dingtalk.outbound import TAP_TO_SEND, action_buttons, openapi_message, webhook_body
 
 CONFIRM = {"title": "确认", "action": "schedule.confirm", "params": {"key": "k1"}}
 CANCEL = {"title": "取消", "action": "schedule.dismiss", "params": {}}

@@ -8,9 +8,9 @@ import json
 from skills import registry
 from skills.api import Turn
 from skills.routing.router import Prediction
+from testkit.personas import alice
 from workers.routing.policy import CHOOSE_SKILL, Thresholds, callback_route, decide
 from workers.routing.routers import label_of
-from testkit.personas import alice
 
 INTENTS = registry.intent_map()
 ALL = set(registry.skill_names())

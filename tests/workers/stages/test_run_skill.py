@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
+from testkit.personas import TENANT, alice
 from workers import phrases, skill_settings
 from workers.stages import run_skill
-from testkit.personas import TENANT, alice
 
 # run_skill reads the tenant's skill settings (database, version key in Redis).
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ import pytest
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
+from testkit.personas import alice
 from workers import phrases
 from workers.tasks import run_skill_task
-from testkit.personas import alice
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from workers.state import session
 from testkit.personas import alice, bob, mallory
+from workers.state import session
 
 
 def entries(text: str) -> list[dict]:
