@@ -11,16 +11,22 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.utils import timezone
 
+from testkit.personas import Persona, alice, bob
 from webapp.actions.audit import verify_chain
 from webapp.actions.deadletters import do_dead_letter
 from webapp.actions.privacy import subject_ref
 from webapp.models import (
-    AuditLog, DeadLetter, Document, DocumentCollection, MessageRecord, Reminder, ReminderFiring, UserProfile,
+    AuditLog,
+    DeadLetter,
+    Document,
+    DocumentCollection,
+    MessageRecord,
+    Reminder,
+    ReminderFiring,
+    UserProfile,
 )
 from webapp.models.routing import IntentExample, RoutedTurn
-from workers.state import session
-from workers.state import buttons, cards
-from testkit.personas import Persona, alice, bob
+from workers.state import buttons, cards, session
 from workers.state.media_store import MediaStore
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +65,7 @@ def person(who: Persona, media_root, django_user_model) -> None:
 
 
 @pytest.fixture
-def people(worker_settings, media_root, django_user_model, settings, tmp_path):
+def people(worker_settings, personal_data_stores, media_root, django_user_model, settings, tmp_path):
     settings.BASE_DIR = tmp_path  # uploaded documents land in this test's folder
     person(alice, media_root, django_user_model)
     person(bob, media_root, django_user_model)
@@ -143,3 +149,65 @@ def test_erasure_without_a_tenant_covers_every_tenant(people, media_root):
     call_command("erase_user", alice.staff_id, "--yes", stdout=io.StringIO())
     assert not UserProfile.objects.filter(staff_id=alice.staff_id).exists()
     assert UserProfile.objects.filter(staff_id=bob.staff_id).exists()
+
+
+def test_export_and_erasure_refuse_while_a_store_is_missing_and_erase_nothing(people, personal_data_stores):
+    from webapp.actions.personal_data import MEDIA, MissingStore
+
+    personal_data_stores.unregister(MEDIA)
+    with pytest.raises(MissingStore, match="media"):
+        export(alice)
+    with pytest.raises(MissingStore, match="media"):
+        call_command("erase_user", alice.staff_id, "--tenant", T, "--yes", stdout=io.StringIO())
+    assert UserProfile.objects.filter(staff_id=alice.staff_id).exists()
+    assert session.export_user(T, alice.user_id)  # Redis untouched too: nothing was half-erased
+    assert not AuditLog.objects.filter(action__in=("user.export", "user.erase")).exists()
+
+
+class Notes:
+    """A store some other process might own: one list of notes per tenant and user."""
+
+    name = "notes.kept"
+
+    def __init__(self) -> None:
+        self.rows = {(T, alice.user_id): [{"note": "alice's note"}], (T, bob.user_id): [{"note": "bob's note"}]}
+
+    def export_user(self, tenant_id: str, user_id: str) -> list[dict]:
+        return list(self.rows.get((tenant_id, user_id), []))
+
+    def erase_user(self, tenant_id: str, user_id: str) -> int:
+        return len(self.rows.pop((tenant_id, user_id), []))
+
+
+def test_a_registered_store_is_exported_and_erased_with_the_rest(people, personal_data_stores):
+    notes = Notes()
+    personal_data_stores.register(notes)
+    try:
+        assert export(alice)["notes"]["kept"] == [{"note": "alice's note"}]
+        out = io.StringIO()
+        call_command("erase_user", alice.staff_id, "--tenant", T, "--yes", stdout=out)
+        assert json.loads(out.getvalue())["notes.kept"] == 1
+        assert notes.rows == {(T, bob.user_id): [{"note": "bob's note"}]}
+    finally:
+        personal_data_stores.unregister(notes.name)
+
+
+def test_the_registry_takes_only_stores_with_usable_names():
+    from webapp.actions.personal_data import Registry
+
+    registry = Registry(expected=("notes.kept",))
+    with pytest.raises(TypeError):
+        registry.register(object())  # type: ignore[arg-type]
+    for bad in ("postgresql.profiles", "user_id", "notes.", ""):
+        clash = Notes()
+        clash.name = bad
+        with pytest.raises(ValueError):
+            registry.register(clash)
+    assert registry.missing() == ["notes.kept"]
+    registry.register(Notes())
+    for nested in ("notes", "notes.kept.old"):
+        clash = Notes()
+        clash.name = nested
+        with pytest.raises(ValueError, match="nest"):
+            registry.register(clash)
+    assert [s.name for s in registry.stores()] == ["notes.kept"] and registry.missing() == []

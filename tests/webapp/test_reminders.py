@@ -10,7 +10,7 @@ import pytest
 from django.db import connection, transaction
 
 from skills.schedule.store import ReminderDraft
-from webapp.models.reminders import Reminder, ReminderFiring
+from testkit.personas import alice, bob
 from webapp.actions.reminder_store import DjangoReminderStore
 from webapp.actions.reminders import (
     MAX_ATTEMPTS,
@@ -19,7 +19,7 @@ from webapp.actions.reminders import (
     mark_failed,
     undelivered_firings,
 )
-from testkit.personas import alice, bob
+from webapp.models.reminders import Reminder, ReminderFiring
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2025, 6, 2, 9, 0, tzinfo=SHANGHAI)  # a Monday
@@ -155,7 +155,7 @@ def test_two_concurrent_sweepers_never_claim_the_same_reminder():
                 holding.wait()
                 if hold:
                     holding.wait()  # until the other sweeper has swept
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()
@@ -170,7 +170,7 @@ def test_two_concurrent_sweepers_never_claim_the_same_reminder():
             results["second"] = claim_due_reminders(now=NOW, limit=100)
             second_done.set()
             holding.wait()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> MediaStore:
+def store(tmp_path, monkeypatch, personal_data_stores) -> Iterator[MediaStore]:
     monkeypatch.setenv("MEDIA_ROOT", str(tmp_path))
     monkeypatch.setenv("MEDIA_RETENTION_DAYS", "7")
     get_settings.cache_clear()
@@ -79,3 +80,14 @@ def test_beat_runs_the_sweep_daily_on_the_beat_queue():
     assert entry["options"]["queue"] == BEAT_QUEUE
     assert RETENTION_TASK in app.tasks
     assert entry["schedule"].remaining_estimate(timezone.now()) <= timedelta(days=1)
+
+
+def test_the_sweep_refuses_when_no_media_store_is_registered(store, personal_data_stores):
+    from webapp.actions.personal_data import MEDIA, MissingStore
+
+    old_file = saved(store, "m-old", 30)
+    personal_data_stores.unregister(MEDIA)
+    with pytest.raises(MissingStore, match="media"):
+        do_apply_retention()
+    assert os.path.exists(old_file)
+    assert not AuditLog.objects.filter(action="retention.purge").exists()

@@ -84,7 +84,8 @@ def test_relabelling_keeps_the_text_as_an_example_and_audits_without_the_text():
     assert audit.after == {"corrected_intent": "docsearch.ask"} and "年假" not in str(audit.detail)
     # Relabelled again: the earlier example of the same words is switched off.
     do_relabel_routed_turn(bob.key, turn, "chat")
-    assert list(IntentExample.objects.filter(text="年假怎么申请", enabled=True).values_list("intent", flat=True)) == ["chat"]
+    enabled = IntentExample.objects.filter(text="年假怎么申请", enabled=True)
+    assert list(enabled.values_list("intent", flat=True)) == ["chat"]
     with pytest.raises(RoutingError):
         do_relabel_routed_turn(bob.key, turn, "weather.ask")
 
@@ -99,8 +100,8 @@ def test_routed_turns_older_than_the_retention_are_purged():
     assert not RoutedTurn.objects.exists()
 
 
-def test_export_and_erase_user_include_routed_turns_and_examples_made_from_them(worker_settings, tmp_path,
-                                                                              monkeypatch):
+def test_export_and_erase_user_include_routed_turns_and_examples_made_from_them(
+        worker_settings, personal_data_stores, tmp_path, monkeypatch):
     from conf.settings import get_settings
     from webapp.actions.privacy import collect, do_erase_user
 
