@@ -11,7 +11,7 @@ import time
 import pytest
 import redis
 
-from tests.support.clock import FakeClock
+from testkit.clock import FakeClock
 from workers.dingtalk.ratebudget import RateBudget
 from tests.workers.dingtalk.conftest import REDIS_URL
 
@@ -98,7 +98,7 @@ def test_threads_sharing_one_budget_stay_within_the_rate(redis_prefix: str) -> N
 
 WORKER = """
 import json, sys, time, redis
-from tests.support.clock import FakeClock
+from testkit.clock import FakeClock
 from workers.dingtalk.ratebudget import RateBudget
 budget = RateBudget(redis.Redis.from_url(sys.argv[1]), sys.argv[2], {"card": 10})
 start_at = float(sys.argv[3])

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.support.clock import FakeClock
+from testkit.clock import FakeClock
 from workers.errors import WaitForTurn
 from workers.payload import Order
 from workers.state import ordering

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from skills.api import Turn
+from testkit.personas import alice, bob, mallory
 from workers.payload import StagePayload
 from workers.state import session
 
@@ -20,23 +19,23 @@ def shared_groups(resources):
 
 
 def test_in_groups_each_member_has_an_own_session_by_default(worker_settings):
-    session.append_turn("t", "cid-g", "alice", entries("a1"), "2")
-    session.append_turn("t", "cid-g", "bob", entries("b1"), "2")
-    assert [h["text"] for h in session.load_history("t", "cid-g", "alice", "2")] == ["a1", "re: a1"]
-    assert [h["text"] for h in session.load_history("t", "cid-g", "bob", "2")] == ["b1", "re: b1"]
+    session.append_turn("t", "cid-g", alice.user_id, entries("a1"), "2")
+    session.append_turn("t", "cid-g", bob.user_id, entries("b1"), "2")
+    assert [h["text"] for h in session.load_history("t", "cid-g", alice.user_id, "2")] == ["a1", "re: a1"]
+    assert [h["text"] for h in session.load_history("t", "cid-g", bob.user_id, "2")] == ["b1", "re: b1"]
 
 
 def test_a_shared_group_session_holds_every_member_with_the_speaker_named(shared_groups):
-    session.append_turn("t", "cid-g", "alice", entries("a1"), "2")
-    session.append_turn("t", "cid-g", "bob", entries("b1"), "2")
-    history = session.load_history("t", "cid-g", "carol", "2")
+    session.append_turn("t", "cid-g", alice.user_id, entries("a1"), "2")
+    session.append_turn("t", "cid-g", bob.user_id, entries("b1"), "2")
+    history = session.load_history("t", "cid-g", mallory.user_id, "2")
     assert [(h["user"], h["text"]) for h in history] == [
-        ("alice", "a1"), ("alice", "re: a1"), ("bob", "b1"), ("bob", "re: b1")]
+        (alice.user_id, "a1"), (alice.user_id, "re: a1"), (bob.user_id, "b1"), (bob.user_id, "re: b1")]
 
 
 def test_private_chats_stay_per_user_even_when_groups_share(shared_groups):
-    session.append_turn("t", "cid-p", "alice", entries("secret"), "1")
-    assert session.load_history("t", "cid-p", "mallory", "1") == []
+    session.append_turn("t", "cid-p", alice.user_id, entries("secret"), "1")
+    assert session.load_history("t", "cid-p", mallory.user_id, "1") == []
 
 
 def test_the_scope_setting_is_checked():
@@ -50,17 +49,17 @@ def test_reading_or_writing_the_session_restarts_its_ttl(redis_conn, resources):
     # The TTL runs on Redis's clock (a relative EXPIRE), not a worker's: time passing is the TTL
     # running down in Redis, which the test does itself instead of sleeping.
     ttl = resources.set(SESSION_TTL_SECONDS="300").settings.session_ttl_seconds
-    session.append_turn("t", "cid-s", "sam", entries("hello"))
-    skey = session.session_key("t", "cid-s", "sam")
+    session.append_turn("t", "cid-s", alice.user_id, entries("hello"))
+    skey = session.session_key("t", "cid-s", alice.user_id)
     assert redis_conn.ttl(skey) == ttl
     redis_conn.expire(skey, 5)  # what waiting 295 s would leave
-    session.load_history("t", "cid-s", "sam")
+    session.load_history("t", "cid-s", alice.user_id)
     assert redis_conn.ttl(skey) == ttl
     redis_conn.expire(skey, 5)
-    session.append_turn("t", "cid-s", "sam", entries("again"))
+    session.append_turn("t", "cid-s", alice.user_id, entries("again"))
     assert redis_conn.ttl(skey) == ttl
     redis_conn.expire(skey, 0)  # the TTL ran out
-    assert session.load_history("t", "cid-s", "sam") == []
+    assert session.load_history("t", "cid-s", alice.user_id) == []
 
 
 def test_the_session_keeps_only_the_last_turns(worker_settings):
@@ -72,8 +71,8 @@ def test_the_session_keeps_only_the_last_turns(worker_settings):
 
 
 def test_refresh_history_rereads_the_session_into_the_payload(worker_settings):
-    turn = Turn(msg_id="m", tenant_id="t", conversation_id="cid-r", conversation_type="1", user_id="ria")
-    session.append_turn("t", "cid-r", "ria", entries("earlier"))
+    turn = bob.turn("now", msg_id="m", tenant_id="t", conversation_id="cid-r")
+    session.append_turn("t", "cid-r", bob.user_id, entries("earlier"))
     fresh = session.refresh_history(StagePayload(msg_id="m", turn=turn))
     assert [h["text"] for h in fresh.turn.history] == ["earlier", "re: earlier"]
 
@@ -81,10 +80,10 @@ def test_refresh_history_rereads_the_session_into_the_payload(worker_settings):
 def test_export_and_erase_cover_own_and_shared_sessions(shared_groups):
     session.append_turn("t", "cid-p", "$:LWCP_v1:$ext", entries("mine"), "1")
     session.append_turn("t", "cid-g", "$:LWCP_v1:$ext", entries("in group"), "2")
-    session.append_turn("t", "cid-g", "bob", entries("bob's"), "2")
+    session.append_turn("t", "cid-g", bob.user_id, entries("bob's"), "2")
     exported = session.export_user("t", "$:LWCP_v1:$ext")
     texts = sorted(e["text"] for s in exported for e in s["entries"])
     assert texts == ["in group", "mine", "re: in group", "re: mine"]
     assert session.erase_user("t", "$:LWCP_v1:$ext") == 4
     assert session.export_user("t", "$:LWCP_v1:$ext") == []
-    assert [h["text"] for h in session.load_history("t", "cid-g", "bob", "2")] == ["bob's", "re: bob's"]
+    assert [h["text"] for h in session.load_history("t", "cid-g", bob.user_id, "2")] == ["bob's", "re: bob's"]

@@ -1,4 +1,8 @@
-"""A fake clock for the workers' Clock protocol: time moves only when the test (or a sleep) moves it."""
+"""Clocks a test moves by hand: pass one as `clock=` to code that reads the time, then `advance` it.
+
+ManualClock stands for one time function; FakeClock is the workers' whole Clock (time, monotonic,
+sleep), with callbacks at given instants and, optionally, time that passes as the code looks.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,22 @@ import threading
 from collections.abc import Callable
 
 
-class FakeClock:
+class ManualClock:
+    """Seconds that pass only when the test says so (stands for time.monotonic or time.time)."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock does not go back")
+        self.now += seconds
+
+
+class FakeClock(ManualClock):
     """`time()` and `monotonic()` read the same fake instant; `sleep(s)` advances it by s at once
     (recording the request in `sleeps`), running the callbacks `at()` scheduled on the way.
 
@@ -18,7 +37,7 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 1_800_000_000.0, tick: float = 0.0) -> None:
-        self.now = start
+        super().__init__(start)
         self.start = start
         self.tick = tick
         self.sleeps: list[float] = []
@@ -40,7 +59,8 @@ class FakeClock:
     def monotonic(self) -> float:
         return self._read()
 
-    __call__ = monotonic  # for code that takes a `clock: Callable[[], float]`
+    def __call__(self) -> float:  # for code that takes a `clock: Callable[[], float]`
+        return self._read()
 
     @property
     def elapsed(self) -> float:
@@ -52,6 +72,8 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         """Move time forward, running each scheduled callback once its instant is passed."""
+        if seconds < 0:
+            raise ValueError("a clock does not go back")
         target = self.now + seconds
         while True:
             with self._changed:
