@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from skills.schedule.store import ReminderDraft
+from testkit.personas import alice, bob
 from testkit.services import free_port
-from webapp.models.reminders import ReminderFiring
 from webapp.actions.reminder_store import DjangoReminderStore
 from webapp.actions.reminders import MAX_ATTEMPTS, claim_due_reminders
+from webapp.models.reminders import ReminderFiring
 from workers import reminders
 from workers.dingtalk.api import DingTalkAPI
 from workers.dingtalk.token import TokenCache
-from testkit.personas import alice, bob
 
 pytestmark = pytest.mark.django_db
 
 
 def due(key_: str = "k1", *, user: str = alice.user_id, conversation_type: str = "1", conversation_id: str = "",
         title: str = "drink water") -> int:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return DjangoReminderStore().create(ReminderDraft(
         key=key_, tenant_id="t1", user_id=user, conversation_id=conversation_id or f"cid-{user}",
         conversation_type=conversation_type, title=title, event_at=now - timedelta(seconds=1), rrule=None,

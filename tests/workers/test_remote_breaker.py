@@ -11,7 +11,8 @@ import time_machine
 
 from skills.api import SkillError
 from skills.remote.skill import Breakers, RemoteSkill, RemoteSkillConfig
-from tests.skills.test_remote import count, servers, turn  # noqa: F401  (servers: fixture)
+from tests.skills.test_remote import count, turn
+from tests.skills.test_remote import servers as servers  # the fixture, shared
 
 
 def in_process(breakers: Breakers, url: str, **cfg) -> RemoteSkill:
@@ -22,7 +23,7 @@ def in_process(breakers: Breakers, url: str, **cfg) -> RemoteSkill:
 def test_a_circuit_opened_in_one_process_is_open_in_the_others_and_recovers_for_all(servers, resources,
                                                                                    redis_conn, worker_settings):
     url = servers(["tests/skills/faulty_remote.py", "--mode", "500"])
-    cfg = dict(retries=0, backoff_seconds=0.05, breaker_failures=2, breaker_reset_seconds=30.0)
+    cfg = {"retries": 0, "backoff_seconds": 0.05, "breaker_failures": 2, "breaker_reset_seconds": 30.0}
     first = resources.current.breakers
     # pybreaker times the cool-down with datetime.now: the wall clock stands still until the test
     # moves it (HTTP timeouts run on the monotonic clock, untouched).

@@ -137,16 +137,21 @@ def test_the_schedule_skill_is_handed_the_django_reminder_store(cache):
 
 def test_a_value_is_loaded_once_then_served_from_the_cache(resources):
     cache = SkillDataCache(resources.current, maxsize=10, check_seconds=0)
-    calls = []
+    calls: list[str] = []
+
+    def load() -> str:
+        calls.append("k")
+        return "v"
+
     for _ in range(3):
-        assert cache.get_or_load("k", lambda: calls.append(1) or "v") == "v"
+        assert cache.get_or_load("k", load) == "v"
     assert len(calls) == 1
 
 
 def test_the_least_recently_used_entry_goes_first(resources):
     cache = SkillDataCache(resources.current, maxsize=2, check_seconds=0)
     for k in ("a", "b", "a", "c"):
-        cache.get_or_load(k, lambda k=k: k.upper())
+        cache.get_or_load(k, k.upper)
     loads = cache.loads
     cache.get_or_load("a", lambda: "A")  # kept (recently used)
     cache.get_or_load("b", lambda: "B")  # evicted: loaded again

@@ -12,10 +12,10 @@ from conf.logs import LOG_FORMAT, MessageContextFilter, message_context
 from contract.pipeline import STAGES, Stage
 from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
+from testkit.personas import alice
 from webapp.models import DeadLetter, MessageRecord, MessageStatus
 from workers import phrases
 from workers.errors import DuplicateMessage, PoisonMessage, TransientError
-from testkit.personas import alice
 from workers.exits import RetryPolicy
 from workers.tasks import pipeline_task, run_skill_task
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from skills.api import Reply
-from workers.stages.postprocess import reply_parts
 from workers.dingtalk.reply_split import split_text
+from workers.stages.postprocess import reply_parts
 
 TABLE = "intro\n\n| name | value |\n|---|---|\n" + "\n".join(f"| row {i} | {i * 7} |" for i in range(80)) + "\n\nend"
 

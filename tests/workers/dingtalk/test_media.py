@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from testkit.envelopes import envelope_from_push
+from testkit.personas import alice
 from workers.dingtalk.inbound import MediaItem
 from workers.dingtalk.media import MediaLimits, fetch
 from workers.errors import MediaRejected
-from workers.state.media_store import MediaStore
 from workers.phrases import phrase
 from workers.stages.preprocess import preprocess
-from testkit.personas import alice
+from workers.state.media_store import MediaStore
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +87,7 @@ def test_an_expired_download_code_gets_a_polite_reply(dingtalk_sandbox, sandbox_
 class _Chunked(http.server.BaseHTTPRequestHandler):
     """Answers without Content-Length (HTTP/1.0, close): only counting the bytes finds the size."""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
         self.end_headers()

@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from testkit.clock import FakeClock
-from workers.dingtalk.ratebudget import RateBudget
 from tests.workers.dingtalk.conftest import REDIS_URL
+from workers.dingtalk.ratebudget import RateBudget
 
 
 def max_in_window(stamps: list[float], window: float = 1.0) -> int:

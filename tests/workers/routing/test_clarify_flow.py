@@ -6,13 +6,14 @@ import pytest
 
 from skills.routing.router import Prediction
 from testkit.envelopes import envelope_from_push
+from testkit.personas import alice
+from tests.workers.routing.test_routers import embedding_router
 from webapp.models import RoutedTurn
+from workers.payload import StagePayload
 from workers.stages.deliver import deliver
 from workers.stages.postprocess import postprocess
 from workers.stages.preprocess import preprocess
 from workers.stages.run_skill import run_skill
-from tests.workers.routing.test_routers import embedding_router
-from testkit.personas import alice
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def unsure_router(resources):
     resources.current.router = embedding_router(UNSURE)
 
 
-def through_preprocess(server, client, text: str) -> dict:
+def through_preprocess(server, client, text: str) -> StagePayload:
     injected = alice.send(client, text)
     return preprocess(envelope_from_push(server, injected["messageId"]), run_id=f"run-{injected['msgId']}")
 

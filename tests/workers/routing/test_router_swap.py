@@ -11,12 +11,12 @@ from django.core.management import call_command
 
 from skills.api import Turn
 from testkit.envelopes import envelope
+from testkit.personas import alice
 from webapp.actions.routing import do_seed_intent_examples, do_train_router
 from webapp.models import IntentExample, RoutedTurn, RouterModel
 from workers.routing import routers
-from workers.stages.preprocess import preprocess
 from workers.routing.source import DatabaseArtefacts
-from testkit.personas import alice
+from workers.stages.preprocess import preprocess
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

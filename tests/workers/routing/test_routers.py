@@ -9,13 +9,13 @@ import pytest
 
 from skills.routing.router import Prediction
 from testkit.envelopes import envelope
+from testkit.personas import alice, bob
 from webapp.actions import versions
 from webapp.actions.skills import do_update_skill_setting
 from webapp.models import RoutedTurn
 from workers.routing import routers
-from workers.stages.preprocess import preprocess
 from workers.routing.policy import CHOOSE_SKILL
-from testkit.personas import alice, bob
+from workers.stages.preprocess import preprocess
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ class FixedSource:
     def latest_version(self) -> str | None:
         return self.version
 
-    def load(self, version: str):  # noqa: ANN201 - the router protocol's predict is all we use
+    def load(self, version: str):
         return self.model
 
     def release(self) -> None:
@@ -114,7 +114,7 @@ def test_a_schedule_button_goes_back_to_schedule_without_asking_the_router(worke
 
 def test_a_router_that_cannot_load_keeps_keyword_routing(worker_settings):
     class Broken(FixedSource):
-        def load(self, version: str):  # noqa: ANN201
+        def load(self, version: str):
             raise OSError("artefact unreadable")
 
     router = routers.EmbeddingRouter(Broken(Prediction("chat", 1.0, False, [])), poll_seconds=60)

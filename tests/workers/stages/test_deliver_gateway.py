@@ -6,15 +6,14 @@ import pytest
 
 from skills.api import Reply
 from testkit.envelopes import envelope_from_push
-from workers.state import reply_state
+from testkit.personas import Persona, alice, bob, mallory
 from workers.dingtalk.card_streamer import out_track_id_for
 from workers.payload import StagePayload
 from workers.stages.deliver import deliver
-from workers.state import buttons, cards
 from workers.stages.postprocess import postprocess, reply_parts
 from workers.stages.preprocess import preprocess
 from workers.stages.run_skill import run_skill
-from testkit.personas import Persona, alice, bob, mallory
+from workers.state import buttons, cards, reply_state
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +25,8 @@ def ready(server, client, text="hi", who: Persona = alice, **message) -> StagePa
 
 
 def with_reply(payload: StagePayload, reply: Reply, max_bytes: int = 12000) -> StagePayload:
-    return payload.replace(turn=payload.turn.replace(skill="schedule"), replies=tuple(reply_parts(reply, [], max_bytes)))
+    return payload.replace(turn=payload.turn.replace(skill="schedule"),
+                           replies=tuple(reply_parts(reply, [], max_bytes)))
 
 
 def test_a_long_group_answer_mentions_the_asker_on_the_first_part_only(
@@ -78,7 +78,7 @@ def test_an_interactive_card_is_created_and_its_owner_remembered(
     out_track_id = out_track_id_for(f"{payload.msg_id}:0")
     assert sandbox_client.card(out_track_id)["cardTemplateId"] == "tpl.form"
     owner = cards.lookup(out_track_id)
-    assert owner["skill"] == "schedule" and owner["user_id"] == alice.user_id
+    assert owner is not None and owner["skill"] == "schedule" and owner["user_id"] == alice.user_id
     assert owner["buttons"] == {"submit": {"action": "docsearch.query", "params": {}}}
     assert reply_state.get(payload.msg_id) == reply_state.SENT
 

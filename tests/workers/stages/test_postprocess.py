@@ -10,10 +10,10 @@ from skills.api import Reply
 from testkit.personas import TENANT, Persona, alice, bob
 from webapp.models import MessageRecord, UserProfile
 from workers import phrases
-from workers.state import session
 from workers.stages.postprocess import MAX_PARTS, postprocess, reply_parts
 from workers.stages.preprocess import preprocess
 from workers.stages.run_skill import run_skill
+from workers.state import session
 
 pytestmark = pytest.mark.django_db
 

@@ -10,10 +10,10 @@ from testkit.envelopes import envelope, robot_message
 from testkit.personas import TENANT, alice, bob, mallory
 from webapp.models import MessageRecord, UserProfile
 from workers import phrases
-from workers.state import session
 from workers.errors import DuplicateMessage, NothingToAnswer, PoisonMessage
 from workers.payload import StagePayload
 from workers.stages.preprocess import UNSUPPORTED_TYPE, preprocess
+from workers.state import session
 
 pytestmark = pytest.mark.django_db
 
