@@ -26,9 +26,13 @@ def test_the_models_need_no_new_migration():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)  # exits 1 on a missing migration
 
 
-def test_the_history_is_one_migration_that_replaces_the_old_chain_and_keeps_the_trigger():
+def test_the_history_starts_with_one_migration_that_replaces_the_old_chain_and_keeps_the_trigger():
     loader = MigrationLoader(None, ignore_no_migrations=True)
-    assert sorted(name for app, name in loader.disk_migrations if app == "webapp") == [SQUASHED]
+    names = sorted(name for app, name in loader.disk_migrations if app == "webapp")
+    assert names[0] == SQUASHED
+    # Migrations after the squash are ordinary ones, in one line after it.
+    assert all(not loader.disk_migrations[("webapp", n)].replaces for n in names[1:])
+    assert len(loader.graph.leaf_nodes("webapp")) == 1
     squashed = loader.disk_migrations[("webapp", SQUASHED)]
     assert [name for _, name in squashed.replaces] == OLD_CHAIN
     [trigger] = [op for op in squashed.operations if isinstance(op, migrations.RunSQL)]
