@@ -1,11 +1,13 @@
 """Message timelines, setting versions (with a first version for every existing setting), and the
 per-conversation kill switch of a skill; the router's cascade stage on routed turns."""
 
+from typing import Any
+
 import django.db.models.deletion
 from django.db import migrations, models
 
 
-def first_versions(apps, schema_editor):
+def first_versions(apps: Any, schema_editor: Any) -> None:
     """Every setting saved before versions existed gets its current state as its first version, so
     "roll back to this" works for it too."""
     skill_setting = apps.get_model("webapp", "SkillSetting")

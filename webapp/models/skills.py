@@ -47,8 +47,8 @@ class SkillSetting(models.Model):
                 "enabled": self.enabled, "config": self.config, "version": self.version}
 
     def __str__(self) -> str:
-        return f"{self.skill} @ {self.tenant_id}{' in ' + self.conversation_id if self.conversation_id else ''} " \
-               f"({'on' if self.enabled else 'off'})"
+        where = f" in {self.conversation_id}" if self.conversation_id else ""
+        return f"{self.skill} @ {self.tenant_id}{where} ({'on' if self.enabled else 'off'})"
 
 
 class AdminSetting(models.Model):
