@@ -3,6 +3,8 @@ segments add up to the message's end-to-end time."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from testkit.envelopes import envelope_from_push
@@ -23,7 +25,7 @@ def test_an_envelope_is_left_alone_and_the_first_stage_is_stamped_on_its_result(
 
 
 def test_a_retry_keeps_the_first_attempts_start_and_a_replay_starts_afresh():
-    payload = {"turn": TURN, "record": {}}
+    payload: dict[str, Any] = {"turn": TURN, "record": {}}
     timeline.begin(payload, "run_skill", 1, "w/1", now=20.0)
     timeline.begin(payload, "run_skill", 2, "w/2", now=23.0)  # the same task message, retried
     assert payload["record"]["timeline"]["stages"]["run_skill"] == {
