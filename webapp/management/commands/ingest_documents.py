@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from skills.docsearch.extract import SUPPORTED_SUFFIXES
 from webapp.actions.documents import do_save_collection, do_sync_collection, do_upload_document
+from webapp.management.progress import progress
 from webapp.models.documents import Document, DocumentCollection
 
 ACTOR = "manage.py ingest_documents"
@@ -41,11 +42,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         collection = self._collection(options["collection"], options["departments"], options["public"])
         failed = 0
-        for path in _files(options["paths"]):
-            with path.open("rb") as fh:
-                document = do_upload_document(collection, path.stem, path.name, File(fh), actor=ACTOR)
-            failed += document.status == Document.Status.FAILED
-            self.stdout.write(f"{path}: {document.status}, {document.n_chunks} chunks {document.error}".rstrip())
+        files = _files(options["paths"])
+        with progress(f"ingesting into {collection.name}", total=len(files), stream=self.stderr) as bar:
+            for path in files:
+                with path.open("rb") as fh:
+                    document = do_upload_document(collection, path.stem, path.name, File(fh), actor=ACTOR)
+                failed += document.status == Document.Status.FAILED
+                self.stdout.write(f"{path}: {document.status}, {document.n_chunks} chunks {document.error}".rstrip())
+                bar.advance()
         if failed:
             raise CommandError(f"{failed} file(s) failed")
 
