@@ -38,8 +38,13 @@ class Command(BaseCommand):
         group = parser.add_mutually_exclusive_group()
         group.add_argument("--departments", help="create the collection for these department ids (comma-separated)")
         group.add_argument("--public", action="store_true", help="create the collection searchable by everyone")
+        parser.add_argument("--if-missing", action="store_true",
+                            help="do nothing when the collection exists (the sandbox's sample handbook at start)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["if_missing"] and DocumentCollection.objects.filter(name=options["collection"]).exists():
+            self.stdout.write(f"collection {options['collection']!r} exists; nothing to do (--if-missing)")
+            return
         collection = self._collection(options["collection"], options["departments"], options["public"])
         failed = 0
         files = _files(options["paths"])
