@@ -38,6 +38,7 @@ class Settings:
     ingest_batch_max: int
     ingest_ping_interval_seconds: float
     ingest_watchdog_seconds: float
+    ingest_pong_timeout_seconds: float
     ingest_backoff_max_seconds: float
     ingest_healthy_reset_seconds: float
     ingest_auth_retry_seconds: float
@@ -146,7 +147,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             ingest_buffer_max=env.int("INGEST_BUFFER_MAX", 1000),
             ingest_batch_max=env.int("INGEST_BATCH_MAX", 200),
             ingest_ping_interval_seconds=env.float("INGEST_PING_INTERVAL_SECONDS", 30.0),
-            ingest_watchdog_seconds=env.float("INGEST_WATCHDOG_SECONDS", 90.0),
+            ingest_watchdog_seconds=env.float("INGEST_WATCHDOG_SECONDS", 50.0),
+            ingest_pong_timeout_seconds=env.float("INGEST_PONG_TIMEOUT_SECONDS", 10.0),
             ingest_backoff_max_seconds=env.float("INGEST_BACKOFF_MAX_SECONDS", 60.0),
             ingest_healthy_reset_seconds=env.float("INGEST_HEALTHY_RESET_SECONDS", 60.0),
             ingest_auth_retry_seconds=env.float("INGEST_AUTH_RETRY_SECONDS", 300.0),

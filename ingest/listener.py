@@ -197,7 +197,7 @@ class Listener:
                         self.backoff.reset()
                     delay = self.backoff.next_delay()
                     self._next_connect_at = now + delay
-                    self._reconnect_reason = "watchdog" if "watchdog" in reason else "closed"
+                    self._reconnect_reason = _reconnect_label(reason)
         self.metrics.connections.set(len(self._conns))
         if delay is None:
             log.info("%s: closed (%s)", conn.name, reason)
@@ -209,18 +209,16 @@ class Listener:
 
     def _tick_seconds(self) -> float:
         c = self.config
-        return max(0.05, min(1.0, c.ping_interval_seconds / 4, c.watchdog_seconds / 4))
+        return max(0.05, min(1.0, c.ping_interval_seconds / 4, c.watchdog_seconds / 4, c.pong_timeout_seconds / 4))
 
     def _tick(self) -> None:
         now = time.monotonic()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
-            silent = now - conn.last_rx
-            if silent > self.config.watchdog_seconds:
-                log.warning("%s: no frame and no pong for %.1fs; closing the zombie socket", conn.name, silent)
-                conn.abort(f"watchdog: silent for {silent:.1f}s")
-            elif conn.draining and now - (conn.draining_since or now) > self.config.drain_grace_seconds:
+            if not self._watch(conn, now):
+                continue
+            if conn.draining and now - (conn.draining_since or now) > self.config.drain_grace_seconds:
                 conn.abort("drain grace period over")
             elif now - conn.last_ping_sent >= self.config.ping_interval_seconds:
                 conn.ping()
@@ -229,6 +227,28 @@ class Listener:
             self.backoff.reset()
         self.metrics.buffer_size.set(len(self.buffer))
         self._log_stats()
+
+    def _watch(self, conn: StreamConnection, now: float) -> bool:
+        """The two watchdogs; False when `conn` was found dead (and aborted).
+
+        Application level: no push and no SYSTEM frame for INGEST_WATCHDOG_SECONDS (the server pings
+        every ~30 s) means the server has given the socket up, whatever the TCP stack still answers.
+        Transport level: a WebSocket ping unanswered for INGEST_PONG_TIMEOUT_SECONDS (half-open TCP).
+        """
+        silent = now - conn.last_frame_at
+        if silent > self.config.watchdog_seconds:
+            log.warning(
+                "%s: no push and no SYSTEM frame for %.1fs (pongs do not count); closing the zombie socket",
+                conn.name, silent,
+            )
+            conn.abort(f"watchdog: no frame for {silent:.1f}s")
+            return False
+        unanswered = conn.ping_unanswered_since
+        if unanswered is not None and now - unanswered > self.config.pong_timeout_seconds:
+            log.warning("%s: WebSocket ping unanswered for %.1fs; closing the dead socket", conn.name, now - unanswered)
+            conn.abort(f"pong timeout: {now - unanswered:.1f}s")
+            return False
+        return True
 
     def _log_stats(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -252,6 +272,15 @@ class Listener:
     @property
     def active(self) -> StreamConnection | None:
         return self._active
+
+
+def _reconnect_label(reason: str) -> str:
+    """The reconnects_total label of a close reason (bounded values)."""
+    if reason.startswith("watchdog"):
+        return "watchdog"
+    if reason.startswith("pong timeout"):
+        return "pong_timeout"
+    return "closed"
 
 
 def _redact(url: str) -> str:

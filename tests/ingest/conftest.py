@@ -147,6 +147,7 @@ def fast_config(gateway_url: str, broker_url: str, key_prefix: str = "ingest-tes
         http_timeout_seconds=3.0,
         ping_interval_seconds=0.5,
         watchdog_seconds=2.0,
+        pong_timeout_seconds=1.0,
         backoff_initial_seconds=0.2,
         backoff_max_seconds=2.0,
         healthy_reset_seconds=5.0,

@@ -110,21 +110,52 @@ def test_a_dropped_socket_reconnects_with_growing_backoff(sandbox, dingtalk, rab
     assert sorted(_queued_msg_ids(rabbit_broker)) == sorted(msg_ids)
 
 
-def test_a_frozen_socket_is_closed_by_the_watchdog_and_replaced(sandbox, dingtalk, rabbit_broker, caplog):
-    config = fast_config(sandbox.base_url, rabbit_broker, watchdog_seconds=1.5, ping_interval_seconds=0.3)
+def test_system_pings_alone_keep_an_idle_socket_open(sandbox, dingtalk, rabbit_broker):
+    dingtalk.configure(ping_interval=0.3)
+    config = fast_config(sandbox.base_url, rabbit_broker, watchdog_seconds=1.0)
     with running_listener(config) as listener:
         wait_for(dingtalk.connections)
-        dingtalk.configure(ping_interval=0)  # only the listener's own WS pings keep it alive
-        time.sleep(2.0)
-        assert dingtalk.state()["registrations"] == 1  # pongs count as life: no false alarm
+        time.sleep(2.5)
+        assert dingtalk.state()["registrations"] == 1  # no false alarm on a quiet bot
+        assert _metric(listener, "ingest_reconnects_total", reason="watchdog") == 0
+
+
+def test_a_zombie_that_still_answers_pongs_is_closed_by_the_watchdog_and_replaced(sandbox, dingtalk, rabbit_broker,
+                                                                                    caplog):
+    dingtalk.configure(ping_interval=0.3)
+    config = fast_config(sandbox.base_url, rabbit_broker, watchdog_seconds=1.5, ping_interval_seconds=0.2,
+                         pong_timeout_seconds=1.0)
+    with running_listener(config) as listener:
+        wait_for(dingtalk.connections)
+        zombie_at = time.monotonic()
+        dingtalk.fault("zombie")
+        # Pushes made meanwhile wait at the server (it pushes nothing to a socket it gave up).
+        msg_ids = _send(dingtalk, 5)
+        wait_for(lambda: dingtalk.state()["registrations"] == 2, timeout=10)
+        detected_after = time.monotonic() - zombie_at
+        dingtalk.wait_for_state(acked=5)
+        assert _metric(listener, "ingest_reconnects_total", reason="watchdog") == 1
+        # The zombie answered every WebSocket ping (0.2 s apart, 1 s pong timeout): not that watchdog.
+        assert _metric(listener, "ingest_reconnects_total", reason="pong_timeout") == 0
+    assert 1.0 <= detected_after < 1.5 + 1.0 + 2.0
+    assert "pongs do not count" in caplog.text
+    assert sorted(_queued_msg_ids(rabbit_broker)) == sorted(msg_ids)
+
+
+def test_a_frozen_socket_is_closed_when_its_pong_is_overdue(sandbox, dingtalk, rabbit_broker, caplog):
+    dingtalk.configure(ping_interval=0.2)
+    config = fast_config(sandbox.base_url, rabbit_broker, watchdog_seconds=30.0, ping_interval_seconds=0.3,
+                         pong_timeout_seconds=1.0)
+    with running_listener(config) as listener:
+        wait_for(dingtalk.connections)
         frozen_at = time.monotonic()
         dingtalk.fault("freeze")
         wait_for(lambda: dingtalk.state()["registrations"] == 2, timeout=10)
-        assert time.monotonic() - frozen_at < 1.5 + 1.0 + 2.0
+        assert time.monotonic() - frozen_at < 0.3 + 1.0 + 2.0  # long before the 30 s watchdog
         msg_ids = _send(dingtalk, 5)
         dingtalk.wait_for_state(acked=5)
-        assert _metric(listener, "ingest_reconnects_total", reason="watchdog") == 1
-    assert "zombie" in caplog.text
+        assert _metric(listener, "ingest_reconnects_total", reason="pong_timeout") == 1
+    assert "ping unanswered" in caplog.text
     assert sorted(_queued_msg_ids(rabbit_broker)) == sorted(msg_ids)
 
 
