@@ -32,6 +32,9 @@ class IngestConfig:
     healthy_reset_seconds: float = 60.0
     auth_retry_seconds: float = 300.0
     metrics_port: int = 9108
+    # Empty: no journal (pushes the broker cannot take wait un-ACKed in memory; tests only).
+    journal_dir: str = "var/ingest-journal"
+    journal_max_bytes: int = 512 * 1024 * 1024
     # Not in Settings on purpose: they only make tests and the benchmark faster.
     drain_grace_seconds: float = 15.0
     confirm_timeout_seconds: float = 5.0
@@ -68,5 +71,7 @@ class IngestConfig:
             healthy_reset_seconds=s.ingest_healthy_reset_seconds,
             auth_retry_seconds=s.ingest_auth_retry_seconds,
             metrics_port=s.ingest_metrics_port,
+            journal_dir=s.ingest_journal_dir,
+            journal_max_bytes=s.ingest_journal_max_bytes,
         )
         return replace(config, **overrides) if overrides else config

@@ -1,4 +1,4 @@
-"""Stream gateway: registration, ticketed WebSocket, pushes (re-pushed as configured), SYSTEM ping/disconnect, faults."""
+"""Stream gateway: registration, ticketed WebSocket, pushes (re-pushed as set), SYSTEM ping/disconnect, faults."""
 
 from __future__ import annotations
 
@@ -161,12 +161,12 @@ class Gateway:
         delay = self.config.ack_delay
         if delay > 0 and message_id in self.recorder.pushes:
             # A business ACK delayed on its way: it counts only when it "arrives".
-            asyncio.get_running_loop().call_later(delay, self._record_upstream, conn, frame, headers, message_id, raw)
+            asyncio.get_running_loop().call_later(delay, self._record_upstream, conn, frame, str(message_id))
             return None
-        return self._record_upstream(conn, frame, headers, message_id, raw)
+        return self._record_upstream(conn, frame, str(message_id))
 
-    def _record_upstream(self, conn: Connection, frame: dict[str, Any], headers: dict[str, Any],
-                         message_id: str, raw: str) -> None:
+    def _record_upstream(self, conn: Connection, frame: dict[str, Any], message_id: str) -> None:
+        headers = frame["headers"]
         now = time.time()
         ping = self.recorder.pings.get(message_id)
         if ping is not None:

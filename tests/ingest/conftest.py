@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -157,6 +158,8 @@ def fast_config(gateway_url: str, broker_url: str, key_prefix: str = "ingest-tes
         confirm_timeout_seconds=2.0,
         shutdown_grace_seconds=2.0,
         stats_interval_seconds=1.0,
+        # A journal of its own per listener: what one test leaves must not replay into the next.
+        journal_dir=tempfile.mkdtemp(prefix="ingest-journal-"),
     )
     values.update(over)
     return IngestConfig(**values)
