@@ -18,7 +18,6 @@ from testkit import traffic
 from testkit.ledger import Ledger, Verdict
 from testkit.stack import Stack, wait_until
 from testkit.tcpproxy import TcpProxy
-
 from tests.support.stack_fixtures import sandbox_control
 
 pytestmark = pytest.mark.slow

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
 from testkit import traffic
 from testkit.ledger import Ledger, Verdict
 from testkit.stack import Stack
-
 from tests.support.stack_fixtures import sandbox_control
 
 pytestmark = pytest.mark.slow

@@ -182,7 +182,7 @@ def test_what_the_buffer_cannot_take_goes_to_the_overflow_which_acks_it(setup):
 
 
 def test_when_the_overflow_cannot_keep_a_push_it_stays_un_acked_as_journal_full(setup, caplog):
-    router, buf, metrics, _, sock = setup
+    router, _, metrics, _, sock = setup
     router.overflow = lambda item: False
     for i in range(4):
         router.handle(sock, bot_frame(f"msg-{i}").encode(), 0.0)

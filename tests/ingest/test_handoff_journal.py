@@ -53,7 +53,8 @@ def test_while_the_broker_is_down_pushes_are_journaled_and_acked_then_replayed_i
             wait_for(lambda: sock.acked_message_ids() == ["mid-first"])
             proxy.cut()
             for i in range(60):  # three times the buffer: nothing is refused or left un-ACKed
-                wait_for(lambda: buf.offer(pending(f"out-{i}", sock)), timeout=5)
+                item = pending(f"out-{i}", sock)
+                wait_for(lambda item=item: buf.offer(item), timeout=5)
             wait_for(lambda: len(sock.acked_message_ids()) == 61)
             assert journal.depth == 60  # every ACK after the journal had it on disk
             assert _metric(metrics, "ingest_journal_depth") == 60
@@ -79,7 +80,7 @@ def test_a_full_journal_stops_acking_and_the_rest_waits_for_the_broker(rabbit_br
     journal = Journal(tmp_path, 4000).open()  # room for a few envelopes of ~700 bytes
     with tcp_proxy() as proxy:
         proxy.cut()
-        handoff, buf, metrics, _ = _handoff(proxy.url_for(rabbit_broker), journal, capacity=20)
+        handoff, buf, _, _ = _handoff(proxy.url_for(rabbit_broker), journal, capacity=20)
         sock = RecordingSocket()
         handoff.start()
         try:
@@ -180,7 +181,7 @@ class _BrokenPublisher(BrokerPublisher):
 
 def test_when_the_hand_off_thread_dies_it_says_so_and_what_it_held_is_journaled_at_stop(tmp_path):
     journal = Journal(tmp_path, 1 << 20).open()
-    handoff, buf, metrics, failures = _handoff("amqp://guest:guest@127.0.0.1:5672//", journal,
+    handoff, buf, _, failures = _handoff("amqp://guest:guest@127.0.0.1:5672//", journal,
                                                publisher=_BrokenPublisher("amqp://127.0.0.1:1//"))
     sock = RecordingSocket()
     buf.offer(pending("held", sock))

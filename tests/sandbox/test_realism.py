@@ -65,7 +65,7 @@ def test_the_default_re_push_delay_is_16_to_60_seconds():
 
 def test_re_pushes_are_spread_at_random_within_the_window(server, control, stream):
     control.configure(redelivery="all", redeliver_after=0.2, redeliver_jitter=0.6)
-    client = stream()
+    stream()
     control.send_batch([{"text": f"m{i}"} for i in range(20)])
     pushes = _wait(lambda: (ps := control.pushes()) and all(p["count"] >= 2 for p in ps) and ps)
     gaps = [p["pushedAt"][1] - p["pushedAt"][0] for p in pushes]
