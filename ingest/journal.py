@@ -67,7 +67,8 @@ class Journal:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self._clock = clock
-        self._lock = threading.Lock()
+        # One lock for the database and the counters: readers journal while the hand-off replays.
+        self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._lock_file: int | None = None
         self._depth = 0
@@ -154,21 +155,20 @@ class Journal:
                 fits += 1
             if not fits:
                 return 0
-            entries = entries[:fits]
-        with self._lock, self._transaction() as db:
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO envelopes (msg_id, written_at, body) VALUES (?, ?, ?)",
-                [(msg_id, now, body) for msg_id, body in entries],
-            )
-            inserted = db.total_changes - before
-        if inserted == len(entries):
-            self._depth += inserted
-            self._bytes += added
-            if self._oldest_at is None:
-                self._oldest_at = now
-        else:  # some msgIds were journaled already (a re-push): count what is really there
-            self._recount()
+            with self._transaction() as db:
+                before = db.total_changes
+                db.executemany(
+                    "INSERT OR IGNORE INTO envelopes (msg_id, written_at, body) VALUES (?, ?, ?)",
+                    [(msg_id, now, body) for msg_id, body in entries[:fits]],
+                )
+                inserted = db.total_changes - before
+            if inserted == fits:
+                self._depth += inserted
+                self._bytes += added
+                if self._oldest_at is None:
+                    self._oldest_at = now
+            else:  # some msgIds were journaled already (a re-push): count what is really there
+                self._recount()
         return fits
 
     def read(self, after_seq: int, limit: int) -> list[JournalEntry]:
@@ -184,21 +184,28 @@ class Journal:
         """Forget envelopes the broker has confirmed."""
         if not entries:
             return
-        with self._lock, self._transaction() as db:
-            before = db.total_changes
-            db.executemany("DELETE FROM envelopes WHERE seq = ?", [(e.seq,) for e in entries])
-            removed = db.total_changes - before
-        if removed == len(entries):
-            self._depth -= removed
-            self._bytes -= sum(len(e.body) + ROW_OVERHEAD_BYTES for e in entries)
-            self._oldest_at = self._first_written_at()
-        else:
-            self._recount()
-        self._after_removal()
+        with self._lock:
+            with self._transaction() as db:
+                before = db.total_changes
+                db.executemany("DELETE FROM envelopes WHERE seq = ?", [(e.seq,) for e in entries])
+                removed = db.total_changes - before
+            if removed == len(entries):
+                self._depth -= removed
+                self._bytes -= sum(len(e.body) + ROW_OVERHEAD_BYTES for e in entries)
+                self._oldest_at = self._first_written_at()
+            else:
+                self._recount()
+            self._after_removal()
 
     def quarantine(self, entry: JournalEntry, reason: str) -> None:
         """Move an envelope that can never be published aside (kept on disk for the operator)."""
-        with self._lock, self._transaction() as db:
+        with self._lock:
+            self._quarantine(entry, reason)
+        log.error("journaled envelope cannot be published (%s); moved to the journal's quarantine table "
+                  "msgId=%s", reason, entry.msg_id)
+
+    def _quarantine(self, entry: JournalEntry, reason: str) -> None:
+        with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO quarantine (seq, msg_id, written_at, body, reason, quarantined_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -206,8 +213,6 @@ class Journal:
             )
             db.execute("DELETE FROM envelopes WHERE seq = ?", (entry.seq,))
         self._recount()
-        log.error("journaled envelope cannot be published (%s); moved to the journal's quarantine table "
-                  "msgId=%s", reason, entry.msg_id)
         self._after_removal()
 
     # ---- internals -----------------------------------------------------------------------------
@@ -245,9 +250,9 @@ class Journal:
             depth, size, oldest = self._conn().execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0), MIN(written_at) FROM envelopes"
             ).fetchone()
-        self._depth = int(depth)
-        self._bytes = int(size) + self._depth * ROW_OVERHEAD_BYTES
-        self._oldest_at = None if oldest is None else float(oldest)
+            self._depth = int(depth)
+            self._bytes = int(size) + self._depth * ROW_OVERHEAD_BYTES
+            self._oldest_at = None if oldest is None else float(oldest)
 
 
 def _fsync_directory(directory: Path) -> None:

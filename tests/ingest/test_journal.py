@@ -119,3 +119,26 @@ def test_a_poison_row_is_moved_to_quarantine_not_lost(tmp_path, caplog):
     db.close()
     assert "msgId=bad" in caplog.text
     journal.close()
+
+
+def test_counters_stay_exact_while_readers_append_and_the_hand_off_removes(tmp_path):
+    import threading
+
+    journal = _open(tmp_path, max_bytes=1 << 30)
+
+    def reader(n: int) -> None:
+        for i in range(150):
+            journal.append([(f"r{n}-{i}", b"x" * 50)])
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    removed = 0
+    while any(t.is_alive() for t in threads) or journal.depth:
+        batch = journal.read(0, 20)
+        journal.remove(batch)
+        removed += len(batch)
+    for thread in threads:
+        thread.join()
+    assert removed == 450 and journal.depth == 0 and journal.size_bytes == 0
+    journal.close()
