@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Django's command-line utility for administrative tasks."""
+"""Django's command-line utility, and the composition root of the commands: the workers' per-user
+stores are registered here, so export_user / erase_user cover them without the webapp importing
+worker code."""
 
 import os
 import sys
@@ -9,6 +11,9 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
     from django.core.management import execute_from_command_line
 
+    from workers.state.personal_data import register_stores
+
+    register_stores()
     execute_from_command_line(sys.argv)
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from conf.settings import get_settings
 from conf.logs import LOG_FORMAT, QUIET_LOGGERS
+from conf.settings import get_settings
 
 _s = get_settings()
 

@@ -25,13 +25,16 @@ _http: tuple[int, httpx.Client] | None = None
 
 
 def setup_django() -> None:
-    """Configure Django in this process (workers only; the listener never calls this)."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-    import django
+    """Configure Django in this process (workers only; the listener never calls this) and register
+    the workers' per-user stores, which export, erasure and the retention task must cover."""
     from django.db.backends.signals import connection_created
 
-    django.setup()
+    from webapp.actions.setup import setup_django as setup_webapp
+    from workers.state.personal_data import register_stores
+
+    setup_webapp()
     connection_created.connect(_relaxed_commits, dispatch_uid="dtbot-relaxed-commits")
+    register_stores()
 
 
 def _relaxed_commits(sender: object, connection: object, **_: object) -> None:

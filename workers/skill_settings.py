@@ -14,7 +14,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, TypeVar
 
 import redis
@@ -26,61 +25,13 @@ from skills import registry
 from skills.api import AISkillPlugin, ConfigError
 from skills.remote.skill import RemoteSkill, RemoteSkillConfig
 from webapp.actions import versions
-from webapp.crypto import DecryptionError, decrypt_text
-from webapp.knobs import KNOBS
-from webapp.models.skills import ALL_TENANTS, AdminSetting, SkillSetting
-from webapp.models.skills import RemoteSkill as RemoteSkillRow
+from webapp.actions.settings_snapshot import ALL_TENANTS, Snapshot, read_snapshot
 from workers.resources import redis_client
 
 log = logging.getLogger(__name__)
 
 # Even without a version bump (Redis was down when an admin saved), re-read this often.
 MAX_AGE_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class RemoteSpec:
-    name: str
-    url: str
-    intents: tuple[str, ...]
-    timeout_seconds: float
-    token: str
-    enabled: bool
-    description: str
-    version: int
-
-
-@dataclass
-class Snapshot:
-    """Everything the pipeline needs to know about skills, as read at one moment."""
-
-    skills: dict[tuple[str, str], tuple[bool, dict[str, Any]]] = field(default_factory=dict)
-    knobs: dict[str, Any] = field(default_factory=dict)
-    remotes: dict[str, RemoteSpec] = field(default_factory=dict)
-
-    def setting(self, tenant_id: str, skill: str) -> tuple[bool, dict[str, Any]]:
-        return self.skills.get((tenant_id, skill)) or self.skills.get((ALL_TENANTS, skill)) or (True, {})
-
-    def knob(self, key: str) -> Any:
-        value = self.knobs.get(key)
-        return KNOBS[key].default if value is None else value
-
-
-def read_snapshot() -> Snapshot:
-    """Three small queries; secrets are decrypted here, once per change."""
-    snap = Snapshot()
-    for row in SkillSetting.objects.all():
-        snap.skills[(row.tenant_id, row.skill)] = (row.enabled, dict(row.config or {}))
-    snap.knobs = dict(AdminSetting.objects.values_list("key", "value"))
-    for r in RemoteSkillRow.objects.all():
-        try:
-            token = decrypt_text(r.token_encrypted)
-        except DecryptionError:
-            log.error("remote skill %s: cannot decrypt its token (FIELD_ENCRYPTION_KEY changed?); disabled", r.name)
-            continue
-        snap.remotes[r.name] = RemoteSpec(r.name, r.url, tuple(r.intents or ()), r.timeout_seconds, token,
-                                          r.enabled, r.description, r.version)
-    return snap
 
 
 class SettingsCache:
@@ -162,10 +113,7 @@ class SettingsCache:
     def skill_overrides(self, tenant_id: str, name: str) -> dict[str, Any]:
         """Config overrides: admin knobs of this skill, then the * row, then the tenant's own row."""
         snap = self.snapshot()
-        merged: dict[str, Any] = {}
-        for key, knob in KNOBS.items():
-            if knob.skill == name and snap.knobs.get(key) is not None:
-                merged[knob.field] = snap.knobs[key]
+        merged: dict[str, Any] = snap.skill_knobs(name)
         merged.update(snap.skills.get((ALL_TENANTS, name), (True, {}))[1])
         if tenant_id != ALL_TENANTS:
             merged.update(snap.skills.get((tenant_id, name), (True, {}))[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import kombu
@@ -14,7 +15,8 @@ from ingest.journal import Journal
 from ingest.metrics import IngestMetrics
 from ingest.publish import BrokerPublisher
 from testkit.tcpproxy import tcp_proxy
-from tests.ingest.conftest import PREPROCESS_QUEUE, RecordingSocket, drain_queue, pending, wait_for
+from testkit.waits import wait_for
+from tests.ingest.conftest import PREPROCESS_QUEUE, RecordingSocket, drain_queue, pending
 
 
 def _handoff(url: str, journal: Journal, capacity: int = 1000, publisher: BrokerPublisher | None = None):
@@ -53,8 +55,7 @@ def test_while_the_broker_is_down_pushes_are_journaled_and_acked_then_replayed_i
             wait_for(lambda: sock.acked_message_ids() == ["mid-first"])
             proxy.cut()
             for i in range(60):  # three times the buffer: nothing is refused or left un-ACKed
-                item = pending(f"out-{i}", sock)
-                wait_for(lambda item=item: buf.offer(item), timeout=5)
+                wait_for(functools.partial(buf.offer, pending(f"out-{i}", sock)), timeout=5)
             wait_for(lambda: len(sock.acked_message_ids()) == 61)
             assert journal.depth == 60  # every ACK after the journal had it on disk
             assert _metric(metrics, "ingest_journal_depth") == 60

@@ -46,6 +46,7 @@ def test_the_journal_is_sqlite_in_wal_mode_with_full_sync(tmp_path):
     journal.close()
 
 
+@pytest.mark.integration  # starts a process
 def test_a_commit_is_on_disk_when_append_returns(tmp_path):
     """A child process appends and dies by SIGKILL right after: the envelope is there."""
     script = (
@@ -140,5 +141,6 @@ def test_counters_stay_exact_while_readers_append_and_the_hand_off_removes(tmp_p
         removed += len(batch)
     for thread in threads:
         thread.join()
-    assert removed == 450 and journal.depth == 0 and journal.size_bytes == 0
+    assert removed == 450
+    assert (journal.depth, journal.size_bytes) == (0, 0)
     journal.close()

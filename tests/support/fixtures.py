@@ -27,20 +27,37 @@ def worker_settings(redis_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 
 @pytest.fixture
+def personal_data_stores() -> Iterator[object]:
+    """The workers' per-user stores registered in this process, as manage.py and the workers do."""
+    from webapp.actions.personal_data import registry
+    from workers.state.personal_data import STORES, register_stores
+
+    register_stores()
+    yield registry
+    for store in STORES:
+        registry.unregister(store.name)
+
+
+@pytest.fixture
 def redis_conn(worker_settings: Settings):
     return resources.redis_client()
 
 
 @pytest.fixture(scope="session")
 def celery_broker(amqp_url: str) -> Iterator[str]:
-    """Point this process's Celery app at the private vhost (publishing only)."""
+    """Point this process's publishers at the private vhost: the workers' Celery app and, through
+    CELERY_BROKER_URL, the webapp's (replays)."""
     from workers.celery import app
 
     previous = app.conf.broker_url
     app.conf.broker_url = amqp_url
     app._pool = None
     app.amqp._producer_pool = None
-    yield amqp_url
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CELERY_BROKER_URL", amqp_url)
+        get_settings.cache_clear()
+        yield amqp_url
+    get_settings.cache_clear()
     app.conf.broker_url = previous
     app._pool = None
     app.amqp._producer_pool = None
@@ -59,13 +76,13 @@ def broker_queues(celery_broker):
             queue(channel).declare()
 
         def drain() -> list[dict]:
-            """Every message waiting in the pipeline queues: {queue, task, args}."""
+            """Every message waiting in the pipeline queues: {queue, task, args, chain}."""
             found = []
             for stage in STAGES:
                 while (message := channel.basic_get(stage.queue, no_ack=True)) is not None:
-                    args = json.loads(message.body)[0]
+                    args, _, embed = json.loads(message.body)
                     found.append({"queue": stage.queue, "task": message.headers["task"],
-                                  "args": args})
+                                  "args": args, "chain": embed.get("chain")})
             return found
 
         drain()

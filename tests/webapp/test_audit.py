@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
+from testkit.personas import bob, mallory
 from webapp.actions.audit import record_audit, verify_chain
 from webapp.models import AuditLog
 
@@ -15,10 +16,10 @@ pytestmark = pytest.mark.django_db
 
 def _three_rows() -> list[AuditLog]:
     return [
-        record_audit(actor="bob", action="skill.update", target_type="skill", target_id="echo",
+        record_audit(actor=bob.key, action="skill.update", target_type="skill", target_id="echo",
                      before={"enabled": True}, after={"enabled": False}),
         record_audit(actor="system", action="user.export", target_id="staff1", detail={"rows": 3}),
-        record_audit(actor="alice", action="setting.update", before=None, after={"v": "温度 0.2"}),
+        record_audit(actor="ops", action="setting.update", before=None, after={"v": "温度 0.2"}),
     ]
 
 
@@ -32,7 +33,7 @@ def test_each_row_links_to_the_previous_one():
 
 def test_the_orm_refuses_updates_and_deletes():
     row = _three_rows()[0]
-    row.actor = "mallory"
+    row.actor = mallory.key  # someone rewriting history
     with pytest.raises(PermissionError):
         row.save()
     with pytest.raises(PermissionError):

@@ -1,15 +1,24 @@
-"""Actions on the dead-letter queue: store a failed message, mark it replayed."""
+"""Actions on the dead-letter queue: store a failed message, mark it replayed, replay it."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import redis
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from webapp.actions.records import epoch_to_datetime, record_fields
+from conf.logs import message_context
+from conf.settings import get_settings
+from contract import keys
+from contract.pipeline import ARGSREPR, PREPROCESS, STAGE_BY_NAME, Stage, chain_field
+from webapp.actions.records import do_release_claim, epoch_to_datetime, record_fields
+from webapp.clients import key, publisher, redis_client
 from webapp.models import DeadLetter, MessageRecord, MessageStatus
+
+log = logging.getLogger(__name__)
 
 
 def do_dead_letter(msg_id: str, stage: str, payload: dict[str, Any], error: str) -> DeadLetter:
@@ -42,3 +51,60 @@ def do_mark_replayed(letter: DeadLetter) -> None:
             status=MessageStatus.PROCESSING, error=""
         )
     letter.refresh_from_db()
+
+
+def describe(letter: DeadLetter) -> str:
+    return f"#{letter.pk} {letter.msg_id} from {letter.stage} (replayed {letter.replay_count}x)"
+
+
+def do_replay_dead_letter(letter: DeadLetter) -> None:
+    """Re-run the pipeline from the letter's failed stage, answering at most once.
+
+    First the workers' Redis state that would stop the replay is cleared (key names from
+    contract.keys): from preprocess the replay is a new pipeline run, so the old claim is released;
+    an in-flight reply mark left by a crash becomes "not sent" (replaying is the operator's
+    decision), while a reply already sent stays sent (the replay then stops at deliver).
+    """
+    stage = STAGE_BY_NAME.get(letter.stage)
+    if stage is None:
+        raise ValueError(f"dead letter #{letter.pk} has unknown stage {letter.stage!r}")
+    with message_context(letter.msg_id, "replay"):
+        if stage == PREPROCESS:
+            redis_client().delete(key(keys.claim(letter.msg_id)))
+            do_release_claim(letter.msg_id)
+        if _reset_reply_state(letter.msg_id) == keys.REPLY_SENT:
+            log.warning("this message was already answered; the replay will not answer again")
+        # Marked first, published inside the same transaction: the replayed run's own status
+        # updates wait on this row's lock until the commit, so they always land after it.
+        # If publishing fails, the mark rolls back.
+        with transaction.atomic():
+            do_mark_replayed(letter)
+            _publish_from(stage, letter.payload)
+        log.info("replayed %s", describe(letter))
+
+
+def _reset_reply_state(msg_id: str) -> str:
+    """Apply the replay's reply-state change atomically (WATCH/MULTI); returns the previous state."""
+    name = key(keys.reply(msg_id))
+    ttl = get_settings().dedup_ttl_seconds
+    previous = ""
+
+    def reset(pipe: redis.client.Pipeline) -> None:  # rerun by redis-py if the key changes meanwhile
+        nonlocal previous
+        previous = str(pipe.get(name) or "")
+        new = keys.state_for_replay(previous)
+        pipe.multi()
+        if new is not None:
+            pipe.set(name, new, ex=ttl)
+
+    redis_client().transaction(reset, name)
+    return previous
+
+
+def _publish_from(stage: Stage, payload: dict[str, Any]) -> None:
+    """The task message of `stage` carrying the stages after it in its `chain` field: what the
+    workers' own chain publishes (tests/webapp/test_replay.py compares the two)."""
+    publisher().send_task(
+        stage.task, args=(payload,), queue=stage.queue, chain=chain_field(stage.name) or None,
+        argsrepr=ARGSREPR, kwargsrepr="{}",
+    )

@@ -1,10 +1,14 @@
-"""do_* actions for documents: keep the vector store in step with DocumentCollection and Document rows."""
+"""do_* actions for documents: collection and document rows, kept in step with the vector store."""
 
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
 
+from django.core.files import File
+from django.db import transaction
 from django.utils import timezone
 
 from conf.settings import get_settings
@@ -12,23 +16,44 @@ from skills.docsearch.embedded_pg import resolve_database_url
 from skills.docsearch.extract import ExtractionError
 from skills.docsearch.ingest import ingest
 from skills.docsearch.store import PgVectorStore, UnknownCollection
+from webapp.actions.audit import record_audit
 from webapp.models.documents import Document, DocumentCollection
 
 log = logging.getLogger(__name__)
-_store: PgVectorStore | None = None
-_store_lock = threading.Lock()
+
+# What changes a document's chunks: anything else (none today) is saved without re-ingesting.
+CONTENT_FIELDS = frozenset({"file", "title", "collection"})
+
+
+@lru_cache(maxsize=2)
+def _open_store(configured_url: str, data_dir: str) -> PgVectorStore:
+    store = PgVectorStore(resolve_database_url(configured_url, data_dir))
+    store.ensure_schema()
+    return store
 
 
 def vector_store() -> PgVectorStore:
-    """The process's vector store (VECTOR_DATABASE_URL, else the embedded pgvector), schema ensured."""
-    global _store
-    with _store_lock:
-        if _store is None:
-            s = get_settings()
-            store = PgVectorStore(resolve_database_url(s.vector_database_url, s.pgvector_data_dir))
-            store.ensure_schema()
-            _store = store
-        return _store
+    """The process's vector store (VECTOR_DATABASE_URL, else the embedded pgvector), schema ensured
+    once per process and configuration."""
+    s = get_settings()
+    return _open_store(s.vector_database_url, str(s.pgvector_data_dir))
+
+
+def _collection_row(collection: DocumentCollection) -> dict[str, Any]:
+    return {"name": collection.name, "departments": collection.department_ids}
+
+
+def do_save_collection(collection: DocumentCollection, actor: str) -> DocumentCollection:
+    """Create or update the collection row, audited, then its name and department rule in the vector
+    store (a rename moves its chunks)."""
+    previous = (DocumentCollection.objects.filter(pk=collection.pk).first() if collection.pk else None)
+    with transaction.atomic():
+        collection.save()
+        record_audit(actor=actor, action="document_collection.save", target_type="document_collection",
+                     target_id=str(collection.pk), before=previous and _collection_row(previous),
+                     after=_collection_row(collection))
+    do_sync_collection(collection, previous_name=previous.name if previous else "")
+    return collection
 
 
 def do_sync_collection(collection: DocumentCollection, previous_name: str = "") -> None:
@@ -39,8 +64,49 @@ def do_sync_collection(collection: DocumentCollection, previous_name: str = "") 
     store.set_collection(collection.name, collection.department_ids)
 
 
-def do_delete_collection(collection: DocumentCollection) -> None:
+def do_delete_collection(collection: DocumentCollection, actor: str) -> None:
+    """Take the collection out of the vector store, then delete its row and documents, audited."""
     vector_store().delete_collection(collection.name)
+    with transaction.atomic():
+        record_audit(actor=actor, action="document_collection.delete", target_type="document_collection",
+                     target_id=str(collection.pk), before=_collection_row(collection))
+        collection.delete()
+
+
+def _document_row(document: Document) -> dict[str, Any]:
+    return {"title": document.title, "collection": document.collection.name, "file": document.file.name}
+
+
+def do_save_document(document: Document, actor: str, *, changed: Iterable[str] = (),
+                     uploaded_by: Any = None) -> Document:
+    """Save an uploaded (no pk yet) or edited document, audited, and ingest it when it is new or
+    its file, title or collection changed (a move first takes its chunks out of the old collection)."""
+    created = document.pk is None
+    changed = set(changed)
+    previous = None if created else Document.objects.select_related("collection").get(pk=document.pk)
+    if previous is not None and "collection" in changed:
+        do_remove_document(previous)
+    if created:
+        document.uploaded_by = uploaded_by
+    with transaction.atomic():
+        document.save()
+        record_audit(actor=actor, action="document.save", target_type="document", target_id=str(document.pk),
+                     before=previous and _document_row(previous), after=_document_row(document))
+    if created or CONTENT_FIELDS & changed:
+        do_ingest_document(document)
+    return document
+
+
+def do_upload_document(collection: DocumentCollection, title: str, filename: str, content: File,
+                       actor: str) -> Document:
+    """Store `content` as the document `title` of the collection (replacing the stored original of
+    an earlier upload under that title) and ingest it."""
+    document = Document.objects.filter(collection=collection, title=title).first()
+    document = document or Document(collection=collection, title=title)
+    if document.file:
+        document.file.delete(save=False)  # the new upload replaces the stored original
+    document.file.save(filename, content, save=False)
+    return do_save_document(document, actor, changed={"file"})
 
 
 def do_ingest_document(document: Document) -> Document:
@@ -74,3 +140,12 @@ def do_ingest_document(document: Document) -> Document:
 def do_remove_document(document: Document, collection_name: str | None = None) -> None:
     """Take the document's chunks out of the vector store (before deleting or moving the row)."""
     vector_store().delete_document(collection_name or document.collection.name, document.doc_key)
+
+
+def do_delete_document(document: Document, actor: str) -> None:
+    """Take the document's chunks out of the vector store, then delete its row, audited."""
+    do_remove_document(document)
+    with transaction.atomic():
+        record_audit(actor=actor, action="document.delete", target_type="document", target_id=str(document.pk),
+                     before=_document_row(document))
+        document.delete()

@@ -2,10 +2,11 @@
 
 Stores covered: user profiles, message records, dead letters, reminders (and their firings),
 documents the user uploaded (by admin username = staff id), any webapp model that declares
-`PERSONAL_DATA_FIELDS = {"tenant": <field>, "user": <field>}` (e.g. routing logs), Redis
-sessions (own and their entries in shared group sessions), card owners and tap-to-send buttons,
-and the media files the user sent. The audit row of an export or erasure names the subject by a
-pseudonymous reference (sha256 of tenant and staff id), never by the id itself.
+`PERSONAL_DATA_FIELDS = {"tenant": <field>, "user": <field>}` (e.g. routing logs), and every
+store registered in `webapp.actions.personal_data` (the workers register Redis sessions, card
+owners, tap-to-send buttons and the media files users sent; both refuse to run while one is
+missing). The audit row of an export or erasure names the subject by a pseudonymous reference
+(sha256 of tenant and staff id), never by the id itself.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.forms.models import model_to_dict
 
-from conf.settings import get_settings
 from webapp.actions import versions
 from webapp.actions.audit import record_audit
+from webapp.actions.personal_data import registry
 from webapp.models import AuditLog, DeadLetter, Document, MessageRecord, Reminder, UserProfile
 
 
 def subject_ref(tenant_id: str, user_id: str) -> str:
     """How audit rows name the person: recomputable from the id, not readable as one."""
-    return hashlib.sha256(f"{tenant_id}\x1f{user_id}".encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(f"{tenant_id}\x1f{user_id}".encode()).hexdigest()[:32]
 
 
 def _rows(queryset: models.QuerySet) -> list[dict[str, Any]]:
@@ -69,9 +70,9 @@ def _declared_models() -> list[type[models.Model]]:
 
 def _declared(model: type[models.Model], tenant_id: str, user_id: str) -> models.QuerySet:
     if not user_id:  # an empty id would match every row without an owner (e.g. seeded examples)
-        return model.objects.none()
+        return model._default_manager.none()
     fields = model.PERSONAL_DATA_FIELDS  # type: ignore[attr-defined]
-    found = model.objects.filter(**{fields["user"]: user_id})
+    found = model._default_manager.filter(**{fields["user"]: user_id})
     return found.filter(**{fields["tenant"]: tenant_id}) if tenant_id and fields.get("tenant") else found
 
 
@@ -84,22 +85,12 @@ def _tenants(tenant_id: str, user_id: str) -> list[str]:
     return sorted(found)
 
 
-def media_store() -> Any:
-    """The files users sent (MEDIA_ROOT); imported late: the webapp loads without the workers."""
-    from workers.state.media_store import MediaStore
-
-    return MediaStore(get_settings().media_root)
-
-
 def collect(tenant_id: str, user_id: str) -> dict[str, Any]:
     """Everything stored about the person, as JSON primitives."""
-    from workers.state import session
-    from workers.state import buttons, cards
-
+    stores = registry.stores()  # before anything is read: refuse an export that would be partial
     tenants = _tenants(tenant_id, user_id)
-    store = media_store()
     profiles = _profiles(tenant_id, user_id)
-    return {
+    data: dict[str, Any] = {
         "user_id": user_id,
         "tenants": tenants,
         "postgresql": {
@@ -119,20 +110,26 @@ def collect(tenant_id: str, user_id: str) -> dict[str, Any]:
             )),
             **{m._meta.model_name: _rows(_declared(m, tenant_id, user_id)) for m in _declared_models()},
         },
-        "redis": {
-            "sessions": [s for t in tenants for s in session.export_user(t, user_id)],
-            "card_owners": [c for t in tenants for c in cards.export_user(t, user_id)],
-            "buttons": [b for t in tenants for b in buttons.export_user(t, user_id)],
-        },
-        "media": [item for t in tenants for item in store.list_user(t, user_id)],
     }
+    for store in stores:
+        *sections, leaf = store.name.split(".")
+        where = data
+        for section in sections:
+            where = where.setdefault(section, {})
+        where[leaf] = [item for t in tenants for item in store.export_user(t, user_id)]
+    return data
 
 
 def _counts(data: dict[str, Any]) -> dict[str, int]:
     counts = {f"postgresql.{k}": len(v) for k, v in data["postgresql"].items()}
-    counts.update({f"redis.{k}": len(v) for k, v in data["redis"].items()})
-    counts["media"] = len(data["media"])
+    counts.update({store.name: len(_at(data, store.name)) for store in registry.stores()})
     return counts
+
+
+def _at(data: dict[str, Any], name: str) -> Any:
+    for part in name.split("."):
+        data = data[part]
+    return data
 
 
 def do_export_user(tenant_id: str, user_id: str, actor: str) -> dict[str, Any]:
@@ -152,17 +149,9 @@ def do_erase_user(tenant_id: str, user_id: str, actor: str) -> dict[str, int]:
     Redis and files go first (idempotent), then PostgreSQL and the audit row in one transaction:
     if anything fails, running the command again finishes the job.
     """
-    from workers.state import session
-    from workers.state import buttons, cards
-
+    stores = registry.stores()  # refuse before erasing anything rather than erase a part
     tenants = _tenants(tenant_id, user_id)
-    store = media_store()
-    counts = {
-        "redis.session_entries": sum(session.erase_user(t, user_id) for t in tenants),
-        "redis.card_owners": sum(cards.erase_user(t, user_id) for t in tenants),
-        "redis.buttons": sum(buttons.erase_user(t, user_id) for t in tenants),
-        "media": sum(store.erase_user(t, user_id) for t in tenants),
-    }
+    counts = {store.name: sum(store.erase_user(t, user_id) for t in tenants) for store in stores}
     with transaction.atomic():
         records = _records(tenant_id, user_id)
         counts["postgresql.dead_letters"] = _dead_letters(tenant_id, user_id).delete()[0]

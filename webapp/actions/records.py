@@ -9,7 +9,9 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
-from webapp.models import MessageRecord, MessageStatus
+from webapp.models import DeliveryChannel as DeliveryChannel  # the workers' vocabulary, re-exported
+from webapp.models import MessageRecord
+from webapp.models import MessageStatus as MessageStatus
 
 
 def epoch_to_datetime(value: float | None) -> dt.datetime | None:
@@ -19,7 +21,7 @@ def epoch_to_datetime(value: float | None) -> dt.datetime | None:
     seconds = float(value)
     if seconds > 1e11:  # milliseconds
         seconds /= 1000.0
-    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
 
 
 def _statement_block() -> contextlib.AbstractContextManager[Any]:
@@ -91,15 +93,6 @@ def record_fields(record: Any) -> dict[str, Any]:
     if not isinstance(record, dict):
         return {}
     return {name: value for name, value in record.items() if name in RECORD_FIELDS}
-
-
-def do_record_stages(msg_id: str, **fields: Any) -> None:
-    """Write stage timestamps (epoch seconds) and attributes (skill, intent, ...) of msg_id."""
-    values = {
-        name: epoch_to_datetime(value) if name.endswith("_at") else value
-        for name, value in fields.items()
-    }
-    MessageRecord.objects.filter(msg_id=msg_id).update(**values)
 
 
 def do_mark_status(msg_id: str, status: str, error: str = "", **fields: Any) -> None:

@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone as dj_timezone
 
 from skills.schedule.recurrence import next_occurrence
+from webapp.actions.audit import record_audit
 from webapp.models.reminders import Reminder, ReminderFiring
 
 
@@ -113,3 +114,16 @@ def undelivered_firings(older_than: timedelta = timedelta(minutes=2), max_attemp
         .order_by("fired_at")[:100]
     )
     return [_payload(f.reminder, f) for f in firings]
+
+
+def do_cancel_reminders(reminder_ids: list[int], actor: str) -> int:
+    """An operator cancels pending reminders (admin); one audit row names them. Returns how many."""
+    with transaction.atomic():
+        pending = Reminder.objects.select_for_update().filter(pk__in=reminder_ids, status=Reminder.Status.PENDING)
+        cancelled = sorted(pending.values_list("pk", flat=True))
+        Reminder.objects.filter(pk__in=cancelled).update(status=Reminder.Status.CANCELLED)
+        if cancelled:
+            # Ids only: the titles are the users' own words.
+            record_audit(actor=actor, action="reminder.cancel", target_type="reminder",
+                         target_id=",".join(map(str, cancelled))[:256], detail={"ids": cancelled})
+    return len(cancelled)

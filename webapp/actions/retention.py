@@ -8,7 +8,7 @@ from django.db import transaction
 
 from conf.settings import get_settings
 from webapp.actions.audit import record_audit
-from webapp.actions.privacy import media_store
+from webapp.actions.personal_data import MEDIA, registry
 from webapp.actions.routing import do_purge_routed_turns
 
 DAY = 86400.0
@@ -18,7 +18,7 @@ def do_apply_retention(actor: str = "retention", now: float | None = None) -> di
     """Purge what is past ROUTED_TURN_RETENTION_DAYS / MEDIA_RETENTION_DAYS; returns the counts."""
     settings = get_settings()
     now = time.time() if now is None else now
-    media = media_store().purge_older_than(now - settings.media_retention_days * DAY)
+    media = registry.aged(MEDIA).purge_older_than(now - settings.media_retention_days * DAY)
     with transaction.atomic():
         turns = do_purge_routed_turns()
         counts = {"routed_turns": turns, "media_files": media}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -207,6 +208,10 @@ def do_activate_router(actor: str, model: RouterModel) -> RouterModel:
 def active_router_version() -> str | None:
     return (RouterModel.objects.filter(activated_at__isnull=False).order_by("-activated_at")
             .values_list("version", flat=True).first())
+
+
+def router_version_exists(version: str) -> bool:
+    return RouterModel.objects.filter(version=version).exists()
 
 
 def router_artefact(version: str) -> bytes | None:

@@ -7,7 +7,7 @@ import logging
 import redis
 from django.db import transaction
 
-from workers.resources import key, redis_client
+from webapp.clients import key, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -39,4 +39,5 @@ def publish_on_commit(scope: str, value: str | None = None) -> None:
 
 def read(scope: str) -> str | None:
     """The current value, or None when unset; raises redis errors for the caller to decide."""
-    return redis_client().get(version_key(scope))
+    value = redis_client().get(version_key(scope))
+    return None if value is None else str(value)

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
+from webapp.admin.base import ReadOnlyAdminMixin
 from webapp.models import AuditLog
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "created_at", "actor", "action", "tenant_id", "target_type", "target_id")
     list_filter = ("action", "target_type", "tenant_id")
     search_fields = ("actor", "action", "target_id")
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in AuditLog._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -9,11 +9,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from webapp.actions.documents import (
+    CONTENT_FIELDS,
     do_delete_collection,
+    do_delete_document,
     do_ingest_document,
-    do_remove_document,
-    do_sync_collection,
+    do_save_collection,
+    do_save_document,
 )
+from webapp.admin.base import actor
 from webapp.models.documents import Document, DocumentCollection
 
 
@@ -23,18 +26,14 @@ class DocumentCollectionAdmin(admin.ModelAdmin):
     search_fields = ("name",)
 
     def save_model(self, request: HttpRequest, obj: DocumentCollection, form: Any, change: bool) -> None:
-        previous = DocumentCollection.objects.filter(pk=obj.pk).values_list("name", flat=True).first() if change else ""
-        super().save_model(request, obj, form, change)
-        do_sync_collection(obj, previous_name=previous or "")
+        do_save_collection(obj, actor(request))
 
     def delete_model(self, request: HttpRequest, obj: DocumentCollection) -> None:
-        do_delete_collection(obj)
-        super().delete_model(request, obj)
+        do_delete_collection(obj, actor(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DocumentCollection]) -> None:
         for collection in queryset:
-            do_delete_collection(collection)
-        super().delete_queryset(request, queryset)
+            do_delete_collection(collection, actor(request))
 
 
 @admin.register(Document)
@@ -47,31 +46,25 @@ class DocumentAdmin(admin.ModelAdmin):
     actions = ("reingest",)
 
     def save_model(self, request: HttpRequest, obj: Document, form: Any, change: bool) -> None:
-        if change and "collection" in form.changed_data:
-            old = Document.objects.select_related("collection").get(pk=obj.pk)
-            do_remove_document(old)
-        if not change:
-            obj.uploaded_by = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
-        if not change or {"file", "title", "collection"} & set(form.changed_data):
-            self._ingest(request, obj)
+        do_save_document(obj, actor(request), changed=form.changed_data, uploaded_by=request.user)
+        if not change or CONTENT_FIELDS & set(form.changed_data):
+            self._report(request, obj)  # how the ingestion went
 
-    def _ingest(self, request: HttpRequest, obj: Document) -> None:
-        do_ingest_document(obj)
+    def _report(self, request: HttpRequest, obj: Document) -> None:
         level = messages.ERROR if obj.status == Document.Status.FAILED else (
             messages.WARNING if obj.status == Document.Status.DUPLICATE else messages.SUCCESS)
-        self.message_user(request, f"{obj.title}: {obj.get_status_display()}, {obj.n_chunks} chunks. {obj.error}", level)
+        text = f"{obj.title}: {obj.get_status_display()}, {obj.n_chunks} chunks. {obj.error}"
+        self.message_user(request, text, level)
 
     @admin.action(description="Re-ingest the selected documents")
     def reingest(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         for document in queryset.select_related("collection"):
-            self._ingest(request, document)
+            do_ingest_document(document)
+            self._report(request, document)
 
     def delete_model(self, request: HttpRequest, obj: Document) -> None:
-        do_remove_document(obj)
-        super().delete_model(request, obj)
+        do_delete_document(obj, actor(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         for document in queryset.select_related("collection"):
-            do_remove_document(document)
-        super().delete_queryset(request, queryset)
+            do_delete_document(document, actor(request))

@@ -8,7 +8,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from webapp.actions.deadletters import do_replay_dead_letter
 from webapp.actions.profiles import EDITABLE_FIELDS, do_update_profile
+from webapp.admin.base import ReadOnlyAdminMixin
 from webapp.models import DeadLetter, MessageRecord, UserProfile
 
 
@@ -32,21 +34,8 @@ class UserProfileAdmin(admin.ModelAdmin):
         do_update_profile(obj, changes, actor=request.user.get_username())
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by the pipeline: admins look, never edit."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(MessageRecord)
-class MessageRecordAdmin(ReadOnlyAdmin):
+class MessageRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "msg_id", "status", "skill", "conversation_type", "user", "channel",
         "received_at", "replied_at", "duplicate_count",
@@ -58,7 +47,7 @@ class MessageRecordAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdmin):
+class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "msg_id", "stage", "short_error", "created_at", "replayed_at",
                     "replay_count")
     list_filter = ("stage", ("replayed_at", admin.EmptyFieldListFilter))
@@ -75,12 +64,10 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay selected dead letters from their failed stage")
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        from workers.replay import replay
-
         done, failed = 0, []
         for letter in queryset:
             try:
-                replay(letter)
+                do_replay_dead_letter(letter)
                 done += 1
             except Exception as exc:  # report per letter; the others still go
                 failed.append(f"#{letter.pk}: {exc}")

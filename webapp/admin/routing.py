@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,7 +18,7 @@ from webapp.actions.routing import (
     do_save_intent_example,
     known_intents,
 )
-from webapp.admin.skills import actor
+from webapp.admin.base import ReadOnlyAdminMixin, actor
 from webapp.models.routing import IntentExample, RoutedTurn, RouterModel
 
 
@@ -56,7 +57,7 @@ class IntentExampleAdmin(admin.ModelAdmin):
 
 
 @admin.register(RouterModel)
-class RouterModelAdmin(admin.ModelAdmin):
+class RouterModelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("version", "created_at", "activated_at", "n_examples", "train_seconds", "size_bytes",
                     "val_accuracy")
     readonly_fields = ("version", "created_at", "activated_at", "created_by", "n_examples", "intents",
@@ -67,8 +68,7 @@ class RouterModelAdmin(admin.ModelAdmin):
     def val_accuracy(self, obj: RouterModel) -> Any:
         return (obj.metrics.get("val") or {}).get("in_scope_accuracy")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # `python manage.py train_router` makes new versions
+    # New versions come from `python manage.py train_router`.
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_staff and obj is None)
@@ -99,7 +99,7 @@ def _relabel_action(intent: str) -> Callable[..., None]:
 
 
 @admin.register(RoutedTurn)
-class RoutedTurnAdmin(admin.ModelAdmin):
+class RoutedTurnAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "short_text", "predicted_intent", "confidence", "skill", "decision",
                     "corrected_intent", "router_version")
     list_filter = ("decision", "predicted_intent", "skill", "corrected_intent", "router_version")
@@ -111,15 +111,12 @@ class RoutedTurnAdmin(admin.ModelAdmin):
     def short_text(self, obj: RoutedTurn) -> str:
         return obj.text[:60]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Actions need change permission on the list; single rows stay read-only.
         return bool(request.user.is_active and request.user.is_staff and obj is None)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+        actions: dict[str, Any] = super().get_actions(request)
         for intent in sorted(known_intents()):
             fn = _relabel_action(intent)
             actions[fn.__name__] = (fn, fn.__name__, f"Relabel as “{intent}” (adds a training example)")

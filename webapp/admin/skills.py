@@ -20,12 +20,9 @@ from webapp.actions.skills import (
     validate_remote_skill,
     validate_skill_config,
 )
+from webapp.admin.base import actor
 from webapp.knobs import KNOBS, KnobError, knob
 from webapp.models.skills import AdminSetting, RemoteSkill, SkillSetting
-
-
-def actor(request: HttpRequest) -> str:
-    return getattr(request.user, "username", "") or "admin"
 
 
 def _skill_choices() -> list[tuple[str, str]]:
@@ -57,7 +54,8 @@ class SkillSettingForm(forms.ModelForm):
         self.fields["config"].help_text = _config_help()
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("skill"):
             try:
                 data["config"] = validate_skill_config(data["skill"], data.get("config") or {})
@@ -94,7 +92,8 @@ class AdminSettingForm(forms.ModelForm):
         self.fields["value"].help_text = "JSON: a string in quotes, a number, or null for the default"
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("key"):
             try:
                 data["value"] = knob(data["key"]).clean(data.get("value"))
@@ -137,7 +136,8 @@ class RemoteSkillForm(forms.ModelForm):
         return intents
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if all(data.get(k) is not None for k in ("name", "url", "intents", "timeout_seconds")):
             try:
                 data["intents"] = validate_remote_skill(data["name"], data["url"], data["intents"],

@@ -18,7 +18,8 @@ def document_storage() -> FileSystemStorage:
 
 def _validate_departments(value: object) -> None:
     if not isinstance(value, list) or not all(isinstance(d, (str, int)) and str(d).strip() for d in value):
-        raise ValidationError('departments must be a JSON list of department ids, e.g. ["1001", "1002"]; [] means everyone')
+        raise ValidationError(
+            'departments must be a JSON list of department ids, e.g. ["1001", "1002"]; [] means everyone')
 
 
 class DocumentCollection(models.Model):

@@ -14,8 +14,7 @@ from django.db import connection
 from conf.settings import get_settings
 from skills.routing.router import Router
 from webapp.actions import versions
-from webapp.actions.routing import active_router_version, router_artefact
-from webapp.models.routing import RouterModel
+from webapp.actions.routing import active_router_version, router_artefact, router_version_exists
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class DatabaseArtefacts:
             log.debug("router version key unreadable, asking the database: %r", exc)
             version = None
         if version and version not in self._known:
-            if RouterModel.objects.filter(version=version).exists():
+            if router_version_exists(version):
                 self._known.add(version)
             else:  # e.g. a key left by another database on the same Redis prefix
                 if version not in self._unknown:  # said once, not at every poll

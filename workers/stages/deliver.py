@@ -10,8 +10,13 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from conf.settings import get_settings
 from skills.api import Reply
-from webapp.actions.records import do_mark_replied_if_pending, do_mark_status, record_fields
-from webapp.models import DeliveryChannel, MessageStatus
+from webapp.actions.records import (
+    DeliveryChannel,
+    MessageStatus,
+    do_mark_replied_if_pending,
+    do_mark_status,
+    record_fields,
+)
 from workers.state import reply_state
 from workers.dingtalk.api import DingTalkAPI, Throttled, WebhookExpired
 from workers.errors import DeliveryUnknown, PipelineError, PoisonMessage

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from conf.settings import get_settings
+from contract import keys
 from webapp.actions.records import do_claim_record, do_count_duplicate, do_release_claim
 from workers.errors import DuplicateMessage
 from workers.resources import key, redis_client
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def claim_key(msg_id: str) -> str:
-    return key(f"claim:{msg_id}")
+    return key(keys.claim(msg_id))
 
 
 def claim(msg_id: str, run_id: str, record_fields: dict[str, Any]) -> None:

@@ -1,16 +1,16 @@
 """Reply idempotency per msgId in Redis: which parts went out, and whether one is in flight.
 
-States of `{prefix}reply:{msg_id}`: absent (nothing sent), `next:<i>` (parts before i sent,
-nothing in flight), `sending:<i>` (part i in flight: if found by a retry, the outcome is
-unknown and it is never resent), `sent` (done).
+The key and its states (absent, `next:<i>`, `sending:<i>`, `sent`) are a contract with the
+webapp's replay: `contract.keys`.
 """
 
 from __future__ import annotations
 
 from conf.settings import get_settings
+from contract import keys
 from workers.resources import LuaScript, key, redis_client
 
-SENT = "sent"
+SENT = keys.REPLY_SENT
 
 # Compare-and-set: a state change only happens from the state the caller saw.
 _CAS = LuaScript("""
@@ -25,7 +25,7 @@ return 0
 
 
 def reply_key(msg_id: str) -> str:
-    return key(f"reply:{msg_id}")
+    return key(keys.reply(msg_id))
 
 
 def get(msg_id: str) -> str:
@@ -45,11 +45,11 @@ def swap(msg_id: str, expected: str, new: str) -> bool:
 
 
 def sending(index: int) -> str:
-    return f"sending:{index}"
+    return keys.reply_sending(index)
 
 
 def next_part(index: int) -> str:
-    return f"next:{index}"
+    return keys.reply_next(index)
 
 
 def first_unsent(state: str) -> int | None:
@@ -59,16 +59,3 @@ def first_unsent(state: str) -> int | None:
     if state.startswith("next:"):
         return int(state.split(":", 1)[1])
     return None
-
-
-def reset_for_replay(msg_id: str) -> str:
-    """Before a replay: an in-flight mark becomes 'not sent' (the operator chose to resend).
-
-    Returns the previous state; a 'sent' message stays sent, so a replay never answers twice.
-    """
-    client = redis_client()
-    previous = client.get(reply_key(msg_id)) or ""
-    if previous.startswith("sending:"):
-        index = int(previous.split(":", 1)[1])
-        client.set(reply_key(msg_id), next_part(index), ex=get_settings().dedup_ttl_seconds)
-    return previous

@@ -9,8 +9,10 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from skills.docsearch.extract import SUPPORTED_SUFFIXES
-from webapp.actions.documents import do_ingest_document, do_sync_collection
+from webapp.actions.documents import do_save_collection, do_sync_collection, do_upload_document
 from webapp.models.documents import Document, DocumentCollection
+
+ACTOR = "manage.py ingest_documents"
 
 
 def _files(paths: list[str]) -> list[Path]:
@@ -40,13 +42,8 @@ class Command(BaseCommand):
         collection = self._collection(options["collection"], options["departments"], options["public"])
         failed = 0
         for path in _files(options["paths"]):
-            document = Document.objects.filter(collection=collection, title=path.stem).first()
-            document = document or Document(collection=collection, title=path.stem)
-            if document.file:
-                document.file.delete(save=False)  # the new upload replaces the stored original
             with path.open("rb") as fh:
-                document.file.save(path.name, File(fh), save=True)
-            do_ingest_document(document)
+                document = do_upload_document(collection, path.stem, path.name, File(fh), actor=ACTOR)
             failed += document.status == Document.Status.FAILED
             self.stdout.write(f"{path}: {document.status}, {document.n_chunks} chunks {document.error}".rstrip())
         if failed:
@@ -61,6 +58,6 @@ class Command(BaseCommand):
                     "1001,1002 (restricted) or --public (everyone)"
                 )
             depts = [d.strip() for d in (departments or "").split(",") if d.strip()]
-            collection = DocumentCollection.objects.create(name=name, departments=depts)
+            return do_save_collection(DocumentCollection(name=name, departments=depts), actor=ACTOR)
         do_sync_collection(collection)
         return collection

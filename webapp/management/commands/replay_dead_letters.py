@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from webapp.actions.deadletters import describe, do_replay_dead_letter
 from webapp.models import DeadLetter
 
 
@@ -20,8 +21,6 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="list, do not replay")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from workers.replay import describe, replay
-
         ids: list[int] = options["ids"]
         if not ids and not options["all"]:
             raise CommandError("give --id N (repeatable) or --all")
@@ -35,7 +34,7 @@ class Command(BaseCommand):
             if options["dry_run"]:
                 self.stdout.write(f"would replay {describe(letter)}: {letter.error[:100]}")
             else:
-                replay(letter)
+                do_replay_dead_letter(letter)
                 self.stdout.write(f"replayed {describe(letter)}")
             count += 1
         verb = "would replay" if options["dry_run"] else "replayed"

@@ -1,18 +1,21 @@
-"""Dead letters replay from their failed stage, with the dedup/reply state cleared as needed."""
+"""Dead letters replay from their failed stage (the webapp publishes what the workers' chain would), with the
+dedup/reply state cleared as needed."""
 
 from __future__ import annotations
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from contract.pipeline import STAGES
 from testkit.envelopes import envelope
 from webapp.actions.deadletters import do_dead_letter
+from webapp.actions.deadletters import do_replay_dead_letter as replay
 from webapp.models import DeadLetter, MessageRecord, MessageStatus
-from workers.state import dedup, reply_state
+from workers.pipeline import chain_from
 from workers.stages.postprocess import postprocess
 from workers.stages.preprocess import preprocess
-from workers.replay import replay
 from workers.stages.run_skill import run_skill
+from workers.state import dedup, reply_state
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +36,7 @@ def test_a_dead_letter_marks_the_message_dead(worker_settings):
     assert record.status == MessageStatus.DEAD
     assert letter.pending
     # The stage stamps the payload carried are written with it (deliver never got to them).
+    assert record.preprocessed_at and record.skill_done_at and record.postprocessed_at
     assert record.preprocessed_at <= record.skill_done_at <= record.postprocessed_at
     assert record.skill == "echo" and record.user is not None
 
@@ -45,6 +49,7 @@ def test_replay_publishes_the_rest_of_the_chain_from_the_failed_stage(
     assert message["queue"] == "dtbot.postprocess"
     assert message["task"] == "dtbot.pipeline.postprocess"
     assert message["args"] == [letter.payload]
+    assert [s["task"] for s in message["chain"]] == ["dtbot.pipeline.deliver"]
     letter.refresh_from_db()
     assert letter.replay_count == 1 and letter.replayed_at is not None
     assert MessageRecord.objects.get(msg_id=letter.msg_id).status == MessageStatus.PROCESSING
@@ -101,3 +106,41 @@ def test_the_command_replays_by_id_and_all_pending(worker_settings, broker_queue
     assert "replayed 1 dead letter(s)" in capsys.readouterr().out
     second.refresh_from_db()
     assert second.replay_count == 1
+
+
+@pytest.mark.parametrize("stage", [s.name for s in STAGES])
+def test_the_replayed_message_is_what_the_workers_chain_publishes(stage, worker_settings, broker_queues):
+    letter = do_dead_letter(f"msg-{stage}", stage, {"msg_id": f"msg-{stage}", "turn": {"text": "hi"}}, "boom")
+    replay(letter)
+    chain_from(stage, letter.payload).apply_async()
+    replayed, workers_own = broker_queues()
+    # Celery's chain pre-assigns ids to the later stages; without them each gets one when published.
+    for sig in workers_own["chain"] or []:
+        del sig["options"]["task_id"], sig["options"]["reply_to"]
+    assert replayed == workers_own
+    assert replayed["task"] == f"dtbot.pipeline.{stage}"
+
+
+def test_a_letter_from_an_unknown_stage_is_refused_and_nothing_is_published(worker_settings, broker_queues):
+    letter = do_dead_letter("msg-x", "translate", {"msg_id": "msg-x"}, "boom")
+    with pytest.raises(ValueError, match="unknown stage 'translate'"):
+        replay(letter)
+    assert broker_queues() == []
+    letter.refresh_from_db()
+    assert letter.pending
+
+
+def test_a_broker_outage_fails_the_replay_and_rolls_its_mark_back(worker_settings, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from conf.settings import get_settings
+    from testkit.services import free_port
+
+    letter = dead_at("deliver", worker_settings)
+    monkeypatch.setenv("CELERY_BROKER_URL", f"amqp://guest:guest@127.0.0.1:{free_port()}//")
+    get_settings.cache_clear()
+    with pytest.raises(OperationalError):
+        replay(letter)
+    letter.refresh_from_db()
+    assert letter.pending and letter.replay_count == 0  # it can be replayed again once the broker is back
+    assert MessageRecord.objects.get(msg_id=letter.msg_id).status == MessageStatus.DEAD

@@ -1,0 +1,65 @@
+"""The skill settings, admin knobs and remote skills as plain data, read at one moment (what the
+workers' per-process settings cache holds; they never read these models themselves)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from webapp.crypto import DecryptionError, decrypt_text
+from webapp.knobs import KNOBS
+from webapp.models.skills import ALL_TENANTS as ALL_TENANTS  # re-exported: the "every tenant" row
+from webapp.models.skills import AdminSetting, RemoteSkill, SkillSetting
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    name: str
+    url: str
+    intents: tuple[str, ...]
+    timeout_seconds: float
+    token: str
+    enabled: bool
+    description: str
+    version: int
+
+
+@dataclass
+class Snapshot:
+    """Everything the pipeline needs to know about skills, as read at one moment."""
+
+    skills: dict[tuple[str, str], tuple[bool, dict[str, Any]]] = field(default_factory=dict)
+    knobs: dict[str, Any] = field(default_factory=dict)
+    remotes: dict[str, RemoteSpec] = field(default_factory=dict)
+
+    def setting(self, tenant_id: str, skill: str) -> tuple[bool, dict[str, Any]]:
+        return self.skills.get((tenant_id, skill)) or self.skills.get((ALL_TENANTS, skill)) or (True, {})
+
+    def knob(self, key: str) -> Any:
+        value = self.knobs.get(key)
+        return KNOBS[key].default if value is None else value
+
+    def skill_knobs(self, skill: str) -> dict[str, Any]:
+        """{Config field: value} of the admin knobs set for this skill (e.g. llm.temperature)."""
+        return {k.field: self.knobs[key] for key, k in KNOBS.items()
+                if k.skill == skill and self.knobs.get(key) is not None}
+
+
+def read_snapshot() -> Snapshot:
+    """Three small queries; secrets are decrypted here, once per change."""
+    snap = Snapshot()
+    for row in SkillSetting.objects.all():
+        snap.skills[(row.tenant_id, row.skill)] = (row.enabled, dict(row.config or {}))
+    snap.knobs = dict(AdminSetting.objects.values_list("key", "value"))
+    for r in RemoteSkill.objects.all():
+        try:
+            token = decrypt_text(r.token_encrypted)
+        except DecryptionError:
+            log.error("remote skill %s: cannot decrypt its token (FIELD_ENCRYPTION_KEY changed?); disabled", r.name)
+            continue
+        snap.remotes[r.name] = RemoteSpec(r.name, r.url, tuple(r.intents or ()), r.timeout_seconds, token,
+                                          r.enabled, r.description, r.version)
+    return snap
