@@ -30,7 +30,7 @@ from webapp.actions.deadletters import do_dead_letter  # noqa: E402
 from webapp.actions.retention import do_apply_retention  # noqa: E402
 from workers.stages import deliver, postprocess, preprocess, run_skill  # noqa: E402
 from workers.state import ordering, session  # noqa: E402
-from workers import reminders  # noqa: E402
+from workers import reminders, timeline  # noqa: E402
 from workers.celery import app  # noqa: E402
 from workers.dingtalk.api import Throttled  # noqa: E402
 from workers.errors import (  # noqa: E402
@@ -137,6 +137,12 @@ def pipeline_task(stage: Stage) -> Callable[[StageFunction], Task]:
         )
         @functools.wraps(fn)
         def task(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
+            # The stage's start and end ride in the payload (workers.timeline), written once at the end.
+            tries, worker = self.request.retries + 1, timeline.worker_name(self.request.hostname)
+            started = timeline.begin(payload, stage.name, tries, worker)
+            return timeline.end(guarded(self, payload), stage.name, started, tries, worker)
+
+        def guarded(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
             with message_context(msg_id_of(payload), stage.name):
                 try:
                     return fn(self, payload)

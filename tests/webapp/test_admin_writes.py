@@ -18,7 +18,8 @@ from webapp.models import AuditLog, Reminder, ReminderFiring
 
 pytestmark = pytest.mark.django_db
 
-READ_ONLY = {"auditlog", "messagerecord", "deadletter", "reminder", "reminderfiring", "routedturn", "routermodel"}
+READ_ONLY = {"auditlog", "messagerecord", "deadletter", "reminder", "reminderfiring", "routedturn", "routermodel",
+             "settingversion"}
 
 
 def webapp_admins() -> dict[str, ModelAdmin]:

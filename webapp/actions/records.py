@@ -82,9 +82,10 @@ def do_release_claim(msg_id: str) -> None:
     MessageRecord.objects.filter(msg_id=msg_id).update(claimed_by="")
 
 
-# What a pipeline payload's `record` may set on the row (stage timestamps as epoch seconds).
+# What a pipeline payload's `record` may set on the row (stage timestamps as epoch seconds, and the
+# stages' stamps in `timeline`: workers.timeline).
 RECORD_FIELDS = frozenset({"user_id", "skill", "intent", "preprocessed_at", "skill_done_at",
-                           "postprocessed_at"})
+                           "postprocessed_at", "timeline"})
 
 
 def record_fields(record: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from conf.settings import get_settings
 from skills import registry
 from skills.language import is_chinese
 from skills.routing import embedders as emb
-from skills.routing.cache import EmbeddingCache, fill
+from skills.routing.cache import EmbeddingCache, Progress, fill
 from skills.routing.router import Router
 from webapp.actions import versions
 from webapp.actions.audit import record_audit
@@ -139,7 +139,7 @@ def embedding_cache_path() -> Path:
     return Path(get_settings().router_dir) / "embeddings.sqlite3"
 
 
-def do_embed_intent_examples() -> int:
+def do_embed_intent_examples(progress: Progress | None = None) -> int:
     """Embed the enabled examples the training cache lacks, with the models train_router will pick.
 
     Bulk writes (seed_intents, import_intents) call this, so embedding 15k examples (minutes on two
@@ -152,13 +152,13 @@ def do_embed_intent_examples() -> int:
         return 0
     cache = EmbeddingCache(embedding_cache_path())
     try:
-        return fill(emb.build(emb.auto_names(texts)), texts, cache)
+        return fill(emb.build(emb.auto_names(texts)), texts, cache, progress)
     finally:
         cache.close()
 
 
 def do_train_router(actor: str = "system", *, activate: bool = True,
-                    rows: Iterable[dict[str, str]] | None = None) -> RouterModel:
+                    rows: Iterable[dict[str, str]] | None = None, progress: Progress | None = None) -> RouterModel:
     """Train on the enabled examples (seeding first when there are none), store the artefact in the
     database and, with `activate`, make it the router every worker swaps to."""
     if rows is None:
@@ -169,7 +169,7 @@ def do_train_router(actor: str = "system", *, activate: bool = True,
     if len({r["intent"] for r in rows}) < 2:
         raise RoutingError("need examples of at least two intents to train a router")
     started = time.perf_counter()
-    router = Router.train(rows, cache=embedding_cache_path())
+    router = Router.train(rows, cache=embedding_cache_path(), progress=progress)
     with tempfile.TemporaryDirectory() as tmp:
         data = router.save(Path(tmp) / "router.npz").read_bytes()
     seconds = time.perf_counter() - started

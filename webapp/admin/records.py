@@ -1,4 +1,5 @@
-"""Admin of people and messages: profiles (editable), message records (read-only), dead letters (replayable)."""
+"""Admin of people and messages: profiles (editable), message records (read-only, with their timeline
+page), dead letters (replayable)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import URLPattern, reverse
+from django.utils.html import format_html
 
 from webapp.actions.deadletters import do_replay_dead_letter
 from webapp.actions.profiles import EDITABLE_FIELDS, do_update_profile
+from webapp.admin import timeline
 from webapp.admin.base import ReadOnlyAdminMixin
 from webapp.models import DeadLetter, MessageRecord, UserProfile
 
@@ -38,12 +42,20 @@ class UserProfileAdmin(admin.ModelAdmin):
 class MessageRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "msg_id", "status", "skill", "conversation_type", "user", "channel",
-        "received_at", "replied_at", "duplicate_count",
+        "received_at", "replied_at", "duplicate_count", "timeline_link",
     )
     list_filter = ("status", "channel", "conversation_type", "skill", "tenant_id")
     search_fields = ("msg_id", "conversation_id", "user__staff_id", "user__nick", "claimed_by")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
+
+    @admin.display(description="timeline")
+    def timeline_link(self, record: MessageRecord) -> str:
+        return format_html('<a href="{}">timeline</a>', reverse("admin:webapp_messagerecord_timeline",
+                                                                 args=[record.pk]))
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*timeline.urls(), *super().get_urls()]
 
 
 @admin.register(DeadLetter)

@@ -41,7 +41,7 @@ class KeywordRouter:
 
     def route(self, turn: Turn) -> Route:
         settings = skill_settings.cache()
-        enabled = settings.enabled_skills(turn.tenant_id)
+        enabled = settings.enabled_skills(turn.tenant_id, turn.conversation_id)
         words = turn.text.strip().lower()
         if "help" in enabled and any(words.startswith(word) for word in HELP_WORDS):
             return Route(intent="help", skill="help", confidence=1.0, decision="keyword")
@@ -128,9 +128,10 @@ class EmbeddingRouter:
         settings = skill_settings.cache()
         thresholds = Thresholds(high=float(settings.knob("router.high_confidence")),
                                 option_floor=float(settings.knob("router.option_floor")))
+        where = (turn.tenant_id, turn.conversation_id)
         return decide(
-            prediction, turn, enabled=settings.enabled_skills(turn.tenant_id), intent_skill=settings.intent_map(),
-            fallback=settings.fallback_skill(turn.tenant_id), thresholds=thresholds, label_of=label_of,
+            prediction, turn, enabled=settings.enabled_skills(*where), intent_skill=settings.intent_map(),
+            fallback=settings.fallback_skill(*where), thresholds=thresholds, label_of=label_of,
             version=version,
         )
 
@@ -152,9 +153,10 @@ def decide_turn(turn: Turn) -> tuple[Turn, dict[str, Any] | None]:
     """The turn with intent, skill and confidence set, and a reply to send instead of running a
     skill (a clarifying question) or None. Button callbacks go back to the skill they belong to."""
     settings = skill_settings.cache()
+    where = (turn.tenant_id, turn.conversation_id)
     decision = callback_route(
-        turn, enabled=settings.enabled_skills(turn.tenant_id), intent_skill=settings.intent_map(),
-        skills=set(registry.SKILLS) | set(settings.snapshot().remotes), fallback=settings.fallback_skill(turn.tenant_id),
+        turn, enabled=settings.enabled_skills(*where), intent_skill=settings.intent_map(),
+        skills=set(registry.SKILLS) | set(settings.snapshot().remotes), fallback=settings.fallback_skill(*where),
     ) or _router.route(turn)
     changes: dict[str, Any] = {"intent": decision.intent, "skill": decision.skill, "confidence": decision.confidence}
     if decision.text is not None:
@@ -176,7 +178,7 @@ def _log(turn: Turn, decision: Route) -> None:
             msg_id=turn.msg_id, tenant_id=turn.tenant_id, user_id=turn.user_id, text=turn.text,
             predicted_intent=decision.predicted or decision.intent, confidence=decision.confidence,
             top=[[i, p] for i, p in decision.top], skill=decision.skill, decision=decision.decision,
-            router_version=decision.router_version,
+            router_version=decision.router_version, router_stage=decision.stage,
         )
     except DatabaseError:  # the log helps relabelling; it must not cost the user an answer
         log.warning("could not log the routed turn", exc_info=True)

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import phrases, skill_settings
+from workers import phrases, skill_settings, timeline
 from workers.stages import ai_card
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,10 @@ def call_with_timeout(
     return outcome["reply"]
 
 
-def _answered(payload: dict[str, Any], reply: dict[str, Any], outcome: str) -> dict[str, Any]:
-    record = dict(payload.get("record") or {}, skill_done_at=time.time())
+def _answered(payload: dict[str, Any], reply: dict[str, Any], outcome: str,
+              llm: dict[str, Any] | None = None) -> dict[str, Any]:
+    record = timeline.note(payload.get("record"), llm=llm, outcome=outcome)
+    record["skill_done_at"] = time.time()
     return {**payload, "reply": reply, "outcome": outcome, "record": record}
 
 
@@ -99,9 +101,14 @@ def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
         return _answered(payload, done.to_dict(), "ok")
     # The tenant's configuration of the skill (admin settings); remote skills resolve here too.
     settings = skill_settings.cache()
-    skill = settings.skill(turn.tenant_id, turn.skill or registry.FALLBACK_SKILL)
+    name = turn.skill or registry.FALLBACK_SKILL
+    if not settings.allows(turn.tenant_id, name, turn.conversation_id):
+        # Switched off after routing chose it (or a button of it was tapped): the switch wins.
+        log.info("skill %s is switched off here; not running it", name)
+        return _answered(payload, Reply(text=phrases.phrase("skill_off", turn.locale)).to_dict(), "switched_off")
+    skill = settings.skill(turn.tenant_id, name)
     if skill.needs_catalog:
-        turn = turn.replace(catalog=settings.catalog(turn.tenant_id))
+        turn = turn.replace(catalog=settings.catalog(turn.tenant_id, turn.conversation_id))
     robot_code = str((payload.get("delivery") or {}).get("robot_code") or "")
     cards = ai_card.cards_enabled()
     if cards and ai_card.streams(skill):
@@ -109,7 +116,7 @@ def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
         # failure of the skill ends on it as a polite, finalized error.
         chunks = ai_card.LazyAnswer(skill, turn)
         reply, outcome = ai_card.stream_answer(turn, robot_code, chunks, skill.timeout_seconds)
-        return _answered(payload, reply.to_dict(), outcome)
+        return _answered(payload, reply.to_dict(), outcome, llm=chunks.timing())
     started = time.monotonic()
     try:
         result = call_with_timeout(skill, turn, skill.timeout_seconds, join=not cards)
