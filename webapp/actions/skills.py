@@ -15,6 +15,7 @@ from webapp.actions import versions
 from webapp.actions.audit import record_audit
 from webapp.crypto import encrypt_text
 from webapp.knobs import knob
+from webapp.models.audit import AuditAction
 from webapp.models.skills import ALL_TENANTS, AdminSetting, RemoteSkill, SkillSetting
 
 
@@ -61,7 +62,7 @@ def do_update_skill_setting(
         row.updated_by = actor
         row.save()
         record_audit(
-            actor=actor, action="skill_setting.update", target_type="skill_setting",
+            actor=actor, action=AuditAction.SKILL_SETTING_UPDATE, target_type="skill_setting",
             target_id=f"{tenant_id}/{skill}", tenant_id=tenant_id, before=before,
             after={"enabled": row.enabled, "config": _redacted(skill, clean)},
             detail={"version": row.version},
@@ -85,7 +86,7 @@ def do_update_admin_setting(actor: str, key: str, value: Any) -> AdminSetting:
         row.version += 1
         row.updated_by = actor
         row.save()
-        record_audit(actor=actor, action="admin_setting.update", target_type="admin_setting",
+        record_audit(actor=actor, action=AuditAction.ADMIN_SETTING_UPDATE, target_type="admin_setting",
                      target_id=key, before=before, after=cleaned, detail={"version": row.version})
         versions.publish_on_commit(versions.SETTINGS)
     return row
@@ -116,7 +117,7 @@ def do_save_remote_skill(
         row.version += 1
         row.updated_by = actor
         row.save()
-        record_audit(actor=actor, action="remote_skill.save", target_type="remote_skill", target_id=name,
+        record_audit(actor=actor, action=AuditAction.REMOTE_SKILL_SAVE, target_type="remote_skill", target_id=name,
                      before=before, after=row.snapshot(),
                      detail={"token_changed": token is not None})
         versions.publish_on_commit(versions.SETTINGS)
@@ -152,7 +153,7 @@ def _intents_of_other_remotes(name: str, intents: Sequence[str]) -> set[str]:
 
 def do_delete_remote_skill(actor: str, row: RemoteSkill) -> None:
     with transaction.atomic():
-        record_audit(actor=actor, action="remote_skill.delete", target_type="remote_skill",
+        record_audit(actor=actor, action=AuditAction.REMOTE_SKILL_DELETE, target_type="remote_skill",
                      target_id=row.name, before=row.snapshot(), after=None)
         row.delete()
         versions.publish_on_commit(versions.SETTINGS)
