@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run test test-fast venv services migrate bench bench-ack lint clean
+.PHONY: run test test-fast test-unit test-clock venv services migrate bench bench-ack lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -27,6 +27,16 @@ test: venv services
 
 test-fast: venv services
 	$(PY) -m pytest -m "not slow"
+
+# Tests that need no service and start no process: no `services` prerequisite on purpose
+# (tests/support/tiers.py selects them by their fixtures and fails any that reaches a service).
+test-unit: venv
+	$(PY) -m pytest -m unit
+
+# The whole suite with every process's clock shifted to late evening / small hours around a month
+# end (bin/test-clock -t "YYYY-MM-DD HH:MM" for other moments): no test may depend on the time.
+test-clock: venv
+	bin/test-clock
 
 bench: migrate
 	$(PY) bench/pipeline.py

@@ -17,9 +17,9 @@ def robot_message(
     msg_id: str | None = None,
     conversation_type: str = "1",
     conversation_id: str | None = None,
-    staff_id: str = "alice",
+    staff_id: str | None = None,
     sender_id: str | None = None,
-    nick: str = "Alice",
+    nick: str | None = None,
     corp_id: str = "corp-test",
     robot_code: str = "robot-test",
     webhook: str = "https://oapi.dingtalk.com/robot/sendBySession?session=test",
@@ -27,7 +27,13 @@ def robot_message(
     msgtype: str = "text",
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The decoded `data` of a robot CALLBACK push."""
+    """The decoded `data` of a robot CALLBACK push; from alice unless the sender is given
+    (a persona's own `robot_message` fills these in)."""
+    if staff_id is None:
+        from testkit.personas import ALICE  # personas build on this module
+
+        staff_id, nick, sender_id = ALICE.staff_id, nick or ALICE.nick, sender_id or ALICE.sender_id
+    nick = "" if nick is None else nick
     now_ms = int(time.time() * 1000)
     data: dict[str, Any] = {
         "msgId": msg_id or f"msg{uuid.uuid4().hex}==",
@@ -85,12 +91,17 @@ def card_callback(
     *,
     action_ids: list[str] | None = None,
     params: dict[str, Any] | None = None,
-    user_id: str = "alice",
+    user_id: str | None = None,
     corp_id: str = "corp-test",
     space_type: str = "IM_ROBOT",
     space_id: str = "",
 ) -> dict[str, Any]:
-    """The decoded `data` of a card callback push (§5): `content` is a JSON *string*."""
+    """The decoded `data` of a card callback push (§5): `content` is a JSON *string*; alice clicks
+    unless `user_id` (a staff id) says who."""
+    if user_id is None:
+        from testkit.personas import ALICE
+
+        user_id = ALICE.staff_id
     private = {"actionIds": list(action_ids or []), "params": dict(params or {})}
     return {
         "outTrackId": out_track_id,

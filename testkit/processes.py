@@ -26,12 +26,19 @@ class WorkerProcess(subprocess.Popen[bytes]):
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+def python_path(inherited: str | None = None) -> str:
+    """PYTHONPATH for a child process: the repository first, then what this process inherited
+    (bin/test-clock's shifted clock travels that way)."""
+    inherited = os.environ.get("PYTHONPATH", "") if inherited is None else inherited
+    return os.pathsep.join([str(ROOT), *filter(None, inherited.split(os.pathsep))])
+
+
 def worker_env(base: dict[str, str] | None = None, **overrides: str) -> dict[str, str]:
     """The current environment plus test overrides (CELERY_BROKER_URL, DATABASE_URL, ...)."""
     env = dict(os.environ if base is None else base)
     env.update(overrides)
     env.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = python_path(env.get("PYTHONPATH", ""))
     # The parent test process may run under pytest-django; workers read only the env.
     env.pop("PYTEST_CURRENT_TEST", None)
     return env

@@ -16,6 +16,7 @@ import psutil
 
 from testkit import processes
 from testkit.services import free_port
+from testkit.waits import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -62,12 +63,7 @@ class Proc:
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
     """Poll `check` until true; raise TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+    wait_for(check, timeout, what, interval)
 
 
 class Stack:
@@ -100,7 +96,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DINGTALK_", "CELERY_"))}
         env.update(
             {
-                "PYTHONPATH": str(ROOT),
+                "PYTHONPATH": processes.python_path(),
                 "PYTHONUNBUFFERED": "1",
                 "DJANGO_SETTINGS_MODULE": "webapp.settings",
                 "CELERY_BROKER_URL": self.broker_url,

@@ -10,7 +10,7 @@ import pytest
 
 from testkit import services
 
-pytest_plugins = ("tests.support.fixtures", "tests.support.stack_fixtures")
+pytest_plugins = ("pytester", "tests.support.tiers", "tests.support.fixtures", "tests.support.stack_fixtures")
 
 
 @pytest.fixture(scope="session")

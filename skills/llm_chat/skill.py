@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,9 +71,11 @@ class ChatStream(Iterator[str]):
     button): the reader then ends quietly instead of reporting a fault.
     """
 
-    def __init__(self, stream: Any, *, deadline: float, locale: str, msg_id: str = "") -> None:
+    def __init__(self, stream: Any, *, deadline: float, locale: str, msg_id: str = "",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._stream = stream
         self._deadline = deadline
+        self._clock = clock
         self._locale = locale
         self._msg_id = msg_id
         self._closed = False
@@ -98,7 +100,7 @@ class ChatStream(Iterator[str]):
     def _read(self) -> Iterator[str]:
         try:
             for chunk in self._stream:
-                if time.monotonic() > self._deadline:
+                if self._clock() > self._deadline:
                     raise self._fail("timeout", "total answer time exceeded")
                 if not chunk.choices:
                     continue  # e.g. the usage chunk
@@ -134,10 +136,11 @@ class LLMChatSkill(AISkillPlugin):
     # Answers are a stream: the skills worker runs execute inside an AI card's iterator.
     streams = True
 
-    def __init__(self, config: SkillConfig | None = None) -> None:
+    def __init__(self, config: SkillConfig | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(config)
         assert isinstance(self.config, LLMChatConfig)
         self.cfg: LLMChatConfig = self.config
+        self._clock = clock  # monotonic seconds; tests pass one they move by hand
         self._lock = threading.Lock()
         self._client: openai.OpenAI | None = None
         self._model = self.cfg.model
@@ -185,7 +188,7 @@ class LLMChatSkill(AISkillPlugin):
             return Reply(text=phrase("empty", turn.locale))
         cfg = self.cfg
         messages = build_messages(cfg.system_prompt, turn.history, question, cfg.history_token_budget)
-        started = time.monotonic()
+        started = self._clock()
         try:
             stream = self.client().chat.completions.create(
                 model=self.model(),
@@ -199,5 +202,6 @@ class LLMChatSkill(AISkillPlugin):
             log.warning("llm request failed msg_id=%s kind=%s: %r", turn.msg_id, key, exc)
             raise SkillError(f"LLM {key}: {exc!r}", phrase(key, turn.locale)) from exc
         return ChatStream(
-            stream, deadline=started + cfg.total_timeout_seconds, locale=turn.locale, msg_id=turn.msg_id
+            stream, deadline=started + cfg.total_timeout_seconds, locale=turn.locale, msg_id=turn.msg_id,
+            clock=self._clock,
         )

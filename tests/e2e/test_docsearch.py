@@ -11,6 +11,7 @@ import pytest
 
 from sandbox.dingtalk.messages import corp_id
 from sandbox.llm import STUB_MARK
+from testkit.personas import Persona, alice, bob
 from testkit.stack import ROOT, SANDBOX_CLIENT_ID, Stack
 from tests.support.skill_stack import run_bot, start_skills
 from webapp.models import UserProfile
@@ -52,8 +53,8 @@ def ingest(bot: Stack, path: Path, collection: str, *access: str) -> None:
     assert "ready" in out.stdout, out.stdout
 
 
-def ask(client, user: str, text: str) -> str:
-    message = client.send_message(text, user_id=user)
+def ask(client, user: Persona, text: str) -> str:
+    message = user.send(client, text)
     [reply] = client.wait_for_replies(1, timeout=60, msg_id=message["msgId"])
     return reply["text"]
 
@@ -68,32 +69,32 @@ def test_answers_cite_documents_and_never_show_a_department_only_collection_to_o
     handbook.write_text(HANDBOOK, encoding="utf-8")
     bonus.write_text(BONUS, encoding="utf-8")
     tenant = corp_id(SANDBOX_CLIENT_ID)
-    UserProfile.objects.create(tenant_id=tenant, staff_id="alice", department="1001")  # finance
-    UserProfile.objects.create(tenant_id=tenant, staff_id="bob", department="2002")  # sales
+    UserProfile.objects.create(tenant_id=tenant, staff_id=alice.staff_id, department="1001")  # finance
+    UserProfile.objects.create(tenant_id=tenant, staff_id=bob.staff_id, department="2002")  # sales
 
     client = run_bot(stack, VECTOR_DATABASE_URL=pgvector_url, LLM_BASE_URL="")
     ingest(stack, handbook, "handbook", "--public")
     ingest(stack, bonus, "finance", "--departments", "1001")
 
     # Without an LLM: the best passages, each under its citation.
-    answer = ask(client, "alice", BONUS_QUESTION)
+    answer = ask(client, alice, BONUS_QUESTION)
     assert "《Finance bonus policy》 › Finance bonus policy > Year-end bonus" in answer  # title › section
     assert SECRET in answer
-    leave = ask(client, "alice", LEAVE_QUESTION)
+    leave = ask(client, alice, LEAVE_QUESTION)
     assert "《Employee handbook》" in leave and "15 days" in leave
-    outsider = ask(client, "bob", BONUS_QUESTION)
+    outsider = ask(client, bob, BONUS_QUESTION)
     assert SECRET not in outsider and "Finance bonus policy" not in outsider
-    assert "15 days" in ask(client, "bob", LEAVE_QUESTION)
+    assert "15 days" in ask(client, bob, LEAVE_QUESTION)
 
     # With the stub LLM: the answer is written from the retrieved chunks only, sources appended.
     [skills] = [p for p in stack.procs if p.role == "worker-skills" and p.alive()]
     stack.kill(skills)
     start_skills(stack, LLM_BASE_URL=stub.base_url, LLM_MODEL="stub-llm")
-    written = ask(client, "alice", BONUS_QUESTION)
+    written = ask(client, alice, BONUS_QUESTION)
     assert written.startswith(STUB_MARK)
     assert "**Sources**" in written and "《Finance bonus policy》" in written
     alices = len(stub.state.requests)
-    outsider = ask(client, "bob", BONUS_QUESTION)
+    outsider = ask(client, bob, BONUS_QUESTION)
     assert SECRET not in outsider and "Finance bonus policy" not in outsider
     assert not any(SECRET in line for r in stub.state.requests[alices:] for line in prompt_lines(r))
 

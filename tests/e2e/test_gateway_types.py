@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -12,6 +13,7 @@ import redis
 from contract.envelope import TOPIC_CARD_CALLBACK
 from sandbox.client import SandboxClient
 from testkit.envelopes import card_callback
+from testkit.personas import alice, bob
 from testkit.stack import Stack
 from workers.dingtalk.card_streamer import out_track_id_for
 from workers.phrases import phrase
@@ -40,8 +42,8 @@ def check_text(r: dict, reply: dict) -> None:
 
 def check_group(r: dict, reply: dict) -> None:
     assert r["text"] == "ask @bob about it"
-    assert r["params"]["mentions"] == ["bob"] and r["params"]["bot_mentioned"] is True
-    assert reply["body"]["at"]["atUserIds"] == ["carol"]  # the asker is @-mentioned
+    assert r["params"]["mentions"] == [bob.staff_id] and r["params"]["bot_mentioned"] is True
+    assert reply["body"]["at"]["atUserIds"] == [alice.staff_id]  # the asker is @-mentioned
 
 
 def check_quote(r: dict, reply: dict) -> None:
@@ -82,8 +84,8 @@ def check_link(r: dict, reply: dict) -> None:
 # name → (message fields for POST /sandbox/messages, check of the probe report)
 CASES: dict[str, tuple[dict[str, Any], Callable[[dict, dict], None]]] = {
     "text": ({"text": "hello there"}, check_text),
-    "group text with mentions": ({"text": "ask @bob about it", "conversation_type": "2", "user_id": "carol",
-                                  "at_users": ["bob"]}, check_group),
+    "group text with mentions": ({"text": "ask @bob about it", "conversation_type": "2",
+                                  "user_id": alice.staff_id, "at_users": [bob.staff_id]}, check_group),
     "quoted reply": ({"text": "and this?", "content": {"isReplyMsg": True, "repliedMsg": {
         "msgId": "msgQUOTED==", "msgType": "text", "senderId": "$:x", "content": {"text": "the plan"}}}}, check_quote),
     "richText": ({"msgtype": "richText", "content": {"richText": [
@@ -123,7 +125,8 @@ def bot(stack: Stack) -> SandboxClient:
 
 
 def send_all(client: SandboxClient, cases: dict[str, tuple[dict[str, Any], Any]]) -> dict[str, dict]:
-    """Inject every case (each from its own user), wait for one reply each; name → reply."""
+    """Inject every case, wait for one reply each; name → reply. Each case comes from a user of its
+    own (u0, u1, …; more people than the personas) so no case waits in another's conversation."""
     sent = {name: client.send_message(**{"user_id": f"u{i}", **fields}) for i, (name, (fields, _)) in
             enumerate(cases.items())}
     replies: dict[str, dict] = {}
@@ -160,14 +163,14 @@ def test_unreadable_messages_get_a_polite_answer_and_nothing_crashes(bot: Sandbo
 
 
 def test_card_buttons_and_forms_come_back_to_the_skill_and_stop_sets_the_flag(bot: SandboxClient, stack: Stack):
-    asked = bot.send_message("card please", user_id="dora")
+    asked = alice.send(bot, "card please")
     bot.wait_for_replies(1, timeout=30, msg_id=None, via="card")
     out_track_id = out_track_id_for(f"{asked['msgId']}:0")
     assert bot.card(out_track_id)["cardTemplateId"] == "tpl.probe-form"
 
     bot.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["submit"],
-                                                params={"query": "leave policy"}, user_id="dora"))
-    bot.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["go"], user_id="dora"))
+                                                params={"query": "leave policy"}, user_id=alice.staff_id))
+    bot.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["go"], user_id=alice.staff_id))
     answers = bot.wait_for_replies(2, timeout=30, msg_id=asked["msgId"])  # on the card message's webhook
     reports = sorted((report(a) for a in answers), key=lambda r: r["params"]["type"])
     button, form = reports
@@ -175,7 +178,7 @@ def test_card_buttons_and_forms_come_back_to_the_skill_and_stop_sets_the_flag(bo
     assert button["params"]["params"] == {"x": "1"} and button["msgtype"] == "card_callback"
     assert form["params"]["fields"] == {"query": "leave policy"} and form["text"] == "leave policy"
 
-    bot.push(TOPIC_CARD_CALLBACK, card_callback("streaming-card-1", action_ids=["stop"], user_id="dora"))
+    bot.push(TOPIC_CARD_CALLBACK, card_callback("streaming-card-1", action_ids=["stop"], user_id=alice.staff_id))
     flags = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     deadline = time.monotonic() + 20
     while not flags.exists(f"{stack.redis_prefix}cancel:streaming-card-1") and time.monotonic() < deadline:
@@ -186,7 +189,7 @@ def test_card_buttons_and_forms_come_back_to_the_skill_and_stop_sets_the_flag(bo
 
 
 def test_a_media_only_message_lands_under_the_media_root(bot: SandboxClient, stack: Stack):
-    sent = bot.send_message(msgtype="picture", content={"downloadCode": "img-1"}, user_id="erik")
+    sent = alice.send(bot, msgtype="picture", content={"downloadCode": "img-1"})
     [reply] = bot.wait_for_replies(1, timeout=30, msg_id=sent["msgId"])
     assert report(reply)["attachments"][0]["readable"]
     stored = [p for p in (stack.log_dir.parent / "media").rglob("*.png")]

@@ -11,8 +11,10 @@ import redis
 from contract.envelope import TOPIC_CARD_CALLBACK
 from sandbox.llm import STUB_MARK, StubLLMServer
 from testkit.envelopes import card_callback
+from testkit.personas import alice, bob
 from testkit.stack import Stack
-from tests.support.skill_stack import CARD_TEMPLATE, card_of, finished_card, run_bot, start_skills, wait_for
+from testkit.waits import wait_for
+from tests.support.skill_stack import CARD_TEMPLATE, card_of, finished_card, run_bot, start_skills
 from webapp.models import MessageRecord, MessageStatus
 from workers.dingtalk.card_streamer import out_track_id_for
 from workers.state.cards import CancelFlags
@@ -33,7 +35,7 @@ def replied(msg_id: str) -> MessageRecord | None:
 def test_an_answer_streams_into_one_finalized_card_and_the_session_remembers_it(stack: Stack, stub):
     stub.configure(inter_token_delay=0.02)
     client = run_bot(stack, **bot_env(stub))
-    first = client.send_message("hello, what can you do?", user_id="alice")
+    first = alice.send(client, "hello, what can you do?")
     card = finished_card(client, out_track_id_for(first["msgId"]))
     assert card["status"] == "finished"
     assert card["cardTemplateId"] == CARD_TEMPLATE
@@ -52,13 +54,13 @@ def test_an_answer_streams_into_one_finalized_card_and_the_session_remembers_it(
     assert (last["role"], last["text"]) == ("assistant", text)
 
     # The next question carries the history to the LLM.
-    second = client.send_message("and what else?", user_id="alice")
+    second = alice.send(client, "and what else?")
     follow_up = finished_card(client, out_track_id_for(second["msgId"]))["streams"]["content"]
     assert "2 earlier messages" in follow_up
     asked = [r for r in stub.state.requests if r["stream"]]
     assert [m["content"] for m in asked[-1]["messages"][1:3]] == ["hello, what can you do?", text]
 
-    group = client.send_message("hi everyone", conversation_type="2", user_id="bob")
+    group = bob.send(client, "hi everyone", conversation_type="2")
     finished_card(client, out_track_id_for(group["msgId"]))
     [group_card] = client.replies(conversation_id=group["conversationId"], via="card")
     assert group_card["conversation_type"] == "2"
@@ -73,6 +75,7 @@ def test_llm_faults_end_on_finalized_error_cards_with_a_polite_message(stack: St
     ])
     client = run_bot(stack, **bot_env(stub))
     started = time.monotonic()
+    # Three people at once (each needs a staff id for a private card): more than the personas.
     sent = {fault: client.send_message(f"{fault} please", user_id=f"user-{fault.lower()}")
             for fault in ("TIMEOUT", "BOOM", "CUT")}
     polite = {"TIMEOUT": "超时", "BOOM": "暂时不可用", "CUT": "中断"}
@@ -85,7 +88,7 @@ def test_llm_faults_end_on_finalized_error_cards_with_a_polite_message(stack: St
     assert time.monotonic() - started < 30  # nothing hung
 
     stub.stop()  # the LLM server is gone: connection refused
-    refused = client.send_message("anyone there?", user_id="user-refused")
+    refused = alice.send(client, "anyone there?")
     card = finished_card(client, out_track_id_for(refused["msgId"]), timeout=30)
     assert card["status"] == "failed" and "暂时不可用" in card["streams"]["content"]
     assert len(client.replies(conversation_id=refused["conversationId"])) == 1
@@ -94,7 +97,7 @@ def test_llm_faults_end_on_finalized_error_cards_with_a_polite_message(stack: St
 def test_the_stop_button_finalizes_a_streaming_card_within_a_second(stack: Stack, stub):
     stub.configure(tokens=400, inter_token_delay=0.1)  # a 40 s answer
     client = run_bot(stack, **bot_env(stub))
-    message = client.send_message("tell me a long story", user_id="carol")
+    message = alice.send(client, "tell me a long story")
     out_track_id = out_track_id_for(message["msgId"])
 
     def streaming() -> bool:
@@ -104,7 +107,7 @@ def test_the_stop_button_finalizes_a_streaming_card_within_a_second(stack: Stack
     wait_for(streaming, 30, "the card to show text")
     # The user presses Stop: DingTalk pushes the card callback, the gateway sets the flag.
     stopped_at = time.monotonic()
-    client.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["stop"], user_id="carol"))
+    client.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["stop"], user_id=alice.staff_id))
     card = finished_card(client, out_track_id, timeout=5)
     assert time.monotonic() - stopped_at < 1.0
     flags = CancelFlags(redis.Redis.from_url(stack.redis_url), stack.redis_prefix)
@@ -117,7 +120,7 @@ def test_the_stop_button_finalizes_a_streaming_card_within_a_second(stack: Stack
 def test_a_skills_worker_killed_mid_stream_leaves_a_card_that_the_retry_finalizes(stack: Stack, stub):
     stub.configure(tokens=60, inter_token_delay=0.1)  # a 6 s answer
     client = run_bot(stack, **bot_env(stub))
-    message = client.send_message("explain streaming slowly", user_id="dave")
+    message = bob.send(client, "explain streaming slowly")
     out_track_id = out_track_id_for(message["msgId"])
 
     def half_shown() -> bool:

@@ -13,6 +13,7 @@ import pytest
 
 from contract.pipeline import BEAT_QUEUE, RETENTION_TASK
 from testkit import processes
+from testkit.personas import alice
 from webapp.clients import publisher
 from webapp.models import AuditLog
 from workers.state import session
@@ -36,8 +37,8 @@ def env(worker_settings, media_root, celery_broker) -> dict[str, str]:
 
 
 def test_manage_py_export_user_covers_the_workers_stores(env):
-    session.append_turn(T, "cid-a", "alice", [{"role": "user", "text": "alice private"}], "1")
-    out = subprocess.run([sys.executable, "manage.py", "export_user", "alice", "--tenant", T],
+    session.append_turn(T, "cid-a", alice.staff_id, [{"role": "user", "text": "alice private"}], "1")
+    out = subprocess.run([sys.executable, "manage.py", "export_user", alice.staff_id, "--tenant", T],
                          cwd=processes.ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -46,7 +47,7 @@ def test_manage_py_export_user_covers_the_workers_stores(env):
 
 
 def test_the_retention_task_in_a_worker_purges_old_media(env, media_root):
-    ref = MediaStore(media_root).save([b"old bytes"], tenant_id=T, user_id="alice", msg_id="m-old", index=0,
+    ref = MediaStore(media_root).save([b"old bytes"], tenant_id=T, user_id=alice.staff_id, msg_id="m-old", index=0,
                                       kind="file", name="a.txt", content_type="text/plain")
     stamp = time.time() - 8 * 86400
     os.utime(ref["path"], (stamp, stamp))

@@ -10,6 +10,7 @@ from django.core.management import call_command
 
 from testkit import processes, services
 from testkit.envelopes import envelope_from_push
+from testkit.personas import Persona, alice, bob, mallory
 from webapp.models import DeadLetter, MessageRecord, MessageStatus
 from workers.pipeline import build_chain
 
@@ -65,8 +66,8 @@ def e2e(workers, sandbox_client, broker_queues, e2e_prefix, monkeypatch):
     resources.reset_clients()
 
 
-def inject(server, client, text: str, **message) -> dict:
-    return envelope_from_push(server, client.send_message(text, **message)["messageId"])
+def inject(server, client, text: str, who: Persona = alice, **message) -> dict:
+    return envelope_from_push(server, who.send(client, text, **message)["messageId"])
 
 
 def settle(client, expected: int, timeout: float = 30.0) -> list[dict]:
@@ -79,10 +80,10 @@ def settle(client, expected: int, timeout: float = 30.0) -> list[dict]:
 def test_each_message_gets_exactly_one_reply_through_real_workers(dingtalk_sandbox,
                                                                   sandbox_client, e2e):
     envelopes = [
-        inject(dingtalk_sandbox, sandbox_client, text, conversation_type=ctype, user_id=user)
-        for text, ctype, user in [
-            ("hello", "1", "alice"), ("你好", "1", "bob"), ("help", "2", "carol"),
-            ("in the group", "2", "dave"), ("   ", "1", "erin"), ("again", "1", "alice"),
+        inject(dingtalk_sandbox, sandbox_client, text, conversation_type=ctype, who=who)
+        for text, ctype, who in [
+            ("hello", "1", alice), ("你好", "1", bob), ("help", "2", alice),
+            ("in the group", "2", bob), ("   ", "1", mallory), ("again", "1", alice),
         ]
     ]
     for env in envelopes:
@@ -104,7 +105,7 @@ def test_the_same_envelope_published_twice_is_answered_once(dingtalk_sandbox, sa
                                                             e2e):
     pipeline, skills = e2e
     skills_log_start = len(skills.log_text())
-    env = inject(dingtalk_sandbox, sandbox_client, "only once", user_id="frank")
+    env = inject(dingtalk_sandbox, sandbox_client, "only once")
     build_chain(env).apply_async()
     build_chain(dict(env, message_id="re-push")).apply_async()  # DingTalk pushed it again
     replies = settle(sandbox_client, 1)
@@ -121,9 +122,8 @@ def test_the_same_envelope_published_twice_is_answered_once(dingtalk_sandbox, sa
 
 def test_an_expired_webhook_is_answered_through_the_openapi(dingtalk_sandbox, sandbox_client,
                                                             e2e):
-    private = inject(dingtalk_sandbox, sandbox_client, "late one", user_id="gina")
-    group = inject(dingtalk_sandbox, sandbox_client, "late group", conversation_type="2",
-                   user_id="hank")
+    private = inject(dingtalk_sandbox, sandbox_client, "late one")
+    group = inject(dingtalk_sandbox, sandbox_client, "late group", conversation_type="2", who=bob)
     sandbox_client.fault("expire_webhooks")
     build_chain(private).apply_async()
     build_chain(group).apply_async()
@@ -133,8 +133,8 @@ def test_an_expired_webhook_is_answered_through_the_openapi(dingtalk_sandbox, sa
 
 def test_a_message_dead_lettered_after_retries_is_answered_once_after_replay(
         dingtalk_sandbox, sandbox_client, e2e):
-    first = inject(dingtalk_sandbox, sandbox_client, "first", user_id="ivy")
-    second = inject(dingtalk_sandbox, sandbox_client, "second", user_id="jack")
+    first = inject(dingtalk_sandbox, sandbox_client, "first")
+    second = inject(dingtalk_sandbox, sandbox_client, "second", who=bob)
     sandbox_client.fault("expire_webhooks")  # both go through the robot send API
     build_chain(first).apply_async()
     sandbox_client.wait_for_replies(1, timeout=30)
@@ -154,5 +154,5 @@ def test_a_message_dead_lettered_after_retries_is_answered_once_after_replay(
     call_command("replay_dead_letters", "--all")
     replies = settle(sandbox_client, 2)
     assert Counter(r["msg_id"] or r["user_ids"][0] for r in replies) == Counter(
-        {"ivy": 1, "jack": 1})
+        {alice.staff_id: 1, bob.staff_id: 1})
     assert MessageRecord.objects.get(msg_id=second["msg_id"]).status == MessageStatus.REPLIED

@@ -6,19 +6,20 @@ import contextlib
 import json
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import kombu
 import pytest
 
+from contract.envelope import TOPIC_BOT_MESSAGE, Envelope
 from ingest.buffer import Pending
 from ingest.config import IngestConfig
-from ingest.listener import Listener
-from workers.celery import app as celery_app
-from contract.envelope import Envelope
 from ingest.envelope import envelope_from_frame
-from contract.envelope import TOPIC_BOT_MESSAGE
+from ingest.listener import Listener
 from ingest.protocol import parse_frame
+from testkit.personas import alice
+from workers.celery import app as celery_app
 
 PREPROCESS_QUEUE = "dtbot.preprocess"
 
@@ -31,7 +32,7 @@ def bot_frame(msg_id: str = "msg-1", message_id: str | None = None, text: str = 
         "text": {"content": text},
         "conversationId": "cid-1",
         "conversationType": "1",
-        "senderStaffId": "alice",
+        "senderStaffId": alice.staff_id,
         "sessionWebhook": "http://127.0.0.1:1/session",
         **data,
     }
@@ -95,16 +96,6 @@ def drain_queue(url: str, queue: str = PREPROCESS_QUEUE) -> list[kombu.Message]:
         while (msg := q.get(no_ack=True)) is not None:
             messages.append(msg)
     return messages
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s: {predicate}")
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The buffer between readers and the publisher holds at most its capacity, in order."""
 
 import threading
-import time
 
 from ingest.buffer import EnvelopeBuffer
 from tests.ingest.conftest import RecordingSocket, pending
@@ -37,19 +36,26 @@ def test_a_batch_put_back_comes_out_first_and_in_order():
     assert [p.envelope.msg_id for p in buf.take(10, timeout=0)] == ["a", "b", "c", "d"]
 
 
+def _take_in_thread(buf: EnvelopeBuffer) -> tuple[threading.Thread, list]:
+    """A take without a timeout: it can only come back by being woken."""
+    got: list = []
+    taker = threading.Thread(target=lambda: got.append(buf.take(10)), daemon=True)
+    taker.start()
+    return taker, got
+
+
 def test_take_waits_for_an_offer():
     buf = EnvelopeBuffer(capacity=10)
     sock = RecordingSocket()
-    threading.Timer(0.1, lambda: buf.offer(pending("late", sock))).start()
-    started = time.monotonic()
-    batch = buf.take(10, timeout=5)
-    assert [p.envelope.msg_id for p in batch] == ["late"]
-    assert time.monotonic() - started < 2
+    taker, got = _take_in_thread(buf)
+    buf.offer(pending("late", sock))
+    taker.join(10)
+    assert not taker.is_alive() and [p.envelope.msg_id for p in got[0]] == ["late"]
 
 
 def test_close_wakes_a_waiting_take():
     buf = EnvelopeBuffer(capacity=10)
-    threading.Timer(0.1, buf.close).start()
-    started = time.monotonic()
-    assert buf.take(10, timeout=5) == []
-    assert time.monotonic() - started < 2
+    taker, got = _take_in_thread(buf)
+    buf.close()
+    taker.join(10)
+    assert not taker.is_alive() and got == [[]]

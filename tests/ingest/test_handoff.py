@@ -14,7 +14,8 @@ from ingest.handoff import HandOff
 from ingest.metrics import IngestMetrics
 from ingest.publish import BrokerPublisher
 from testkit.tcpproxy import tcp_proxy
-from tests.ingest.conftest import RecordingSocket, drain_queue, pending, wait_for
+from testkit.waits import wait_for
+from tests.ingest.conftest import RecordingSocket, drain_queue, pending
 
 
 def _handoff(url: str, capacity: int = 1000, recorder: AckRecorder | None = None):

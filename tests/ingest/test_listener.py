@@ -9,8 +9,10 @@ import time
 
 import pytest
 
+from testkit.personas import alice, bob
 from testkit.tcpproxy import tcp_proxy
-from tests.ingest.conftest import drain_queue, fast_config, running_listener, wait_for
+from testkit.waits import wait_for
+from tests.ingest.conftest import drain_queue, fast_config, running_listener
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +22,7 @@ def _queued_msg_ids(url: str) -> list[str]:
 
 
 def _send(dingtalk, n: int, prefix: str = "hi") -> list[str]:
-    return [dingtalk.send_message(text=f"{prefix} {i}", user_id="alice")["msgId"] for i in range(n)]
+    return [alice.send(dingtalk, text=f"{prefix} {i}")["msgId"] for i in range(n)]
 
 
 def _wait_connected(dingtalk, registrations: int, timeout: float = 10.0) -> None:
@@ -70,7 +72,7 @@ def test_a_disconnect_opens_a_new_connection_at_once_and_loses_nothing(sandbox, 
 
         def keep_sending() -> None:
             while not stop.is_set():
-                sent.append(dingtalk.send_message(text="during", user_id="bob")["msgId"])
+                sent.append(bob.send(dingtalk, text="during")["msgId"])
                 time.sleep(0.01)
 
         sender = threading.Thread(target=keep_sending)
@@ -158,8 +160,8 @@ def test_bad_frames_are_answered_or_skipped_and_good_messages_still_flow(sandbox
         unknown = "mid-unknown-topic"  # the sandbox only pushes subscribed topics; a raw frame can lie
         dingtalk.push_raw(json.dumps({"type": "CALLBACK", "headers": {"topic": "/v1.0/graph/api/invoke",
                                       "messageId": unknown}, "data": "{}"}))
-        huge = dingtalk.send_message(text="巨" * 300_000, user_id="alice")["msgId"]
-        empty = dingtalk.send_message(text="", user_id="alice")["msgId"]
+        huge = alice.send(dingtalk, text="巨" * 300_000)["msgId"]
+        empty = alice.send(dingtalk, text="")["msgId"]
         normal = _send(dingtalk, 5)
         dingtalk.wait_for_state(acked=7)
         wait_for(lambda: {a["messageId"] for a in dingtalk.acks()} >= {unknown, "mid-notjson"})
@@ -176,7 +178,7 @@ def test_bad_frames_are_answered_or_skipped_and_good_messages_still_flow(sandbox
 def test_a_huge_text_reaches_the_broker_untruncated(sandbox, dingtalk, rabbit_broker):
     text = "x" * 2_000_000
     with running_listener(fast_config(sandbox.base_url, rabbit_broker)):
-        dingtalk.send_message(text=text, user_id="alice")
+        alice.send(dingtalk, text=text)
         dingtalk.wait_for_state(acked=1)
     (msg,) = drain_queue(rabbit_broker)
     assert msg.decode()[0][0]["payload"]["text"]["content"] == text
@@ -190,7 +192,7 @@ def test_a_broker_outage_stops_acks_buffers_1000_and_drains_when_it_returns(sand
             first = _send(dingtalk, 5, "first")
             dingtalk.wait_for_state(acked=5)
             proxy.cut()
-            batch = dingtalk.send_batch([{"text": f"outage {i}", "user_id": "carol"} for i in range(1200)])
+            batch = dingtalk.send_batch([{"text": f"outage {i}", "user_id": bob.staff_id} for i in range(1200)])
             wait_for(lambda: _metric(listener, "ingest_not_acked_total", reason="buffer_full") >= 200, timeout=20)
             assert len(listener.buffer) == 1000
             assert dingtalk.state()["acked"] == 5

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from testkit.personas import alice
 from testkit.tcpproxy import tcp_proxy
-from tests.ingest.conftest import SANDBOX_ID, SANDBOX_SECRET, drain_queue, wait_for
+from testkit.waits import wait_for
+from tests.ingest.conftest import SANDBOX_ID, SANDBOX_SECRET, drain_queue
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +49,7 @@ def test_sigterm_after_traffic_exits_0_with_every_ack_backed_by_a_broker_message
     proc = _start(sandbox.base_url, rabbit_broker, redis_prefix, log)
     try:
         wait_for(dingtalk.connections, timeout=20)
-        batch = dingtalk.send_batch([{"text": f"m{i}", "user_id": "alice"} for i in range(300)])
+        batch = dingtalk.send_batch([{"text": f"m{i}", "user_id": alice.staff_id} for i in range(300)])
         time.sleep(0.05)  # stop mid-stream: some pushes are still being read or published
         started = time.monotonic()
         assert _stop(proc) == 0
@@ -71,10 +73,10 @@ def test_sigterm_while_the_broker_is_down_leaves_the_buffer_un_acked_and_exits_0
         proc = _start(sandbox.base_url, proxy.url_for(rabbit_broker), redis_prefix, log)
         try:
             wait_for(dingtalk.connections, timeout=20)
-            dingtalk.send_message(text="before", user_id="alice")
+            alice.send(dingtalk, text="before")
             dingtalk.wait_for_state(acked=1, timeout=20)
             proxy.cut()
-            stuck = [dingtalk.send_message(text=f"stuck {i}", user_id="alice")["msgId"] for i in range(5)]
+            stuck = [alice.send(dingtalk, text=f"stuck {i}")["msgId"] for i in range(5)]
             wait_for(lambda: "broker unreachable" in log.read_text(), timeout=20)
             started = time.monotonic()
             assert _stop(proc) == 0

@@ -95,6 +95,7 @@ def _wire_view(msg: kombu.Message) -> dict:
             "content_encoding": msg.content_encoding, "body": msg.decode()}
 
 
+@pytest.mark.integration  # the broker fixture is looked up by name
 @pytest.mark.parametrize("broker", ["rabbit_broker", "redis_broker"])
 def test_the_prebuilt_message_is_what_celery_itself_would_publish(broker, request):
     url = request.getfixturevalue(broker)

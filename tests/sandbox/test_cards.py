@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.client import http_client
+from testkit.personas import alice
 from tests.sandbox.stream import HTTP
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
@@ -92,7 +93,7 @@ def test_an_error_finishes_the_card_as_failed_and_late_updates_are_flagged(serve
 
 
 def test_create_then_deliver_to_a_private_chat_and_update_by_key(server, control, api):
-    sent = control.send_message("x", user_id="alice")
+    sent = alice.send(control, "x")
     created = api.post("/v1.0/card/instances", json={
         "cardTemplateId": "tpl", "outTrackId": "t2",
         "cardData": {"cardParamMap": {"title": "Leave", "content": "pending"}}})
@@ -106,7 +107,7 @@ def test_create_then_deliver_to_a_private_chat_and_update_by_key(server, control
         "cardUpdateOptions": {"updateCardDataByKey": True}})
     assert updated.json() == {"success": True, "result": True}
     [reply] = control.replies(conversation_id=sent["conversationId"])
-    assert reply["user_ids"] == ["alice"] and reply["conversation_type"] == "1"
+    assert reply["user_ids"] == [alice.staff_id] and reply["conversation_type"] == "1"
     assert reply["body"]["cardData"]["cardParamMap"] == {"title": "Leave", "content": "approved"}
     assert reply["text"] == "approved"
 

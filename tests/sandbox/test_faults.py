@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import websocket
 
 from sandbox.client import SandboxError
+from testkit.waits import wait_for
 from tests.sandbox.stream import BOT_TOPIC
+
+
+def _echoed(control) -> list:
+    """The recorded pings once one of them was echoed (the gateway reads frames on its own thread)."""
+    pings = control.pings()
+    return pings if any(p["echoed"] for p in pings) else []
 
 
 def test_system_pings_arrive_and_their_echo_is_recorded(server, control, stream):
@@ -19,9 +25,8 @@ def test_system_pings_arrive_and_their_echo_is_recorded(server, control, stream)
     assert ping["type"] == "SYSTEM"
     assert set(json.loads(ping["data"])) == {"opaque"}
     client.echo_ping(ping)
-    time.sleep(0.1)
     control.configure(ping_interval=0)
-    recorded = {p["messageId"]: p for p in control.pings()}
+    recorded = {p["messageId"]: p for p in wait_for(lambda: _echoed(control), what="the echo")}
     assert recorded[ping["headers"]["messageId"]]["echoed"] is True
     assert recorded[ping["headers"]["messageId"]]["echo_ok"] is True
     state = control.state()
@@ -35,8 +40,7 @@ def test_a_ping_echo_with_the_wrong_opaque_is_recorded_as_not_ok(server, control
     ping = client.recv_topic("ping")
     control.configure(ping_interval=0)
     client.ack(ping, json.dumps({"opaque": "something else"}))
-    time.sleep(0.1)
-    recorded = {p["messageId"]: p for p in control.pings()}[ping["headers"]["messageId"]]
+    recorded = {p["messageId"]: p for p in wait_for(lambda: _echoed(control))}[ping["headers"]["messageId"]]
     assert recorded["echoed"] is True and recorded["echo_ok"] is False
 
 
@@ -67,10 +71,7 @@ def test_drop_socket_cuts_tcp_without_a_close_frame(server, control, stream):
     assert control.fault("drop_socket")["affected"] == 1
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
         client.ws.recv_data(control_frame=True)
-    deadline = time.monotonic() + 2
-    while control.state()["connections"] and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert control.state()["connections"] == 0
+    wait_for(lambda: control.state()["connections"] == 0, what="the sandbox to drop the connection")
 
 
 def test_a_frozen_connection_is_a_silent_zombie_until_unfrozen(server, control, stream):
@@ -94,8 +95,11 @@ def test_acks_on_a_frozen_connection_are_not_heard(server, control, stream):
     frame = client.recv_topic(BOT_TOPIC)
     control.fault("freeze")
     client.ack(frame)
-    time.sleep(0.1)
-    assert control.acks() == [] and control.state()["unacked"] == 1
+    control.fault("unfreeze")
+    # Frames are read in order: once the marker sent after it is heard, the ACK was read and dropped.
+    client.ack({"headers": {"messageId": "marker"}})
+    wait_for(control.acks, what="the marker")
+    assert [a["messageId"] for a in control.acks()] == ["marker"] and control.state()["unacked"] == 1
 
 
 def test_a_raw_frame_is_sent_verbatim_to_one_connection(server, control, stream):
@@ -115,7 +119,7 @@ def test_malformed_upstream_frames_are_recorded_and_the_connection_survives(serv
     client.ws.send(json.dumps({"code": 200, "headers": {}}))
     control.send_message("still works")
     client.ack(client.recv_topic(BOT_TOPIC))
-    time.sleep(0.1)
+    wait_for(lambda: control.state()["acked"], what="the ACK")
     reasons = [b["reason"] for b in control.bad_frames()]
     assert reasons == ["not JSON", "no headers.messageId"]
     assert control.state()["acked"] == 1
@@ -124,15 +128,14 @@ def test_malformed_upstream_frames_are_recorded_and_the_connection_survives(serv
 def test_an_ack_for_an_unknown_message_is_recorded_as_unknown(server, control, stream):
     client = stream()
     client.ack({"headers": {"messageId": "made-up"}})
-    time.sleep(0.1)
-    assert [(a["messageId"], a["kind"]) for a in control.acks()] == [("made-up", "unknown")]
+    assert [(a["messageId"], a["kind"]) for a in wait_for(control.acks)] == [("made-up", "unknown")]
 
 
 def test_reset_clears_records_but_keeps_connections(server, control, stream):
     client = stream()
     control.send_message("x")
     client.ack(client.recv_topic(BOT_TOPIC))
-    time.sleep(0.05)
+    wait_for(lambda: control.state()["acked"], what="the ACK")  # before the reset, not after it
     control.reset()
     state = control.state()
     assert state["connections"] == 1 and state["acked"] == 0 and state["injected"] == 0

@@ -9,6 +9,8 @@ import httpx
 import pytest
 import websocket
 
+from testkit.personas import alice, bob
+from testkit.waits import wait_for
 from tests.sandbox.stream import BOT_TOPIC, register
 
 
@@ -65,7 +67,7 @@ def test_an_expired_ticket_is_refused(server, control):
 
 def test_a_private_message_push_carries_every_robot_message_field(server, control, stream):
     client = stream()
-    sent = control.send_message("hello bot", user_id="alice", nick="Alice")
+    sent = alice.send(control, "hello bot")
     frame = client.recv_topic(BOT_TOPIC)
     assert frame["specVersion"] == "1.0" and frame["type"] == "CALLBACK"
     headers = frame["headers"]
@@ -77,7 +79,7 @@ def test_a_private_message_push_carries_every_robot_message_field(server, contro
     assert data["msgId"] == sent["msgId"] and data["msgId"].startswith("msg")
     assert data["conversationType"] == "1"
     assert data["conversationId"] == sent["conversationId"] and data["conversationId"].startswith("cid")
-    assert data["senderStaffId"] == "alice" and data["senderNick"] == "Alice"
+    assert data["senderStaffId"] == alice.staff_id and data["senderNick"] == alice.nick
     assert data["senderId"].startswith("$:LWCP_v1:$")
     assert data["robotCode"] == "sandbox-client-id"
     assert data["text"] == {"content": "hello bot"}
@@ -86,12 +88,12 @@ def test_a_private_message_push_carries_every_robot_message_field(server, contro
     for key in ("senderCorpId", "isAdmin", "chatbotUserId", "chatbotCorpId", "isInAtList", "atUsers"):
         assert key in data
     # The same user's private chat keeps its conversation id.
-    assert control.send_message("again", user_id="alice")["conversationId"] == sent["conversationId"]
+    assert alice.send(control, "again")["conversationId"] == sent["conversationId"]
 
 
 def test_a_group_message_mentions_the_bot_and_keeps_the_leading_space(server, control, stream):
     client = stream()
-    control.send_message("weather?", conversation_type="2", user_id="bob")
+    bob.send(control, "weather?", conversation_type="2")
     data = json.loads(client.recv_topic(BOT_TOPIC)["data"])
     assert data["conversationType"] == "2"
     assert data["conversationTitle"]
@@ -137,7 +139,7 @@ def test_an_unacked_push_is_redelivered_with_the_same_ids(server, control, strea
     assert again["headers"]["messageId"] == first["headers"]["messageId"]
     assert json.loads(again["data"])["msgId"] == json.loads(first["data"])["msgId"]
     client.ack(again)
-    time.sleep(0.1)
+    wait_for(lambda: control.pushes()[0]["acked"], what="the ACK")
     [push] = control.pushes()
     assert push["count"] == 2 and push["acked"] is True
     assert control.state()["redelivered"] == 1

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.personas import alice, bob
+
 BOT = Path(__file__).with_name("sdk_echo_bot.py")
 
 
@@ -38,8 +40,8 @@ def sdk_bot(server, control):
 def test_the_official_sdk_receives_acks_echoes_pings_and_replies(server, control, sdk_bot):
     [conn] = control.connections()
     assert conn["ua"].startswith("dingtalk-sdk-python/")
-    private = control.send_message("hello sdk", user_id="alice")
-    group = control.send_message("hi group", conversation_type="2", user_id="bob")
+    private = alice.send(control, "hello sdk")
+    group = bob.send(control, "hi group", conversation_type="2")
     replies = control.wait_for_replies(2, timeout=10)
     by_msg = {r["msg_id"]: r["text"] for r in replies}
     assert by_msg == {private["msgId"]: "echo: hello sdk", group["msgId"]: "echo: hi group"}

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from sandbox.client import SandboxError, http_client
+from testkit.personas import alice
 from tests.sandbox.stream import HTTP
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
@@ -36,14 +37,14 @@ def _text_param(text: str) -> str:
 
 
 def test_a_webhook_reply_is_recorded_and_attributed_to_its_message(server, control, http):
-    sent = control.send_message("ping?", user_id="alice")
-    body = {"msgtype": "text", "text": {"content": "pong"}, "at": {"atUserIds": ["alice"]}}
+    sent = alice.send(control, "ping?")
+    body = {"msgtype": "text", "text": {"content": "pong"}, "at": {"atUserIds": [alice.staff_id]}}
     answer = http.post(sent["sessionWebhook"], json=body)
     assert answer.status_code == 200 and answer.json() == {"errcode": 0, "errmsg": "ok"}
     [reply] = control.replies(msg_id=sent["msgId"])
     assert reply["via"] == "webhook" and reply["msg_id"] == sent["msgId"]
     assert reply["conversation_id"] == sent["conversationId"] and reply["conversation_type"] == "1"
-    assert reply["user_ids"] == ["alice"] and reply["msgtype"] == "text"
+    assert reply["user_ids"] == [alice.staff_id] and reply["msgtype"] == "text"
     assert reply["body"] == body and reply["text"] == "pong"
     assert reply["id"] == 1 and reply["at"] > 0
 
@@ -160,15 +161,15 @@ def test_expired_tokens_are_refused_until_a_new_one_is_fetched(server, control, 
 
 
 def test_batch_send_records_a_reply_in_the_users_private_conversation(server, control, http, token):
-    sent = control.send_message("hello", user_id="alice")
-    body = {"robotCode": "sandbox-client-id", "userIds": ["alice"], "msgKey": "sampleMarkdown",
+    sent = alice.send(control, "hello")
+    body = {"robotCode": "sandbox-client-id", "userIds": [alice.staff_id], "msgKey": "sampleMarkdown",
             "msgParam": json.dumps({"title": "T", "text": "**hi**"})}
     answer = http.post("/v1.0/robot/oToMessages/batchSend", headers={TOKEN_HEADER: token}, json=body)
     assert answer.status_code == 200
     assert set(answer.json()) == {"processQueryKey", "invalidStaffIdList", "flowControlledStaffIdList", "filteredStaffIdList"}
     [reply] = control.replies(conversation_id=sent["conversationId"])
     assert reply["via"] == "batchSend" and reply["msg_id"] is None
-    assert reply["user_ids"] == ["alice"] and reply["msgtype"] == "markdown" and reply["text"] == "**hi**"
+    assert reply["user_ids"] == [alice.staff_id] and reply["msgtype"] == "markdown" and reply["text"] == "**hi**"
     assert reply["conversation_type"] == "1" and reply["body"] == body
 
 
@@ -206,7 +207,8 @@ def test_robot_sends_without_a_valid_token_are_refused(server, http, path, heade
     ],
 )
 def test_batch_send_validates_its_body(server, control, http, token, change, code):
-    body = {"robotCode": "sandbox-client-id", "userIds": ["alice"], "msgKey": "sampleText", "msgParam": _text_param("x")}
+    body = {"robotCode": "sandbox-client-id", "userIds": [alice.staff_id], "msgKey": "sampleText",
+            "msgParam": _text_param("x")}
     answer = http.post("/v1.0/robot/oToMessages/batchSend", headers={TOKEN_HEADER: token}, json={**body, **change})
     assert answer.status_code == 400 and answer.json()["code"] == code
     assert control.replies() == []
@@ -222,7 +224,8 @@ def test_group_send_refuses_a_private_conversation(server, control, http, token)
 
 def test_robot_sends_over_the_qps_limit_get_403(server, control, http, token):
     control.configure(qps_limits={"robot_send": 2})
-    body = {"robotCode": "sandbox-client-id", "userIds": ["alice"], "msgKey": "sampleText", "msgParam": _text_param("x")}
+    body = {"robotCode": "sandbox-client-id", "userIds": [alice.staff_id], "msgKey": "sampleText",
+            "msgParam": _text_param("x")}
     statuses = [
         http.post("/v1.0/robot/oToMessages/batchSend", headers={TOKEN_HEADER: token}, json=body)
         for _ in range(3)
@@ -233,9 +236,10 @@ def test_robot_sends_over_the_qps_limit_get_403(server, control, http, token):
 
 def test_while_sends_fail_every_reply_gets_the_5xx_and_nothing_is_recorded_until_healed(
         server, control, http, token):
-    sent = control.send_message("x", user_id="alice")
+    sent = alice.send(control, "x")
     webhook = {"msgtype": "text", "text": {"content": "hi"}}
-    robot = {"robotCode": "sandbox-client-id", "userIds": ["alice"], "msgKey": "sampleText", "msgParam": _text_param("x")}
+    robot = {"robotCode": "sandbox-client-id", "userIds": [alice.staff_id], "msgKey": "sampleText",
+             "msgParam": _text_param("x")}
     control.fault("fail_sends", status=502)
     assert control.state()["failing_sends"] == 502
     for _ in range(2):  # persistent, not one-shot

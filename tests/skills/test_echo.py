@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from skills.api import Turn
 from skills.echo.skill import EchoSkill
+from testkit.personas import alice
 
 
 def turn(text: str) -> Turn:
-    return Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="alice", text=text)
+    return alice.turn(text)
 
 
 def test_it_repeats_english_text():

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from skills import registry
-from skills.api import Turn
 from skills.help.skill import HelpSkill
+from testkit.personas import alice
 
 
 def test_it_lists_every_skill_with_its_docstring():
-    reply = HelpSkill().execute(Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1",
-                                     user_id="alice", text="help"))
+    reply = HelpSkill().execute(alice.turn("help"))
     assert reply.kind == "markdown"
     for name in registry.skill_names():
         assert f"**{name}**" in reply.text

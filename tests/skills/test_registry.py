@@ -24,12 +24,14 @@ def test_every_skill_imports_with_a_help_text_intents_and_valid_config_defaults(
     assert cls.Config.from_dict({}) == cls.Config()
     assert isinstance(registry.build(name).config, cls.Config)
     assert cls.display_name("zh") and cls.display_name("en")
+    assert 0 < cls.timeout_seconds <= 120
 
 
 @pytest.mark.parametrize("name", registry.skill_names())
 def test_every_skill_has_a_test_module(name):
-    found = list(TESTS.rglob(f"test_{name}.py")) + list(TESTS.rglob(f"test_{name}_*.py"))
-    assert found, f"write tests/skills/test_{name}.py"
+    # A skill package gets a test folder of its own, a small one a module next to the others.
+    found = list((TESTS / "skills" / name).glob("test_*.py")) + list((TESTS / "skills").glob(f"test_{name}.py"))
+    assert found, f"write tests/skills/{name}/test_*.py (or tests/skills/test_{name}.py)"
 
 
 @pytest.mark.parametrize("name", registry.skill_names())
@@ -47,8 +49,11 @@ def test_intents_are_unique_across_skills():
     assert len(intents) == len(set(intents))
     assert registry.skill_for_intent("schedule.create") == "schedule"
     assert registry.skill_for_intent("chat") == "llm_chat"
+    assert registry.skill_for_intent("help") == "help"
     with pytest.raises(registry.UnknownSkill):
         registry.skill_for_intent("no.such.intent")
+    with pytest.raises(registry.UnknownSkill):
+        registry.skill_class("no-such-skill")
 
 
 def test_an_example_text_belongs_to_one_intent_only():
@@ -66,6 +71,7 @@ def test_build_validates_config_overrides():
 
 
 def test_the_fallback_is_chat_only_when_an_llm_is_configured(monkeypatch):
+    assert registry.FALLBACK_SKILL in registry.skill_names()
     monkeypatch.setenv("LLM_BASE_URL", "")
     get_settings.cache_clear()
     assert registry.fallback_skill() == "echo"

@@ -7,14 +7,16 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 
 from skills.api import Reply, SkillError, Turn
 from skills.remote.skill import RemoteSkill, RemoteSkillConfig, reset_breakers
+from testkit.personas import alice
+from testkit.processes import python_path
 from testkit.services import free_port
 
 pytestmark = pytest.mark.slow
@@ -26,7 +28,7 @@ def spawn(argv: list[str], tmp_path: Path, **env: str) -> tuple[subprocess.Popen
     port = free_port()
     log = open(tmp_path / f"server-{port}.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen([sys.executable, *argv, "--port", str(port)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": python_path(), **env})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -62,8 +64,7 @@ def servers(tmp_path) -> Iterator[callable]:
 
 
 def turn(text: str = "hello", msg_id: str = "m1") -> Turn:
-    return Turn(msg_id=msg_id, tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
-                text=text)
+    return alice.turn(text, msg_id=msg_id)
 
 
 def adapter(url: str, **cfg) -> RemoteSkill:

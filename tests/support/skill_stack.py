@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+from typing import Any
 
 from sandbox.client import SandboxClient
 from testkit.stack import PIPELINE_QUEUES, SKILL_QUEUES, Proc, Stack
+from testkit.waits import wait_for
 
 TEST_APP = "tests.support.worker_app"
 CARD_TEMPLATE = "e2e-ai-card.schema"
@@ -30,18 +30,6 @@ def run_bot(bot: Stack, **env: str) -> SandboxClient:
     client = SandboxClient(bot.sandbox_url)
     client.wait_for_state(connections=1, timeout=30)
     return client
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll until `check()` returns something truthy; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def card_of(client: SandboxClient, out_track_id: str) -> dict[str, Any] | None:

@@ -1,14 +1,18 @@
-"""End-to-end fixtures: a whole bot (sandbox, listener, real Celery workers) on private stores."""
+"""End-to-end fixtures: a whole bot (sandbox, listener, real Celery workers) on private stores, and the
+skill authors' `run_pipeline(text, user=alice) -> replies` over it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import ContextManager, Iterator
+from typing import Any
 
 import pytest
 
 from sandbox.client import SandboxClient
 from testkit import services
+from testkit.pipeline import Bot
 from testkit.stack import Stack
 
 
@@ -32,7 +36,7 @@ def _make_stack(broker_url: str, redis_prefix: str, tmp_path: Path) -> Stack:
     )
 
 
-def _running_stack(broker: ContextManager[str], redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
+def _running_stack(broker: AbstractContextManager[str], redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
     """Yield a stack on the broker URL `broker` gives; print its logs when the test failed."""
     with broker as url:
         bot = _make_stack(url, redis_prefix, tmp_path)
@@ -54,6 +58,20 @@ def stack(transactional_db, redis_prefix: str, tmp_path: Path, request) -> Itera
 def redis_stack(transactional_db, redis_prefix: str, tmp_path: Path, request) -> Iterator[Stack]:
     """A stack whose Celery broker is Redis."""
     yield from _running_stack(services.redis_broker_db(), redis_prefix, tmp_path, request)
+
+
+@pytest.fixture
+def bot(stack: Stack, worker_settings, tmp_path) -> Iterator[Bot]:
+    """A bot to start (worker_settings: this process publishes version keys under the stack's prefix)."""
+    kit = Bot(stack, SETTINGS_CHECK_SECONDS="0.5", ROUTER_DIR=str(tmp_path / "router"))
+    yield kit
+    kit.close()
+
+
+@pytest.fixture
+def run_pipeline(bot: Bot) -> Callable[..., list[dict[str, Any]]]:
+    """A running bot's `run_pipeline(text, user=alice, timeout=30) -> [reply dicts]`."""
+    return bot.start().run_pipeline
 
 
 def sandbox_control(bot: Stack) -> SandboxClient:

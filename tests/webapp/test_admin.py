@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from testkit.personas import alice
 from webapp.actions.deadletters import do_dead_letter
 from webapp.models import DeadLetter, MessageRecord, UserProfile
 
@@ -20,7 +21,7 @@ def staff_client(client, django_user_model):
 
 @pytest.fixture
 def rows():
-    profile = UserProfile.objects.create(tenant_id="t", staff_id="alice", nick="Alice")
+    profile = UserProfile.objects.create(tenant_id="t", staff_id=alice.staff_id, nick=alice.nick)
     MessageRecord.objects.create(msg_id="msgA==", tenant_id="t", user=profile, status="replied")
     MessageRecord.objects.create(msg_id="msgB==", tenant_id="t", status="dead")
     letter = do_dead_letter("msgB==", "deliver", {"msg_id": "msgB=="}, "poison: boom")
@@ -36,7 +37,7 @@ def test_every_model_has_an_admin_list(staff_client, rows, model):
 def test_records_are_searchable_by_msg_id_and_user(staff_client, rows):
     url = reverse("admin:webapp_messagerecord_changelist")
     assert "msgA==" in staff_client.get(url, {"q": "msgA=="}).content.decode()
-    by_user = staff_client.get(url, {"q": "alice"}).content.decode()
+    by_user = staff_client.get(url, {"q": alice.staff_id}).content.decode()
     assert "msgA==" in by_user and "msgB==" not in by_user
 
 

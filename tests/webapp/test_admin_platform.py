@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from testkit.personas import alice
 from webapp.actions.routing import do_log_routed_turn, do_seed_intent_examples
 from webapp.crypto import decrypt_text
 from webapp.models import AdminSetting, AuditLog, IntentExample, RemoteSkill, RoutedTurn, RouterModel, SkillSetting
@@ -70,7 +71,7 @@ def test_a_remote_skill_token_typed_in_admin_is_stored_encrypted(staff_client):
 
 def test_misrouted_turns_are_relabelled_from_the_list(staff_client):
     do_seed_intent_examples()
-    do_log_routed_turn(msg_id="m1", tenant_id="corp1", user_id="alice", text="年假怎么申请",
+    do_log_routed_turn(msg_id="m1", tenant_id="corp1", user_id=alice.user_id, text="年假怎么申请",
                        predicted_intent="chat", confidence=0.5, skill="llm_chat")
     turn = RoutedTurn.objects.get()
     response = staff_client.post(reverse("admin:webapp_routedturn_changelist"), {

@@ -12,6 +12,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from testkit.personas import alice
 from webapp.admin.base import ReadOnlyAdminMixin
 from webapp.models import AuditLog, Reminder, ReminderFiring
 
@@ -55,7 +56,7 @@ def staff_client(client, django_user_model):
 
 def reminder(title: str, status: str = Reminder.Status.PENDING) -> Reminder:
     soon = timezone.now() + timedelta(hours=1)
-    return Reminder.objects.create(tenant_id="t", user_id="alice", title=title, event_at=soon, fire_at=soon,
+    return Reminder.objects.create(tenant_id="t", user_id=alice.user_id, title=title, event_at=soon, fire_at=soon,
                                    source_key=f"key-{title}", status=status)
 
 

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
+from testkit.personas import bob
 from webapp.actions.audit import Checkpoint, audit_key, record_audit, verify_chain
 from webapp.models import AuditLog
 from webapp.models.audit import AuditAction
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def _three_rows() -> list[AuditLog]:
     return [
-        record_audit(actor="bob", action=AuditAction.SKILL_SETTING_UPDATE, target_type="skill", target_id="echo",
+        record_audit(actor=bob.key, action=AuditAction.SKILL_SETTING_UPDATE, target_type="skill", target_id="echo",
                      before={"enabled": True}, after={"enabled": False}),
         record_audit(actor="system", action=AuditAction.USER_EXPORT, target_id="staff1", detail={"rows": 3}),
         record_audit(actor="alice", action=AuditAction.ADMIN_SETTING_UPDATE, before=None, after={"v": "温度 0.2"}),

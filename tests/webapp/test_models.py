@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
+from testkit.personas import alice, bob
 from webapp.actions.profiles import do_upsert_profile
 from webapp.actions.records import do_claim_record, epoch_to_datetime
 from webapp.models import MessageRecord, UserProfile
@@ -13,10 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_one_profile_per_staff_id_per_tenant():
-    UserProfile.objects.create(tenant_id="t", staff_id="alice")
-    UserProfile.objects.create(tenant_id="other", staff_id="alice")
+    UserProfile.objects.create(tenant_id="t", staff_id=alice.staff_id)
+    UserProfile.objects.create(tenant_id="other", staff_id=alice.staff_id)
     with pytest.raises(IntegrityError), transaction.atomic():
-        UserProfile.objects.create(tenant_id="t", staff_id="alice")
+        UserProfile.objects.create(tenant_id="t", staff_id=alice.staff_id)
 
 
 def test_people_without_a_staff_id_are_unique_by_sender_id():
@@ -32,10 +33,10 @@ def test_upsert_needs_some_id():
 
 
 def test_upsert_defaults_locale_and_keeps_admin_edits():
-    profile = do_upsert_profile("t", "bob", "$:b", "Bob")
+    profile = do_upsert_profile("t", bob.staff_id, bob.sender_id, bob.nick)
     assert profile.locale == "zh-CN"
     UserProfile.objects.filter(pk=profile.pk).update(department="HR", locale="en-US")
-    again = do_upsert_profile("t", "bob", "$:b", "Bobby")
+    again = do_upsert_profile("t", bob.staff_id, bob.sender_id, "Bobby")
     assert (again.pk, again.nick, again.department, again.locale) == (
         profile.pk, "Bobby", "HR", "en-US")
 

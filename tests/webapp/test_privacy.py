@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.utils import timezone
 
+from testkit.personas import Persona, alice, bob
 from webapp.actions.audit import verify_chain
 from webapp.actions.deadletters import do_dead_letter
 from webapp.actions.privacy import subject_ref
@@ -33,9 +34,10 @@ pytestmark = pytest.mark.django_db
 T = "corp-p"
 
 
-def person(staff: str, media_root, django_user_model) -> None:
+def person(who: Persona, media_root, django_user_model) -> None:
     """One user's footprint in every store."""
-    profile = UserProfile.objects.create(tenant_id=T, staff_id=staff, nick=staff.title(), department="R&D")
+    staff = who.staff_id
+    profile = UserProfile.objects.create(tenant_id=T, staff_id=staff, nick=who.nick, department=who.department)
     MessageRecord.objects.create(msg_id=f"{staff}-1", tenant_id=T, user=profile, conversation_type="1",
                                  conversation_id=f"cid-{staff}", status="replied")
     MessageRecord.objects.create(msg_id=f"{staff}-2", tenant_id=T, user=profile, conversation_type="2",
@@ -65,20 +67,20 @@ def person(staff: str, media_root, django_user_model) -> None:
 @pytest.fixture
 def people(worker_settings, personal_data_stores, media_root, django_user_model, settings, tmp_path):
     settings.BASE_DIR = tmp_path  # uploaded documents land in this test's folder
-    person("alice", media_root, django_user_model)
-    person("bob", media_root, django_user_model)
+    person(alice, media_root, django_user_model)
+    person(bob, media_root, django_user_model)
 
 
-def export(staff: str) -> dict:
+def export(who: Persona) -> dict:
     out = io.StringIO()
-    call_command("export_user", staff, "--tenant", T, "--actor", "dpo", stdout=out)
+    call_command("export_user", who.staff_id, "--tenant", T, "--actor", "dpo", stdout=out)
     return json.loads(out.getvalue())
 
 
 def test_the_export_holds_every_store(people):
-    data = export("alice")
+    data = export(alice)
     pg = data["postgresql"]
-    assert [p["staff_id"] for p in pg["profiles"]] == ["alice"]
+    assert [p["staff_id"] for p in pg["profiles"]] == [alice.staff_id]
     assert sorted(r["msg_id"] for r in pg["message_records"]) == ["alice-1", "alice-2"]
     assert pg["dead_letters"][0]["payload"]["turn"]["text"] == "alice's secret question"
     assert pg["reminders"][0]["title"] == "alice dentist" and len(pg["reminders"][0]["firings"]) == 1
@@ -87,26 +89,28 @@ def test_the_export_holds_every_store(people):
     assert [r["text"] for r in pg["intentexample"]] == ["alice's relabelled words"]
     texts = sorted(e["text"] for s in data["redis"]["sessions"] for e in s["entries"])
     assert texts == ["alice in group", "alice private"]
-    assert [c["user_id"] for c in data["redis"]["card_owners"]] == ["alice"]
+    assert [c["user_id"] for c in data["redis"]["card_owners"]] == [alice.staff_id]
     assert len(data["redis"]["buttons"]) == 1
     assert [m["name"] for m in data["media"]] == ["notes.txt"]
-    assert "bob" not in json.dumps(data)  # nobody else's data
+    everything = json.dumps(data, ensure_ascii=False)
+    assert bob.staff_id not in everything and bob.nick not in everything  # nobody else's data
 
 
 def test_the_export_is_audited_under_a_pseudonym(people):
-    export("alice")
+    export(alice)
     row = AuditLog.objects.get(action="user.export")
-    assert row.target_id == subject_ref(T, "alice") and row.actor == "dpo"
-    assert "alice" not in json.dumps(row.content())
+    assert row.target_id == subject_ref(T, alice.staff_id) and row.actor == "dpo"
+    content = json.dumps(row.content(), ensure_ascii=False)
+    assert alice.staff_id not in content and alice.nick not in content
     assert row.detail["counts"]["postgresql.profiles"] == 1
 
 
 def test_erasure_removes_the_person_from_every_store_and_keeps_others(people, media_root):
     out = io.StringIO()
-    call_command("erase_user", "alice", "--tenant", T, "--yes", "--actor", "dpo", stdout=out)
+    call_command("erase_user", alice.staff_id, "--tenant", T, "--yes", "--actor", "dpo", stdout=out)
     counts = json.loads(out.getvalue())
     assert counts["postgresql.profiles"] == 1 and counts["media"] == 1
-    after = export("alice")
+    after = export(alice)
     assert all(not rows for rows in after["postgresql"].values())  # records: anonymised, no longer hers
     assert after["redis"] == {"sessions": [], "card_owners": [], "buttons": []} and after["media"] == []
     # Records stay as the msgId backstop, without the person or her 1:1 chat id.
@@ -115,19 +119,20 @@ def test_erasure_removes_the_person_from_every_store_and_keeps_others(people, me
     assert MessageRecord.objects.get(msg_id="alice-2").conversation_id == "cid-group"
     assert not DeadLetter.objects.filter(msg_id="alice-2").exists()
     assert Document.objects.get(title="alice's upload").uploaded_by is None
-    assert not RoutedTurn.objects.filter(user_id="alice").exists()
-    assert not IntentExample.objects.filter(origin_user_id="alice").exists()
+    assert not RoutedTurn.objects.filter(user_id=alice.staff_id).exists()
+    assert not IntentExample.objects.filter(origin_user_id=alice.staff_id).exists()
     # Bob is untouched, including his entry in the group session they shared.
-    bob = export("bob")
-    assert len(bob["postgresql"]["profiles"]) == 1 and len(bob["media"]) == 1
-    assert [e["text"] for s in bob["redis"]["sessions"] for e in s["entries"] if s["key"].endswith("bob")]
+    his = export(bob)
+    assert len(his["postgresql"]["profiles"]) == 1 and len(his["media"]) == 1
+    assert [e["text"] for s in his["redis"]["sessions"] for e in s["entries"] if s["key"].endswith(bob.staff_id)]
 
 
 def test_the_erasure_audit_row_has_counts_but_no_personal_content(people):
-    call_command("erase_user", "alice", "--tenant", T, "--yes", "--actor", "dpo", stdout=io.StringIO())
+    call_command("erase_user", alice.staff_id, "--tenant", T, "--yes", "--actor", "dpo", stdout=io.StringIO())
     row = AuditLog.objects.get(action="user.erase")
-    assert row.target_id == subject_ref(T, "alice")
-    assert "alice" not in json.dumps(row.content())
+    assert row.target_id == subject_ref(T, alice.staff_id)
+    content = json.dumps(row.content(), ensure_ascii=False)
+    assert alice.staff_id not in content and alice.nick not in content
     assert verify_chain().ok
 
 
@@ -135,15 +140,15 @@ def test_erasure_needs_confirmation(people):
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="--yes"):
-        call_command("erase_user", "alice", stdout=io.StringIO())
-    assert UserProfile.objects.filter(staff_id="alice").exists()
+        call_command("erase_user", alice.staff_id, stdout=io.StringIO())
+    assert UserProfile.objects.filter(staff_id=alice.staff_id).exists()
 
 
 def test_erasure_without_a_tenant_covers_every_tenant(people, media_root):
-    UserProfile.objects.create(tenant_id="corp-other", staff_id="alice")
-    call_command("erase_user", "alice", "--yes", stdout=io.StringIO())
-    assert not UserProfile.objects.filter(staff_id="alice").exists()
-    assert UserProfile.objects.filter(staff_id="bob").exists()
+    UserProfile.objects.create(tenant_id="corp-other", staff_id=alice.staff_id)
+    call_command("erase_user", alice.staff_id, "--yes", stdout=io.StringIO())
+    assert not UserProfile.objects.filter(staff_id=alice.staff_id).exists()
+    assert UserProfile.objects.filter(staff_id=bob.staff_id).exists()
 
 
 def test_export_and_erasure_refuse_while_a_store_is_missing_and_erase_nothing(people, personal_data_stores):
@@ -151,11 +156,11 @@ def test_export_and_erasure_refuse_while_a_store_is_missing_and_erase_nothing(pe
 
     personal_data_stores.unregister(MEDIA)
     with pytest.raises(MissingStore, match="media"):
-        export("alice")
+        export(alice)
     with pytest.raises(MissingStore, match="media"):
-        call_command("erase_user", "alice", "--tenant", T, "--yes", stdout=io.StringIO())
-    assert UserProfile.objects.filter(staff_id="alice").exists()
-    assert session.export_user(T, "alice")  # Redis untouched too: nothing was half-erased
+        call_command("erase_user", alice.staff_id, "--tenant", T, "--yes", stdout=io.StringIO())
+    assert UserProfile.objects.filter(staff_id=alice.staff_id).exists()
+    assert session.export_user(T, alice.user_id)  # Redis untouched too: nothing was half-erased
     assert not AuditLog.objects.filter(action__in=("user.export", "user.erase")).exists()
 
 
@@ -165,7 +170,7 @@ class Notes:
     name = "notes.kept"
 
     def __init__(self) -> None:
-        self.rows = {(T, "alice"): [{"note": "alice's note"}], (T, "bob"): [{"note": "bob's note"}]}
+        self.rows = {(T, alice.user_id): [{"note": "alice's note"}], (T, bob.user_id): [{"note": "bob's note"}]}
 
     def export_user(self, tenant_id: str, user_id: str) -> list[dict]:
         return list(self.rows.get((tenant_id, user_id), []))
@@ -178,11 +183,11 @@ def test_a_registered_store_is_exported_and_erased_with_the_rest(people, persona
     notes = Notes()
     personal_data_stores.register(notes)
     try:
-        assert export("alice")["notes"]["kept"] == [{"note": "alice's note"}]
+        assert export(alice)["notes"]["kept"] == [{"note": "alice's note"}]
         out = io.StringIO()
-        call_command("erase_user", "alice", "--tenant", T, "--yes", stdout=out)
+        call_command("erase_user", alice.staff_id, "--tenant", T, "--yes", stdout=out)
         assert json.loads(out.getvalue())["notes.kept"] == 1
-        assert notes.rows == {(T, "bob"): [{"note": "bob's note"}]}
+        assert notes.rows == {(T, bob.user_id): [{"note": "bob's note"}]}
     finally:
         personal_data_stores.unregister(notes.name)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from testkit.personas import alice, bob
 from webapp.actions.profiles import do_update_profile
 from webapp.models import AuditLog, UserProfile
 from workers.skill_settings import version_key
@@ -20,7 +21,7 @@ def staff_client(client, django_user_model):
 
 def test_an_admin_edit_is_saved_audited_and_bumps_the_cache_version(staff_client, worker_settings, redis_conn,
                                                                     django_capture_on_commit_callbacks):
-    profile = UserProfile.objects.create(tenant_id="t", staff_id="alice", nick="Alice")
+    profile = UserProfile.objects.create(tenant_id="t", staff_id=alice.staff_id, nick=alice.nick)
     url = reverse("admin:webapp_userprofile_change", args=[profile.pk])
     form = {"nick": "Alice W.", "department": "Finance", "roles": '["hr"]', "locale": "en-US",
             "timezone": "Europe/Berlin"}
@@ -39,15 +40,15 @@ def test_an_admin_edit_is_saved_audited_and_bumps_the_cache_version(staff_client
 
 
 def test_ids_are_not_editable_and_profiles_are_not_deleted_in_admin(staff_client):
-    profile = UserProfile.objects.create(tenant_id="t", staff_id="bob")
+    profile = UserProfile.objects.create(tenant_id="t", staff_id=bob.staff_id)
     with pytest.raises(ValueError, match="not editable"):
-        do_update_profile(profile, {"staff_id": "mallory"}, actor="admin")
+        do_update_profile(profile, {"staff_id": alice.staff_id}, actor="admin")  # taking over alice's identity
     page = staff_client.get(reverse("admin:webapp_userprofile_change", args=[profile.pk])).content.decode()
     assert 'name="staff_id"' not in page
     assert staff_client.get(reverse("admin:webapp_userprofile_delete", args=[profile.pk])).status_code == 403
 
 
 def test_an_unchanged_save_writes_no_audit_row(worker_settings):
-    profile = UserProfile.objects.create(tenant_id="t", staff_id="carl", nick="Carl")
-    assert do_update_profile(profile, {"nick": "Carl"}, actor="admin") == []
+    profile = UserProfile.objects.create(tenant_id="t", staff_id=bob.staff_id, nick=bob.nick)
+    assert do_update_profile(profile, {"nick": bob.nick}, actor="admin") == []
     assert not AuditLog.objects.exists()

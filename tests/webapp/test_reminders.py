@@ -10,6 +10,7 @@ import pytest
 from django.db import connection, transaction
 
 from skills.schedule.store import ReminderDraft
+from testkit.personas import alice, bob
 from webapp.actions.reminder_store import DjangoReminderStore
 from webapp.actions.reminders import (
     MAX_ATTEMPTS,
@@ -24,7 +25,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2025, 6, 2, 9, 0, tzinfo=SHANGHAI)  # a Monday
 
 
-def draft(key: str = "k1", *, user: str = "alice", when: datetime | None = None, rrule: str | None = None,
+def draft(key: str = "k1", *, user: str = alice.user_id, when: datetime | None = None, rrule: str | None = None,
           offset: timedelta = timedelta(0), title: str = "stand-up") -> ReminderDraft:
     return ReminderDraft(
         key=key, tenant_id="t1", user_id=user, conversation_id=f"cid-{user}", conversation_type="1",
@@ -51,31 +52,31 @@ class TestDjangoReminderStore:
         store = DjangoReminderStore()
         late = store.create(draft("a", when=NOW + timedelta(days=2)))
         soon = store.create(draft("b", when=NOW + timedelta(hours=2)))
-        store.create(draft("c", user="bob"))
+        store.create(draft("c", user=bob.user_id))
         gone = store.create(draft("d"))
-        store.cancel("t1", "alice", gone.id)
-        assert [r.id for r in store.pending("t1", "alice")] == [soon.id, late.id]
-        assert store.pending("t2", "alice") == []
+        store.cancel("t1", alice.user_id, gone.id)
+        assert [r.id for r in store.pending("t1", alice.user_id)] == [soon.id, late.id]
+        assert store.pending("t2", alice.user_id) == []
 
     def test_nobody_cancels_or_moves_someone_elses_reminder(self):
         store = DjangoReminderStore()
-        mine = store.create(draft(user="alice"))
-        assert store.cancel("t1", "bob", mine.id) is False
-        assert store.reschedule("t1", "bob", mine.id, NOW + timedelta(days=1)) is None
+        mine = store.create(draft(user=alice.user_id))
+        assert store.cancel("t1", bob.user_id, mine.id) is False
+        assert store.reschedule("t1", bob.user_id, mine.id, NOW + timedelta(days=1)) is None
         assert Reminder.objects.get(pk=mine.id).status == Reminder.Status.PENDING
 
     def test_reschedule_keeps_the_offset(self):
         store = DjangoReminderStore()
         stored = store.create(draft(offset=timedelta(minutes=10)))
-        moved = store.reschedule("t1", "alice", stored.id, NOW + timedelta(days=1))
+        moved = store.reschedule("t1", alice.user_id, stored.id, NOW + timedelta(days=1))
         assert moved is not None and moved.event_at == NOW + timedelta(days=1)
         assert Reminder.objects.get(pk=stored.id).fire_at == NOW + timedelta(days=1, minutes=-10)
 
     def test_a_cancelled_reminder_cannot_be_cancelled_again(self):
         store = DjangoReminderStore()
         stored = store.create(draft())
-        assert store.cancel("t1", "alice", stored.id) is True
-        assert store.cancel("t1", "alice", stored.id) is False
+        assert store.cancel("t1", alice.user_id, stored.id) is True
+        assert store.cancel("t1", alice.user_id, stored.id) is False
 
 
 @pytest.mark.django_db
@@ -84,7 +85,7 @@ class TestClaimDueReminders:
         stored = DjangoReminderStore().create(draft(when=NOW))
         [payload] = claim_due_reminders(now=NOW + timedelta(seconds=1))
         assert payload["reminder_id"] == stored.id
-        assert payload["user_id"] == "alice" and payload["title"] == "stand-up"
+        assert payload["user_id"] == alice.user_id and payload["title"] == "stand-up"
         assert payload["delivery_key"] == f"reminder:{stored.id}:{NOW.astimezone(ZoneInfo('UTC')).isoformat()}"
         assert "stand-up" in payload["text"]
         assert Reminder.objects.get(pk=stored.id).status == Reminder.Status.FIRED
@@ -94,7 +95,7 @@ class TestClaimDueReminders:
         store = DjangoReminderStore()
         store.create(draft("later", when=NOW + timedelta(hours=1)))
         cancelled = store.create(draft("cancelled", when=NOW))
-        store.cancel("t1", "alice", cancelled.id)
+        store.cancel("t1", alice.user_id, cancelled.id)
         assert claim_due_reminders(now=NOW) == []
 
     def test_a_weekly_reminder_moves_to_its_next_occurrence(self):

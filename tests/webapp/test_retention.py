@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from conf.settings import get_settings
+from testkit.personas import alice
 from webapp.actions.retention import DAY, do_apply_retention
 from webapp.actions.routing import do_log_routed_turn
 from webapp.models import AuditLog, RoutedTurn
@@ -29,7 +30,7 @@ def store(tmp_path, monkeypatch, personal_data_stores) -> Iterator[MediaStore]:
 
 
 def saved(store: MediaStore, msg_id: str, age_days: float) -> str:
-    ref = store.save([b"%PDF-1.4 ..."], tenant_id="corp1", user_id="alice", msg_id=msg_id, index=0,
+    ref = store.save([b"%PDF-1.4 ..."], tenant_id="corp1", user_id=alice.user_id, msg_id=msg_id, index=0,
                      kind="file", name="a.pdf", content_type="application/pdf")
     stamp = time.time() - age_days * DAY
     os.utime(ref["path"], (stamp, stamp))
@@ -38,7 +39,7 @@ def saved(store: MediaStore, msg_id: str, age_days: float) -> str:
 
 def test_old_turns_and_files_go_recent_ones_stay_and_the_purge_is_audited(store):
     for msg_id in ("old", "new"):
-        do_log_routed_turn(msg_id=msg_id, tenant_id="corp1", user_id="alice", text="年假怎么申请",
+        do_log_routed_turn(msg_id=msg_id, tenant_id="corp1", user_id=alice.user_id, text="年假怎么申请",
                            predicted_intent="docsearch.ask", confidence=0.9, skill="docsearch")
     RoutedTurn.objects.filter(msg_id="old").update(created_at=timezone.now() - timedelta(days=31))
     old_file, new_file = saved(store, "m-old", 8), saved(store, "m-new", 6)
@@ -47,7 +48,7 @@ def test_old_turns_and_files_go_recent_ones_stay_and_the_purge_is_audited(store)
 
     assert list(RoutedTurn.objects.values_list("msg_id", flat=True)) == ["new"]
     assert not os.path.exists(old_file) and not os.path.exists(old_file[:-4] + ".json")
-    assert os.path.exists(new_file) and len(store.list_user("corp1", "alice")) == 1
+    assert os.path.exists(new_file) and len(store.list_user("corp1", alice.user_id)) == 1
     row = AuditLog.objects.get(action="retention.purge")
     assert row.detail["media_files"] == 1 and row.detail["media_days"] == 7
     assert "年假" not in str(row.detail)  # counts only, never the purged text
@@ -60,7 +61,7 @@ def test_a_sweep_with_nothing_to_delete_writes_no_audit_row(store):
 
 
 def test_an_interrupted_download_left_behind_is_swept_but_not_counted(store):
-    folder = store.user_dir("corp1", "alice")
+    folder = store.user_dir("corp1", alice.user_id)
     folder.mkdir(parents=True)
     part = folder / ".part-abc"
     part.write_bytes(b"half")

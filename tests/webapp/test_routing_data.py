@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from skills import registry
+from testkit.personas import alice, bob
 from webapp.actions.routing import (
     RoutingError,
     do_delete_intent_example,
@@ -25,7 +26,7 @@ from webapp.models import AuditLog, IntentExample, RoutedTurn
 pytestmark = pytest.mark.django_db
 
 
-def logged(msg_id: str = "m1", text: str = "年假怎么申请", user: str = "alice", **kw) -> RoutedTurn:
+def logged(msg_id: str = "m1", text: str = "年假怎么申请", user: str = alice.user_id, **kw) -> RoutedTurn:
     do_log_routed_turn(msg_id=msg_id, tenant_id="corp1", user_id=user, text=text,
                        predicted_intent=kw.pop("intent", "chat"), confidence=0.4, skill="llm_chat", **kw)
     return RoutedTurn.objects.get(msg_id=msg_id)
@@ -44,17 +45,17 @@ def test_seeding_adds_every_shipped_example_once():
 def test_seeding_leaves_an_example_the_admin_disabled_alone():
     do_seed_intent_examples()
     example = IntentExample.objects.get(text="你好")
-    do_save_intent_example("bob", example, intent="chat", text="你好", enabled=False)
+    do_save_intent_example(bob.key, example, intent="chat", text="你好", enabled=False)
     do_seed_intent_examples()
     assert IntentExample.objects.get(text="你好").enabled is False
 
 
 def test_example_edits_are_audited_and_need_a_known_intent():
-    row = do_save_intent_example("bob", None, intent="docsearch.ask", text=" 报销走什么流程 ")
+    row = do_save_intent_example(bob.key, None, intent="docsearch.ask", text=" 报销走什么流程 ")
     assert (row.text, row.language, row.source) == ("报销走什么流程", "zh", "admin")
     with pytest.raises(RoutingError, match="no skill answers"):
-        do_save_intent_example("bob", None, intent="weather.ask", text="明天下雨吗")
-    do_delete_intent_example("bob", row)
+        do_save_intent_example(bob.key, None, intent="weather.ask", text="明天下雨吗")
+    do_delete_intent_example(bob.key, row)
     actions = list(AuditLog.objects.values_list("action", flat=True))
     assert actions == ["intent_example.save", "intent_example.delete"]
 
@@ -67,26 +68,26 @@ def test_imported_rows_are_added_once():
 
 def test_a_turn_is_logged_once_per_message():
     logged()
-    do_log_routed_turn(msg_id="m1", tenant_id="corp1", user_id="alice", text="again", skill="echo")
+    do_log_routed_turn(msg_id="m1", tenant_id="corp1", user_id=alice.user_id, text="again", skill="echo")
     assert RoutedTurn.objects.get().text == "年假怎么申请"
 
 
 def test_relabelling_keeps_the_text_as_an_example_and_audits_without_the_text():
     do_seed_intent_examples()
     turn = logged()
-    example = do_relabel_routed_turn("bob", turn, "docsearch.ask")
+    example = do_relabel_routed_turn(bob.key, turn, "docsearch.ask")
     assert (example.intent, example.text, example.source) == ("docsearch.ask", "年假怎么申请", "relabel")
-    assert (example.origin_tenant_id, example.origin_user_id) == ("corp1", "alice")
+    assert (example.origin_tenant_id, example.origin_user_id) == ("corp1", alice.user_id)
     turn.refresh_from_db()
-    assert (turn.corrected_intent, turn.corrected_by) == ("docsearch.ask", "bob")
+    assert (turn.corrected_intent, turn.corrected_by) == ("docsearch.ask", bob.key)
     audit = AuditLog.objects.get(action="routed_turn.relabel")
     assert audit.after == {"corrected_intent": "docsearch.ask"} and "年假" not in str(audit.detail)
     # Relabelled again: the earlier example of the same words is switched off.
-    do_relabel_routed_turn("bob", turn, "chat")
+    do_relabel_routed_turn(bob.key, turn, "chat")
     enabled = IntentExample.objects.filter(text="年假怎么申请", enabled=True)
     assert list(enabled.values_list("intent", flat=True)) == ["chat"]
     with pytest.raises(RoutingError):
-        do_relabel_routed_turn("bob", turn, "weather.ask")
+        do_relabel_routed_turn(bob.key, turn, "weather.ask")
 
 
 def test_routed_turns_older_than_the_retention_are_purged():
@@ -107,14 +108,14 @@ def test_export_and_erase_user_include_routed_turns_and_examples_made_from_them(
     monkeypatch.setenv("MEDIA_ROOT", str(tmp_path))
     get_settings.cache_clear()
     do_seed_intent_examples()
-    do_relabel_routed_turn("bob", logged("a1", "我的工资条在哪看"), "docsearch.ask")
-    logged("b1", "hello", user="bob")
-    exported = collect("corp1", "alice")["postgresql"]
+    do_relabel_routed_turn(bob.key, logged("a1", "我的工资条在哪看"), "docsearch.ask")
+    logged("b1", "hello", user=bob.user_id)
+    exported = collect("corp1", alice.user_id)["postgresql"]
     assert [t["text"] for t in exported["routedturn"]] == ["我的工资条在哪看"]
     assert [(e["intent"], e["text"]) for e in exported["intentexample"]] == [("docsearch.ask", "我的工资条在哪看")]
     seeded = IntentExample.objects.filter(source="seed").count()
-    counts = do_erase_user("corp1", "alice", actor="dpo")
+    counts = do_erase_user("corp1", alice.user_id, actor="dpo")
     assert (counts["postgresql.routedturn"], counts["postgresql.intentexample"]) == (1, 1)
-    assert list(RoutedTurn.objects.values_list("user_id", flat=True)) == ["bob"]
+    assert list(RoutedTurn.objects.values_list("user_id", flat=True)) == [bob.user_id]
     assert IntentExample.objects.filter(source="seed").count() == seeded
     assert do_erase_user("corp1", "", actor="dpo")["postgresql.intentexample"] == 0

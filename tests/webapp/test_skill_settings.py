@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from testkit.personas import bob
 from webapp.actions import versions
 from webapp.actions.audit import verify_chain
 from webapp.actions.skills import (
@@ -21,13 +22,13 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_skill_setting_change_is_audited_with_who_before_and_after():
-    first = do_update_skill_setting("bob", "corp1", "schedule", True, {"list_days": 14})
-    second = do_update_skill_setting("alice", "corp1", "schedule", False, {"list_days": 3})
+    first = do_update_skill_setting(bob.key, "corp1", "schedule", True, {"list_days": 14})
+    second = do_update_skill_setting("ops", "corp1", "schedule", False, {"list_days": 3})
     assert (first.pk, second.version) == (second.pk, 2)
     row = SkillSetting.objects.get(tenant_id="corp1", skill="schedule")
-    assert (row.enabled, row.config, row.updated_by) == (False, {"list_days": 3}, "alice")
+    assert (row.enabled, row.config, row.updated_by) == (False, {"list_days": 3}, "ops")
     audits = list(AuditLog.objects.filter(action="skill_setting.update").order_by("id"))
-    assert [a.actor for a in audits] == ["bob", "alice"]
+    assert [a.actor for a in audits] == [bob.key, "ops"]
     assert audits[0].before is None and audits[0].after == {"enabled": True, "config": {"list_days": 14}}
     assert audits[1].before == {"enabled": True, "config": {"list_days": 14}}
     assert audits[1].after == {"enabled": False, "config": {"list_days": 3}}
@@ -43,7 +44,7 @@ def test_a_skill_setting_change_is_audited_with_who_before_and_after():
 ])
 def test_a_config_that_does_not_fit_the_skill_is_refused_and_nothing_is_written(skill, config, message):
     with pytest.raises(SettingError, match=message):
-        do_update_skill_setting("bob", "corp1", skill, True, config)
+        do_update_skill_setting(bob.key, "corp1", skill, True, config)
     assert not SkillSetting.objects.exists() and not AuditLog.objects.exists()
 
 
@@ -54,12 +55,12 @@ def test_the_change_and_its_audit_row_commit_together(monkeypatch):
 
     monkeypatch.setattr("webapp.actions.skills.record_audit", broken_audit)
     with pytest.raises(Exception, match="division by zero"):
-        do_update_skill_setting("bob", "*", "echo", False, {})
+        do_update_skill_setting(bob.key, "*", "echo", False, {})
     assert not SkillSetting.objects.exists()
 
 
 def test_secret_config_fields_are_audited_redacted():
-    do_update_skill_setting("bob", "*", "llm_chat", True, {"api_key": "sk-live-123", "temperature": 0.3})
+    do_update_skill_setting(bob.key, "*", "llm_chat", True, {"api_key": "sk-live-123", "temperature": 0.3})
     audit = AuditLog.objects.get(action="skill_setting.update")
     assert audit.after["config"] == {"api_key": "***", "temperature": 0.3}
     assert "sk-live-123" not in str(audit.after)
@@ -68,7 +69,7 @@ def test_secret_config_fields_are_audited_redacted():
 def test_the_version_key_is_bumped_only_after_commit(worker_settings, redis_conn,
                                                      django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as pending:
-        do_update_skill_setting("bob", "*", "echo", True, {})
+        do_update_skill_setting(bob.key, "*", "echo", True, {})
     assert redis_conn.get(versions.version_key(versions.SETTINGS)) is None
     for callback in pending:
         callback()
@@ -76,32 +77,32 @@ def test_the_version_key_is_bumped_only_after_commit(worker_settings, redis_conn
 
 
 def test_admin_settings_are_validated_against_their_skill_and_audited():
-    do_update_admin_setting("bob", "llm.temperature", 0.2)
-    do_update_admin_setting("alice", "llm.temperature", 1)
+    do_update_admin_setting(bob.key, "llm.temperature", 0.2)
+    do_update_admin_setting("ops", "llm.temperature", 1)
     row = AdminSetting.objects.get(key="llm.temperature")
     assert (row.value, row.version) == (1.0, 2)
     audit = AuditLog.objects.filter(action="admin_setting.update").last()
-    assert (audit.actor, audit.before, audit.after) == ("alice", 0.2, 1.0)
+    assert (audit.actor, audit.before, audit.after) == ("ops", 0.2, 1.0)
     for key, value, message in [("llm.temperature", 3, "between 0 and 2"), ("llm.temprature", 1, "unknown admin"),
                                 ("router.high_confidence", 1.5, r"\(0, 1\]"), ("llm.system_prompt", 5, "expected str")]:
         with pytest.raises(SettingError, match=message):
-            do_update_admin_setting("bob", key, value)
+            do_update_admin_setting(bob.key, key, value)
 
 
 def test_a_remote_skill_token_is_stored_encrypted_and_never_audited():
-    row = do_save_remote_skill("bob", "ithelp", url="http://127.0.0.1:9100/", intents=["it.ticket"],
+    row = do_save_remote_skill(bob.key, "ithelp", url="http://127.0.0.1:9100/", intents=["it.ticket"],
                                token="s3cret-token")
     assert "s3cret" not in row.token_encrypted and decrypt_text(row.token_encrypted) == "s3cret-token"
-    do_save_remote_skill("bob", "ithelp", url="http://127.0.0.1:9101/", intents=["it.ticket"], timeout_seconds=5)
+    do_save_remote_skill(bob.key, "ithelp", url="http://127.0.0.1:9101/", intents=["it.ticket"], timeout_seconds=5)
     row.refresh_from_db()
     assert decrypt_text(row.token_encrypted) == "s3cret-token"  # None kept the token
-    do_save_remote_skill("bob", "ithelp", url="http://127.0.0.1:9101/", intents=["it.ticket"], token="")
+    do_save_remote_skill(bob.key, "ithelp", url="http://127.0.0.1:9101/", intents=["it.ticket"], token="")
     row.refresh_from_db()
     assert row.token_encrypted == "" and row.version == 3
     audits = AuditLog.objects.filter(target_type="remote_skill")
     assert "s3cret" not in str([(a.before, a.after, a.detail) for a in audits])
     assert audits.last().after["has_token"] is False
-    do_delete_remote_skill("bob", row)
+    do_delete_remote_skill(bob.key, row)
     assert not RemoteSkill.objects.exists()
     assert AuditLog.objects.filter(action="remote_skill.delete").count() == 1
 
@@ -114,14 +115,14 @@ def test_a_remote_skill_token_is_stored_encrypted_and_never_audited():
 ])
 def test_remote_skills_may_not_clash_with_other_skills(name, intents, url, message):
     with pytest.raises(SettingError, match=message):
-        do_save_remote_skill("bob", name, url=url, intents=intents)
+        do_save_remote_skill(bob.key, name, url=url, intents=intents)
 
 
 def test_a_remote_skill_config_belongs_on_its_own_row():
-    do_save_remote_skill("bob", "crm", url="http://h/", intents=["crm.ask"])
-    do_update_skill_setting("bob", "corp1", "crm", False, {})
+    do_save_remote_skill(bob.key, "crm", url="http://h/", intents=["crm.ask"])
+    do_update_skill_setting(bob.key, "corp1", "crm", False, {})
     with pytest.raises(SettingError, match="remote skill"):
-        do_update_skill_setting("bob", "corp1", "crm", True, {"url": "http://evil/"})
+        do_update_skill_setting(bob.key, "corp1", "crm", True, {"url": "http://evil/"})
 
 
 def test_the_field_key_defaults_to_one_derived_from_the_secret_key(monkeypatch):

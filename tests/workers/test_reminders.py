@@ -19,11 +19,12 @@ from workers.resources import dingtalk_api
 from workers.dingtalk.api import DingTalkAPI
 from workers.dingtalk.token import TokenCache
 from workers.resources import key, redis_client
+from testkit.personas import alice, bob
 
 pytestmark = pytest.mark.django_db
 
 
-def due(key_: str = "k1", *, user: str = "alice", conversation_type: str = "1", conversation_id: str = "",
+def due(key_: str = "k1", *, user: str = alice.user_id, conversation_type: str = "1", conversation_id: str = "",
         title: str = "drink water") -> int:
     now = datetime.now(timezone.utc)
     return DjangoReminderStore().create(ReminderDraft(
@@ -38,12 +39,12 @@ def firing_of(reminder_id: int) -> ReminderFiring:
 
 
 def test_a_due_reminder_is_sent_to_the_users_one_to_one_chat_once(sandbox_client, sandbox_settings):
-    reminder_id = due(user="alice")
+    reminder_id = due(user=alice.user_id)
     report = reminders.sweep()
     assert report["claimed"] == 1 and report["sent"] == 1
     [sent] = sandbox_client.replies()
     assert sent["via"] == "batchSend"
-    assert sent["user_ids"] == ["alice"]
+    assert sent["user_ids"] == [alice.user_id]
     assert "drink water" in sent["param"]["content"]
     assert firing_of(reminder_id).delivered_at is not None
     assert reminders.sweep()["claimed"] == 0
@@ -51,8 +52,8 @@ def test_a_due_reminder_is_sent_to_the_users_one_to_one_chat_once(sandbox_client
 
 
 def test_a_group_reminder_goes_to_the_group(sandbox_client, sandbox_settings):
-    group = sandbox_client.send_message("hi", conversation_type="2", user_id="bob")["conversationId"]
-    due(user="bob", conversation_type="2", conversation_id=group)
+    group = bob.send(sandbox_client, "hi", conversation_type="2")["conversationId"]
+    due(user=bob.user_id, conversation_type="2", conversation_id=group)
     reminders.sweep()
     sent = sandbox_client.replies(via="groupSend")
     assert [r["conversation_id"] for r in sent] == [group]

@@ -15,6 +15,7 @@ from workers.errors import DuplicateMessage, PoisonMessage, TransientError
 from conf.logs import LOG_FORMAT, MessageContextFilter, message_context
 from contract.pipeline import STAGES, Stage
 from workers.tasks import pipeline_task, retry_countdown, run_skill_task
+from testkit.personas import alice
 
 pytestmark = pytest.mark.django_db
 
@@ -126,8 +127,7 @@ def test_an_unexpected_error_outside_run_skill_is_logged_and_dead_lettered(worke
 
 def test_it_apologises_when_the_skill_crashes(worker_settings, monkeypatch):
     monkeypatch.setitem(registry.SKILLS, "crashing", f"{__name__}:Crashing")
-    turn = Turn(msg_id="m6", tenant_id="t", conversation_id="c", conversation_type="1",
-                user_id="u", text="hello", skill="crashing")
+    turn = alice.turn("hello", msg_id="m6", skill="crashing")
     payload = {"msg_id": "m6", "turn": turn.to_dict(), "reply": None, "record": {}}
     try:
         out = run_skill_task.apply(args=(payload,)).get()

@@ -12,6 +12,7 @@ from skills.docsearch.answer import OpenAIAnswerWriter, build_messages, citation
 from skills.docsearch.examples import EXAMPLES
 from skills.docsearch.skill import DocSearchConfig, DocSearchSkill, departments_of, relevant_hits
 from skills.docsearch.store import Hit
+from testkit.personas import alice
 
 LEAVE = Hit(1, "handbook", "员工手册", "handbook.md", "员工手册 > 年假", "员工每年享有十五天带薪年假。", 0.03, 0.91, 1)
 PARKING = Hit(2, "handbook", "Employee handbook", "h.md", "Parking", "Permits at the front desk.", 0.016, 0.86, None)
@@ -42,7 +43,7 @@ class FixedEmbedder:
 
 
 def turn(text: str, **kw: Any) -> Turn:
-    return Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u", text=text, **kw)
+    return alice.turn(text, **kw)
 
 
 def test_the_prompt_holds_only_the_retrieved_excerpts_and_the_rule_to_stay_within_them() -> None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg2
 import pytest
 
-from skills.api import Turn
 from skills.docsearch.ingest import ingest, ingest_document
 from skills.docsearch.skill import DocSearchConfig, DocSearchSkill
 from skills.docsearch.store import PgVectorStore, UnknownCollection
+from testkit.personas import alice, bob
 from tests.skills.docsearch.documents import make_docx, make_pdf
 
 pytestmark = pytest.mark.slow  # starts an embedded PostgreSQL and runs the embedding model
@@ -133,15 +134,16 @@ def test_documents_only_go_into_collections_that_exist(store: PgVectorStore, emb
         ingest_document(store, "no-such-collection", "X", "x.md", b"# X\ntext", embedder=embedder)
 
 
-def test_the_skill_answers_from_the_documents_with_citations(store: PgVectorStore, embedder: Any, corpus: dict[str, str]) -> None:
+def test_the_skill_answers_from_the_documents_with_citations(store: PgVectorStore, embedder: Any,
+                                                             corpus: dict[str, str]) -> None:
     skill = DocSearchSkill(DocSearchConfig(llm_base_url=""), store=store, embedder=embedder)
-    reply = skill.execute(Turn("m", "t", "c", "1", "u", text="年假有几天？", profile={"departments": ["sales"]}))
+    reply = skill.execute(alice.turn("年假有几天？", profile={"departments": ["sales"]}))
     assert "十五天带薪年假" in reply.text
     assert reply.meta["citations"][0]["title"] == "员工手册"
     assert reply.meta["citations"][0]["section"] == "员工手册 > 年假"
-    outsider = skill.execute(Turn("m", "t", "c", "1", "u", text="年终奖什么时候发？", profile={"departments": ["sales"]}))
+    outsider = skill.execute(alice.turn("年终奖什么时候发？", profile={"departments": ["sales"]}))
     assert "一月发放" not in outsider.text
-    insider = skill.execute(Turn("m", "t", "c", "1", "u", text="年终奖什么时候发？", profile={"departments": ["hr"]}))
+    insider = skill.execute(bob.turn("年终奖什么时候发？", profile={"departments": ["hr"]}))
     assert "一月发放" in insider.text
 
 

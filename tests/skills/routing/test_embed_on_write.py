@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from skills.routing import embedders as emb
+from testkit.personas import bob
 from webapp.actions.routing import do_save_intent_example, do_train_router
 from webapp.models import IntentExample
 
@@ -45,7 +46,7 @@ def test_an_example_added_in_admin_is_the_only_one_training_embeds(hashed, tmp_p
     call_command("import_intents", str(tmp_path / "rows.json"))
     intent = IntentExample.objects.values_list("intent", flat=True).first()
     monkeypatch.setattr("webapp.actions.routing.known_intents", lambda: {intent})
-    do_save_intent_example("bob", None, intent=intent, text="a phrasing nobody embedded yet")
+    do_save_intent_example(bob.key, None, intent=intent, text="a phrasing nobody embedded yet")
     assert do_train_router("test", activate=False).metrics["embedded_texts"] == 1
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,10 +13,11 @@ from skills.api import Reply, SkillError, Turn
 from skills.schedule.replies import CONFIRM, DISMISS
 from skills.schedule.skill import ScheduleConfig, ScheduleSkill
 from skills.schedule.store import ReminderStore
+from testkit.personas import Persona, alice, bob, mallory
 from tests.skills.schedule.reminder_store import MemoryReminderStore
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-NOW = datetime(2025, 6, 4, 2, 0, tzinfo=timezone.utc)  # Wednesday 10:00 in Shanghai
+NOW = datetime(2025, 6, 4, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Shanghai
 
 
 class Clock:
@@ -42,12 +43,12 @@ def skill(store: MemoryReminderStore, clock: Clock) -> ScheduleSkill:
     return ScheduleSkill(store=store, clock=clock)
 
 
-def turn(text: str = "", params: dict[str, Any] | None = None, user: str = "alice", msg: str = "m1", **kw: Any) -> Turn:
-    return Turn(msg_id=msg, tenant_id="t1", conversation_id="c1", conversation_type="1", user_id=user,
-                text=text, params=params or {}, **kw)
+def turn(text: str = "", params: dict[str, Any] | None = None, user: Persona = alice, msg: str = "m1",
+         **kw: Any) -> Turn:
+    return user.turn(text, msg_id=msg, params=params or {}, **kw)
 
 
-def press(reply: Reply, index: int, user: str = "alice", msg: str = "cb1") -> Turn:
+def press(reply: Reply, index: int, user: Persona = alice, msg: str = "cb1") -> Turn:
     """What a button callback becomes: the button's action and params, through JSON, as turn.params."""
     chosen = reply.buttons[index]
     params = json.loads(json.dumps({"action": chosen["action"], **chosen["params"]}))
@@ -79,7 +80,8 @@ def test_confirm_saves_the_reminder_once_even_when_pressed_twice(skill: Schedule
     assert "every Monday at 09:00" in first.text
     assert len(store.rows) == 1
     saved = store.rows[1].draft
-    assert (saved.user_id, saved.conversation_id, saved.rrule) == ("alice", "c1", "FREQ=WEEKLY;BYDAY=MO")
+    assert (saved.user_id, saved.conversation_id, saved.rrule) == (
+        alice.user_id, alice.conversation_id, "FREQ=WEEKLY;BYDAY=MO")
     assert saved.event_at == datetime(2025, 6, 9, 9, 0, tzinfo=SHANGHAI)
 
 
@@ -130,7 +132,7 @@ def test_listing_shows_occurrences_of_the_day_including_repeats(skill: ScheduleS
 
 def test_listing_another_users_schedule_shows_nothing_of_alices(skill: ScheduleSkill) -> None:
     create(skill, "明天下午3点提醒我开会")
-    reply = skill.execute(turn("我明天有什么安排", user="bob"))
+    reply = skill.execute(turn("我明天有什么安排", user=bob))
     assert "没有安排" in reply.text
 
 
@@ -148,7 +150,7 @@ def test_cancel_finds_the_event_and_cancels_it_after_confirmation(skill: Schedul
 def test_a_forged_cancel_for_someone_elses_reminder_changes_nothing(skill: ScheduleSkill, store: MemoryReminderStore) -> None:
     create(skill, "周五下午三点和张三面试")
     card = skill.execute(turn("取消周五的会"))
-    reply = skill.execute(press(card, 0, user="mallory"))
+    reply = skill.execute(press(card, 0, user=mallory))
     assert "不存在" in reply.text
     assert store.rows[1].status == "pending"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ import redis
 
 from sandbox import SandboxServer
 from sandbox.client import SandboxClient
+from testkit.personas import alice, bob
 from workers.dingtalk.card_client import CardClient, CardTarget
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -97,5 +99,6 @@ def card_client(http: httpx.Client, dingtalk: Dingtalk) -> CardClient:
     return CardClient(http, dingtalk.url, lambda: dingtalk.token, backoff_initial=0.05, backoff_max=0.3)
 
 
-GROUP = CardTarget(conversation_type="2", conversation_id="cid-group-1", user_id="staff-1", robot_code=ROBOT_CODE)
-PRIVATE = CardTarget(conversation_type="1", conversation_id="cid-p-1", user_id="staff-2", robot_code=ROBOT_CODE)
+GROUP = CardTarget(conversation_type="2", conversation_id="cid-group-1", user_id=alice.user_id, robot_code=ROBOT_CODE)
+PRIVATE = CardTarget(conversation_type="1", conversation_id=bob.conversation_id, user_id=bob.user_id,
+                     robot_code=ROBOT_CODE)

@@ -6,22 +6,23 @@ import json
 
 import pytest
 
-from testkit.envelopes import callback_envelope, card_callback, envelope, robot_message
+from testkit.envelopes import callback_envelope, card_callback, envelope
 from workers.state import ordering
 from workers.state.cards import CancelFlags
 from workers.errors import NothingToAnswer, PoisonMessage
 from workers.dingtalk import callbacks
 from workers.state import buttons, cards
 from workers.stages.preprocess import preprocess
+from testkit.personas import alice, bob, mallory
 
 pytestmark = pytest.mark.django_db
 
 OWNER_TURN = {"msg_id": "msg-card==", "skill": "docsearch", "tenant_id": "corp-test",
-              "conversation_id": "cid-g==", "conversation_type": "2", "user_id": "alice",
+              "conversation_id": "cid-g==", "conversation_type": "2", "user_id": alice.staff_id,
               "user_nick": "Alice", "locale": "en-US"}
 DELIVERY = {"session_webhook": "https://oapi.dingtalk.com/robot/sendBySession?session=s",
             "session_webhook_expires_at": 0, "conversation_id": "cid-g==", "conversation_type": "2",
-            "sender_staff_id": "alice", "sender_id": "", "robot_code": "rc"}
+            "sender_staff_id": alice.staff_id, "sender_id": "", "robot_code": "rc"}
 
 
 def own_card(out_track_id: str = "card-1", buttons_map: dict | None = None) -> None:
@@ -37,15 +38,15 @@ def run(data: dict, run_id: str = "run-1") -> dict:
 def test_a_submitted_form_becomes_form_data_for_the_owning_skill(worker_settings):
     own_card()
     data = card_callback("card-1", action_ids=["submit"], params={"query": "vacation policy"},
-                         user_id="bob", space_type="IM_GROUP", space_id="cid-g==")
+                         user_id=bob.staff_id, space_type="IM_GROUP", space_id="cid-g==")
     payload = run(callback_envelope(data))
     turn = payload["turn"]
     assert turn["params"] == {"type": "form_data", "fields": {"query": "vacation policy"},
                               "action": "submit", "out_track_id": "card-1"}
     assert turn["skill"] == "docsearch" and turn["intent"] == "form_data"
     assert turn["text"] == "vacation policy"  # text-reading skills still understand it
-    assert (turn["conversation_id"], turn["user_id"]) == ("cid-g==", "bob")  # the clicker asks
-    assert payload["delivery"]["sender_staff_id"] == "bob"
+    assert (turn["conversation_id"], turn["user_id"]) == ("cid-g==", bob.staff_id)  # the clicker asks
+    assert payload["delivery"]["sender_staff_id"] == bob.staff_id
     assert payload["reply"] is None
 
 
@@ -92,42 +93,42 @@ def test_stop_is_recognised_by_action_id(action_ids, values, stop):
 
 
 def test_a_tapped_button_text_reaches_the_card_skill_once(worker_settings):
-    buttons.remember("corp-test", "cid-tap==", "alice", skill="schedule", msg_id="m0", buttons=[
+    buttons.remember("corp-test", "cid-tap==", alice.staff_id, skill="schedule", msg_id="m0", buttons=[
         {"title": "确认", "action": "schedule.confirm", "params": {"command": {"a": 1}, "key": "k9"}}])
-    tap = robot_message("确认", conversation_id="cid-tap==", staff_id="alice")
+    tap = alice.robot_message("确认", conversation_id="cid-tap==")
     turn = run(envelope(tap))["turn"]
     assert turn["skill"] == "schedule" and turn["intent"] == "button"
     params = turn["params"]
     assert params["type"] == "button" and params["action"] == "schedule.confirm" and params["via"] == "tap"
     assert params["command"] == {"a": 1} and params["key"] == "k9"  # where the schedule skill reads them
     # The same message again (a retried task) is still the tap; a new message is just text.
-    assert buttons.take("corp-test", "cid-tap==", "alice", "确认", tap["msgId"]) is not None
-    again = run(envelope(robot_message("确认", conversation_id="cid-tap==", staff_id="alice")), "run-2")
+    assert buttons.take("corp-test", "cid-tap==", alice.staff_id, "确认", tap["msgId"]) is not None
+    again = run(alice.envelope("确认", conversation_id="cid-tap=="), "run-2")
     assert again["turn"]["params"] == {} and again["turn"]["skill"] == "echo"
 
 
 def test_a_tap_from_another_user_or_chat_is_just_text(worker_settings):
-    buttons.remember("corp-test", "cid-tap==", "alice", skill="schedule", msg_id="m0",
+    buttons.remember("corp-test", "cid-tap==", alice.staff_id, skill="schedule", msg_id="m0",
                      buttons=[{"title": "OK", "action": "schedule.confirm", "params": {}}])
-    for staff, cid in (("mallory", "cid-tap=="), ("alice", "cid-other==")):
-        turn = run(envelope(robot_message("ok", conversation_id=cid, staff_id=staff)), f"r-{staff}-{cid}")["turn"]
+    for who, cid in ((mallory, "cid-tap=="), (alice, "cid-other==")):
+        turn = run(who.envelope("ok", conversation_id=cid), f"r-{who.key}-{cid}")["turn"]
         assert turn["params"] == {} and turn["skill"] == "echo"
 
 
 def test_a_duplicate_delivery_never_holds_the_conversation(worker_settings):
-    data = robot_message("hello", conversation_id="cid-dup==", staff_id="gus")
+    data = bob.robot_message("hello", conversation_id="cid-dup==")
     first = run(envelope(data))
     ordering.finish(first)  # answered
     with pytest.raises(Exception, match="already claimed"):
         run(envelope(data), run_id="second-delivery")
-    later = run(envelope(robot_message("next", conversation_id="cid-dup==", staff_id="gus")), "run-9")
+    later = run(envelope(bob.robot_message("next", conversation_id="cid-dup==")), "run-9")
     assert ordering.ahead_of(later["msg_id"], ordering.slot_of(later)) == (0, 0)
 
 
 def test_a_duplicate_while_the_original_runs_keeps_the_original_in_line(worker_settings):
-    data = robot_message("hello", conversation_id="cid-dup2==", staff_id="gus")
+    data = bob.robot_message("hello", conversation_id="cid-dup2==")
     run(envelope(data))  # still running
     with pytest.raises(Exception, match="already claimed"):
         run(envelope(data), run_id="second-delivery")
-    later = run(envelope(robot_message("next", conversation_id="cid-dup2==", staff_id="gus")), "run-9")
+    later = run(envelope(bob.robot_message("next", conversation_id="cid-dup2==")), "run-9")
     assert ordering.ahead_of(later["msg_id"], ordering.slot_of(later)) == (1, 0)

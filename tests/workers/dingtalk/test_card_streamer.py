@@ -58,7 +58,7 @@ def test_an_answer_creates_one_card_streams_it_and_finalizes_it(
 def test_a_private_chat_card_goes_to_the_askers_robot_space(dingtalk: Dingtalk, card_client: CardClient) -> None:
     CardStreamer(card_client, "tpl").stream("m-p", PRIVATE, iter(["hi"]))
     [reply] = dingtalk.control.replies(via="card")
-    assert reply["conversation_type"] == "1" and reply["user_ids"] == ["staff-2"]
+    assert reply["conversation_type"] == "1" and reply["user_ids"] == [PRIVATE.user_id]
 
 
 def test_text_already_read_when_the_card_is_created_is_on_it_from_the_start(
@@ -201,7 +201,7 @@ def test_without_a_template_the_caller_is_told_to_reply_in_markdown(
 
 
 def test_a_card_that_cannot_be_created_hands_back_the_whole_answer(dingtalk: Dingtalk, card_client: CardClient) -> None:
-    wrong_robot = CardTarget("2", "cid-group-1", "staff-1", robot_code="not-our-robot")
+    wrong_robot = CardTarget("2", GROUP.conversation_id, GROUP.user_id, robot_code="not-our-robot")
     with pytest.raises(CardUnavailable) as caught:
         CardStreamer(card_client, "tpl").stream("m-bad", wrong_robot, slow_chunks(["one ", "two ", "three"], 0.02))
     assert "".join(caught.value.remaining or []) == "one two three"  # for a markdown reply
@@ -215,7 +215,7 @@ def test_a_failed_answer_behind_a_failed_card_still_raises_for_the_apology(
         yield "half"
         raise SkillError("llm down", "Sorry, try later.")
 
-    wrong_robot = CardTarget("2", "cid-group-1", "staff-1", robot_code="not-our-robot")
+    wrong_robot = CardTarget("2", GROUP.conversation_id, GROUP.user_id, robot_code="not-our-robot")
     with pytest.raises(CardUnavailable) as caught:
         CardStreamer(card_client, "tpl").stream("m-both", wrong_robot, failing())
     with pytest.raises(SkillError):

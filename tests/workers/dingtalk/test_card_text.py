@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from testkit.personas import make_turn
+from testkit.personas import alice, bob, make_turn
 from workers.dingtalk.card_client import CardTarget
 from workers.dingtalk.card_streamer import fit_card, out_track_id_for
 
@@ -41,7 +41,8 @@ def test_the_card_id_is_stable_per_message_and_differs_between_messages() -> Non
 def test_a_card_target_comes_from_the_turn() -> None:
     group = CardTarget.from_turn(make_turn(), "robot-1", at_sender=True)
     assert group.open_space_id == "dtv1.card//IM_GROUP.cid-group-1"
-    assert group.deliver_fields()["imGroupOpenDeliverModel"] == {"robotCode": "robot-1", "atUserIds": {"staff-1": "Alice"}}
-    private = CardTarget.from_turn(make_turn(conversation_type="1", user_id="staff-9"), "robot-1")
-    assert private.open_space_id == "dtv1.card//IM_ROBOT.staff-9"
+    assert group.deliver_fields()["imGroupOpenDeliverModel"] == {
+        "robotCode": "robot-1", "atUserIds": {alice.user_id: alice.nick}}
+    private = CardTarget.from_turn(bob.turn(), "robot-1")
+    assert private.open_space_id == f"dtv1.card//IM_ROBOT.{bob.staff_id}"
     assert private.deliver_fields()["imRobotOpenDeliverModel"] == {"spaceType": "IM_ROBOT", "robotCode": "robot-1"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from testkit.envelopes import robot_message
+from testkit.personas import bob
 from workers.dingtalk.inbound import CONVERTERS, MediaItem, convert
 
 BOT = "$:LWCP_v1:$bot"
@@ -82,10 +83,11 @@ def test_a_quoted_reply_carries_the_quoted_message():
 
 def test_in_a_group_the_bot_mention_goes_and_other_mentions_stay():
     data = message("text", text={"content": " @Helper ask @bob about it"}, conversationType="2",
-                   isInAtList=True, atUsers=[{"dingtalkId": BOT}, {"dingtalkId": "$:b", "staffId": "bob"}])
+                   isInAtList=True,
+                   atUsers=[{"dingtalkId": BOT}, {"dingtalkId": bob.sender_id, "staffId": bob.staff_id}])
     inbound = convert(data, robot_name="Helper")
     assert inbound.text == "ask @bob about it"
-    assert inbound.params["mentions"] == ["bob"]
+    assert inbound.params["mentions"] == [bob.staff_id]
     assert inbound.params["bot_mentioned"] is True
     assert inbound.params["type"] == "message"
 

@@ -17,6 +17,7 @@ from workers.dingtalk.media import MediaLimits, MediaRejected, fetch
 from workers.state.media_store import MediaStore
 from workers.phrases import phrase
 from workers.stages.preprocess import preprocess
+from testkit.personas import alice
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
 
 def preprocessed(server, client, msgtype: str, content: dict, **fields) -> dict:
-    pushed = client.send_message("", msgtype=msgtype, content=content, **fields)
+    pushed = alice.send(client, "", msgtype=msgtype, content=content, **fields)
     payload = preprocess(envelope_from_push(server, pushed["messageId"]), run_id=f"run-{pushed['msgId']}")
     json.dumps(payload)  # the bytes never ride along, only the reference
     return payload
@@ -34,7 +35,7 @@ def test_a_picture_is_stored_and_the_skill_gets_a_reference(dingtalk_sandbox, sa
                                                             sandbox_settings, media_root):
     sandbox_client.add_file("pic-1", PNG, content_type="image/png", filename="cat.png")
     payload = preprocessed(dingtalk_sandbox, sandbox_client, "picture",
-                           {"downloadCode": "pic-1", "pictureDownloadCode": "pic-1"}, user_id="alice")
+                           {"downloadCode": "pic-1", "pictureDownloadCode": "pic-1"})
     [ref] = payload["turn"]["attachments"]
     assert ref["kind"] == "image" and ref["content_type"] == "image/png" and ref["size"] == len(PNG)
     assert Path(ref["path"]).read_bytes() == PNG

@@ -9,6 +9,7 @@ import pytest
 
 from sandbox.dingtalk.bodies import validate_msg_param, validate_webhook_body
 from skills.api import Reply
+from testkit.personas import alice
 from workers.dingtalk.outbound import TAP_TO_SEND, action_buttons, openapi_message, webhook_body
 
 CONFIRM = {"title": "确认", "action": "schedule.confirm", "params": {"key": "k1"}}
@@ -29,7 +30,7 @@ REPLIES = [
 @pytest.mark.parametrize("reply", REPLIES, ids=lambda r: f"{r.kind}-{len(r.buttons)}")
 def test_every_body_is_one_dingtalk_accepts(reply):
     assert validate_webhook_body(webhook_body(reply)) is None
-    assert validate_webhook_body(webhook_body(reply, "alice")) is None
+    assert validate_webhook_body(webhook_body(reply, alice.staff_id)) is None
     assert validate_msg_param(*openapi_message(reply)) is None
 
 
@@ -61,17 +62,17 @@ def test_a_card_without_buttons_goes_as_markdown():
 
 
 def test_in_groups_markdown_names_the_asker_so_the_mention_shows():
-    body = webhook_body(Reply(text="# Answer\n\ntext", kind="markdown"), "alice")
-    assert body["at"]["atUserIds"] == ["alice"]
+    body = webhook_body(Reply(text="# Answer\n\ntext", kind="markdown"), alice.staff_id)
+    assert body["at"]["atUserIds"] == [alice.staff_id]
     assert body["markdown"]["text"].startswith("# Answer")  # the heading still renders
     assert body["markdown"]["text"].endswith("@alice")
-    card = webhook_body(REPLIES[3], "alice")
+    card = webhook_body(REPLIES[3], alice.staff_id)
     assert "@alice" in card["actionCard"]["text"]
 
 
 def test_text_replies_mention_through_the_at_list_only():
-    body = webhook_body(Reply(text="hi"), "alice")
-    assert body["text"]["content"] == "hi" and body["at"]["atUserIds"] == ["alice"]
+    body = webhook_body(Reply(text="hi"), alice.staff_id)
+    assert body["text"]["content"] == "hi" and body["at"]["atUserIds"] == [alice.staff_id]
 
 
 def test_only_skill_buttons_need_remembering():

@@ -13,6 +13,7 @@ from workers.stages.postprocess import postprocess
 from workers.stages.preprocess import preprocess
 from workers.stages.run_skill import run_skill
 from tests.workers.routing.test_routers import embedding_router
+from testkit.personas import alice
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ def unsure_router():
 
 
 def through_preprocess(server, client, text: str) -> dict:
-    injected = client.send_message(text, user_id="carol")
+    injected = alice.send(client, text)
     return preprocess(envelope_from_push(server, injected["messageId"]), run_id=f"run-{injected['msgId']}")
 
 

@@ -8,6 +8,7 @@ import json
 from skills import registry
 from skills.api import Turn
 from skills.routing.router import Prediction
+from testkit.personas import alice
 from workers.routing.policy import CHOOSE_SKILL, Thresholds, callback_route, decide
 from workers.routing.routers import label_of
 
@@ -16,8 +17,7 @@ ALL = set(registry.skill_names())
 
 
 def turn(text: str = "帮我看看这个", **kw) -> Turn:
-    return Turn(msg_id="m1", tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
-                text=text, **kw)
+    return alice.turn(text, **kw)
 
 
 def predicted(*top: tuple[str, float], oos: bool = False) -> Prediction:
@@ -52,7 +52,7 @@ def test_an_unsure_prediction_asks_which_skill_with_a_button_each():
     assert [b["title"] for b in buttons] == ["文档问答", "日程提醒", "AI 对话"]
     assert buttons[0]["action"] == CHOOSE_SKILL
     assert buttons[0]["params"] == {"type": CHOOSE_SKILL, "skill": "docsearch", "intent": "docsearch.ask",
-                                    "text": "明天的培训资料", "msg_id": "m1"}
+                                    "text": "明天的培训资料", "msg_id": turn().msg_id}
     assert "1. 文档问答" in r.reply["text"]
 
 

@@ -16,6 +16,7 @@ from webapp.models import IntentExample, RoutedTurn, RouterModel
 from workers.routing import routers
 from workers.stages.preprocess import preprocess
 from workers.routing.source import DatabaseArtefacts
+from testkit.personas import alice
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +31,7 @@ def router_dir(tmp_path, monkeypatch, worker_settings):
 
 
 def turn(text: str) -> Turn:
-    return Turn(msg_id="m", tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="u", text=text)
+    return alice.turn(text)
 
 
 def test_train_router_seeds_an_empty_table_stores_the_artefact_and_announces_it(router_dir, redis_conn,

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from skills.api import Turn
 from skills.routing.router import Prediction
 from testkit.envelopes import envelope
 from webapp.actions import versions
@@ -16,6 +15,7 @@ from webapp.models import RoutedTurn
 from workers.routing import routers
 from workers.stages.preprocess import preprocess
 from workers.routing.policy import CHOOSE_SKILL
+from testkit.personas import alice, bob
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,7 @@ def test_without_a_model_help_words_go_to_help_and_the_rest_to_the_fallback(work
 
 def test_a_disabled_help_skill_is_not_routed_to(worker_settings):
     env = envelope(text="help")
-    do_update_skill_setting("bob", env["tenant_id"], "help", False, {})
+    do_update_skill_setting(bob.key, env["tenant_id"], "help", False, {})
     versions.publish(versions.SETTINGS)
     assert preprocess(env, "r1")["turn"]["skill"] == "echo"
 
@@ -92,8 +92,7 @@ def test_a_confident_router_fills_intent_skill_and_confidence(worker_settings, i
 
 def test_a_choose_skill_callback_reruns_the_original_text_with_that_skill(worker_settings, installed):
     installed(embedding_router(Prediction("chat", 0.99, False, [("chat", 0.99)])))
-    turn = Turn(msg_id="cb1", tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
-                text="", params={"type": CHOOSE_SKILL, "skill": "docsearch", "intent": "docsearch.ask",
+    turn = alice.turn("", msg_id="cb1", params={"type": CHOOSE_SKILL, "skill": "docsearch", "intent": "docsearch.ask",
                                  "text": "培训资料在哪"})
     routed, reply = routers.decide_turn(turn)
     assert reply is None
@@ -104,8 +103,7 @@ def test_a_choose_skill_callback_reruns_the_original_text_with_that_skill(worker
 
 def test_a_schedule_button_goes_back_to_schedule_without_asking_the_router(worker_settings, installed):
     installed(embedding_router(Prediction("chat", 0.99, False, [("chat", 0.99)])))
-    turn = Turn(msg_id="cb2", tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
-                text="确认", intent="schedule.create", params={"action": "schedule.confirm", "key": "k"})
+    turn = alice.turn("确认", msg_id="cb2", intent="schedule.create", params={"action": "schedule.confirm", "key": "k"})
     routed, _ = routers.decide_turn(turn)
     assert (routed.skill, routed.params["action"]) == ("schedule", "schedule.confirm")
     assert not RoutedTurn.objects.filter(msg_id="cb2").exists()
@@ -118,7 +116,7 @@ def test_a_router_that_cannot_load_keeps_keyword_routing(worker_settings):
 
     router = routers.EmbeddingRouter(Broken(Prediction("chat", 1.0, False, [])), poll_seconds=60)
     assert router.refresh() is False and router.version == ""
-    turn = Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u", text="help")
+    turn = alice.turn("help")
     assert router.route(turn).decision == "keyword"
 
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from testkit.envelopes import envelope_from_push
+from testkit.personas import Persona, alice, bob, mallory
 from webapp.models import MessageRecord, MessageStatus
 from workers.state import reply_state
 from workers.stages.deliver import choose_channel, deliver
@@ -21,15 +22,15 @@ from workers.stages.run_skill import run_skill
 pytestmark = pytest.mark.django_db
 
 
-def ready_to_deliver(server, client, text="hi", **message) -> dict:
-    """Inject a message into the sandbox and run the first three stages on its push."""
-    injected = client.send_message(text, **message)
+def ready_to_deliver(server, client, text="hi", who: Persona = alice, **message) -> dict:
+    """Inject a message from `who` into the sandbox and run the first three stages on its push."""
+    injected = who.send(client, text, **message)
     env = envelope_from_push(server, injected["messageId"])
     return postprocess(run_skill(preprocess(env, run_id=f"run-{injected['msgId']}")))
 
 
 def test_it_replies_over_the_session_webhook(dingtalk_sandbox, sandbox_client, sandbox_settings):
-    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "hello", user_id="alice")
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "hello")
     assert deliver(payload)["result"] == "sent"
     [reply] = sandbox_client.replies()
     assert reply["via"] == "webhook"
@@ -41,16 +42,16 @@ def test_it_replies_over_the_session_webhook(dingtalk_sandbox, sandbox_client, s
     assert record.replied_at >= record.postprocessed_at
     # The stamps the earlier stages carried land with the status, in deliver's one write.
     assert record.received_at <= record.preprocessed_at <= record.skill_done_at <= record.postprocessed_at
-    assert (record.skill, record.user.staff_id) == ("echo", "alice")
+    assert (record.skill, record.user.staff_id) == ("echo", alice.staff_id)
 
 
 def test_in_a_group_the_reply_mentions_the_asker(dingtalk_sandbox, sandbox_client,
                                                  sandbox_settings):
     payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "hi all",
-                               conversation_type="2", user_id="bob")
+                               conversation_type="2", who=bob)
     deliver(payload)
     [reply] = sandbox_client.replies()
-    assert reply["body"]["at"]["atUserIds"] == ["bob"]
+    assert reply["body"]["at"]["atUserIds"] == [bob.staff_id]
     assert reply["conversation_type"] == "2"
 
 
@@ -64,12 +65,12 @@ def test_markdown_replies_use_the_markdown_body(dingtalk_sandbox, sandbox_client
 
 def test_an_expired_webhook_falls_back_to_batch_send_in_private_chats(
         dingtalk_sandbox, sandbox_client, sandbox_settings):
-    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "late", user_id="carol")
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "late")
     sandbox_client.fault("expire_webhooks")  # the webhook now answers errcode 300001
     assert deliver(payload)["channel"] == "openapi"
     [reply] = sandbox_client.replies()
     assert reply["via"] == "batchSend"
-    assert reply["user_ids"] == ["carol"]
+    assert reply["user_ids"] == [alice.staff_id]
     assert reply["msg_key"] == "sampleText"
     assert reply["param"] == {"content": "You said: late"}
     assert MessageRecord.objects.get(msg_id=payload["msg_id"]).channel == "openapi"
@@ -78,7 +79,7 @@ def test_an_expired_webhook_falls_back_to_batch_send_in_private_chats(
 def test_an_expired_webhook_falls_back_to_group_send_in_groups(
         dingtalk_sandbox, sandbox_client, sandbox_settings):
     payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "help",
-                               conversation_type="2", user_id="dave")
+                               conversation_type="2")
     sandbox_client.fault("expire_webhooks")
     deliver(payload)
     [reply] = sandbox_client.replies()
@@ -89,7 +90,7 @@ def test_an_expired_webhook_falls_back_to_group_send_in_groups(
 
 def test_a_webhook_past_its_expiry_time_is_not_even_tried(dingtalk_sandbox, sandbox_client,
                                                           sandbox_settings):
-    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "hi", user_id="erin")
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "hi")
     payload["delivery"]["session_webhook_expires_at"] = int(time.time() * 1000) - 1
     deliver(payload)
     assert [r["via"] for r in sandbox_client.replies()] == ["batchSend"]
@@ -108,8 +109,8 @@ def test_channel_choice_follows_the_webhook_expiry():
 def test_the_access_token_is_cached_in_redis_and_reused(dingtalk_sandbox, sandbox_client,
                                                         sandbox_settings, redis_conn):
     before = sandbox_client.state()["token_fetches"]
-    for user in ("u1", "u2", "u3"):
-        payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x", user_id=user)
+    for who in (alice, bob, alice):
+        payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x", who=who)
         payload["delivery"]["session_webhook_expires_at"] = 1
         deliver(payload)
     assert len(sandbox_client.replies(via="batchSend")) == 3
@@ -119,12 +120,12 @@ def test_the_access_token_is_cached_in_redis_and_reused(dingtalk_sandbox, sandbo
 
 def test_a_refused_token_is_refreshed_once_and_the_send_succeeds(
         dingtalk_sandbox, sandbox_client, sandbox_settings):
-    first = ready_to_deliver(dingtalk_sandbox, sandbox_client, "one", user_id="u1")
+    first = ready_to_deliver(dingtalk_sandbox, sandbox_client, "one")
     first["delivery"]["session_webhook_expires_at"] = 1
     deliver(first)
     before = sandbox_client.state()["token_fetches"]
     sandbox_client.fault("expire_tokens")  # the cached token is now refused
-    second = ready_to_deliver(dingtalk_sandbox, sandbox_client, "two", user_id="u2")
+    second = ready_to_deliver(dingtalk_sandbox, sandbox_client, "two", who=bob)
     second["delivery"]["session_webhook_expires_at"] = 1
     deliver(second)
     assert [r["text"] for r in sandbox_client.replies(via="batchSend")] == [
@@ -136,7 +137,7 @@ def test_wrong_credentials_are_poison_and_nothing_is_marked_sent(
         dingtalk_sandbox, sandbox_client, sandbox_settings, monkeypatch):
     from conf.settings import get_settings
 
-    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x", user_id="u1")
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x")
     payload["delivery"]["session_webhook_expires_at"] = 1
     monkeypatch.setenv("DINGTALK_CLIENT_SECRET", "wrong")
     get_settings.cache_clear()
@@ -171,8 +172,8 @@ def test_a_rate_limited_send_is_not_sent_and_the_stage_retry_sends_it_once(
 
     monkeypatch.setenv("DELIVER_THROTTLE_RETRIES", "0")  # no in-task retry: the task re-queues
     get_settings.cache_clear()
-    first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, user_id=u)
-                     for t, u in (("first", "u8"), ("second", "u9")))
+    first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, who=who)
+                     for t, who in (("first", alice), ("second", bob)))
     for payload in (first, second):
         payload["delivery"]["session_webhook_expires_at"] = 1
     sandbox_client.configure(qps_limits={"robot_send": 1})
@@ -188,8 +189,8 @@ def test_a_rate_limited_send_is_not_sent_and_the_stage_retry_sends_it_once(
 
 def test_a_rate_limited_send_is_retried_in_the_task_after_a_shared_pause(
         dingtalk_sandbox, sandbox_client, sandbox_settings):
-    first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, user_id=u)
-                     for t, u in (("first", "u8"), ("second", "u9")))
+    first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, who=who)
+                     for t, who in (("first", alice), ("second", bob)))
     for payload in (first, second):
         payload["delivery"]["session_webhook_expires_at"] = 1
     sandbox_client.configure(qps_limits={"robot_send": 1})
@@ -235,8 +236,7 @@ def test_long_replies_go_out_in_parts_and_a_retry_resumes_after_the_sent_ones(
 
 def test_a_private_chat_without_a_staff_id_cannot_fall_back(dingtalk_sandbox, sandbox_client,
                                                             sandbox_settings):
-    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x", user_id="ext",
-                               sender_staff_id_missing=True)
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x", who=mallory)
     sandbox_client.fault("expire_webhooks")
     with pytest.raises(PoisonMessage, match="staff id"):
         deliver(payload)
@@ -246,7 +246,7 @@ def _net_payload(url: str) -> dict:
     return {
         "msg_id": f"net-{url[-40:]}", "replies": [{"text": "hi"}],
         "delivery": {"session_webhook": url, "session_webhook_expires_at": 0,
-                     "conversation_type": "1", "sender_staff_id": "u"},
+                     "conversation_type": "1", "sender_staff_id": alice.staff_id},
     }
 
 

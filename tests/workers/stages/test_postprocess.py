@@ -7,7 +7,7 @@ import json
 import pytest
 
 from skills.api import Reply
-from testkit.envelopes import envelope
+from testkit.personas import TENANT, Persona, alice, bob
 from webapp.models import MessageRecord, UserProfile
 from workers import phrases
 from workers.state import session
@@ -18,8 +18,8 @@ from workers.stages.run_skill import run_skill
 pytestmark = pytest.mark.django_db
 
 
-def through_postprocess(text: str, **message) -> dict:
-    env = envelope(text=text, **message)
+def through_postprocess(text: str, who: Persona = alice, **message) -> dict:
+    env = who.envelope(text, **message)
     out = postprocess(run_skill(preprocess(env, run_id="run-1")))
     json.dumps(out)
     return out
@@ -56,17 +56,17 @@ def test_an_empty_reply_becomes_the_apology():
 
 def test_the_session_remembers_the_turn_and_stays_bounded(worker_settings):
     for i in range(worker_settings.session_max_turns + 3):
-        through_postprocess(f"message {i}", staff_id="erin", conversation_id="cid-e")
-    history = session.load_history("corp-test", "cid-e", "erin")
+        through_postprocess(f"message {i}", conversation_id="cid-e")
+    history = session.load_history(TENANT, "cid-e", alice.user_id)
     assert len(history) == worker_settings.session_max_turns * 2
     assert [(h["role"], h["text"], h["user"]) for h in history[-2:]] == [
-        ("user", f"message {i}", "erin"), ("assistant", f"You said: message {i}", "erin")]
+        ("user", f"message {i}", alice.user_id), ("assistant", f"You said: message {i}", alice.user_id)]
     assert history[-1]["content"] == history[-1]["text"]  # chat-completion readers use "content"
 
 
 def test_the_session_expires_after_the_session_ttl(worker_settings, redis_conn):
-    through_postprocess("hi", staff_id="finn", conversation_id="cid-f")
-    ttl = redis_conn.ttl(session.session_key("corp-test", "cid-f", "finn"))
+    through_postprocess("hi", who=bob, conversation_id="cid-f")
+    ttl = redis_conn.ttl(session.session_key(TENANT, "cid-f", bob.user_id))
     assert 0 < ttl <= worker_settings.session_ttl_seconds == 1800
 
 
@@ -75,7 +75,7 @@ def test_it_carries_skill_intent_user_and_stage_timestamps_for_deliver_to_write(
     stamps = out["record"]
     assert (stamps["skill"], stamps["intent"]) == ("help", "help")
     assert stamps["preprocessed_at"] <= stamps["skill_done_at"] <= stamps["postprocessed_at"]
-    assert UserProfile.objects.get(pk=stamps["user_id"]).staff_id == "alice"
+    assert UserProfile.objects.get(pk=stamps["user_id"]).staff_id == alice.staff_id
     record = MessageRecord.objects.get(msg_id=out["msg_id"])
     # Not written per stage: deliver (or a dead letter) writes them with the final status.
     assert (record.postprocessed_at, record.skill, record.user_id) == (None, "", None)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from testkit.envelopes import envelope, robot_message
+from testkit.personas import TENANT, alice, bob, mallory
 from webapp.models import MessageRecord, UserProfile
 from workers import phrases
 from workers.state import session
@@ -62,46 +63,47 @@ def test_rich_text_and_audio_are_read_as_text(worker_settings):
 
 
 def test_it_creates_the_profile_from_the_staff_id(worker_settings):
-    payload = run(envelope(text="hi", staff_id="alice", nick="Alice"))
-    profile = UserProfile.objects.get(staff_id="alice")
-    assert profile.nick == "Alice"
-    assert payload["turn"]["user_id"] == "alice"
+    payload = run(alice.envelope("hi"))
+    profile = UserProfile.objects.get(staff_id=alice.staff_id)
+    assert profile.nick == alice.nick
+    assert payload["turn"]["user_id"] == alice.staff_id
     assert payload["record"]["user_id"] == profile.pk
     assert payload["turn"]["profile"]["locale"] == "zh-CN"
 
 
 def test_it_creates_the_profile_from_the_sender_id_without_a_staff_id(worker_settings):
-    payload = run(envelope(text="hi", staff_id="", sender_id="$:LWCP_v1:$ext"))
-    profile = UserProfile.objects.get(sender_id="$:LWCP_v1:$ext")
+    payload = run(mallory.envelope("hi"))
+    profile = UserProfile.objects.get(sender_id=mallory.sender_id)
     assert profile.staff_id == ""
-    assert payload["turn"]["user_id"] == "$:LWCP_v1:$ext"
+    assert payload["turn"]["user_id"] == mallory.sender_id == mallory.user_id
 
 
 def test_a_known_user_keeps_one_profile_and_gets_the_new_nick(worker_settings):
-    run(envelope(text="hi", staff_id="bob", nick="Bob"))
-    run(envelope(text="hi", staff_id="bob", nick="Bobby"), run_id="run-2")
-    assert UserProfile.objects.filter(staff_id="bob").count() == 1
-    assert UserProfile.objects.get(staff_id="bob").nick == "Bobby"
+    run(bob.envelope("hi"))
+    run(bob.envelope("hi", nick="Bobby"), run_id="run-2")  # renamed in DingTalk
+    assert UserProfile.objects.filter(staff_id=bob.staff_id).count() == 1
+    assert UserProfile.objects.get(staff_id=bob.staff_id).nick == "Bobby"
 
 
 def test_it_loads_the_session_of_this_user_in_this_conversation(worker_settings):
-    data = robot_message("again", staff_id="carol", conversation_id="cid-x")
-    session.append_turn("corp-test", "cid-x", "carol",
+    data = alice.robot_message("again", conversation_id="cid-x")
+    session.append_turn(TENANT, "cid-x", alice.user_id,
                         [{"role": "user", "text": "first"}, {"role": "assistant", "text": "ok"}])
-    session.append_turn("corp-test", "cid-other", "carol", [{"role": "user", "text": "elsewhere"}])
+    session.append_turn(TENANT, "cid-other", alice.user_id, [{"role": "user", "text": "elsewhere"}])
+    session.append_turn(TENANT, "cid-x", bob.user_id, [{"role": "user", "text": "bob's"}])
     history = run(envelope(data))["turn"]["history"]
     assert [h["text"] for h in history] == ["first", "ok"]
 
 
 def test_the_delivery_target_travels_with_the_turn(worker_settings):
-    data = robot_message("hi", conversation_type="2", staff_id="dave", robot_code="rc-1")
+    data = bob.robot_message("hi", conversation_type="2", robot_code="rc-1")
     target = run(envelope(data))["delivery"]
     assert target == {
         "session_webhook": data["sessionWebhook"],
         "session_webhook_expires_at": data["sessionWebhookExpiredTime"],
         "conversation_id": data["conversationId"],
         "conversation_type": "2",
-        "sender_staff_id": "dave",
+        "sender_staff_id": bob.staff_id,
         "sender_id": data["senderId"],
         "robot_code": "rc-1",
     }

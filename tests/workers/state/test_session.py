@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from testkit.personas import alice, bob, mallory
 from workers.state import session
 
 
@@ -23,23 +24,23 @@ def shared_groups(worker_settings, monkeypatch):
 
 
 def test_in_groups_each_member_has_an_own_session_by_default(worker_settings):
-    session.append_turn("t", "cid-g", "alice", entries("a1"), "2")
-    session.append_turn("t", "cid-g", "bob", entries("b1"), "2")
-    assert [h["text"] for h in session.load_history("t", "cid-g", "alice", "2")] == ["a1", "re: a1"]
-    assert [h["text"] for h in session.load_history("t", "cid-g", "bob", "2")] == ["b1", "re: b1"]
+    session.append_turn("t", "cid-g", alice.user_id, entries("a1"), "2")
+    session.append_turn("t", "cid-g", bob.user_id, entries("b1"), "2")
+    assert [h["text"] for h in session.load_history("t", "cid-g", alice.user_id, "2")] == ["a1", "re: a1"]
+    assert [h["text"] for h in session.load_history("t", "cid-g", bob.user_id, "2")] == ["b1", "re: b1"]
 
 
 def test_a_shared_group_session_holds_every_member_with_the_speaker_named(shared_groups):
-    session.append_turn("t", "cid-g", "alice", entries("a1"), "2")
-    session.append_turn("t", "cid-g", "bob", entries("b1"), "2")
-    history = session.load_history("t", "cid-g", "carol", "2")
+    session.append_turn("t", "cid-g", alice.user_id, entries("a1"), "2")
+    session.append_turn("t", "cid-g", bob.user_id, entries("b1"), "2")
+    history = session.load_history("t", "cid-g", mallory.user_id, "2")
     assert [(h["user"], h["text"]) for h in history] == [
-        ("alice", "a1"), ("alice", "re: a1"), ("bob", "b1"), ("bob", "re: b1")]
+        (alice.user_id, "a1"), (alice.user_id, "re: a1"), (bob.user_id, "b1"), (bob.user_id, "re: b1")]
 
 
 def test_private_chats_stay_per_user_even_when_groups_share(shared_groups):
-    session.append_turn("t", "cid-p", "alice", entries("secret"), "1")
-    assert session.load_history("t", "cid-p", "mallory", "1") == []
+    session.append_turn("t", "cid-p", alice.user_id, entries("secret"), "1")
+    assert session.load_history("t", "cid-p", mallory.user_id, "1") == []
 
 
 def test_the_scope_setting_is_checked():
@@ -81,10 +82,10 @@ def test_refresh_history_rereads_the_session_into_the_payload(worker_settings):
 def test_export_and_erase_cover_own_and_shared_sessions(shared_groups):
     session.append_turn("t", "cid-p", "$:LWCP_v1:$ext", entries("mine"), "1")
     session.append_turn("t", "cid-g", "$:LWCP_v1:$ext", entries("in group"), "2")
-    session.append_turn("t", "cid-g", "bob", entries("bob's"), "2")
+    session.append_turn("t", "cid-g", bob.user_id, entries("bob's"), "2")
     exported = session.export_user("t", "$:LWCP_v1:$ext")
     texts = sorted(e["text"] for s in exported for e in s["entries"])
     assert texts == ["in group", "mine", "re: in group", "re: mine"]
     assert session.erase_user("t", "$:LWCP_v1:$ext") == 4
     assert session.export_user("t", "$:LWCP_v1:$ext") == []
-    assert [h["text"] for h in session.load_history("t", "cid-g", "bob", "2")] == ["bob's", "re: bob's"]
+    assert [h["text"] for h in session.load_history("t", "cid-g", bob.user_id, "2")] == ["bob's", "re: bob's"]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from skills import registry
 from skills.api import AISkillPlugin, Reply, Turn
+from testkit.personas import alice
 from workers import phrases
 from workers.tasks import run_skill_task
 
 pytestmark = pytest.mark.django_db
 
 release = threading.Event()
+hung_up = threading.Event()  # set when the hanging skill finally returns
 
 
 class CrashingSkill(AISkillPlugin):
@@ -31,7 +32,8 @@ class HangingSkill(AISkillPlugin):
     timeout_seconds = 0.5
 
     def execute(self, turn: Turn) -> Reply:
-        release.wait(30)  # hangs until the test lets it go
+        release.wait(60)  # hangs until the test lets it go
+        hung_up.set()
         return Reply(text="far too late")
 
 
@@ -40,14 +42,14 @@ def faulty_skills(monkeypatch, worker_settings):
     monkeypatch.setitem(registry.SKILLS, "crashing", f"{__name__}:CrashingSkill")
     monkeypatch.setitem(registry.SKILLS, "hanging", f"{__name__}:HangingSkill")
     release.clear()
+    hung_up.clear()
     yield
     release.set()
     registry.skill_class.cache_clear()
 
 
 def payload(skill: str, text: str, msg_id: str) -> dict:
-    turn = Turn(msg_id=msg_id, tenant_id="corp1", conversation_id="c", conversation_type="1", user_id="alice",
-                text=text, skill=skill)
+    turn = alice.turn(text, msg_id=msg_id, skill=skill)
     return {"msg_id": msg_id, "turn": turn.to_dict(), "reply": None, "notes": [], "record": {}}
 
 
@@ -59,11 +61,10 @@ def test_it_apologises_when_the_skill_crashes_and_answers_the_next_message():
 
 
 def test_it_apologises_when_the_skill_hangs_and_does_not_wait_for_it():
-    started = time.monotonic()
     out = run_skill_task.apply(args=(payload("hanging", "are you there", "m3"),)).get()
-    assert time.monotonic() - started < 2.0
     assert (out["outcome"], out["reply"]["text"]) == ("timeout", phrases.APOLOGY_EN)
-    # The abandoned thread still hangs; the worker answers the next message at once.
-    started = time.monotonic()
+    # The abandoned thread still hangs (only the test releases it); the next message is answered
+    # meanwhile, so nothing waits for it.
     nxt = run_skill_task.apply(args=(payload("echo", "你好", "m4"),)).get()
-    assert nxt["reply"]["text"] == "你说：你好" and time.monotonic() - started < 1.0
+    assert nxt["reply"]["text"] == "你说：你好"
+    assert not hung_up.is_set()

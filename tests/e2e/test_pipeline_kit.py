@@ -16,6 +16,7 @@ from webapp.models import RoutedTurn, UserProfile
 
 pytestmark = pytest.mark.slow
 
+ASK = "明天下午三点提醒我交周报"
 CACHE = Path(__file__).resolve().parents[2] / "var" / "router" / "test-embeddings.sqlite3"
 
 
@@ -26,7 +27,7 @@ def test_run_pipeline_answers_each_persona_and_respects_a_disabled_skill(run_pip
     assert reply["text"] == "你说：你好"
     assert run_pipeline("帮助", user=bob)[0]["text"].startswith("**我会这些")
     profiles = {p.nick: p for p in UserProfile.objects.filter(tenant_id=SANDBOX_TENANT)}
-    assert profiles[alice.nick].department == "Sales" and profiles[alice.nick].staff_id == "alice"
+    assert profiles[alice.nick].department == "Sales" and profiles[alice.nick].staff_id == alice.staff_id
     assert profiles[bob.nick].roles == ["employee", "hr_admin"]
     assert profiles[mallory.nick].staff_id == "" and profiles[mallory.nick].sender_id
 
@@ -48,11 +49,12 @@ def test_a_trained_router_is_loaded_at_worker_start_and_routes_real_phrasings(bo
     loaded = float(re.search(r"ready ([\d.]+) s after start", line).group(1))
     print(f"router loaded {loaded:.2f} s after its start; {time.monotonic() - started:.1f} s after spawning")
 
-    [reply] = bot.run_pipeline("下午三点提醒我交周报", user=alice)
+    # "明天": in the future at any hour (plain "下午三点" is past after 15:00 China time).
+    [reply] = bot.run_pipeline(ASK, user=alice)
     assert "交周报" in reply["text"] and "15:00" in reply["text"]
     assert bot.run_pipeline("复读：测试一下", user=bob)[0]["text"] == "你说：复读：测试一下"
     routed = {r.text: r for r in RoutedTurn.objects.all()}
-    assert (routed["下午三点提醒我交周报"].skill, routed["下午三点提醒我交周报"].router_version) == (
+    assert (routed[ASK].skill, routed[ASK].router_version) == (
         "schedule", model.version)
     assert routed["复读：测试一下"].skill == "echo"
 

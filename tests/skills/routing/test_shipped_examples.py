@@ -9,13 +9,14 @@ import pytest
 
 from skills import registry
 from skills.routing.router import Router
-from tests.skills.holdout import HOLDOUT
+from testkit.personas import alice
+from tests.skills.routing.holdout import HOLDOUT
 from workers.routing.policy import Thresholds, decide
 from workers.routing.routers import label_of
 
 pytestmark = pytest.mark.slow
 
-CACHE = Path(__file__).resolve().parents[2] / "var" / "router" / "test-embeddings.sqlite3"
+CACHE = Path(__file__).resolve().parents[3] / "var" / "router" / "test-embeddings.sqlite3"
 ALL = set(registry.skill_names())
 
 
@@ -28,9 +29,7 @@ def router() -> Router:
 
 def routed(router: Router, text: str, fallback: str = "llm_chat") -> str:
     """The skill the worker would run (an LLM is configured: chat is the fallback); "?" = it asks."""
-    from skills.api import Turn
-
-    turn = Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u", text=text)
+    turn = alice.turn(text)
     route = decide(router.predict(text, k=5), turn, enabled=ALL, intent_skill=registry.intent_map(),
                    fallback=fallback, thresholds=Thresholds(), label_of=label_of)
     return route.skill or "?"
@@ -72,10 +71,7 @@ def test_held_out_phrasings_reach_their_skill(router):
 
 def test_without_an_llm_out_of_scope_and_chat_go_to_echo(router):
     enabled = ALL - {"llm_chat"}  # how the workers see chat without an LLM
-    from skills.api import Turn
-
-    turn = Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u",
-                text="tell me a joke about cats")
+    turn = alice.turn("tell me a joke about cats")
     route = decide(router.predict(turn.text, k=5), turn, enabled=enabled, intent_skill=registry.intent_map(),
                    fallback="echo", thresholds=Thresholds(), label_of=label_of)
     assert route.skill == "echo"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from skills.api import Reply, Turn
 from skills.llm_chat import LLMChatConfig, LLMChatSkill
+from testkit.personas import alice
 
 
 def turn(text: str, locale: str = "zh-CN") -> Turn:
-    return Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="alice",
-                text=text, locale=locale)
+    return alice.turn(text, locale=locale)
 
 
 def test_without_an_llm_it_says_so_instead_of_failing():

@@ -1,4 +1,4 @@
-"""Phrasings that are NOT among the shipped examples, per skill and language: out-of-the-box routing is tested on them."""
+"""Phrasings that are NOT among the shipped examples, per skill and language: out-of-box routing is tested on them."""
 
 from __future__ import annotations
 
