@@ -45,11 +45,12 @@ def s3_server():
 
 
 @pytest.fixture
-def archive(s3_server, monkeypatch) -> ArchiveStore:
+def archive(s3_server, monkeypatch):
     """A fresh bucket on the server, named by the AUDIT_ARCHIVE_* variables as in production."""
     bucket = f"audit-{uuid.uuid4().hex[:12]}"
-    env = {"AUDIT_ARCHIVE_ENDPOINT_URL": s3_server, "AUDIT_ARCHIVE_BUCKET": bucket, "AUDIT_ARCHIVE_PREFIX": "dtbot/audit",
-           "AUDIT_ARCHIVE_ACCESS_KEY_ID": "test", "AUDIT_ARCHIVE_SECRET_ACCESS_KEY": "test"}
+    env = {"AUDIT_ARCHIVE_ENDPOINT_URL": s3_server, "AUDIT_ARCHIVE_BUCKET": bucket,
+           "AUDIT_ARCHIVE_PREFIX": "dtbot/audit", "AUDIT_ARCHIVE_ACCESS_KEY_ID": "test",
+           "AUDIT_ARCHIVE_SECRET_ACCESS_KEY": "test"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

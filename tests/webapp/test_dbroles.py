@@ -58,7 +58,7 @@ def test_the_migration_shows_the_grants():
 ])
 def test_the_app_role_cannot_change_or_remove_audit_rows(statement):
     record_audit(actor="bob", action=AuditAction.ADMIN_SETTING_UPDATE, after={"v": 1})
-    with as_app_role(), pytest.raises(DatabaseError, match="permission denied|must be owner"):
+    with as_app_role(), pytest.raises(DatabaseError, match=r"permission denied|must be owner"):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL dtbot.allow_audit_truncate = on")  # no help without the privilege
             cursor.execute(statement)

@@ -3,7 +3,10 @@ password complexity, lockout after failed logins, sign-in events, idle sessions,
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.sessions.models import Session
@@ -110,14 +113,14 @@ def test_only_the_replay_permission_replays_dead_letters(client):
     letter = do_dead_letter("msgX==", "deliver", {"msg_id": "msgX=="}, "poison: x")
     request = RequestFactory().get("/")
     request.user = operator("aud", Role.AUDITOR)
-    assert not DeadLetterAdmin(DeadLetter, None).has_change_permission(request)
+    assert not DeadLetterAdmin(DeadLetter, admin.site).has_change_permission(request)
     client.force_login(request.user)
     client.post(reverse("admin:webapp_deadletter_changelist"),
                 {"action": "replay_selected", "_selected_action": [letter.pk]})
     assert DeadLetter.objects.get(pk=letter.pk).replay_count == 0
     request.user = operator("sys", Role.SYSTEM_ADMIN)
-    assert DeadLetterAdmin(DeadLetter, None).has_change_permission(request)
-    assert not DeadLetterAdmin(DeadLetter, None).has_change_permission(request, letter)  # fields stay read-only
+    assert DeadLetterAdmin(DeadLetter, admin.site).has_change_permission(request)
+    assert not DeadLetterAdmin(DeadLetter, admin.site).has_change_permission(request, letter)  # fields stay read-only
 
 
 @pytest.mark.parametrize(("password", "ok"), [
@@ -168,8 +171,8 @@ def test_an_idle_session_ends(client, settings):
     index = reverse("admin:index")
     assert client.get(index).status_code == 200
     session = Session.objects.get()
-    assert session.expire_date <= timezone.now() + timezone.timedelta(seconds=settings.SESSION_COOKIE_AGE + 5)
-    Session.objects.filter(pk=session.pk).update(expire_date=timezone.now() - timezone.timedelta(seconds=1))
+    assert session.expire_date <= timezone.now() + dt.timedelta(seconds=settings.SESSION_COOKIE_AGE + 5)
+    Session.objects.filter(pk=session.pk).update(expire_date=timezone.now() - dt.timedelta(seconds=1))
     assert client.get(index).status_code == 302  # back to the login page
 
 
@@ -191,3 +194,22 @@ def test_with_otp_required_a_password_alone_is_not_enough(client):
 
 def test_without_otp_required_the_login_form_asks_for_no_token(client):
     assert "otp_token" not in client.get(reverse("admin:login")).content.decode()
+
+
+def test_the_first_security_admin_is_made_by_a_command(monkeypatch, capsys):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("weak\n"))
+    with pytest.raises(CommandError, match="too short"):
+        call_command("create_operator", "first", "--role", "security_admin", "--password-stdin")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    call_command("create_operator", "first", "--role", "security_admin", "--password-stdin", "--totp")
+    assert "otpauth://totp/" in capsys.readouterr().out
+    user = User.objects.get(username="first")
+    assert TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    assert AuditLog.objects.filter(action=AuditAction.OPERATOR_OTP_DEVICE, target_id=str(user.pk)).exists()
+    assert has_role(user, Role.SECURITY_ADMIN) and not user.is_superuser and user.check_password(PASSWORD)
+    assert AuditLog.objects.filter(action=AuditAction.OPERATOR_SAVE, target_id=str(user.pk)).exists()

@@ -92,12 +92,13 @@ def test_a_crashing_skill_leaves_an_exception_row_without_the_message(worker_set
 def test_a_dead_letter_leaves_its_exception_row_in_the_same_transaction(worker_settings):
     MessageRecord.objects.create(msg_id="m7", tenant_id="t", status=MessageStatus.PROCESSING)
     try:
-        {}["missing"]
+        raise KeyError("missing")
     except KeyError:
         letter = do_dead_letter("m7", "deliver", {"msg_id": "m7", "record": {"recipients": ["llm:x"]}}, "KeyError")
     row = AuditLog.objects.filter(action=AuditAction.PIPELINE_EXCEPTION).get()
     assert row.detail["type"] == "builtins.KeyError" and row.detail["outcome"] == f"dead_letter #{letter.pk}"
-    same = AuditLog.objects.filter(action=AuditAction.PIPELINE_EXCEPTION, detail__stack_digest=row.detail["stack_digest"])
+    digest = row.detail["stack_digest"]
+    same = AuditLog.objects.filter(action=AuditAction.PIPELINE_EXCEPTION, detail__stack_digest=digest)
     assert same.count() == 1
 
 
@@ -109,9 +110,11 @@ def test_a_replay_is_audited_with_who_replayed_it(worker_settings, broker_queues
 
 
 def test_a_user_cancelling_their_reminder_is_audited_by_pseudonym():
+    import datetime as dt
+
     from django.utils import timezone
 
-    soon = timezone.now() + timezone.timedelta(hours=1)
+    soon = timezone.now() + dt.timedelta(hours=1)
     reminder = Reminder.objects.create(tenant_id="t", user_id="alice", title="dentist", event_at=soon, fire_at=soon,
                                        source_key="k1")
     store = DjangoReminderStore()

@@ -26,7 +26,7 @@ GOOD = {
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, text=True, capture_output=True,
-                          env=worker_env(**env), timeout=120)
+                          env=worker_env(None, **env), timeout=120)
 
 
 @pytest.mark.slow
