@@ -45,9 +45,9 @@ def after_migrate(sender: AppConfig, using: str = "default", **_: Any) -> None:
     grants on every table there is now, the three roles' permissions, and the app's login."""
     connection = connections[using]
     dbroles.apply_grants(connection)
-    operators.do_sync_roles()
-    if using != "default":  # migrated as the owner: DATABASE_URL's user joins the app role
+    if using != "default":  # migrated as the owner: DATABASE_URL's user joins the app role (first)
         log.info("%s", dbroles.ensure_app_login(connection, get_settings().database_url))
+    operators.do_sync_roles()  # as the application (its audit row too)
 
 
 def connect(app: AppConfig) -> None:

@@ -104,3 +104,39 @@ def test_the_app_logging_in_as_the_owner_is_said_plainly(caplog):
     owner = connection.settings_dict["USER"]
     assert dbroles.ensure_app_login(connection, f"postgres://{owner}@127.0.0.1/x") == "app logs in as the owner"
     assert "not in force" in caplog.text
+
+
+@pytest.mark.slow
+def test_migrating_as_the_owner_gives_the_app_its_login_and_nothing_more():
+    """The deployment's way: `migrate --database owner`, then every role runs as DATABASE_URL's user."""
+    import subprocess
+    import sys
+
+    from testkit.processes import ROOT, worker_env
+
+    db = connection.settings_dict
+    name, login = f"test_dtbot_own_{uuid.uuid4().hex[:8]}", f"dtbot_app_{uuid.uuid4().hex[:8]}"
+    owner_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{name}"
+    app_url = f"postgres://{login}:App-Pw-1@{db['HOST']}:{db['PORT']}/{name}"
+    admin = psycopg2.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    env = worker_env(None, DATABASE_URL=app_url, DATABASE_OWNER_URL=owner_url)
+    try:
+        migrated = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "--database", "owner"],
+                                  cwd=ROOT, env=env, text=True, capture_output=True, timeout=180)
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        verified = subprocess.run([sys.executable, "manage.py", "verify_audit_chain"], cwd=ROOT, env=env,
+                                  text=True, capture_output=True, timeout=120)
+        assert verified.returncode == 0 and "intact" in verified.stdout, verified.stderr  # writes a row as the app
+        with psycopg2.connect(app_url) as app, app.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM auth_group")
+            assert cursor.fetchone()[0] == 3  # the roles, made by the app after the owner migrated
+            for statement in ("DELETE FROM webapp_auditlog", "TRUNCATE webapp_auditlog"):
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cursor.execute(statement)
+                app.rollback()
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.cursor().execute(f"DROP ROLE IF EXISTS {login}")
+        admin.close()
