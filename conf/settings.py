@@ -43,10 +43,13 @@ class Settings:
     ingest_batch_max: int
     ingest_ping_interval_seconds: float
     ingest_watchdog_seconds: float
+    ingest_pong_timeout_seconds: float
     ingest_backoff_max_seconds: float
     ingest_healthy_reset_seconds: float
     ingest_auth_retry_seconds: float
     ingest_metrics_port: int
+    ingest_journal_dir: str
+    ingest_journal_max_bytes: int
     # workers
     dedup_ttl_seconds: int
     session_ttl_seconds: int
@@ -169,11 +172,14 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             ingest_buffer_max=env.int("INGEST_BUFFER_MAX", 1000),
             ingest_batch_max=env.int("INGEST_BATCH_MAX", 200),
             ingest_ping_interval_seconds=env.float("INGEST_PING_INTERVAL_SECONDS", 30.0),
-            ingest_watchdog_seconds=env.float("INGEST_WATCHDOG_SECONDS", 90.0),
+            ingest_watchdog_seconds=env.float("INGEST_WATCHDOG_SECONDS", 50.0),
+            ingest_pong_timeout_seconds=env.float("INGEST_PONG_TIMEOUT_SECONDS", 10.0),
             ingest_backoff_max_seconds=env.float("INGEST_BACKOFF_MAX_SECONDS", 60.0),
             ingest_healthy_reset_seconds=env.float("INGEST_HEALTHY_RESET_SECONDS", 60.0),
             ingest_auth_retry_seconds=env.float("INGEST_AUTH_RETRY_SECONDS", 300.0),
             ingest_metrics_port=env.int("INGEST_METRICS_PORT", 9108),
+            ingest_journal_dir=env.str("INGEST_JOURNAL_DIR", "var/ingest-journal"),
+            ingest_journal_max_bytes=env.int("INGEST_JOURNAL_MAX_BYTES", 512 * 1024 * 1024),
             dedup_ttl_seconds=env.int("DEDUP_TTL_SECONDS", 7 * 24 * 3600),
             session_ttl_seconds=env.int("SESSION_TTL_SECONDS", 30 * 60),
             task_time_limit_seconds=env.int("TASK_TIME_LIMIT_SECONDS", 300),
