@@ -131,7 +131,7 @@ def test_migrating_as_the_owner_gives_the_app_its_login_and_nothing_more():
         assert verified.returncode == 0 and "intact" in verified.stdout, verified.stderr  # writes a row as the app
         with psycopg2.connect(app_url) as app, app.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM auth_group")
-            assert cursor.fetchone()[0] == 3  # the roles, made by the app after the owner migrated
+            assert cursor.fetchone() == (3,)  # the roles, made by the app after the owner migrated
             for statement in ("DELETE FROM webapp_auditlog", "TRUNCATE webapp_auditlog"):
                 with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                     cursor.execute(statement)
