@@ -26,7 +26,9 @@ from django.db import (  # noqa: E402
 )
 
 from conf.settings import get_settings  # noqa: E402
+from webapp.actions.dataflow import do_record_exception  # noqa: E402
 from webapp.actions.deadletters import do_dead_letter  # noqa: E402
+from webapp.actions.audit_archive import do_archive_audit, do_verify_audit_chain  # noqa: E402
 from webapp.actions.retention import do_apply_retention  # noqa: E402
 from workers.stages import deliver, postprocess, preprocess, run_skill  # noqa: E402
 from workers.state import ordering, session  # noqa: E402
@@ -40,7 +42,7 @@ from workers.errors import (  # noqa: E402
     TransientError,
 )
 from conf.logs import message_context  # noqa: E402
-from contract.pipeline import BEAT_QUEUE, DELIVER, POSTPROCESS, PREPROCESS, REMINDER_SWEEP_TASK, RETENTION_TASK, RUN_SKILL, Stage  # noqa: E402
+from contract.pipeline import AUDIT_ARCHIVE_TASK, AUDIT_VERIFY_TASK, BEAT_QUEUE, DELIVER, POSTPROCESS, PREPROCESS, REMINDER_SWEEP_TASK, RETENTION_TASK, RUN_SKILL, Stage  # noqa: E402
 from skills.remote.skill import use_breaker_storage  # noqa: E402
 from workers.resources import breaker_storage, reset_clients  # noqa: E402
 
@@ -121,6 +123,14 @@ def dead_letter(task: Task, stage: Stage, payload: Any, error: str) -> NoReturn:
     raise Ignore()
 
 
+def record_exception(msg_id: str, stage: Stage, exc: Exception) -> None:
+    """The failure's audit row (a dead letter writes its own); the answer does not wait on it."""
+    try:
+        do_record_exception(msg_id, stage.name, exc, outcome="apology")
+    except Exception:
+        log.exception("could not write the exception's audit row")
+
+
 def pipeline_task(stage: Stage) -> Callable[[StageFunction], Task]:
     """Register a stage as a task with its constant name, queue and time limit, and give every
     error kind its one exit: retry, dead letter, quiet stop or (run_skill) the apology."""
@@ -176,6 +186,7 @@ def pipeline_task(stage: Stage) -> Callable[[StageFunction], Task]:
                         payload, dict) else ""
                     log.exception("unexpected error (skill=%s): %r", skill or "-", exc)
                     if stage is RUN_SKILL:
+                        record_exception(msg_id_of(payload), stage, exc)
                         return run_skill.with_apology(payload, "crash")
                     dead_letter(self, stage, payload, f"{type(exc).__name__}: {exc}")
 
@@ -273,3 +284,17 @@ def sweep_task() -> dict[str, int]:
 def retention_task() -> dict[str, int]:
     # Idempotent: what a skipped or lost run would delete, the next day's run deletes.
     return _sweep("retention", do_apply_retention)
+
+
+# The audit trail's daily jobs; their results are audit rows (the web role's metrics read them).
+@app.task(name=AUDIT_ARCHIVE_TASK, queue=BEAT_QUEUE, time_limit=1800, soft_time_limit=1770,
+          acks_late=False, ignore_result=True)
+def audit_archive_task() -> dict[str, int]:
+    # What a skipped run would export, the next one exports (it starts at the last checkpoint).
+    return _sweep("audit-archive", lambda: {"archived": int(do_archive_audit().get("archived", 0))})
+
+
+@app.task(name=AUDIT_VERIFY_TASK, queue=BEAT_QUEUE, time_limit=1800, soft_time_limit=1770,
+          acks_late=False, ignore_result=True)
+def audit_verify_task() -> dict[str, int]:
+    return _sweep("audit-verify", lambda: {"checked": do_verify_audit_chain().checked})

@@ -24,6 +24,7 @@ from webapp.actions import versions
 from webapp.actions.audit import record_audit
 from webapp.actions.personal_data import registry
 from webapp.models import AuditLog, DeadLetter, Document, MessageRecord, Reminder, UserProfile
+from webapp.models.audit import AuditAction
 
 
 def subject_ref(tenant_id: str, user_id: str) -> str:
@@ -144,7 +145,7 @@ def do_export_user(tenant_id: str, user_id: str, actor: str,
     data = collect(tenant_id, user_id, progress)
     with transaction.atomic():
         record_audit(
-            actor=actor, action="user.export", target_type="user", target_id=subject_ref(tenant_id, user_id),
+            actor=actor, action=AuditAction.USER_EXPORT, target_type="user", target_id=subject_ref(tenant_id, user_id),
             tenant_id=tenant_id, detail={"counts": _counts(data)},
         )
     return data
@@ -172,7 +173,7 @@ def do_erase_user(tenant_id: str, user_id: str, actor: str) -> dict[str, int]:
             counts[f"postgresql.{model._meta.model_name}"] = _declared(model, tenant_id, user_id).delete()[0]
         counts["postgresql.profiles"] = _profiles(tenant_id, user_id).delete()[0]
         record_audit(
-            actor=actor, action="user.erase", target_type="user", target_id=subject_ref(tenant_id, user_id),
+            actor=actor, action=AuditAction.USER_ERASE, target_type="user", target_id=subject_ref(tenant_id, user_id),
             tenant_id=tenant_id, detail={"counts": counts},
         )
         versions.publish_on_commit(versions.SETTINGS)  # cached skill data about the person goes too

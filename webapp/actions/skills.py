@@ -19,6 +19,7 @@ from webapp.actions import versions
 from webapp.actions.audit import record_audit
 from webapp.crypto import encrypt_text
 from webapp.knobs import knob
+from webapp.models.audit import AuditAction
 from webapp.models.skills import ALL_TENANTS, AdminSetting, RemoteSkill, SettingVersion, SkillSetting
 
 
@@ -64,13 +65,13 @@ def do_update_skill_setting(
         raise SettingError("a conversation's row only turns the skill on or off there: configure the tenant's row")
     with transaction.atomic():
         row, _ = _apply_skill_setting(actor, tenant_id, skill, conversation_id, bool(enabled), clean,
-                                            action="skill_setting.update")
+                                            action=AuditAction.SKILL_SETTING_UPDATE)
     return row
 
 
 def _apply_skill_setting(
     actor: str, tenant_id: str, skill: str, conversation_id: str, enabled: bool, clean: dict[str, Any], *,
-    action: str, restored_from: int | None = None,
+    action: AuditAction, restored_from: int | None = None,
 ) -> tuple[SkillSetting, SettingVersion]:
     """The row after the change, its new version and audit row (inside the caller's transaction)."""
     row = SkillSetting.objects.select_for_update().filter(
@@ -101,7 +102,7 @@ def do_update_admin_setting(actor: str, key: str, value: Any) -> AdminSetting:
     """Set a runtime knob (None = back to its default), validated and audited with before/after."""
     cleaned = _clean_knob(key, value)
     with transaction.atomic():
-        row, _ = _apply_admin_setting(actor, key, cleaned, action="admin_setting.update")
+        row, _ = _apply_admin_setting(actor, key, cleaned, action=AuditAction.ADMIN_SETTING_UPDATE)
     return row
 
 
@@ -113,7 +114,7 @@ def _clean_knob(key: str, value: Any) -> Any:
 
 
 def _apply_admin_setting(
-    actor: str, key: str, cleaned: Any, *, action: str, restored_from: int | None = None,
+    actor: str, key: str, cleaned: Any, *, action: AuditAction, restored_from: int | None = None,
 ) -> tuple[AdminSetting, SettingVersion]:
     row = AdminSetting.objects.select_for_update().filter(key=key).first()
     before = None if row is None else row.value
@@ -145,11 +146,11 @@ def do_rollback_setting(actor: str, version: SettingVersion) -> SettingVersion:
             clean = validate_skill_config(skill, state.get("config") or {})
             _, new = _apply_skill_setting(
                 actor, str(state["tenant_id"]), skill, str(state.get("conversation_id") or ""),
-                bool(state["enabled"]), clean, action="skill_setting.rollback", restored_from=version.version)
+                bool(state["enabled"]), clean, action=AuditAction.SKILL_SETTING_ROLLBACK, restored_from=version.version)
         else:
             key = str(state["key"])
             _, new = _apply_admin_setting(actor, key, _clean_knob(key, state.get("value")),
-                                          action="admin_setting.rollback", restored_from=version.version)
+                                          action=AuditAction.ADMIN_SETTING_ROLLBACK, restored_from=version.version)
     return new
 
 
@@ -186,7 +187,7 @@ def do_save_remote_skill(
         row.version += 1
         row.updated_by = actor
         row.save()
-        record_audit(actor=actor, action="remote_skill.save", target_type="remote_skill", target_id=name,
+        record_audit(actor=actor, action=AuditAction.REMOTE_SKILL_SAVE, target_type="remote_skill", target_id=name,
                      before=before, after=row.snapshot(),
                      detail={"token_changed": token is not None})
         versions.publish_on_commit(versions.SETTINGS)
@@ -222,7 +223,7 @@ def _intents_of_other_remotes(name: str, intents: Sequence[str]) -> set[str]:
 
 def do_delete_remote_skill(actor: str, row: RemoteSkill) -> None:
     with transaction.atomic():
-        record_audit(actor=actor, action="remote_skill.delete", target_type="remote_skill",
+        record_audit(actor=actor, action=AuditAction.REMOTE_SKILL_DELETE, target_type="remote_skill",
                      target_id=row.name, before=row.snapshot(), after=None)
         row.delete()
         versions.publish_on_commit(versions.SETTINGS)

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from webapp.actions.deadletters import do_replay_dead_letter
 from webapp.actions.profiles import EDITABLE_FIELDS, do_update_profile
 from webapp.admin import timeline
-from webapp.admin.base import ReadOnlyAdminMixin
+from webapp.admin.base import ReadOnlyAdminMixin, actor
 from webapp.models import DeadLetter, MessageRecord, UserProfile
 
 
@@ -71,15 +71,19 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return letter.error[:120]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Actions need change permission; the fields themselves stay read-only.
-        return bool(request.user.is_active and request.user.is_staff and obj is None)
+        # The fields stay read-only (obj is never changeable); the changelist's replay action needs
+        # the replay permission, which only system admins hold (not every staff user, not auditors).
+        return obj is None and self.has_replay_permission(request)
 
-    @admin.action(description="Replay selected dead letters from their failed stage")
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("webapp.replay_deadletter")
+
+    @admin.action(description="Replay selected dead letters from their failed stage", permissions=["replay"])
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         done, failed = 0, []
         for letter in queryset:
             try:
-                do_replay_dead_letter(letter)
+                do_replay_dead_letter(letter, actor=actor(request))
                 done += 1
             except Exception as exc:  # report per letter; the others still go
                 failed.append(f"#{letter.pk}: {exc}")

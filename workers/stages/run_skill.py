@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any, Iterator
 
+from conf import personal_data
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
 from workers import phrases, skill_settings, timeline
@@ -109,6 +110,10 @@ def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
     skill = settings.skill(turn.tenant_id, name)
     if skill.needs_catalog:
         turn = turn.replace(catalog=settings.catalog(turn.tenant_id, turn.conversation_id))
+    # The data-flow audit (written with the final status): who outside saw the text, and what kind of
+    # personal data it carried.
+    payload = {**payload, "record": {**(payload.get("record") or {}), "recipients": list(skill.recipients()),
+                                     "personal_data": personal_data.classes_in(turn.text)}}
     robot_code = str((payload.get("delivery") or {}).get("robot_code") or "")
     cards = ai_card.cards_enabled()
     if cards and ai_card.streams(skill):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -36,7 +37,7 @@ class Command(BaseCommand):
                 if options["dry_run"]:
                     self.stdout.write(f"would replay {describe(letter)}: {letter.error[:100]}")
                 else:
-                    do_replay_dead_letter(letter)
+                    do_replay_dead_letter(letter, actor=f"manage.py:{getpass.getuser()}")
                     self.stdout.write(f"replayed {describe(letter)}")
                 count += 1
                 bar.advance()

@@ -25,7 +25,7 @@ def first_versions(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webapp', '0001_initial_squashed'),
+        ('webapp', '0002_audit_tamper_evidence'),
     ]
 
     operations = [
