@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run test test-fast test-unit test-clock venv services migrate bench bench-ack lint clean
+.PHONY: run test test-fast test-unit test-clock venv services browser migrate bench bench-ack lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -16,13 +16,16 @@ venv: $(STAMP)
 services:
 	bin/ensure-services
 
+browser:
+	bin/ensure-browser
+
 migrate: venv services
 	$(PY) manage.py migrate --noinput
 
 run: migrate
 	bin/run
 
-test: venv services
+test: venv services browser
 	$(PY) -m pytest
 
 test-fast: venv services
@@ -35,7 +38,7 @@ test-unit: venv
 
 # The whole suite with every process's clock shifted to late evening / small hours around a month
 # end (bin/test-clock -t "YYYY-MM-DD HH:MM" for other moments): no test may depend on the time.
-test-clock: venv
+test-clock: venv browser
 	bin/test-clock
 
 bench: migrate

@@ -1,13 +1,15 @@
 """ACK latency benchmark: the DingTalk sandbox + `python -m ingest`, no workers; prints JSON.
 
     .venv/bin/python bench/ack.py [--broker rabbitmq|redis] [--rate 2000] [--seconds 4] [--listeners 1]
-                                  [--queue-version 2]
+                                  [--queue-version 2] [--broker-down]
 
 The sandbox pushes `rate` robot messages per second for `seconds`; the listener makes each durable
 (confirmed publish, or LPUSH on Redis) and ACKs it. Reported: offered, acked, ACK latency as measured
 by the listener (frame read → ACK written: p50/p99 from its Prometheus histogram over the offered
 window; exact p50/p99/max of its shutdown log line, which also counts the 50 warm-up ACKs) and as
 seen by the sandbox (push queued → ACK received), plus CPU per message of listener and sandbox.
+--broker-down cuts the broker off after the warm-up: every push then goes to the listener's
+journal (fsync'd, then ACKed).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.client import SandboxClient
 from testkit import services
+from testkit.tcpproxy import tcp_proxy
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client-id", "sandbox-client-secret"
 CONFIRM = "ingest_confirm_latency_seconds"
@@ -112,6 +115,8 @@ def listener(gateway: str, broker_url: str, metrics_port: int, log_path: Path) -
         DINGTALK_CLIENT_ID=CLIENT_ID, DINGTALK_CLIENT_SECRET=CLIENT_SECRET, DINGTALK_OPENAPI_ENDPOINT=gateway,
         CELERY_BROKER_URL=broker_url, REDIS_KEY_PREFIX=services.unique_name("bench") + ":",
         INGEST_METRICS_PORT=str(metrics_port), LOG_LEVEL="INFO",
+        # Each listener its own journal (a second one on the same journal would refuse to start).
+        INGEST_JOURNAL_DIR=str(log_path.with_suffix(".journal")),
     )
     with log_path.open("w") as log:
         proc = subprocess.Popen(
@@ -199,8 +204,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = [workdir / f"ingest-{i}.log" for i in range(args.listeners)]
     with broker(args.broker, args.queue_version) as broker_url, sandbox(args.sandbox) as (base, sandbox_pid), \
             SandboxClient(base, timeout=30) as client, contextlib.ExitStack() as stack:
+        proxy = None
+        if args.broker_down:  # the listeners reach the broker through a proxy that is cut after warm-up
+            proxy = stack.enter_context(tcp_proxy(target_port=6379 if args.broker == "redis" else 5672))
+        listen_url = proxy.url_for(broker_url) if proxy is not None else broker_url
         procs = [
-            stack.enter_context(listener(base, broker_url, port, log)) for port, log in zip(ports, logs, strict=True)
+            stack.enter_context(listener(base, listen_url, port, log)) for port, log in zip(ports, logs, strict=True)
         ]
         deadline = time.monotonic() + 30
         while len(client.connections()) < len(procs) or not all(_metrics_up(p) for p in ports):
@@ -210,6 +219,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Warm-up: first connections, declarations and code paths are not what is measured.
         client.send_batch([{"text": "warm-up", "user_id": "w"} for _ in range(50)])
         client.wait_for_state(acked=50, timeout=30)
+        if proxy is not None:
+            proxy.cut()  # from here on every push goes to the listener's journal, then is ACKed
         time.sleep(0.5)
         before = _sum_buckets([scrape_histogram(p)[0] for p in ports])
         confirm_before = _sum_buckets([scrape_histogram(p, CONFIRM)[0] for p in ports])
@@ -237,7 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             p50, p99, mx, count = stats[-1]
             per_listener.append({"p50": float(p50), "p99": float(p99), "max": float(mx), "count": int(count)})
     return {
-        "broker": args.broker,
+        "broker": args.broker + (" (down: every push journaled)" if args.broker_down else ""),
         "queue_version": args.queue_version,
         "listeners": args.listeners,
         "rate_per_s": args.rate,
@@ -290,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=2000.0, help="messages offered per second")
     parser.add_argument("--seconds", type=float, default=4.0, help="how long to offer")
     parser.add_argument("--sandbox", choices=("process", "thread"), default="process")
+    parser.add_argument("--broker-down", action="store_true",
+                        help="cut the broker off after warm-up: measures the journal path (fsync, then ACK)")
     parser.add_argument("--drain-timeout", type=float, default=60.0,
                         help="seconds to wait for every ACK (pushes dropped un-ACKed come back after 60 s)")
     parser.add_argument("--listeners", type=int, default=1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -16,6 +17,10 @@ DEFAULT_MEDIA_TYPES = (
 )
 # In groups: one session per member ("user") or one shared by the whole group ("shared").
 SESSION_GROUP_SCOPES = ("user", "shared")
+# Six months: the floor of 等保2.0 level 3 and the Cybersecurity Law (article 21) for audit logs.
+MIN_AUDIT_RETENTION_DAYS = 180
+# The development default of DJANGO_SECRET_KEY; production mode (DJANGO_SECURE=1) refuses it.
+DEFAULT_SECRET_KEY = "dev-only-insecure-key-change-me"
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,13 @@ class Settings:
     ingest_batch_max: int
     ingest_ping_interval_seconds: float
     ingest_watchdog_seconds: float
+    ingest_pong_timeout_seconds: float
     ingest_backoff_max_seconds: float
     ingest_healthy_reset_seconds: float
     ingest_auth_retry_seconds: float
     ingest_metrics_port: int
+    ingest_journal_dir: str
+    ingest_journal_max_bytes: int
     # workers
     dedup_ttl_seconds: int
     session_ttl_seconds: int
@@ -104,6 +112,24 @@ class Settings:
     # reminders: beat sweeps due reminders this often; an unsent firing is retried after this long
     reminder_sweep_seconds: float = 5.0
     reminder_resend_after_seconds: float = 120.0
+    # security (issue 14): production mode, the audit chain's key, operator access, the audit archive
+    django_secure: bool = False
+    django_trust_forwarded_proto: bool = False
+    audit_hmac_key: str = ""
+    database_owner_url: str = ""
+    database_app_role: str = "dtbot_app"
+    admin_session_idle_seconds: int = 30 * 60
+    admin_require_otp: bool = False
+    login_failure_limit: int = 5
+    login_lockout_minutes: int = 30
+    metrics_token: str = ""
+    audit_archive_endpoint_url: str = ""
+    audit_archive_bucket: str = ""
+    audit_archive_prefix: str = "audit/"
+    audit_archive_region: str = "us-east-1"
+    audit_archive_access_key_id: str = ""
+    audit_archive_secret_access_key: str = ""
+    audit_retention_days: int = 180
 
     @property
     def broker_is_redis(self) -> bool:
@@ -145,11 +171,14 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             ingest_buffer_max=env.int("INGEST_BUFFER_MAX", 1000),
             ingest_batch_max=env.int("INGEST_BATCH_MAX", 200),
             ingest_ping_interval_seconds=env.float("INGEST_PING_INTERVAL_SECONDS", 30.0),
-            ingest_watchdog_seconds=env.float("INGEST_WATCHDOG_SECONDS", 90.0),
+            ingest_watchdog_seconds=env.float("INGEST_WATCHDOG_SECONDS", 50.0),
+            ingest_pong_timeout_seconds=env.float("INGEST_PONG_TIMEOUT_SECONDS", 10.0),
             ingest_backoff_max_seconds=env.float("INGEST_BACKOFF_MAX_SECONDS", 60.0),
             ingest_healthy_reset_seconds=env.float("INGEST_HEALTHY_RESET_SECONDS", 60.0),
             ingest_auth_retry_seconds=env.float("INGEST_AUTH_RETRY_SECONDS", 300.0),
             ingest_metrics_port=env.int("INGEST_METRICS_PORT", 9108),
+            ingest_journal_dir=env.str("INGEST_JOURNAL_DIR", "var/ingest-journal"),
+            ingest_journal_max_bytes=env.int("INGEST_JOURNAL_MAX_BYTES", 512 * 1024 * 1024),
             dedup_ttl_seconds=env.int("DEDUP_TTL_SECONDS", 7 * 24 * 3600),
             session_ttl_seconds=env.int("SESSION_TTL_SECONDS", 30 * 60),
             task_time_limit_seconds=env.int("TASK_TIME_LIMIT_SECONDS", 300),
@@ -161,7 +190,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             task_retry_backoff_seconds=env.float("TASK_RETRY_BACKOFF_SECONDS", 1.0),
             task_retry_backoff_max_seconds=env.float("TASK_RETRY_BACKOFF_MAX_SECONDS", 60.0),
             worker_ready_file=env.str("WORKER_READY_FILE", ""),
-            django_secret_key=env.str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me"),
+            django_secret_key=env.str("DJANGO_SECRET_KEY", DEFAULT_SECRET_KEY),
             django_debug=env.bool("DJANGO_DEBUG", False),
             django_allowed_hosts=tuple(env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])),
             sandbox_port=env.int("SANDBOX_PORT", 8765),
@@ -204,12 +233,34 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             llm_read_timeout_seconds=env.float("LLM_READ_TIMEOUT_SECONDS", 30.0),
             reminder_sweep_seconds=env.float("REMINDER_SWEEP_SECONDS", 5.0),
             reminder_resend_after_seconds=env.float("REMINDER_RESEND_AFTER_SECONDS", 120.0),
+            django_secure=env.bool("DJANGO_SECURE", False),
+            django_trust_forwarded_proto=env.bool("DJANGO_TRUST_FORWARDED_PROTO", False),
+            audit_hmac_key=env.str("AUDIT_HMAC_KEY", "").strip(),
+            database_owner_url=env.str("DATABASE_OWNER_URL", "").strip(),
+            database_app_role=env.str("DATABASE_APP_ROLE", "dtbot_app").strip(),
+            admin_session_idle_seconds=env.int("ADMIN_SESSION_IDLE_SECONDS", 30 * 60),
+            admin_require_otp=env.bool("ADMIN_REQUIRE_OTP", False),
+            login_failure_limit=env.int("LOGIN_FAILURE_LIMIT", 5),
+            login_lockout_minutes=env.int("LOGIN_LOCKOUT_MINUTES", 30),
+            metrics_token=env.str("METRICS_TOKEN", "").strip(),
+            audit_archive_endpoint_url=env.str("AUDIT_ARCHIVE_ENDPOINT_URL", "").strip(),
+            audit_archive_bucket=env.str("AUDIT_ARCHIVE_BUCKET", "").strip(),
+            audit_archive_prefix=env.str("AUDIT_ARCHIVE_PREFIX", "audit/").strip(),
+            audit_archive_region=env.str("AUDIT_ARCHIVE_REGION", "us-east-1").strip(),
+            audit_archive_access_key_id=env.str("AUDIT_ARCHIVE_ACCESS_KEY_ID", "").strip(),
+            audit_archive_secret_access_key=env.str("AUDIT_ARCHIVE_SECRET_ACCESS_KEY", "").strip(),
+            audit_retention_days=env.int("AUDIT_RETENTION_DAYS", 180),
         )
         env.seal()
     finally:
         if environ is not None:
             os.environ.clear()
             os.environ.update(saved)
+    if settings.audit_retention_days < MIN_AUDIT_RETENTION_DAYS:
+        raise ValueError(f"AUDIT_RETENTION_DAYS must be at least {MIN_AUDIT_RETENTION_DAYS} "
+                         "(等保2.0 and the Cybersecurity Law keep logs for six months)")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", settings.database_app_role):
+        raise ValueError("DATABASE_APP_ROLE must be a plain identifier (letters, digits, _)")
     if settings.session_group_scope not in SESSION_GROUP_SCOPES:
         raise ValueError(f"SESSION_GROUP_SCOPE must be one of {SESSION_GROUP_SCOPES}")
     if settings.task_time_limit_seconds >= settings.redis_visibility_timeout_seconds:
@@ -222,6 +273,23 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             "TASK_RETRY_BACKOFF_MAX_SECONDS must stay below REDIS_VISIBILITY_TIMEOUT_SECONDS"
         )
     return settings
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Why production mode (DJANGO_SECURE=1) must not start with these settings; [] when it may."""
+    problems = []
+    key = settings.django_secret_key
+    if key == DEFAULT_SECRET_KEY or len(key) < 50 or len(set(key)) < 5:
+        problems.append("DJANGO_SECRET_KEY is the development default or weak (50+ random characters)")
+    if not settings.field_encryption_key:
+        problems.append("FIELD_ENCRYPTION_KEY(S) is not set (the key of the secrets stored in the database)")
+    if len(settings.audit_hmac_key) < 32:
+        problems.append("AUDIT_HMAC_KEY is not set or shorter than 32 characters (the audit chain's key)")
+    if settings.django_debug:
+        problems.append("DJANGO_DEBUG is on")
+    if not settings.metrics_token:
+        problems.append("METRICS_TOKEN is not set (/metrics would be open)")
+    return problems
 
 
 @lru_cache(maxsize=1)

@@ -33,6 +33,9 @@ STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 BEAT_QUEUE = "dtbot.reminders"
 REMINDER_SWEEP_TASK = "dtbot.reminders.sweep"
 RETENTION_TASK = "dtbot.housekeeping.retention"
+# The audit trail's daily jobs: export + checkpoint to the archive, then verify the chain against it.
+AUDIT_ARCHIVE_TASK = "dtbot.housekeeping.audit_archive"
+AUDIT_VERIFY_TASK = "dtbot.housekeeping.audit_verify"
 
 EXCHANGE = "dtbot"
 QUEUE_NAMES: tuple[str, ...] = (*(s.queue for s in STAGES), BEAT_QUEUE)

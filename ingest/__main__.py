@@ -1,4 +1,8 @@
-"""`python -m ingest`: load settings, configure logging, run the Stream listener until SIGTERM."""
+"""`python -m ingest`: load settings, configure logging, run the Stream listener until SIGTERM.
+
+Exit status: 0 after SIGTERM/SIGINT, 1 when the hand-off thread died (nothing could be ACKed any
+more: the supervisor starts a fresh process), 2 when the journal is held by another listener.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from types import FrameType
 
 from conf.settings import get_settings
 from ingest.config import IngestConfig
+from ingest.journal import JournalLocked
 from ingest.listener import Listener
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
@@ -26,7 +31,11 @@ def main() -> int:
             "DINGTALK_CLIENT_ID / DINGTALK_CLIENT_SECRET are empty: the gateway will refuse the "
             "listener (run `make run` without them to use the local sandbox)"
         )
-    listener = Listener(config)
+    try:
+        listener = Listener(config)
+    except JournalLocked as exc:
+        logging.getLogger("ingest").error("%s", exc)
+        return 2
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("ingest").info("received %s, shutting down", signal.Signals(signum).name)
@@ -35,7 +44,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     listener.run()
-    return 0
+    return listener.exit_code
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ class EnvelopeBuffer:
     """At most `capacity` envelopes between read and ACK (queued plus being published).
 
     `offer` never blocks: a reader must keep answering pings while the broker is down, so a full
-    buffer refuses and the push stays un-ACKed (DingTalk redelivers it later).
+    (or, at shutdown, closed) buffer refuses and the reader journals the push itself.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -55,10 +55,14 @@ class EnvelopeBuffer:
         with self._cond:
             return len(self._queue)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def offer(self, item: Pending) -> bool:
-        """Queue `item`; False when the buffer is full (the caller drops it without ACK)."""
+        """Queue `item`; False when the buffer is full or closed (the caller must keep it elsewhere)."""
         with self._cond:
-            if len(self._queue) + self._in_flight >= self.capacity:
+            if self._closed or len(self._queue) + self._in_flight >= self.capacity:
                 return False
             self._queue.append(item)
             self._cond.notify()

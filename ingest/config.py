@@ -23,12 +23,18 @@ class IngestConfig:
     buffer_max: int = 1000
     batch_max: int = 200
     ping_interval_seconds: float = 30.0
-    watchdog_seconds: float = 90.0
+    # DingTalk sends a SYSTEM ping every ~30 s: 50 s of silence tolerates one late ping and still
+    # finds a zombie socket within a minute.
+    watchdog_seconds: float = 50.0
+    pong_timeout_seconds: float = 10.0
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     healthy_reset_seconds: float = 60.0
     auth_retry_seconds: float = 300.0
     metrics_port: int = 9108
+    # Empty: no journal (pushes the broker cannot take wait un-ACKed in memory; tests only).
+    journal_dir: str = "var/ingest-journal"
+    journal_max_bytes: int = 512 * 1024 * 1024
     # Not in Settings on purpose: they only make tests and the benchmark faster.
     drain_grace_seconds: float = 15.0
     confirm_timeout_seconds: float = 5.0
@@ -60,9 +66,12 @@ class IngestConfig:
             batch_max=s.ingest_batch_max,
             ping_interval_seconds=s.ingest_ping_interval_seconds,
             watchdog_seconds=s.ingest_watchdog_seconds,
+            pong_timeout_seconds=s.ingest_pong_timeout_seconds,
             backoff_max_seconds=s.ingest_backoff_max_seconds,
             healthy_reset_seconds=s.ingest_healthy_reset_seconds,
             auth_retry_seconds=s.ingest_auth_retry_seconds,
             metrics_port=s.ingest_metrics_port,
+            journal_dir=s.ingest_journal_dir,
+            journal_max_bytes=s.ingest_journal_max_bytes,
         )
         return replace(config, **overrides) if overrides else config

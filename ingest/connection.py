@@ -111,8 +111,12 @@ class StreamConnection:
         self._on_closed = on_closed
         now = time.monotonic()
         self.opened_at = now
-        self.last_rx = now
+        # Life is what the server's application sends: a push or a SYSTEM frame (its ping every
+        # ~30 s). Pongs only prove the peer's TCP stack answers: a server that gave the socket up
+        # may keep answering them, so they are tracked apart (pong timeout), never as life.
+        self.last_frame_at = now
         self.last_ping_sent = now
+        self.ping_unanswered_since: float | None = None
         self.draining_since: float | None = None
         self.close_reason = ""
         self._closed = threading.Event()
@@ -158,6 +162,8 @@ class StreamConnection:
 
     def ping(self) -> None:
         self.last_ping_sent = time.monotonic()
+        if self.ping_unanswered_since is None:
+            self.ping_unanswered_since = self.last_ping_sent
         try:
             self._ws.ping(b"ingest")
         except (websocket.WebSocketException, OSError) as exc:
@@ -206,9 +212,11 @@ class StreamConnection:
                 except websocket.WebSocketTimeoutException:
                     continue  # idle; the watchdog decides whether silence is fatal
                 read_at = time.monotonic()
-                self.last_rx = read_at
                 if opcode == ABNF.OPCODE_TEXT:
+                    self.last_frame_at = read_at
                     self._dispatch(frame.data, read_at)
+                elif opcode == ABNF.OPCODE_PONG:
+                    self.ping_unanswered_since = None
                 elif opcode == ABNF.OPCODE_BINARY:
                     log.warning("%s: skipping a binary frame of %d bytes", self.name, len(frame.data))
                 elif opcode == ABNF.OPCODE_CLOSE:

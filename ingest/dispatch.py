@@ -56,13 +56,15 @@ class FrameRouter:
         buffer: EnvelopeBuffer,
         metrics: IngestMetrics,
         on_disconnect: Callable[[AckTarget], None],
+        overflow: Callable[[Pending], bool] | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.buffer = buffer
         self.metrics = metrics
         self.on_disconnect = on_disconnect
-        # Cleared at shutdown: frames read afterwards stay un-ACKed and DingTalk redelivers them.
-        self.accepting = True
+        # Where a push goes that the buffer cannot take (full, or closed at shutdown): the journal,
+        # which ACKs it. False from it (no journal, or the journal is full) leaves the push un-ACKed.
+        self.overflow = overflow
 
     def handle(self, target: AckTarget, raw: bytes, read_at: float) -> None:
         try:
@@ -109,21 +111,25 @@ class FrameRouter:
             )
             return
         ids = f"msgId={envelope.msg_id} messageId={frame.message_id}"
-        if not self.accepting:
-            self.metrics.not_acked.labels("shutting_down").inc()
-            log.info("%s: shutting down, push left un-ACKed for redelivery %s", target.name, ids)
-            return
         if len(raw) > LARGE_FRAME_BYTES:
             log.info("%s: large push of %d bytes kept whole %s", target.name, len(raw), ids)
         if envelope.msgtype == "text" and not _text_content(envelope.payload).strip():
             log.info("%s: empty text message %s", target.name, ids)
-        if not self.buffer.offer(Pending(envelope, frame, target, read_at)):
-            self.metrics.not_acked.labels("buffer_full").inc()
-            log.warning(
-                "%s: buffer full (%d envelopes not yet durable), push dropped without ACK %s",
-                target.name, self.buffer.capacity, ids,
-            )
+        item = Pending(envelope, frame, target, read_at)
+        if not self.buffer.offer(item):
+            self._overflow(target, item, ids)
         self.metrics.buffer_size.set(len(self.buffer))
+
+    def _overflow(self, target: AckTarget, item: Pending, ids: str) -> None:
+        closing = self.buffer.closed
+        if self.overflow is not None and self.overflow(item):
+            if not closing:
+                self.metrics.overflowed.inc()
+            return
+        reason = "shutting_down" if closing else ("journal_full" if self.overflow is not None else "buffer_full")
+        self.metrics.not_acked.labels(reason).inc()
+        log.warning("%s: push left without ACK (%s; %d envelopes buffered) %s",
+                    target.name, reason.replace("_", " "), len(self.buffer), ids)
 
     def _reject_unparsable(self, target: AckTarget, raw: bytes, exc: FrameError) -> None:
         message_id = _message_id_of(raw)

@@ -1,4 +1,4 @@
-"""The Stream listener: register → connect → read; pings, watchdog, reconnect with back-off + jitter."""
+"""The Stream listener: register → connect → read; pings, watchdogs, reconnect with back-off + jitter; health."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from ingest.config import IngestConfig
 from ingest.connection import AuthFailed, RegistrationError, StreamConnection, open_socket, register
 from ingest.dispatch import FrameRouter
 from ingest.handoff import HandOff
+from ingest.health import Health, HealthServer
+from ingest.journal import Journal
 from ingest.metrics import IngestMetrics
 from ingest.publish import BrokerPublisher
 
@@ -26,7 +28,8 @@ class Listener:
     """Owns the Stream sockets. Only `run()`'s thread connects, so there is one connect in flight.
 
     Readers report to it (socket closed, server said `disconnect`) by waking it up; it decides
-    when to dial again. The hand-off thread makes envelopes durable and ACKs them.
+    when to dial again. The hand-off thread makes envelopes durable and ACKs them; if it dies,
+    `run()` returns with `exit_code` 1 so the process's supervisor starts a fresh one.
     """
 
     def __init__(
@@ -39,6 +42,8 @@ class Listener:
         self.config = config
         self.metrics = metrics or IngestMetrics()
         self.buffer = EnvelopeBuffer(config.buffer_max)
+        self.journal = self._open_journal(config)
+        self.exit_code = 0
         self.handoff = HandOff(
             self.buffer,
             publisher or BrokerPublisher(config.broker_url, confirm_timeout=config.confirm_timeout_seconds),
@@ -48,8 +53,13 @@ class Listener:
             else AckRecorder(config.redis_url, config.redis_key_prefix, config.acked_ttl_seconds),
             batch_max=config.batch_max,
             backoff=Backoff(config.backoff_initial_seconds, config.backoff_max_seconds),
+            journal=self.journal,
+            on_failure=self._on_handoff_failure,
         )
-        self.router = FrameRouter(config.tenant_id, self.buffer, self.metrics, self._on_disconnect)
+        self.router = FrameRouter(config.tenant_id, self.buffer, self.metrics, self._on_disconnect,
+                                  overflow=self.handoff.overflow)
+        self.health = HealthServer(self.metrics.registry, self.check_health)
+        self.metrics.handoff_alive.set_function(lambda: 1.0 if self.handoff.alive else 0.0)
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
         self.stopped = threading.Event()
         self.metrics_port: int | None = None
@@ -72,10 +82,47 @@ class Listener:
         self._stop.set()
         self._wake.set()
 
+    @staticmethod
+    def _open_journal(config: IngestConfig) -> Journal | None:
+        if not config.journal_dir:
+            log.warning("INGEST_JOURNAL_DIR is empty: while the broker is down pushes wait un-ACKed in "
+                        "memory and are lost unless DingTalk pushes them again")
+            return None
+        journal = Journal(config.journal_dir, config.journal_max_bytes).open()
+        if journal.depth:
+            log.info("journal %s holds %d envelopes from an earlier run (oldest %.0fs old); replaying them "
+                     "once the broker answers", config.journal_dir, journal.depth, journal.age_seconds())
+        return journal
+
+    def _on_handoff_failure(self, exc: BaseException) -> None:
+        """The hand-off thread died (its thread): stop, so the supervisor restarts the process."""
+        self.exit_code = 1
+        self.request_stop()
+
+    def check_health(self) -> Health:
+        """What /livez and /readyz answer."""
+        live = self.handoff.alive and self.exit_code == 0
+        connected = self._active is not None
+        journal = self.journal
+        journal_full = journal is not None and journal.full_for(0)
+        detail = {
+            "handoff": "alive" if self.handoff.alive else "dead",
+            "stream": "connected" if connected else "connecting",
+            "broker": {True: "up", False: "down", None: "connecting"}[self.handoff.broker_up],
+            "buffer": len(self.buffer),
+            "journal": None if journal is None else {
+                "depth": journal.depth, "bytes": journal.size_bytes, "max_bytes": journal.max_bytes,
+                "age_seconds": round(journal.age_seconds(), 3), "full": journal_full,
+            },
+        }
+        return Health(live=live, ready=live and connected and not journal_full, detail=detail)
+
     def run(self) -> None:
         """Serve until `request_stop()`; then make what is buffered durable, ACK it, close."""
+        if self.journal is not None:
+            self.metrics.watch_journal(self.journal)
         try:
-            self.metrics_port = self.metrics.serve(self.config.metrics_port)
+            self.metrics_port = self.health.serve(self.config.metrics_port)
         except OSError as exc:  # metrics are secondary: never lose messages over a busy port
             log.error("cannot serve metrics on port %d (%s); INGEST_METRICS_PORT=0 disables them",
                       self.config.metrics_port, exc)
@@ -89,6 +136,9 @@ class Listener:
         try:
             while not self._stop.is_set():
                 self._wake.clear()  # before looking at the state, so no wake-up is missed
+                if not self.handoff.alive:
+                    self._handoff_gone()
+                    break
                 if self._active is None and time.monotonic() >= self._next_connect_at:
                     self._connect()
                 self._tick()
@@ -96,13 +146,20 @@ class Listener:
         finally:
             self._shutdown()
 
+    def _handoff_gone(self) -> None:
+        if self.exit_code == 0:  # died without passing through its own handler
+            log.critical("the hand-off thread is gone; stopping so the supervisor restarts the listener")
+            self.exit_code = 1
+
     def _shutdown(self) -> None:
-        self.router.accepting = False  # stop reading: later pushes stay un-ACKed
+        # The buffer closes now: pushes read from here on go to the journal (then ACKed) until the
+        # sockets are closed.
         left = self.handoff.stop(self.config.shutdown_grace_seconds)
         if left:
             log.warning(
-                "shutdown: %d pushes left un-ACKed for redelivery msgIds=%s",
-                len(left), ",".join(p.envelope.msg_id for p in left),
+                "shutdown: %d pushes left un-ACKed (%s) msgIds=%s", len(left),
+                "the journal is full" if self.journal is not None else "no journal",
+                ",".join(p.envelope.msg_id for p in left),
             )
             self.metrics.not_acked.labels("shutdown").inc(len(left))
         with self._lock:
@@ -111,10 +168,15 @@ class Listener:
             conn.close()
         if self.handoff.recorder is not None:
             self.handoff.recorder.stop()
+        if self.journal is not None:
+            if self.journal.depth:
+                log.info("shutdown: %d envelopes stay journaled in %s for the next start",
+                         self.journal.depth, self.config.journal_dir)
+            self.journal.close()
         self._http.close()
-        self.metrics.stop_serving()
+        self.health.stop()
         self._log_stats(force=True)
-        log.info("listener stopped")
+        log.info("listener stopped" if self.exit_code == 0 else "listener stopped after a fatal error")
         self.stopped.set()
 
     # ---- connecting ------------------------------------------------------------------------
@@ -197,7 +259,7 @@ class Listener:
                         self.backoff.reset()
                     delay = self.backoff.next_delay()
                     self._next_connect_at = now + delay
-                    self._reconnect_reason = "watchdog" if "watchdog" in reason else "closed"
+                    self._reconnect_reason = _reconnect_label(reason)
         self.metrics.connections.set(len(self._conns))
         if delay is None:
             log.info("%s: closed (%s)", conn.name, reason)
@@ -209,18 +271,16 @@ class Listener:
 
     def _tick_seconds(self) -> float:
         c = self.config
-        return max(0.05, min(1.0, c.ping_interval_seconds / 4, c.watchdog_seconds / 4))
+        return max(0.05, min(1.0, c.ping_interval_seconds / 4, c.watchdog_seconds / 4, c.pong_timeout_seconds / 4))
 
     def _tick(self) -> None:
         now = time.monotonic()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
-            silent = now - conn.last_rx
-            if silent > self.config.watchdog_seconds:
-                log.warning("%s: no frame and no pong for %.1fs; closing the zombie socket", conn.name, silent)
-                conn.abort(f"watchdog: silent for {silent:.1f}s")
-            elif conn.draining and now - (conn.draining_since or now) > self.config.drain_grace_seconds:
+            if not self._watch(conn, now):
+                continue
+            if conn.draining and now - (conn.draining_since or now) > self.config.drain_grace_seconds:
                 conn.abort("drain grace period over")
             elif now - conn.last_ping_sent >= self.config.ping_interval_seconds:
                 conn.ping()
@@ -229,6 +289,28 @@ class Listener:
             self.backoff.reset()
         self.metrics.buffer_size.set(len(self.buffer))
         self._log_stats()
+
+    def _watch(self, conn: StreamConnection, now: float) -> bool:
+        """The two watchdogs; False when `conn` was found dead (and aborted).
+
+        Application level: no push and no SYSTEM frame for INGEST_WATCHDOG_SECONDS (the server pings
+        every ~30 s) means the server has given the socket up, whatever the TCP stack still answers.
+        Transport level: a WebSocket ping unanswered for INGEST_PONG_TIMEOUT_SECONDS (half-open TCP).
+        """
+        silent = now - conn.last_frame_at
+        if silent > self.config.watchdog_seconds:
+            log.warning(
+                "%s: no push and no SYSTEM frame for %.1fs (pongs do not count); closing the zombie socket",
+                conn.name, silent,
+            )
+            conn.abort(f"watchdog: no frame for {silent:.1f}s")
+            return False
+        unanswered = conn.ping_unanswered_since
+        if unanswered is not None and now - unanswered > self.config.pong_timeout_seconds:
+            log.warning("%s: WebSocket ping unanswered for %.1fs; closing the dead socket", conn.name, now - unanswered)
+            conn.abort(f"pong timeout: {now - unanswered:.1f}s")
+            return False
+        return True
 
     def _log_stats(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -252,6 +334,15 @@ class Listener:
     @property
     def active(self) -> StreamConnection | None:
         return self._active
+
+
+def _reconnect_label(reason: str) -> str:
+    """The reconnects_total label of a close reason (bounded values)."""
+    if reason.startswith("watchdog"):
+        return "watchdog"
+    if reason.startswith("pong timeout"):
+        return "pong_timeout"
+    return "closed"
 
 
 def _redact(url: str) -> str:

@@ -1,15 +1,15 @@
-"""Listener metrics: ACK latency histogram, frame/ACK/drop counters, buffer gauge, p50/p99 window."""
+"""Listener metrics: ACK latency histogram, frame/ACK/drop counters, buffer and journal gauges, p50/p99 window."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 from typing import Any
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contract.envelope import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK
+from ingest.journal import Journal
 from ingest.protocol import TOPIC_DISCONNECT, TOPIC_PING
 
 # Fine buckets below 100 ms: the target is p99 ≤ 50 ms, and the benchmark interpolates in them.
@@ -66,7 +66,6 @@ class IngestMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self._server: WSGIServer | None = None
         r = self.registry
         self.ack_latency = Histogram(
             "ingest_ack_latency_seconds", "Frame read to ACK written", buckets=LATENCY_BUCKETS,
@@ -93,7 +92,21 @@ class IngestMetrics:
         self.broker_outages = Counter(
             "ingest_broker_outages", "Times the broker became unreachable", registry=r
         )
-        self.published = Counter("ingest_published", "Envelopes made durable", registry=r)
+        self.published = Counter("ingest_published", "Envelopes made durable on the broker", registry=r)
+        self.journaled = Counter(
+            "ingest_journaled", "Envelopes kept in the local journal (the broker could not take them)", registry=r
+        )
+        self.replayed = Counter("ingest_replayed", "Journaled envelopes the broker has confirmed", registry=r)
+        self.overflowed = Counter(
+            "ingest_buffer_overflows", "Pushes the full buffer sent straight to the journal", registry=r
+        )
+        self.journal_depth = Gauge("ingest_journal_depth", "Envelopes in the journal, not yet on the broker",
+                                   registry=r)
+        self.journal_bytes = Gauge("ingest_journal_bytes", "Journal size counted against INGEST_JOURNAL_MAX_BYTES",
+                                   registry=r)
+        self.journal_age = Gauge("ingest_journal_age_seconds", "Age of the oldest journaled envelope (0: empty)",
+                                 registry=r)
+        self.handoff_alive = Gauge("ingest_handoff_alive", "1 while the hand-off thread runs", registry=r)
         self.confirm_latency = Histogram(
             "ingest_confirm_latency_seconds",
             "Start of writing a batch to the broker until it is confirmed (RabbitMQ) or LPUSHed (Redis)",
@@ -101,6 +114,12 @@ class IngestMetrics:
         )
         self.window = LatencyWindow()
         self._frame_counters: dict[tuple[str, str], Any] = {}
+
+    def watch_journal(self, journal: Journal) -> None:
+        """Journal gauges read at scrape time (depth, bytes, age of the oldest envelope)."""
+        self.journal_depth.set_function(lambda: journal.depth)
+        self.journal_bytes.set_function(lambda: journal.size_bytes)
+        self.journal_age.set_function(journal.age_seconds)
 
     def count_frame(self, frame_type: str, topic: str) -> None:
         """frames_total{type, topic}; label children cached (this runs for every frame)."""
@@ -115,18 +134,3 @@ class IngestMetrics:
             self.ack_latency.observe(value)
         self.acks.inc(len(latencies))
         self.window.add_many(latencies)
-
-    def serve(self, port: int) -> int | None:
-        """Expose /metrics on `port` (0 disables); returns the port served, if any."""
-        if port <= 0:
-            return None
-        server, _thread = start_http_server(port, addr="0.0.0.0", registry=self.registry)
-        self._server = server
-        return int(server.server_port)
-
-    def stop_serving(self) -> None:
-        server = self._server
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            self._server = None

@@ -263,12 +263,17 @@ class _Sent:
     first_tag: int
     last_tag: int
     sent_at: float
+    task_ids: list[str]  # by tag order: finds the tag of a returned message
 
 
 class BrokerPublisher:
     """One broker connection and channel owned by the publisher thread.
 
-    RabbitMQ: the channel is put in confirm mode once. `send` writes a batch and returns without
+    RabbitMQ: the channel is put in confirm mode once and every message is published `mandatory`:
+    one the broker cannot route (its queue was deleted) comes back as a basic.return before its
+    ack, counts as refused (published again by the hand-off) and the queue is declared again
+    before the next batch. Without `mandatory` RabbitMQ confirms an unroutable message, drops it,
+    and the push would be ACKed. `send` writes a batch and returns without
     waiting; `poll` reads broker acks (which may cover ranges, multiple=True) and hands back, in
     send order, the per-envelope outcome of every batch whose delivery tags are all settled. So
     the next batch is written while the previous one is still being confirmed (asynchronous
@@ -299,6 +304,8 @@ class BrokerPublisher:
         self._nacked: set[int] = set()
         self._pending: set[int] = set()
         self._sent: deque[_Sent] = deque()
+        self._redeclare = False
+        self.returned = 0  # messages the broker could not route, since start
         self._settled_now: list[list[bool]] = []  # Redis: batches durable as soon as written
 
     @property
@@ -338,8 +345,10 @@ class BrokerPublisher:
                 channel.confirm_select()
                 channel.events["basic_ack"].add(self._on_ack)
                 channel.events["basic_nack"].add(self._on_nack)
+                channel.events["basic_return"].add(self._on_return)
                 self._next_tag = 1
             first_stage_queue()(channel).declare()
+            self._redeclare = False
             self._channel = channel
             self._producer = kombu.Producer(channel, auto_declare=False)
         except self._errors as exc:
@@ -389,6 +398,10 @@ class BrokerPublisher:
             except (TypeError, ValueError) as exc:
                 raise UnencodableEnvelope(index, exc) from exc
         try:
+            if self._redeclare:
+                first_stage_queue()(self._channel).declare()
+                self._redeclare = False
+                log.info("declared %s again after an unroutable message", self.messages.queue_name)
             if self._uses_confirms:
                 self._send_confirmed(encoded)
             else:
@@ -408,8 +421,8 @@ class BrokerPublisher:
             for msg in encoded:
                 self._pending.add(self._next_tag)
                 self._next_tag += 1
-                publish(to_amqp(msg), exchange="", routing_key=queue)
-        self._sent.append(_Sent(first, self._next_tag - 1, time.monotonic()))
+                publish(to_amqp(msg), exchange="", routing_key=queue, mandatory=True)
+        self._sent.append(_Sent(first, self._next_tag - 1, time.monotonic(), [m.task_id for m in encoded]))
 
     def _send_redis(self, encoded: list[TaskMessage]) -> None:
         assert self._producer is not None
@@ -474,6 +487,18 @@ class BrokerPublisher:
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._nacked |= self._settle(delivery_tag, multiple)
+
+    def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: amqp.Message) -> None:
+        """An unroutable message (it comes before its ack): refuse its tag, declare the queue again."""
+        self.returned += 1
+        self._redeclare = True
+        task_id = (message.properties or {}).get("correlation_id")
+        for sent in self._sent:
+            if task_id in sent.task_ids:
+                self._nacked.add(sent.first_tag + sent.task_ids.index(task_id))
+                break
+        log.warning("broker returned a message as unroutable (%s) exchange=%r routing_key=%r task_id=%s; "
+                    "it will be published again", exc, exchange, routing_key, task_id)
 
     def _settle(self, delivery_tag: int, multiple: bool) -> set[int]:
         """Remove the tags a broker ack/nack covers (multiple=True: every tag up to it)."""

@@ -9,7 +9,7 @@ import signal
 
 from conf.settings import get_settings
 from sandbox.dingtalk.server import start_app
-from sandbox.dingtalk.state import SandboxConfig
+from sandbox.dingtalk.state import REDELIVERY_MODES, SandboxConfig
 
 DEFAULT_CLIENT_ID = "sandbox-client-id"
 DEFAULT_CLIENT_SECRET = "sandbox-client-secret"
@@ -25,10 +25,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--client-secret", default=settings.dingtalk_client_secret or DEFAULT_CLIENT_SECRET
     )
     parser.add_argument(
-        "--redeliver-after", type=float, default=60.0, help="seconds before an un-ACKed push is re-pushed"
+        "--redelivery", choices=REDELIVERY_MODES, default="events",
+        help="which un-ACKed pushes come again: off, events (DingTalk's FAQ: robot messages are not "
+        "re-pushed; the default) or all (as field reports sometimes see)",
+    )
+    parser.add_argument(
+        "--redeliver-after", type=float, default=16.0, help="seconds before an un-ACKed push is re-pushed"
+    )
+    parser.add_argument(
+        "--redeliver-jitter", type=float, default=44.0, help="up to this many seconds more, at random per push"
     )
     parser.add_argument("--max-redeliveries", type=int, default=3)
-    parser.add_argument("--ping-interval", type=float, default=20.0, help="seconds between SYSTEM pings (0: off)")
+    parser.add_argument("--ping-interval", type=float, default=30.0, help="seconds between SYSTEM pings (0: off)")
     parser.add_argument("--webhook-ttl", type=float, default=5400.0, help="sessionWebhook lifetime in seconds")
     parser.add_argument("--log-level", default=settings.log_level)
     return parser.parse_args(argv)
@@ -38,7 +46,9 @@ async def serve(args: argparse.Namespace) -> None:
     config = SandboxConfig(
         client_id=args.client_id,
         client_secret=args.client_secret,
+        redelivery=args.redelivery,
         redeliver_after=args.redeliver_after,
+        redeliver_jitter=args.redeliver_jitter,
         max_redeliveries=args.max_redeliveries,
         ping_interval=args.ping_interval,
         webhook_ttl=args.webhook_ttl,

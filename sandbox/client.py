@@ -61,7 +61,7 @@ class SandboxClient:
         return self._call("POST", "/sandbox/messages/batch", json={"messages": messages})
 
     def push(self, topic: str, data: Any, frame_type: str = "CALLBACK", **extra: Any) -> dict[str, Any]:
-        """Push a CALLBACK/EVENT (e.g. a card callback; redelivered until ACKed) → {"messageId"},
+        """Push a CALLBACK/EVENT (e.g. a card callback; re-pushed until ACKed as `redelivery` says) → {"messageId"},
         or a SYSTEM frame to every live connection (no ACK expected) → {"sent": n}.
         extra: headers={...} added to the frame headers, msg_id=... recorded with the push."""
         body = {"topic": topic, "data": data, "type": frame_type, **extra}
@@ -117,14 +117,18 @@ class SandboxClient:
     # ---- control ---------------------------------------------------------------------------
 
     def fault(self, action: str, **kw: Any) -> dict[str, Any]:
-        """drop_socket | disconnect (grace=, reason=) | freeze | unfreeze | expire_webhooks |
+        """drop_socket | disconnect (grace=, reason=) | freeze | unfreeze (a stale socket: pushes to it
+        are swallowed, no pongs) | zombie | revive (the server gave the socket up: no pushes, no SYSTEM
+        pings, pongs still flow); those four take connection_id= (default: every connection) |
+        expire_webhooks |
         expire_tokens | reject_auth | accept_auth | fail_sends (status=503: every reply fails
         with that 5xx, unrecorded) | heal_sends."""
         return self._call("POST", "/sandbox/faults", json={"action": action, **kw})
 
     def configure(self, **kw: Any) -> dict[str, Any]:
-        """Change config (redeliver_after, max_redeliveries, ping_interval, webhook_ttl, qps_limits,
-        queue_when_disconnected, ticket_ttl, token_ttl, disconnect_grace); returns the config."""
+        """Change config (redelivery: off | events | all, redeliver_after, redeliver_jitter,
+        max_redeliveries, ping_interval, webhook_ttl, qps_limits, queue_when_disconnected, ack_delay,
+        ticket_ttl, token_ttl, disconnect_grace); returns the config."""
         return self._call("POST", "/sandbox/config", json=kw)
 
     def config(self) -> dict[str, Any]:

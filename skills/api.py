@@ -9,6 +9,7 @@ import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar, Union
+from urllib.parse import urlsplit
 
 from skills.language import is_chinese
 
@@ -68,6 +69,14 @@ class Reply:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reply:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def endpoint_of(url: str) -> str:
+    """scheme://host[:port]/path of a URL: where data goes, without credentials or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if host else ""
 
 
 class SkillError(Exception):
@@ -212,6 +221,11 @@ class AISkillPlugin:
                 "en": [t for t in texts if not is_chinese(t)],
             }
         return out
+
+    def recipients(self) -> tuple[str, ...]:
+        """External services that receive the turn's text when this skill answers, as
+        "kind:endpoint" (the data-flow audit); none for a skill that answers on its own."""
+        return ()
 
     def pre_process(self, turn: Turn) -> Turn:
         """Adjust the turn before execute (parse parameters, check permissions)."""

@@ -107,6 +107,9 @@ class Stack:
                 "DINGTALK_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
                 "DINGTALK_OPENAPI_ENDPOINT": self.sandbox_url,
                 "INGEST_METRICS_PORT": "0",
+                # The listener's journal lives with the stack's logs: a listener restarted in the
+                # same stack replays it; a second listener running at once needs its own directory.
+                "INGEST_JOURNAL_DIR": str(self.log_dir / "ingest-journal"),
                 "OMP_NUM_THREADS": "2",
                 "OPENBLAS_NUM_THREADS": "1",
                 "OMP_WAIT_POLICY": "PASSIVE",
@@ -134,7 +137,16 @@ class Stack:
         return proc
 
     # -- roles -----------------------------------------------------------------------------
-    def start_sandbox(self, *, redeliver_after: float = 60.0, ping_interval: float = 20.0) -> Proc:
+    def start_sandbox(
+        self,
+        *,
+        redeliver_after: float = 60.0,
+        ping_interval: float = 20.0,
+        redelivery: str = "events",
+        redeliver_jitter: float = 0.0,
+    ) -> Proc:
+        """The sandbox as DingTalk's FAQ describes it unless asked otherwise: robot messages are
+        pushed once (`redelivery="all"` re-pushes un-ACKed ones after `redeliver_after` s)."""
         port = free_port()
         proc = self._spawn(
             "sandbox",
@@ -142,6 +154,7 @@ class Stack:
                 PYTHON, "-m", "sandbox", "--port", str(port),
                 "--client-id", SANDBOX_CLIENT_ID, "--client-secret", SANDBOX_CLIENT_SECRET,
                 "--redeliver-after", str(redeliver_after), "--ping-interval", str(ping_interval),
+                "--redelivery", redelivery, "--redeliver-jitter", str(redeliver_jitter),
             ],
             self.env(),
         )

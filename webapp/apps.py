@@ -9,4 +9,9 @@ class WebappConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from webapp import checks  # noqa: F401  (registers the migration-history check)
+        from webapp import (
+            checks,  # noqa: F401  (registers the migration-history check)
+            signals,  # (the audit's sign-in receivers)
+        )
+
+        signals.connect(self)

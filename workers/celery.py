@@ -18,6 +18,8 @@ from kombu import Exchange, Queue
 from conf.logs import configure_logging
 from conf.settings import get_settings
 from contract.pipeline import (
+    AUDIT_ARCHIVE_TASK,
+    AUDIT_VERIFY_TASK,
     BEAT_QUEUE,
     EXCHANGE,
     PREPROCESS,
@@ -89,6 +91,18 @@ def make_app() -> Celery:
                 "task": RETENTION_TASK,
                 # 03:17 China time (the app's timezone below): off-peak, and off the hour.
                 "schedule": crontab(hour=3, minute=17),
+                "options": {"queue": BEAT_QUEUE, "routing_key": BEAT_QUEUE, "expires": 3600},
+            },
+            # Just after midnight China time: the day's audit rows and the chain's head go to the
+            # archive, then the chain is verified against that fresh checkpoint.
+            "audit-archive-daily": {
+                "task": AUDIT_ARCHIVE_TASK,
+                "schedule": crontab(hour=0, minute=23),
+                "options": {"queue": BEAT_QUEUE, "routing_key": BEAT_QUEUE, "expires": 3600},
+            },
+            "audit-verify-daily": {
+                "task": AUDIT_VERIFY_TASK,
+                "schedule": crontab(hour=0, minute=53),
                 "options": {"queue": BEAT_QUEUE, "routing_key": BEAT_QUEUE, "expires": 3600},
             },
         },

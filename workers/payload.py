@@ -120,12 +120,14 @@ class StagePayload:
             if not msg_id:
                 raise ValueError("a stage payload needs a msg_id")
             reply = data.get("reply")
+            if reply is not None and not isinstance(reply, Mapping):
+                raise ValueError(f"a stage payload's reply is an object, not {type(reply).__name__}")
             return cls(
                 msg_id=msg_id,
                 turn=parsed_turn,
                 delivery=dict(delivery),
                 run_id=str(data.get("run_id") or ""),
-                reply=Reply.from_dict(dict(reply)) if isinstance(reply, Mapping) and reply else None,
+                reply=Reply.from_dict(dict(reply)) if reply else None,
                 notes=tuple(str(n) for n in data.get("notes") or ()),
                 order=Order.from_dict(data.get("order")),
                 record=dict(data.get("record") or {}),

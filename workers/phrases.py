@@ -47,6 +47,10 @@ PHRASES: dict[str, tuple[str, str]] = {
         "抱歉，没能从钉钉取到你发的文件，请重新发送一次。",
         "Sorry, I couldn't fetch your file from DingTalk; please send it again.",
     ),
+    "skill_off": (
+        "抱歉，这个功能在这里已被管理员关闭。",
+        "Sorry, an administrator has turned this feature off here.",
+    ),
     "stale_card": (
         "这张卡片已过期，请重新提问。",
         "This card has expired; please ask again.",

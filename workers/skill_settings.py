@@ -104,22 +104,31 @@ class SettingsCache:
 
     # -- what the pipeline asks ----------------------------------------------------------------------
 
-    def enabled_skills(self, tenant_id: str) -> set[str]:
-        """Skills that may answer in this tenant: enabled, and for chat an LLM to talk to."""
-        snap = self.snapshot()
-        names = {n for n in registry.skill_names() if snap.setting(tenant_id, n)[0]}
+    def enabled_skills(self, tenant_id: str, conversation_id: str = "") -> set[str]:
+        """Skills that may answer in this tenant (and conversation: its kill switches): enabled, and
+        for chat an LLM to talk to."""
+        names = {n for n in registry.skill_names() if self.allows(tenant_id, n, conversation_id)}
         if not (self.llm_configured or self.skill_overrides(tenant_id, "llm_chat").get("base_url")):
             names.discard("llm_chat")  # chat messages then go to the fallback instead of "not configured"
-        names.update(n for n, r in snap.remotes.items() if r.enabled and snap.setting(tenant_id, n)[0])
+        names.update(n for n in self.snapshot().remotes if self.allows(tenant_id, n, conversation_id))
         return names
 
-    def catalog(self, tenant_id: str) -> dict[str, str]:
-        """{skill: help text} of the skills enabled in this tenant, remote ones by their description."""
+    def allows(self, tenant_id: str, skill: str, conversation_id: str = "") -> bool:
+        """Whether the settings let `skill` answer here (run_skill asks again: a kill switch also stops
+        messages routed before it was set)."""
+        snap = self.snapshot()
+        remote = snap.remotes.get(skill)
+        if remote is not None and skill not in registry.SKILLS and not remote.enabled:
+            return False
+        return snap.enabled_in(tenant_id, skill, conversation_id)
+
+    def catalog(self, tenant_id: str, conversation_id: str = "") -> dict[str, str]:
+        """{skill: help text} of the skills enabled here, remote ones by their description."""
         remotes = self.snapshot().remotes
         return {
             name: registry.skill_class(name).help_text() if name in registry.SKILLS
             else (remotes[name].description or name)
-            for name in self.enabled_skills(tenant_id)
+            for name in self.enabled_skills(tenant_id, conversation_id)
         }
 
     def intent_map(self) -> dict[str, str]:
@@ -138,8 +147,9 @@ class SettingsCache:
         """Whether LLM_BASE_URL names a server (a tenant may still set its own)."""
         return bool(self.res.settings.llm_base_url)
 
-    def fallback_skill(self, tenant_id: str) -> str:
-        return registry.fallback_skill(self.enabled_skills(tenant_id), llm_configured=self.llm_configured)
+    def fallback_skill(self, tenant_id: str, conversation_id: str = "") -> str:
+        return registry.fallback_skill(self.enabled_skills(tenant_id, conversation_id),
+                                       llm_configured=self.llm_configured)
 
     def skill_overrides(self, tenant_id: str, name: str) -> dict[str, Any]:
         """Config overrides: admin knobs of this skill, then the * row, then the tenant's own row."""

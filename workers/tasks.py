@@ -17,6 +17,8 @@ from celery.exceptions import Ignore
 
 from conf.logs import message_context
 from contract.pipeline import (
+    AUDIT_ARCHIVE_TASK,
+    AUDIT_VERIFY_TASK,
     BEAT_QUEUE,
     DELIVER,
     POSTPROCESS,
@@ -26,9 +28,11 @@ from contract.pipeline import (
     RUN_SKILL,
     Stage,
 )
+from webapp.actions.audit_archive import do_archive_audit, do_verify_audit_chain
+from webapp.actions.dataflow import do_record_exception
 from webapp.actions.deadletters import do_dead_letter
 from webapp.actions.retention import do_apply_retention
-from workers import reminders
+from workers import reminders, timeline
 from workers.celery import app
 from workers.errors import PoisonMessage
 from workers.exits import STORE_OUTAGES, Attempt, Exit, ExitKind, RetryPolicy, exit_for
@@ -87,6 +91,14 @@ def dead_letter(task: Task, stage: Stage, data: Any, error: str) -> NoReturn:
     raise Ignore()
 
 
+def record_exception(msg_id: str, stage: Stage, exc: Exception) -> None:
+    """The failure's audit row (a dead letter writes its own); the answer does not wait on it."""
+    try:
+        do_record_exception(msg_id, stage.name, exc, outcome="apology")
+    except Exception:
+        log.exception("could not write the exception's audit row")
+
+
 def carry_out(task: Task, stage: Stage, exit: Exit, exc: Exception, data: Any,
               payload: StagePayload | None) -> dict[str, Any]:
     """Do what the exit says with Celery; only the apology returns (run_skill's answer)."""
@@ -99,6 +111,7 @@ def carry_out(task: Task, stage: Stage, exit: Exit, exc: Exception, data: Any,
     if exit.kind is ExitKind.RETRY:
         raise task.retry(exc=exc, countdown=exit.countdown, max_retries=None)
     if exit.kind is ExitKind.APOLOGY and payload is not None:
+        record_exception(payload.msg_id, stage, exc)
         return run_skill.with_apology(payload, exit.reason).to_dict()
     dead_letter(task, stage, data, exit.reason or f"{type(exc).__name__}: {exc}")
 
@@ -120,6 +133,13 @@ def pipeline_task(stage: Stage, load: Callable[[Any], Any] = load_payload) -> Ca
         )
         @functools.wraps(fn)
         def task(self: Task, data: Any) -> Any:
+            # The stage's start and end ride in the payload (workers.timeline), written once at the end:
+            # stamped into the argument before it is read (a retry re-sends it, keeping the first start).
+            tries, worker = self.request.retries + 1, timeline.worker_name(self.request.hostname)
+            started = timeline.begin(data, stage.name, tries, worker)
+            return timeline.end(guarded(self, data), stage.name, started, tries, worker)
+
+        def guarded(self: Task, data: Any) -> Any:
             with message_context(msg_id_of(data), stage.name):
                 loaded = None
                 try:
@@ -193,3 +213,17 @@ def sweep_task() -> dict[str, int]:
 def retention_task() -> dict[str, int]:
     # Idempotent: what a skipped or lost run would delete, the next day's run deletes.
     return _sweep("retention", do_apply_retention)
+
+
+# The audit trail's daily jobs; their results are audit rows (the web role's metrics read them).
+@app.task(name=AUDIT_ARCHIVE_TASK, queue=BEAT_QUEUE, time_limit=1800, soft_time_limit=1770,
+          acks_late=False, ignore_result=True)
+def audit_archive_task() -> dict[str, int]:
+    # What a skipped run would export, the next one exports (it starts at the last checkpoint).
+    return _sweep("audit-archive", lambda: {"archived": int(do_archive_audit().get("archived", 0))})
+
+
+@app.task(name=AUDIT_VERIFY_TASK, queue=BEAT_QUEUE, time_limit=1800, soft_time_limit=1770,
+          acks_late=False, ignore_result=True)
+def audit_verify_task() -> dict[str, int]:
+    return _sweep("audit-verify", lambda: {"checked": do_verify_audit_chain().checked})

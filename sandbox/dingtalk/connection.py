@@ -41,6 +41,7 @@ class Connection:
     opened_at: float = field(default_factory=time.time)
     next_ping: float = 0.0
     frozen: bool = False
+    zombie: bool = False
     disconnecting: bool = False
     outbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     writer: asyncio.Task[None] | None = None
@@ -63,5 +64,6 @@ class Connection:
             "localIp": self.local_ip,
             "openedAt": self.opened_at,
             "frozen": self.frozen,
+            "zombie": self.zombie,
             "disconnecting": self.disconnecting,
         }

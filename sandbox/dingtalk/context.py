@@ -131,6 +131,7 @@ class Sandbox:
                 setattr(self.config, name, copy.deepcopy(getattr(self._initial_config, name)))
             self.gateway.auth_rejected = False
             self.gateway.freeze(False)
+            self.gateway.zombify(False)
             self.failing_sends = 0
         self.recorder = Recorder()
         self.gateway.recorder = self.recorder

@@ -166,8 +166,14 @@ async def post_fault(request: web.Request) -> web.Response:
         if grace is not None and not isinstance(grace, (int, float)):
             return _bad("grace must be a number of seconds")
         affected = gw.disconnect(grace, str(body.get("reason") or "persistent connection is timeout"))
-    elif action in ("freeze", "unfreeze"):
-        affected = gw.freeze(action == "freeze")
+    elif action in ("freeze", "unfreeze", "zombie", "revive"):
+        connection_id = body.get("connection_id")
+        if connection_id is not None and not isinstance(connection_id, str):
+            return _bad("connection_id must be a string")
+        if action in ("freeze", "unfreeze"):
+            affected = gw.freeze(action == "freeze", connection_id)
+        else:
+            affected = gw.zombify(action == "zombie", connection_id)
     elif action == "expire_webhooks":
         affected = sb.expire_sessions()
     elif action == "expire_tokens":
@@ -187,7 +193,7 @@ async def post_fault(request: web.Request) -> web.Response:
     else:
         return _bad(
             f"unknown fault action {action!r}; known: drop_socket, disconnect, freeze, unfreeze, "
-            "expire_webhooks, expire_tokens, reject_auth, accept_auth, fail_sends, heal_sends"
+            "zombie, revive, expire_webhooks, expire_tokens, reject_auth, accept_auth, fail_sends, heal_sends"
         )
     return web.json_response({"action": action, "affected": affected})
 

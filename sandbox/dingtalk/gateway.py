@@ -1,4 +1,4 @@
-"""Stream gateway: registration, ticketed WebSocket, pushes with redelivery, SYSTEM ping/disconnect, faults."""
+"""Stream gateway: registration, ticketed WebSocket, pushes (re-pushed as set), SYSTEM ping/disconnect, faults."""
 
 from __future__ import annotations
 
@@ -121,10 +121,10 @@ class Gateway:
     async def _read_loop(self, conn: Connection) -> None:
         async for msg in conn.ws:
             if msg.type == WSMsgType.PING:
-                if not conn.frozen:  # a zombie does not answer pings
+                if not conn.frozen:  # a frozen socket does not answer pings; a zombie still does
                     await conn.ws.pong(msg.data)
             elif msg.type == WSMsgType.TEXT:
-                if not conn.frozen:  # and does not hear anything either
+                if not conn.frozen and not conn.zombie:  # neither hears anything either
                     self._on_upstream(conn, msg.data)
             elif msg.type == WSMsgType.BINARY:
                 self._bad_frame(conn, repr(msg.data[:200]), "binary frame")
@@ -134,8 +134,8 @@ class Gateway:
     async def _write_loop(self, conn: Connection) -> None:
         while True:
             text = await conn.outbox.get()
-            if conn.frozen:
-                continue
+            if conn.frozen or conn.zombie:
+                continue  # swallowed
             try:
                 await conn.ws.send_str(text)
             except (ConnectionError, RuntimeError) as exc:
@@ -158,6 +158,15 @@ class Gateway:
         message_id = headers.get("messageId") if isinstance(headers, dict) else None
         if not message_id:
             return self._bad_frame(conn, raw, "no headers.messageId")
+        delay = self.config.ack_delay
+        if delay > 0 and message_id in self.recorder.pushes:
+            # A business ACK delayed on its way: it counts only when it "arrives".
+            asyncio.get_running_loop().call_later(delay, self._record_upstream, conn, frame, str(message_id))
+            return None
+        return self._record_upstream(conn, frame, str(message_id))
+
+    def _record_upstream(self, conn: Connection, frame: dict[str, Any], message_id: str) -> None:
+        headers = frame["headers"]
         now = time.time()
         ping = self.recorder.pings.get(message_id)
         if ping is not None:
@@ -220,10 +229,12 @@ class Gateway:
         return push
 
     def _eligible(self, push: Push) -> list[Connection]:
+        # A zombie is dead to the server (it pushes nothing there); a frozen socket is not: the
+        # server still picks it at random, and whatever goes there is swallowed.
         return [
             c
             for c in self.connections.values()
-            if not c.disconnecting and not c.ws.closed and c.subscribed(push.type, push.topic)
+            if not c.disconnecting and not c.zombie and not c.ws.closed and c.subscribed(push.type, push.topic)
         ]
 
     def _deliver(self, push: Push) -> None:
@@ -252,13 +263,15 @@ class Gateway:
             self.recorder.redelivered += 1
         push.connection_ids.append(conn.id)
         push.pushed_at.append(time.time())
-        asyncio.get_running_loop().call_later(
-            self.config.redeliver_after, self._redeliver_if_unacked, push, push.count
-        )
+        if self.config.redelivers(push.type):
+            delay = self.config.redeliver_after + random.uniform(0.0, self.config.redeliver_jitter)
+            asyncio.get_running_loop().call_later(delay, self._redeliver_if_unacked, push, push.count)
 
     def _redeliver_if_unacked(self, push: Push, count_when_scheduled: int) -> None:
         if push.acked or push.abandoned or push.count != count_when_scheduled:
             return
+        if not self.config.redelivers(push.type):
+            return  # redelivery was switched off since
         if self.recorder.pushes.get(push.message_id) is not push:
             return  # reset since
         if push.count > self.config.max_redeliveries:
@@ -325,7 +338,7 @@ class Gateway:
                 continue
             now = time.monotonic()
             for conn in list(self.connections.values()):
-                if conn.frozen or conn.ws.closed or now < conn.next_ping:
+                if conn.frozen or conn.zombie or conn.ws.closed or now < conn.next_ping:
                     continue
                 conn.next_ping = now + interval
                 frame = self._system_frame(conn, "ping", {"opaque": str(uuid.uuid4())})
@@ -364,10 +377,28 @@ class Gateway:
             count += 1
         return count
 
-    def freeze(self, frozen: bool) -> int:
-        for conn in self.connections.values():
+    def freeze(self, frozen: bool, connection_id: str | None = None) -> int:
+        """Frozen: a stale socket the server still believes in. It pushes there (those pushes are
+        swallowed), sends no SYSTEM pings, answers no WebSocket ping and hears no ACK."""
+        targets = self._targets(connection_id)
+        for conn in targets:
             conn.frozen = frozen
-        return len(self.connections)
+        return len(targets)
+
+    def zombify(self, zombie: bool, connection_id: str | None = None) -> int:
+        """Zombie: the server has given the socket up without closing it. It pushes nothing there
+        (pushes go to other connections or wait), sends no SYSTEM pings and hears no ACK, but its
+        TCP stack still answers WebSocket pings, so only an application-level watchdog notices."""
+        targets = self._targets(connection_id)
+        for conn in targets:
+            conn.zombie = zombie
+        if not zombie:
+            self._flush_queue()
+        return len(targets)
+
+    def _targets(self, connection_id: str | None) -> list[Connection]:
+        conns = list(self.connections.values())
+        return conns if connection_id is None else [c for c in conns if c.id == connection_id]
 
     def public_connections(self) -> list[dict[str, Any]]:
         return [c.public() for c in self.connections.values()]

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.dingtalk import cards, chat, control, openapi
+from sandbox.dingtalk import card_taps, cards, chat, control, openapi
 from sandbox.dingtalk.context import SANDBOX_KEY, Sandbox
 from sandbox.dingtalk.state import SandboxConfig
 
@@ -22,6 +22,7 @@ def build_app(config: SandboxConfig) -> web.Application:
     app.router.add_get("/connect", sb.gateway.connect)
     openapi.add_routes(app)
     cards.add_routes(app)
+    card_taps.add_routes(app)
     control.add_routes(app)
     chat.add_routes(app)
     app.on_startup.append(sb.gateway.start)
@@ -50,8 +51,8 @@ class SandboxServer:
         port: int = 0,
         client_id: str = "sandbox-client-id",
         client_secret: str = "sandbox-client-secret",
-        redeliver_after: float = 60.0,
-        ping_interval: float = 20.0,
+        redeliver_after: float = 16.0,
+        ping_interval: float = 30.0,
         webhook_ttl: float = 5400.0,
         host: str = "127.0.0.1",
         **config: Any,

@@ -8,6 +8,9 @@ from typing import Any
 
 # API families a QPS limit can be set for (`configure(qps_limits={...})`).
 QPS_FAMILIES = ("webhook", "robot_send", "card", "token", "files")
+# Which un-ACKed pushes are pushed again: none; EVENT pushes only (DingTalk's Stream FAQ: robot
+# messages are fire-and-forget); or every push (field reports: re-pushes after 16-60 s, sometimes).
+REDELIVERY_MODES = ("off", "events", "all")
 
 
 @dataclass
@@ -16,19 +19,28 @@ class SandboxConfig:
 
     client_id: str = "sandbox-client-id"
     client_secret: str = "sandbox-client-secret"
-    redeliver_after: float = 60.0
+    redelivery: str = "events"
+    # An un-ACKed push (when its kind is redelivered) comes again after redeliver_after plus up to
+    # redeliver_jitter seconds, chosen at random per push: 16-60 s by default, as reported.
+    redeliver_after: float = 16.0
+    redeliver_jitter: float = 44.0
     max_redeliveries: int = 3
-    ping_interval: float = 20.0
+    ping_interval: float = 30.0
     webhook_ttl: float = 5400.0
     ticket_ttl: float = 90.0
     token_ttl: float = 7200.0
     disconnect_grace: float = 10.0
     queue_when_disconnected: bool = True
+    # ACK frames count this many seconds after they arrive (network delay): a re-push due earlier
+    # goes out although the listener answered in time.
+    ack_delay: float = 0.0
     qps_limits: dict[str, float] = field(default_factory=dict)
 
     # Fields a client may change at run time (credentials are fixed at start).
     MUTABLE = (
+        "redelivery",
         "redeliver_after",
+        "redeliver_jitter",
         "max_redeliveries",
         "ping_interval",
         "webhook_ttl",
@@ -36,6 +48,7 @@ class SandboxConfig:
         "token_ttl",
         "disconnect_grace",
         "queue_when_disconnected",
+        "ack_delay",
         "qps_limits",
     )
 
@@ -54,6 +67,10 @@ class SandboxConfig:
                     if limit is not None and (not isinstance(limit, (int, float)) or limit <= 0):
                         raise ValueError(f"qps limit for {family!r} must be a positive number")
                 self.qps_limits = {k: float(v) for k, v in value.items() if v is not None}
+            elif key == "redelivery":
+                if value not in REDELIVERY_MODES:
+                    raise ValueError(f"redelivery must be one of {REDELIVERY_MODES}")
+                self.redelivery = value
             elif types[key] == "bool":
                 if not isinstance(value, bool):
                     raise ValueError(f"{key} must be a boolean")
@@ -67,6 +84,10 @@ class SandboxConfig:
         data = asdict(self)
         data.pop("client_secret")
         return data
+
+    def redelivers(self, frame_type: str) -> bool:
+        """Whether an un-ACKed push of this frame type is pushed again."""
+        return self.redelivery == "all" or (self.redelivery == "events" and frame_type == "EVENT")
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn
+from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn, endpoint_of
 from skills.docsearch.answer import (
     AnswerWriter,
     OpenAIAnswerWriter,
@@ -125,6 +125,10 @@ class DocSearchSkill(AISkillPlugin):
                 self.cfg.llm_max_tokens, self.cfg.llm_timeout_seconds,
             )
         return self._writer
+
+    def recipients(self) -> tuple[str, ...]:
+        # The vector store gets an embedding computed here, never the text; the LLM gets the text.
+        return (f"llm:{endpoint_of(self.cfg.llm_base_url)}",) if self.cfg.llm_base_url else ()
 
     def execute(self, turn: Turn) -> Reply:
         question = turn.text.strip()

@@ -11,7 +11,7 @@ from typing import Any
 
 import openai
 
-from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn
+from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn, endpoint_of
 from skills.llm_chat.examples import EXAMPLES
 from skills.llm_chat.history import build_messages
 from skills.llm_chat.phrases import phrase
@@ -149,6 +149,9 @@ class LLMChatSkill(AISkillPlugin):
     @property
     def configured(self) -> bool:
         return bool(self.cfg.base_url)
+
+    def recipients(self) -> tuple[str, ...]:
+        return (f"llm:{endpoint_of(self.cfg.base_url)}",) if self.configured else ()
 
     def client(self) -> openai.OpenAI:
         """One pooled client per skill instance (thread-safe); no client-side retries, the pipeline retries."""

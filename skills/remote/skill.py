@@ -18,7 +18,7 @@ import httpx
 import pybreaker
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn
+from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn, endpoint_of
 from skills.language import is_chinese
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,9 @@ class RemoteSkill(AISkillPlugin):
     def cfg(self) -> RemoteSkillConfig:
         assert isinstance(self.config, RemoteSkillConfig)
         return self.config
+
+    def recipients(self) -> tuple[str, ...]:
+        return (f"remote:{endpoint_of(self.cfg.url)}",)
 
     def execute(self, turn: Turn) -> Reply:
         cfg = self.cfg

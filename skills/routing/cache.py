@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,11 @@ from .embedders import Embedder
 
 # Embeddings are deterministic per (model, text); bump when an adapter changes its output.
 CACHE_SCHEMA = 1
+# Texts embedded (and stored) per call: progress can be shown, and an interrupted run keeps its work.
+EMBED_BATCH = 256
+
+# Told how the embedding goes: (texts just embedded, texts newly found missing) — a command's progress bar.
+Progress = Callable[[int, int], None]
 
 
 def text_key(text: str) -> bytes:
@@ -60,42 +65,48 @@ class EmbeddingCache:
             )
 
 
-def encode_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache | None) -> np.ndarray:
+def encode_cached(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache | None,
+                  progress: Progress | None = None) -> np.ndarray:
     """embedder.encode(texts), reading what the cache has and embedding (then storing) the rest."""
     if cache is None:
         return embedder.encode(texts)
     parts = getattr(embedder, "parts", [embedder])
-    return np.hstack([_assemble(p, texts, cache) for p in parts]).astype(np.float32)
+    return np.hstack([_assemble(p, texts, cache, progress) for p in parts]).astype(np.float32)
 
 
-def fill(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache) -> int:
+def fill(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache, progress: Progress | None = None) -> int:
     """Embed and store what the cache lacks of `texts` (when examples are written, so a later training
     only fits the classifier); returns how many texts were embedded."""
     before = cache.embedded
     for part in getattr(embedder, "parts", [embedder]):
-        _lookup(part, texts, cache)
+        _lookup(part, texts, cache, progress)
     return cache.embedded - before
 
 
 def _lookup(
-    embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache
+    embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache, progress: Progress | None = None
 ) -> tuple[list[bytes], dict[bytes, np.ndarray]]:
-    """(key per text, vector per key), embedding and storing the texts the cache lacks."""
+    """(key per text, vector per key), embedding and storing the texts the cache lacks, a batch at a time."""
     model = f"{embedder.name}/{embedder.revision}/v{CACHE_SCHEMA}"
     keys = [text_key(t) for t in texts]
     found = cache.get_many(model, list(dict.fromkeys(keys)), embedder.dim)
     missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
-    if missing:
-        fresh = embedder.encode(missing)
-        new = {text_key(t): v for t, v in zip(missing, fresh, strict=True)}
+    if missing and progress is not None:
+        progress(0, len(missing))
+    for start in range(0, len(missing), EMBED_BATCH):
+        batch = missing[start:start + EMBED_BATCH]
+        new = {text_key(t): v for t, v in zip(batch, embedder.encode(batch), strict=True)}
         cache.put_many(model, new)
-        cache.embedded += len(missing)
+        cache.embedded += len(batch)
         found.update(new)
+        if progress is not None:
+            progress(len(batch), 0)
     return keys, found
 
 
-def _assemble(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache) -> np.ndarray:
-    keys, found = _lookup(embedder, texts, cache)
+def _assemble(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache,
+              progress: Progress | None = None) -> np.ndarray:
+    keys, found = _lookup(embedder, texts, cache, progress)
     out = np.empty((len(texts), embedder.dim), dtype=np.float32)
     for i, k in enumerate(keys):
         out[i] = found[k]

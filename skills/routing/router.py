@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import embedders as emb
-from .cache import EmbeddingCache, encode_cached
+from .cache import EmbeddingCache, Progress, encode_cached
 from .calibration import Calibration, calibrate
 from .cascade import Cascade, best_in_scope, choose_tau
 from .classifier import LinearModel, TrainConfig, log_softmax
@@ -167,12 +167,13 @@ class Router:
         config: TrainConfig | None = None,
         refit: bool = True,
         cascade: bool = True,
+        progress: Progress | None = None,
     ) -> Router:
         """Fit a router. Rows with split "val" choose the lexical weight, temperature and OOS threshold;
         without any, a stratified share of the training rows is carved out for that. With `refit`
         the final model then learns from all rows (the calibration is kept). With `cascade` and both
         a cheap and an expensive embedder, an early-exit head on the cheap one is fitted too, its
-        exit threshold chosen on the same validation rows."""
+        exit threshold chosen on the same validation rows. `progress` is told how embedding goes."""
         started = time.perf_counter()
         rows = [e if isinstance(e, Example) else Example.from_dict(e) for e in examples]
         if not rows:
@@ -191,7 +192,7 @@ class Router:
         embedder = emb.build(names)
         t0 = time.perf_counter()
         misses = cache.embedded if cache is not None else 0
-        x = encode_cached(embedder, texts, cache)
+        x = encode_cached(embedder, texts, cache, progress)
         embedded = cache.embedded - misses if cache is not None else len(texts) * len(names)
         embed_seconds = time.perf_counter() - t0
         log.info("embeddings of %d texts with %s in %.1fs (%d embedded, the rest cached)",

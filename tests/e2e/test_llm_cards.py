@@ -15,7 +15,8 @@ from testkit.personas import alice, bob
 from testkit.stack import Stack
 from testkit.waits import wait_for
 from tests.support.skill_stack import CARD_TEMPLATE, card_of, finished_card, run_bot, start_skills
-from webapp.models import MessageRecord, MessageStatus
+from webapp.models import AuditLog, MessageRecord, MessageStatus
+from webapp.models.audit import AuditAction
 from workers.dingtalk.card_streamer import out_track_id_for
 from workers.state.cards import CancelFlags
 
@@ -46,6 +47,9 @@ def test_an_answer_streams_into_one_finalized_card_and_the_session_remembers_it(
 
     record = wait_for(lambda: replied(first["msgId"]), 15, "the record to say replied")
     assert record.channel == "card" and record.skill == "llm_chat"
+    # Its data-flow audit row names the LLM that saw the text (the endpoint, not its key).
+    flow = AuditLog.objects.get(action=AuditAction.MESSAGE_DATA_FLOW, target_id=first["msgId"])
+    assert flow.detail["recipients"] == [f"llm:{stub.base_url}"] and flow.detail["channel"] == "card"
     # The card is the reply: nothing else was sent for this message.
     assert [r["via"] for r in client.replies(conversation_id=first["conversationId"])] == ["card"]
     session = redis.Redis.from_url(stack.redis_url, decode_responses=True)

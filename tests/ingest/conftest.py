@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -75,7 +76,8 @@ class RecordingSocket:
         return True
 
     def send_texts(self, texts: list[str]) -> bool:
-        return all([self.send_text(t) for t in texts])
+        sent = [self.send_text(t) for t in texts]  # every one, as a socket would write them all
+        return all(sent)
 
     def acked_message_ids(self) -> list[str]:
         return [f["headers"]["messageId"] for f in self.sent if f["code"] == 200]
@@ -127,27 +129,30 @@ SANDBOX_SECRET = "sandbox-client-secret"
 def fast_config(gateway_url: str, broker_url: str, key_prefix: str = "ingest-test:", **over: Any) -> IngestConfig:
     """An IngestConfig with intervals small enough for tests (seconds, not minutes)."""
 
-    values: dict[str, Any] = dict(
-        client_id=SANDBOX_ID,
-        client_secret=SANDBOX_SECRET,
-        openapi_endpoint=gateway_url,
-        broker_url=broker_url,
-        redis_url="redis://127.0.0.1:6379/0",
-        redis_key_prefix=key_prefix,
-        tenant_id="t1",
-        http_timeout_seconds=3.0,
-        ping_interval_seconds=0.5,
-        watchdog_seconds=2.0,
-        backoff_initial_seconds=0.2,
-        backoff_max_seconds=2.0,
-        healthy_reset_seconds=5.0,
-        auth_retry_seconds=1.5,
-        metrics_port=0,
-        drain_grace_seconds=3.0,
-        confirm_timeout_seconds=2.0,
-        shutdown_grace_seconds=2.0,
-        stats_interval_seconds=1.0,
-    )
+    values: dict[str, Any] = {
+        "client_id": SANDBOX_ID,
+        "client_secret": SANDBOX_SECRET,
+        "openapi_endpoint": gateway_url,
+        "broker_url": broker_url,
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "redis_key_prefix": key_prefix,
+        "tenant_id": "t1",
+        "http_timeout_seconds": 3.0,
+        "ping_interval_seconds": 0.5,
+        "watchdog_seconds": 2.0,
+        "pong_timeout_seconds": 1.0,
+        "backoff_initial_seconds": 0.2,
+        "backoff_max_seconds": 2.0,
+        "healthy_reset_seconds": 5.0,
+        "auth_retry_seconds": 1.5,
+        "metrics_port": 0,
+        "drain_grace_seconds": 3.0,
+        "confirm_timeout_seconds": 2.0,
+        "shutdown_grace_seconds": 2.0,
+        "stats_interval_seconds": 1.0,
+        # A journal of its own per listener: what one test leaves must not replay into the next.
+        "journal_dir": tempfile.mkdtemp(prefix="ingest-journal-"),
+    }
     values.update(over)
     return IngestConfig(**values)
 

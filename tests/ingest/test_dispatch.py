@@ -155,9 +155,36 @@ def test_a_full_buffer_drops_without_ack_counts_and_logs_the_msg_id(setup, caplo
     assert _metric(metrics, "ingest_buffer_size") == 3
 
 
-def test_after_shutdown_began_pushes_are_left_for_redelivery(setup):
+def test_without_a_journal_pushes_read_after_shutdown_began_stay_un_acked(setup):
     router, buf, metrics, _, sock = setup
-    router.accepting = False
+    buf.close()
     router.handle(sock, bot_frame("late").encode(), 0.0)
     assert len(buf) == 0 and sock.sent == []
     assert _metric(metrics, "ingest_not_acked_total", reason="shutting_down") == 1
+
+
+def test_what_the_buffer_cannot_take_goes_to_the_overflow_which_acks_it(setup):
+    router, buf, metrics, _, sock = setup
+    kept = []
+
+    def overflow(item) -> bool:
+        kept.append(item.envelope.msg_id)
+        return True
+
+    router.overflow = overflow
+    for i in range(4):
+        router.handle(sock, bot_frame(f"msg-{i}").encode(), 0.0)
+    buf.close()
+    router.handle(sock, bot_frame("late").encode(), 0.0)
+    assert len(buf) == 3 and kept == ["msg-3", "late"]
+    assert _metric(metrics, "ingest_buffer_overflows_total") == 1  # the closed buffer is no overflow
+    assert _metric(metrics, "ingest_not_acked_total", reason="buffer_full") == 0
+
+
+def test_when_the_overflow_cannot_keep_a_push_it_stays_un_acked_as_journal_full(setup, caplog):
+    router, _, metrics, _, sock = setup
+    router.overflow = lambda item: False
+    for i in range(4):
+        router.handle(sock, bot_frame(f"msg-{i}").encode(), 0.0)
+    assert sock.sent == [] and _metric(metrics, "ingest_not_acked_total", reason="journal_full") == 1
+    assert "journal full" in caplog.text and "msgId=msg-3" in caplog.text

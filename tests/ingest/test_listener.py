@@ -112,21 +112,52 @@ def test_a_dropped_socket_reconnects_with_growing_backoff(sandbox, dingtalk, rab
     assert sorted(_queued_msg_ids(rabbit_broker)) == sorted(msg_ids)
 
 
-def test_a_frozen_socket_is_closed_by_the_watchdog_and_replaced(sandbox, dingtalk, rabbit_broker, caplog):
-    config = fast_config(sandbox.base_url, rabbit_broker, watchdog_seconds=1.5, ping_interval_seconds=0.3)
+def test_system_pings_alone_keep_an_idle_socket_open(sandbox, dingtalk, rabbit_broker):
+    dingtalk.configure(ping_interval=0.3)
+    config = fast_config(sandbox.base_url, rabbit_broker, watchdog_seconds=1.0)
     with running_listener(config) as listener:
         wait_for(dingtalk.connections)
-        dingtalk.configure(ping_interval=0)  # only the listener's own WS pings keep it alive
-        time.sleep(2.0)
-        assert dingtalk.state()["registrations"] == 1  # pongs count as life: no false alarm
+        time.sleep(2.5)
+        assert dingtalk.state()["registrations"] == 1  # no false alarm on a quiet bot
+        assert _metric(listener, "ingest_reconnects_total", reason="watchdog") == 0
+
+
+def test_a_zombie_that_still_answers_pongs_is_closed_by_the_watchdog_and_replaced(sandbox, dingtalk, rabbit_broker,
+                                                                                    caplog):
+    dingtalk.configure(ping_interval=0.3)
+    config = fast_config(sandbox.base_url, rabbit_broker, watchdog_seconds=1.5, ping_interval_seconds=0.2,
+                         pong_timeout_seconds=1.0)
+    with running_listener(config) as listener:
+        wait_for(dingtalk.connections)
+        zombie_at = time.monotonic()
+        dingtalk.fault("zombie")
+        # Pushes made meanwhile wait at the server (it pushes nothing to a socket it gave up).
+        msg_ids = _send(dingtalk, 5)
+        wait_for(lambda: dingtalk.state()["registrations"] == 2, timeout=10)
+        detected_after = time.monotonic() - zombie_at
+        dingtalk.wait_for_state(acked=5)
+        assert _metric(listener, "ingest_reconnects_total", reason="watchdog") == 1
+        # The zombie answered every WebSocket ping (0.2 s apart, 1 s pong timeout): not that watchdog.
+        assert _metric(listener, "ingest_reconnects_total", reason="pong_timeout") == 0
+    assert 1.0 <= detected_after < 1.5 + 1.0 + 2.0
+    assert "pongs do not count" in caplog.text
+    assert sorted(_queued_msg_ids(rabbit_broker)) == sorted(msg_ids)
+
+
+def test_a_frozen_socket_is_closed_when_its_pong_is_overdue(sandbox, dingtalk, rabbit_broker, caplog):
+    dingtalk.configure(ping_interval=0.2)
+    config = fast_config(sandbox.base_url, rabbit_broker, watchdog_seconds=30.0, ping_interval_seconds=0.3,
+                         pong_timeout_seconds=1.0)
+    with running_listener(config) as listener:
+        wait_for(dingtalk.connections)
         frozen_at = time.monotonic()
         dingtalk.fault("freeze")
         wait_for(lambda: dingtalk.state()["registrations"] == 2, timeout=10)
-        assert time.monotonic() - frozen_at < 1.5 + 1.0 + 2.0
+        assert time.monotonic() - frozen_at < 0.3 + 1.0 + 2.0  # long before the 30 s watchdog
         msg_ids = _send(dingtalk, 5)
         dingtalk.wait_for_state(acked=5)
-        assert _metric(listener, "ingest_reconnects_total", reason="watchdog") == 1
-    assert "zombie" in caplog.text
+        assert _metric(listener, "ingest_reconnects_total", reason="pong_timeout") == 1
+    assert "ping unanswered" in caplog.text
     assert sorted(_queued_msg_ids(rabbit_broker)) == sorted(msg_ids)
 
 
@@ -184,8 +215,9 @@ def test_a_huge_text_reaches_the_broker_untruncated(sandbox, dingtalk, rabbit_br
     assert msg.decode()[0][0]["payload"]["text"]["content"] == text
 
 
-def test_a_broker_outage_stops_acks_buffers_1000_and_drains_when_it_returns(sandbox, dingtalk, rabbit_broker, caplog):
-    dingtalk.configure(redeliver_after=4.0, max_redeliveries=10)
+def test_a_broker_outage_is_journaled_acked_at_once_and_replayed_when_it_returns(sandbox, dingtalk, rabbit_broker,
+                                                                                   caplog):
+    assert dingtalk.config()["redelivery"] == "events"  # robot messages are never pushed again
     with tcp_proxy() as proxy:
         config = fast_config(sandbox.base_url, proxy.url_for(rabbit_broker), backoff_max_seconds=1.0)
         with running_listener(config) as listener:
@@ -193,15 +225,21 @@ def test_a_broker_outage_stops_acks_buffers_1000_and_drains_when_it_returns(sand
             dingtalk.wait_for_state(acked=5)
             proxy.cut()
             batch = dingtalk.send_batch([{"text": f"outage {i}", "user_id": bob.staff_id} for i in range(1200)])
-            wait_for(lambda: _metric(listener, "ingest_not_acked_total", reason="buffer_full") >= 200, timeout=20)
-            assert len(listener.buffer) == 1000
-            assert dingtalk.state()["acked"] == 5
-            assert _metric(listener, "ingest_buffer_size") == 1000
-            proxy.restore()
-            # The 1000 buffered drain at once; the 200 dropped come back as redeliveries.
+            # Far more than the buffer holds (1000): every push is ACKed once it is on disk.
             dingtalk.wait_for_state(acked=1205, timeout=30)
+            assert 1200 <= listener.journal.depth <= 1205
+            assert _metric(listener, "ingest_journal_depth") == listener.journal.depth
+            health = listener.check_health()
+            assert health.ready and health.detail["broker"] == "down"
+            proxy.restore()
+            # (The counter follows the last batch's removal from the journal.)
+            wait_for(lambda: listener.journal.depth == 0 and _metric(listener, "ingest_replayed_total") >= 1200,
+                     timeout=30)
             assert _metric(listener, "ingest_broker_outages_total") == 1
-    assert "broker unreachable" in caplog.text and "buffer full" in caplog.text
+            assert _metric(listener, "ingest_not_acked_total", reason="journal_full") == 0
+    assert "broker unreachable" in caplog.text and "journal drained" in caplog.text
+    state = dingtalk.state()
+    assert state["unacked"] == 0 and state["redelivered"] == 0
     queued = _queued_msg_ids(rabbit_broker)
     expected = set(first) | {m["msgId"] for m in batch}
     assert set(queued) == expected  # nothing lost (a confirm lost in the cut may add a duplicate)
@@ -247,3 +285,48 @@ def test_ack_times_land_in_redis_for_the_message_record(sandbox, dingtalk, rabbi
         client.close()
     push = next(p for p in dingtalk.pushes() if p["msgId"] == msg_id)
     assert push["pushedAt"][0] <= acked_at <= push["ackedAt"] + 1.0
+
+
+def test_readiness_and_liveness_are_served_beside_the_metrics(sandbox, dingtalk, rabbit_broker):
+    import httpx
+
+    from testkit.services import free_port
+
+    dingtalk.fault("reject_auth")
+    port = free_port()
+    with running_listener(fast_config(sandbox.base_url, rabbit_broker, metrics_port=port, auth_retry_seconds=0.3)):
+        base = f"http://127.0.0.1:{port}"
+        not_yet = wait_for(lambda: _get(httpx, f"{base}/readyz"))
+        assert not_yet.status_code == 503 and not_yet.json()["stream"] == "connecting"
+        assert _get(httpx, f"{base}/livez").status_code == 200
+        dingtalk.fault("accept_auth")
+        ready = wait_for(lambda: (r := _get(httpx, f"{base}/readyz")) is not None and r.status_code == 200 and r)
+        body = ready.json()
+        assert body["handoff"] == "alive" and body["broker"] == "up" and body["journal"]["depth"] == 0
+        metrics = _get(httpx, f"{base}/metrics").text
+        assert "ingest_journal_depth 0.0" in metrics and "ingest_handoff_alive 1.0" in metrics
+
+
+def _get(httpx, url: str):
+    try:
+        return httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return None
+
+
+def test_a_dead_hand_off_thread_stops_the_listener_with_exit_code_1(sandbox, dingtalk, rabbit_broker, caplog):
+    from ingest.listener import Listener
+    from ingest.publish import BrokerPublisher
+
+    class BrokenPublisher(BrokerPublisher):
+        def connect(self) -> None:
+            raise RuntimeError("a bug in the publisher")
+
+    listener = Listener(fast_config(sandbox.base_url, rabbit_broker), publisher=BrokenPublisher(rabbit_broker))
+    thread = threading.Thread(target=listener.run, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "the listener kept running without its hand-off thread"
+    assert listener.exit_code == 1
+    assert not listener.check_health().live
+    assert "hand-off thread died" in caplog.text and "after a fatal error" in caplog.text

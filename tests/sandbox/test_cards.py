@@ -137,3 +137,36 @@ def test_card_calls_need_a_token_and_respect_the_card_qps_limit(server, control,
     control.configure(qps_limits={"card": 1})
     assert _create_and_deliver(api, "cidG").status_code == 200
     assert _stream(api, "g", "x").status_code == 403
+
+
+def test_a_tap_on_a_card_button_is_pushed_as_dingtalk_pushes_a_card_callback(server, control, api):
+    import json
+
+    from workers.dingtalk import callbacks
+
+    sent = control.send_message("tell me a story", conversation_type="2")
+    _create_and_deliver(api, sent["conversationId"])
+    tapped = control._call("POST", "/sandbox/cards/track-1/callback",
+                           json={"action_ids": ["stop"], "user_id": alice.staff_id})
+    [push] = [p for p in control.pushes() if p["messageId"] == tapped["messageId"]]
+    assert push["topic"] == "/v1.0/card/instances/callback" and push["type"] == "CALLBACK"
+    data = json.loads(server.sandbox.recorder.pushes[tapped["messageId"]].data)
+    assert (data["outTrackId"], data["userId"], data["spaceType"]) == ("track-1", alice.staff_id, "IM_GROUP")
+    assert data["spaceId"] == sent["conversationId"]
+    parsed = callbacks.parse(data)  # what the bot reads from it
+    assert list(parsed.action_ids) == ["stop"] and callbacks.wants_stop(parsed)
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"action_ids": [], "user_id": "alice"}, 400),
+    ({"action_ids": ["stop"]}, 400),
+    ({"action_ids": ["stop"], "user_id": "alice", "params": []}, 400),
+])
+def test_a_bad_tap_is_refused_with_the_reason(server, control, api, body, status):
+    sent = control.send_message("tell me a story", conversation_type="2")
+    _create_and_deliver(api, sent["conversationId"])
+    answer = api.post("/sandbox/cards/track-1/callback", json=body)
+    assert answer.status_code == status and "error" in answer.json()
+    assert api.post("/sandbox/cards/no-such-card/callback", json={"action_ids": ["stop"], "user_id": "a"}
+                    ).status_code == 404
+

@@ -75,7 +75,7 @@ def test_drop_socket_cuts_tcp_without_a_close_frame(server, control, stream):
 
 
 def test_a_frozen_connection_is_a_silent_zombie_until_unfrozen(server, control, stream):
-    control.configure(redeliver_after=0.3)
+    control.configure(redelivery="all", redeliver_after=0.3, redeliver_jitter=0)
     client = stream()
     control.fault("freeze")
     sent = control.send_message("into the void")

@@ -117,7 +117,7 @@ def test_non_text_messages_pass_their_content_through(server, control, stream):
 
 
 def test_an_acked_push_is_not_redelivered(server, control, stream):
-    control.configure(redeliver_after=0.2)
+    control.configure(redelivery="all", redeliver_after=0.2, redeliver_jitter=0)
     client = stream()
     sent = control.send_message("once")
     client.ack(client.recv_topic(BOT_TOPIC))
@@ -131,7 +131,7 @@ def test_an_acked_push_is_not_redelivered(server, control, stream):
 
 
 def test_an_unacked_push_is_redelivered_with_the_same_ids(server, control, stream):
-    control.configure(redeliver_after=0.2)
+    control.configure(redelivery="all", redeliver_after=0.2, redeliver_jitter=0)
     client = stream()
     control.send_message("late ack")
     first = client.recv_topic(BOT_TOPIC)
@@ -146,7 +146,7 @@ def test_an_unacked_push_is_redelivered_with_the_same_ids(server, control, strea
 
 
 def test_an_error_ack_does_not_stop_redelivery(server, control, stream):
-    control.configure(redeliver_after=0.2)
+    control.configure(redelivery="all", redeliver_after=0.2, redeliver_jitter=0)
     client = stream()
     control.send_message("fails")
     client.ack(client.recv_topic(BOT_TOPIC), code=500)
@@ -155,7 +155,7 @@ def test_an_error_ack_does_not_stop_redelivery(server, control, stream):
 
 
 def test_redelivery_gives_up_after_max_redeliveries(server, control, stream):
-    control.configure(redeliver_after=0.1, max_redeliveries=2)
+    control.configure(redelivery="all", redeliver_after=0.1, redeliver_jitter=0, max_redeliveries=2)
     client = stream()
     control.send_message("never acked")
     frames = [client.recv_topic(BOT_TOPIC, timeout=2) for _ in range(3)]

@@ -18,7 +18,8 @@ from webapp.models import AuditLog, Reminder, ReminderFiring
 
 pytestmark = pytest.mark.django_db
 
-READ_ONLY = {"auditlog", "messagerecord", "deadletter", "reminder", "reminderfiring", "routedturn", "routermodel"}
+READ_ONLY = {"auditlog", "messagerecord", "deadletter", "reminder", "reminderfiring", "routedturn", "routermodel",
+             "settingversion"}
 
 
 def webapp_admins() -> dict[str, ModelAdmin]:
@@ -83,11 +84,23 @@ def test_cancelling_reminders_in_admin_is_audited_and_leaves_fired_ones_alone(st
     assert "dentist" not in str(row.content())  # the user's words stay out of the audit log
 
 
-def test_the_audit_log_admin_is_read_only(staff_client):
+def test_the_audit_log_admin_is_read_only_and_only_for_auditors(staff_client, client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    from webapp.roles import Role
+
     reminder("x")
     staff_client.post(reverse("admin:webapp_reminder_changelist"),
                       {"action": "cancel", "_selected_action": [Reminder.objects.get().pk]})
-    row = AuditLog.objects.get()
-    assert staff_client.get(reverse("admin:webapp_auditlog_changelist")).status_code == 200
-    assert staff_client.get(reverse("admin:webapp_auditlog_add")).status_code == 403
-    assert staff_client.get(reverse("admin:webapp_auditlog_delete", args=[row.pk])).status_code == 403
+    row = AuditLog.objects.get(action="reminder.cancel")
+    # The superuser ("ops") runs the bot but does not read the audit log (三员分立).
+    assert staff_client.get(reverse("admin:webapp_auditlog_changelist")).status_code == 403
+    auditor = django_user_model.objects.create_user("aud", is_staff=True)
+    auditor.groups.add(Group.objects.get(name=Role.AUDITOR))
+    client.force_login(auditor)
+    assert client.get(reverse("admin:webapp_auditlog_changelist")).status_code == 200
+    assert client.get(reverse("admin:webapp_auditlog_change", args=[row.pk])).status_code == 200
+    assert client.get(reverse("admin:webapp_auditlog_add")).status_code == 403
+    assert client.get(reverse("admin:webapp_auditlog_delete", args=[row.pk])).status_code == 403
+    client.post(reverse("admin:webapp_auditlog_change", args=[row.pk]), {"actor": "mallory"})
+    assert AuditLog.objects.get(pk=row.pk).actor == "ops"

@@ -77,6 +77,7 @@ def test_keys_this_version_does_not_know_are_kept():
     {"msg_id": "m", "turn": {"msg_id": "m"}},  # a turn without its required fields
     {"turn": {**TURN.to_dict(), "msg_id": ""}},  # no msg_id anywhere
     {**DICT_ERA_DELIVER_PAYLOAD, "replies": [{"kind": "text"}]},  # a reply without text
+    {**DICT_ERA_DELIVER_PAYLOAD, "reply": "not a reply"},
 ])
 def test_what_is_not_a_payload_is_refused_with_a_reason(broken):
     with pytest.raises(ValueError):

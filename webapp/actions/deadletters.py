@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import redis
@@ -14,16 +15,22 @@ from conf.logs import message_context
 from conf.settings import get_settings
 from contract import keys
 from contract.pipeline import ARGSREPR, PREPROCESS, STAGE_BY_NAME, Stage, chain_field
+from webapp.actions.audit import record_audit
+from webapp.actions.dataflow import do_record_exception, split_flow
 from webapp.actions.records import do_release_claim, epoch_to_datetime, record_fields
 from webapp.clients import key, publisher, redis_client
 from webapp.models import DeadLetter, MessageRecord, MessageStatus
+from webapp.models.audit import AuditAction
 
 log = logging.getLogger(__name__)
 
 
-def do_dead_letter(msg_id: str, stage: str, payload: dict[str, Any], error: str) -> DeadLetter:
+def do_dead_letter(msg_id: str, stage: str, payload: dict[str, Any], error: str,
+                   exc: BaseException | None = None) -> DeadLetter:
     """Keep the failed stage's input for replay and mark the message dead, in one transaction
-    (with the stage timestamps the payload carried: deliver would have written them)."""
+    (with the stage timestamps the payload carried: deliver would have written them) with its
+    exception audit row (`exc`, by default the exception being handled)."""
+    exc = exc if exc is not None else sys.exc_info()[1]
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # Durable even where the connection relaxed commits (the workers do).
@@ -32,11 +39,12 @@ def do_dead_letter(msg_id: str, stage: str, payload: dict[str, Any], error: str)
         letter = DeadLetter.objects.create(
             msg_id=msg_id, stage=stage, payload=payload, error=error[:8000]
         )
-        stages = {n: epoch_to_datetime(v) if n.endswith("_at") else v
-                  for n, v in record_fields(payload.get("record")).items()}
+        columns, _ = split_flow(record_fields(payload.get("record")))
+        stages = {n: epoch_to_datetime(v) if n.endswith("_at") else v for n, v in columns.items()}
         MessageRecord.objects.filter(msg_id=msg_id).update(
             status=MessageStatus.DEAD, error=error[:4000], **stages
         )
+        do_record_exception(msg_id, stage, exc, outcome=f"dead_letter #{letter.pk}", reason=error)
     return letter
 
 
@@ -57,7 +65,7 @@ def describe(letter: DeadLetter) -> str:
     return f"#{letter.pk} {letter.msg_id} from {letter.stage} (replayed {letter.replay_count}x)"
 
 
-def do_replay_dead_letter(letter: DeadLetter) -> None:
+def do_replay_dead_letter(letter: DeadLetter, actor: str = "system") -> None:
     """Re-run the pipeline from the letter's failed stage, answering at most once.
 
     First the workers' Redis state that would stop the replay is cleared (key names from
@@ -79,6 +87,9 @@ def do_replay_dead_letter(letter: DeadLetter) -> None:
         # If publishing fails, the mark rolls back.
         with transaction.atomic():
             do_mark_replayed(letter)
+            record_audit(actor=actor, action=AuditAction.DEAD_LETTER_REPLAY, target_type="dead_letter",
+                         target_id=str(letter.pk), detail={"msg_id": letter.msg_id, "stage": letter.stage,
+                                                           "replay_count": letter.replay_count})
             _publish_from(stage, letter.payload)
         log.info("replayed %s", describe(letter))
 

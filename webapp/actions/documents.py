@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from functools import lru_cache
@@ -17,6 +18,7 @@ from skills.docsearch.extract import ExtractionError
 from skills.docsearch.ingest import ingest
 from skills.docsearch.store import PgVectorStore, UnknownCollection
 from webapp.actions.audit import record_audit
+from webapp.models.audit import AuditAction
 from webapp.models.documents import Document, DocumentCollection
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ def do_save_collection(collection: DocumentCollection, actor: str) -> DocumentCo
     previous = (DocumentCollection.objects.filter(pk=collection.pk).first() if collection.pk else None)
     with transaction.atomic():
         collection.save()
-        record_audit(actor=actor, action="document_collection.save", target_type="document_collection",
+        record_audit(actor=actor, action=AuditAction.DOCUMENT_COLLECTION_SAVE, target_type="document_collection",
                      target_id=str(collection.pk), before=previous and _collection_row(previous),
                      after=_collection_row(collection))
     do_sync_collection(collection, previous_name=previous.name if previous else "")
@@ -68,13 +70,26 @@ def do_delete_collection(collection: DocumentCollection, actor: str) -> None:
     """Take the collection out of the vector store, then delete its row and documents, audited."""
     vector_store().delete_collection(collection.name)
     with transaction.atomic():
-        record_audit(actor=actor, action="document_collection.delete", target_type="document_collection",
+        record_audit(actor=actor, action=AuditAction.DOCUMENT_COLLECTION_DELETE, target_type="document_collection",
                      target_id=str(collection.pk), before=_collection_row(collection))
         collection.delete()
 
 
 def _document_row(document: Document) -> dict[str, Any]:
     return {"title": document.title, "collection": document.collection.name, "file": document.file.name}
+
+
+def _upload_detail(document: Document) -> dict[str, Any]:
+    """Size and SHA-256 of an uploaded file (never its content), and the collection's access rule."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with document.file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 16), b""):
+                digest.update(block)
+                size += len(block)
+    except (OSError, ValueError):
+        return {"departments": document.collection.department_ids}
+    return {"size": size, "sha256": digest.hexdigest(), "departments": document.collection.department_ids}
 
 
 def do_save_document(document: Document, actor: str, *, changed: Iterable[str] = (),
@@ -90,8 +105,11 @@ def do_save_document(document: Document, actor: str, *, changed: Iterable[str] =
         document.uploaded_by = uploaded_by
     with transaction.atomic():
         document.save()
-        record_audit(actor=actor, action="document.save", target_type="document", target_id=str(document.pk),
-                     before=previous and _document_row(previous), after=_document_row(document))
+        # An upload is its own event (what came in, how big, its digest); an edit shows before/after.
+        record_audit(actor=actor, action=AuditAction.DOCUMENT_UPLOAD if created else AuditAction.DOCUMENT_SAVE,
+                     target_type="document", target_id=str(document.pk),
+                     before=previous and _document_row(previous), after=_document_row(document),
+                     detail=_upload_detail(document) if created else {})
     if created or CONTENT_FIELDS & changed:
         do_ingest_document(document)
     return document
@@ -146,6 +164,6 @@ def do_delete_document(document: Document, actor: str) -> None:
     """Take the document's chunks out of the vector store, then delete its row, audited."""
     do_remove_document(document)
     with transaction.atomic():
-        record_audit(actor=actor, action="document.delete", target_type="document", target_id=str(document.pk),
-                     before=_document_row(document))
+        record_audit(actor=actor, action=AuditAction.DOCUMENT_DELETE, target_type="document",
+                     target_id=str(document.pk), before=_document_row(document))
         document.delete()

@@ -12,6 +12,7 @@ missing). The audit row of an export or erasure names the subject by a pseudonym
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
@@ -23,6 +24,7 @@ from webapp.actions import versions
 from webapp.actions.audit import record_audit
 from webapp.actions.personal_data import registry
 from webapp.models import AuditLog, DeadLetter, Document, MessageRecord, Reminder, UserProfile
+from webapp.models.audit import AuditAction
 
 
 def subject_ref(tenant_id: str, user_id: str) -> str:
@@ -85,9 +87,12 @@ def _tenants(tenant_id: str, user_id: str) -> list[str]:
     return sorted(found)
 
 
-def collect(tenant_id: str, user_id: str) -> dict[str, Any]:
-    """Everything stored about the person, as JSON primitives."""
+def collect(tenant_id: str, user_id: str, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Everything stored about the person, as JSON primitives; `progress` is told (steps done, steps
+    found): the database first, then each registered store."""
     stores = registry.stores()  # before anything is read: refuse an export that would be partial
+    step = progress or (lambda done, more: None)
+    step(0, 1 + len(stores))
     tenants = _tenants(tenant_id, user_id)
     profiles = _profiles(tenant_id, user_id)
     data: dict[str, Any] = {
@@ -111,12 +116,14 @@ def collect(tenant_id: str, user_id: str) -> dict[str, Any]:
             **{m._meta.model_name: _rows(_declared(m, tenant_id, user_id)) for m in _declared_models()},
         },
     }
+    step(1, 0)
     for store in stores:
         *sections, leaf = store.name.split(".")
         where = data
         for section in sections:
             where = where.setdefault(section, {})
         where[leaf] = [item for t in tenants for item in store.export_user(t, user_id)]
+        step(1, 0)
     return data
 
 
@@ -132,12 +139,13 @@ def _at(data: dict[str, Any], name: str) -> Any:
     return data
 
 
-def do_export_user(tenant_id: str, user_id: str, actor: str) -> dict[str, Any]:
+def do_export_user(tenant_id: str, user_id: str, actor: str,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """The person's data from every store; the audit row records that (and how much) was exported."""
-    data = collect(tenant_id, user_id)
+    data = collect(tenant_id, user_id, progress)
     with transaction.atomic():
         record_audit(
-            actor=actor, action="user.export", target_type="user", target_id=subject_ref(tenant_id, user_id),
+            actor=actor, action=AuditAction.USER_EXPORT, target_type="user", target_id=subject_ref(tenant_id, user_id),
             tenant_id=tenant_id, detail={"counts": _counts(data)},
         )
     return data
@@ -165,7 +173,7 @@ def do_erase_user(tenant_id: str, user_id: str, actor: str) -> dict[str, int]:
             counts[f"postgresql.{model._meta.model_name}"] = _declared(model, tenant_id, user_id).delete()[0]
         counts["postgresql.profiles"] = _profiles(tenant_id, user_id).delete()[0]
         record_audit(
-            actor=actor, action="user.erase", target_type="user", target_id=subject_ref(tenant_id, user_id),
+            actor=actor, action=AuditAction.USER_ERASE, target_type="user", target_id=subject_ref(tenant_id, user_id),
             tenant_id=tenant_id, detail={"counts": counts},
         )
         versions.publish_on_commit(versions.SETTINGS)  # cached skill data about the person goes too

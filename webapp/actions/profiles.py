@@ -9,6 +9,7 @@ from django.db import transaction
 from webapp.actions import versions
 from webapp.actions.audit import record_audit
 from webapp.models import UserProfile
+from webapp.models.audit import AuditAction
 
 # What an admin may change; the ids come from DingTalk and stay as they are.
 EDITABLE_FIELDS = ("nick", "department", "roles", "locale", "timezone")
@@ -61,7 +62,7 @@ def do_update_profile(profile: UserProfile, changes: dict[str, Any], actor: str)
             setattr(current, field, changes[field])
         current.save(update_fields=[*changed, "updated_at"])
         record_audit(
-            actor=actor, action="profile.update", target_type="user_profile", target_id=str(current.pk),
+            actor=actor, action=AuditAction.PROFILE_UPDATE, target_type="user_profile", target_id=str(current.pk),
             tenant_id=current.tenant_id, detail={"fields": changed},
         )
         # Skills may cache profile-derived data; every process drops it once this commits.

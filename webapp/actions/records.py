@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
+from webapp.actions.dataflow import FLOW_FIELDS, do_record_data_flow, split_flow
 from webapp.models import DeliveryChannel as DeliveryChannel  # the workers' vocabulary, re-exported
 from webapp.models import MessageRecord
 from webapp.models import MessageStatus as MessageStatus
@@ -82,9 +83,13 @@ def do_release_claim(msg_id: str) -> None:
     MessageRecord.objects.filter(msg_id=msg_id).update(claimed_by="")
 
 
-# What a pipeline payload's `record` may set on the row (stage timestamps as epoch seconds).
+# What a pipeline payload's `record` may set on the row (stage timestamps as epoch seconds, the
+# stages' stamps in `timeline`: workers.timeline), and what it carries for the message's data-flow
+# audit row (FLOW_FIELDS: not columns).
 RECORD_FIELDS = frozenset({"user_id", "skill", "intent", "preprocessed_at", "skill_done_at",
-                           "postprocessed_at"})
+                           "postprocessed_at", "timeline"}) | FLOW_FIELDS
+# Statuses that end a message's path: its data-flow row is written with them.
+FINAL_STATUSES = frozenset({MessageStatus.REPLIED, MessageStatus.DELIVERY_UNKNOWN})
 
 
 def record_fields(record: Any) -> dict[str, Any]:
@@ -95,20 +100,39 @@ def record_fields(record: Any) -> dict[str, Any]:
     return {name: value for name, value in record.items() if name in RECORD_FIELDS}
 
 
+def _row_values(fields: dict[str, Any]) -> dict[str, Any]:
+    return {n: epoch_to_datetime(v) if n.endswith("_at") else v for n, v in fields.items()}
+
+
+def _data_flow(msg_id: str, status: str, values: dict[str, Any], flow: dict[str, Any]) -> None:
+    row = MessageRecord.objects.filter(msg_id=msg_id).values("tenant_id", "skill", "intent", "channel").first()
+    known = {**(row or {}), **{k: v for k, v in values.items() if k in ("skill", "intent", "channel") and v}}
+    do_record_data_flow(msg_id, status=str(status), flow=flow, channel=str(known.get("channel") or ""),
+                        skill=str(known.get("skill") or ""), intent=str(known.get("intent") or ""),
+                        tenant_id=str(known.get("tenant_id") or ""))
+
+
 def do_mark_status(msg_id: str, status: str, error: str = "", **fields: Any) -> None:
-    """Set the status of msg_id (and the error, timestamps given as epoch seconds)."""
-    values: dict[str, Any] = {"status": status, "error": error[:4000]}
-    values.update(
-        {n: epoch_to_datetime(v) if n.endswith("_at") else v for n, v in fields.items()}
-    )
-    MessageRecord.objects.filter(msg_id=msg_id).update(**values)
+    """Set the status of msg_id (and the error, timestamps given as epoch seconds); a final status
+    writes the message's data-flow audit row in the same transaction."""
+    columns, flow = split_flow(fields)
+    values: dict[str, Any] = {"status": status, "error": error[:4000], **_row_values(columns)}
+    if status not in FINAL_STATUSES:
+        MessageRecord.objects.filter(msg_id=msg_id).update(**values)
+        return
+    with transaction.atomic():
+        MessageRecord.objects.filter(msg_id=msg_id).update(**values)
+        _data_flow(msg_id, status, values, flow)
 
 
 def do_mark_replied_if_pending(msg_id: str, **fields: Any) -> None:
     """The reply went out but the record missed it (a crash between send and update)."""
     from django.utils import timezone
 
-    values = {n: epoch_to_datetime(v) if n.endswith("_at") else v for n, v in fields.items()}
-    MessageRecord.objects.filter(msg_id=msg_id, replied_at__isnull=True).update(
-        status=MessageStatus.REPLIED, replied_at=timezone.now(), **values
-    )
+    columns, flow = split_flow(fields)
+    values = _row_values(columns)
+    with transaction.atomic():
+        if MessageRecord.objects.filter(msg_id=msg_id, replied_at__isnull=True).update(
+            status=MessageStatus.REPLIED, replied_at=timezone.now(), **values
+        ):
+            _data_flow(msg_id, MessageStatus.REPLIED, values, flow)

@@ -7,6 +7,9 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 
 from skills.schedule.store import ReminderDraft, StoredReminder
+from webapp.actions.audit import record_audit
+from webapp.actions.privacy import subject_ref
+from webapp.models.audit import AuditAction
 from webapp.models.reminders import Reminder
 
 
@@ -42,9 +45,15 @@ class DjangoReminderStore:
         return [_stored(r) for r in rows]
 
     def cancel(self, tenant_id: str, user_id: str, reminder_id: int) -> bool:
-        updated = Reminder.objects.filter(
-            pk=reminder_id, tenant_id=tenant_id, user_id=user_id, status=Reminder.Status.PENDING,
-        ).update(status=Reminder.Status.CANCELLED)
+        """The owner cancels a pending reminder; audited with the person named by a pseudonym."""
+        with transaction.atomic():
+            updated = Reminder.objects.filter(
+                pk=reminder_id, tenant_id=tenant_id, user_id=user_id, status=Reminder.Status.PENDING,
+            ).update(status=Reminder.Status.CANCELLED)
+            if updated:
+                ref = subject_ref(tenant_id, user_id)
+                record_audit(actor=f"user:{ref}", action=AuditAction.REMINDER_CANCEL_BY_USER, tenant_id=tenant_id,
+                             target_type="reminder", target_id=str(reminder_id), detail={"subject": ref})
         return bool(updated)
 
     def reschedule(self, tenant_id: str, user_id: str, reminder_id: int, event_at: datetime) -> StoredReminder | None:

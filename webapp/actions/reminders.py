@@ -17,6 +17,7 @@ from django.utils import timezone as dj_timezone
 
 from skills.schedule.recurrence import next_occurrence
 from webapp.actions.audit import record_audit
+from webapp.models.audit import AuditAction
 from webapp.models.reminders import Reminder, ReminderFiring
 
 
@@ -124,6 +125,6 @@ def do_cancel_reminders(reminder_ids: list[int], actor: str) -> int:
         Reminder.objects.filter(pk__in=cancelled).update(status=Reminder.Status.CANCELLED)
         if cancelled:
             # Ids only: the titles are the users' own words.
-            record_audit(actor=actor, action="reminder.cancel", target_type="reminder",
+            record_audit(actor=actor, action=AuditAction.REMINDER_CANCEL, target_type="reminder",
                          target_id=",".join(map(str, cancelled))[:256], detail={"ids": cancelled})
     return len(cancelled)

@@ -10,6 +10,7 @@ from conf.settings import get_settings
 from webapp.actions.audit import record_audit
 from webapp.actions.personal_data import MEDIA, registry
 from webapp.actions.routing import do_purge_routed_turns
+from webapp.models.audit import AuditAction
 
 DAY = 86400.0
 
@@ -24,7 +25,7 @@ def do_apply_retention(actor: str = "retention", now: float | None = None) -> di
         counts = {"routed_turns": turns, "media_files": media}
         if turns or media:
             # The audit row holds counts and periods only: what was deleted was personal data.
-            record_audit(actor=actor, action="retention.purge", target_type="retention", detail={
+            record_audit(actor=actor, action=AuditAction.RETENTION_PURGE, target_type="retention", detail={
                 **counts,
                 "routed_turn_days": settings.routed_turn_retention_days,
                 "media_days": settings.media_retention_days,

@@ -17,10 +17,11 @@ from conf.settings import get_settings
 from skills import registry
 from skills.language import is_chinese
 from skills.routing import embedders as emb
-from skills.routing.cache import EmbeddingCache, fill
+from skills.routing.cache import EmbeddingCache, Progress, fill
 from skills.routing.router import Router
 from webapp.actions import versions
 from webapp.actions.audit import record_audit
+from webapp.models.audit import AuditAction
 from webapp.models.routing import IntentExample, RoutedTurn, RouterModel
 from webapp.models.skills import RemoteSkill
 
@@ -70,7 +71,7 @@ def do_seed_intent_examples(actor: str = "system") -> int:
         IntentExample.objects.bulk_create(rows, ignore_conflicts=True)
         added = IntentExample.objects.count() - before
         if added:
-            record_audit(actor=actor, action="intent_example.seed", target_type="intent_example",
+            record_audit(actor=actor, action=AuditAction.INTENT_EXAMPLE_SEED, target_type="intent_example",
                          detail={"added": added, "shipped": len(rows)})
     return added
 
@@ -87,7 +88,7 @@ def do_import_intent_examples(actor: str, rows: Iterable[dict[str, Any]]) -> int
         before = IntentExample.objects.count()
         IntentExample.objects.bulk_create(objs, ignore_conflicts=True, batch_size=2000)
         added = IntentExample.objects.count() - before
-        record_audit(actor=actor, action="intent_example.import", target_type="intent_example",
+        record_audit(actor=actor, action=AuditAction.INTENT_EXAMPLE_IMPORT, target_type="intent_example",
                      detail={"added": added, "rows": len(objs)})
     return added
 
@@ -108,14 +109,14 @@ def do_save_intent_example(
         row = example or IntentExample(source=source, created_by=actor)
         row.intent, row.text, row.enabled, row.language = intent, text, enabled, language_of(text)
         row.save()
-        record_audit(actor=actor, action="intent_example.save", target_type="intent_example",
+        record_audit(actor=actor, action=AuditAction.INTENT_EXAMPLE_SAVE, target_type="intent_example",
                      target_id=str(row.pk), before=before, after=_audited(row))
     return row
 
 
 def do_delete_intent_example(actor: str, example: IntentExample) -> None:
     with transaction.atomic():
-        record_audit(actor=actor, action="intent_example.delete", target_type="intent_example",
+        record_audit(actor=actor, action=AuditAction.INTENT_EXAMPLE_DELETE, target_type="intent_example",
                      target_id=str(example.pk), before=_audited(example), after=None)
         example.delete()
 
@@ -139,7 +140,7 @@ def embedding_cache_path() -> Path:
     return Path(get_settings().router_dir) / "embeddings.sqlite3"
 
 
-def do_embed_intent_examples() -> int:
+def do_embed_intent_examples(progress: Progress | None = None) -> int:
     """Embed the enabled examples the training cache lacks, with the models train_router will pick.
 
     Bulk writes (seed_intents, import_intents) call this, so embedding 15k examples (minutes on two
@@ -152,13 +153,13 @@ def do_embed_intent_examples() -> int:
         return 0
     cache = EmbeddingCache(embedding_cache_path())
     try:
-        return fill(emb.build(emb.auto_names(texts)), texts, cache)
+        return fill(emb.build(emb.auto_names(texts)), texts, cache, progress)
     finally:
         cache.close()
 
 
 def do_train_router(actor: str = "system", *, activate: bool = True,
-                    rows: Iterable[dict[str, str]] | None = None) -> RouterModel:
+                    rows: Iterable[dict[str, str]] | None = None, progress: Progress | None = None) -> RouterModel:
     """Train on the enabled examples (seeding first when there are none), store the artefact in the
     database and, with `activate`, make it the router every worker swaps to."""
     if rows is None:
@@ -169,7 +170,7 @@ def do_train_router(actor: str = "system", *, activate: bool = True,
     if len({r["intent"] for r in rows}) < 2:
         raise RoutingError("need examples of at least two intents to train a router")
     started = time.perf_counter()
-    router = Router.train(rows, cache=embedding_cache_path())
+    router = Router.train(rows, cache=embedding_cache_path(), progress=progress)
     with tempfile.TemporaryDirectory() as tmp:
         data = router.save(Path(tmp) / "router.npz").read_bytes()
     seconds = time.perf_counter() - started
@@ -183,7 +184,7 @@ def do_train_router(actor: str = "system", *, activate: bool = True,
             train_seconds=round(seconds, 3), artefact=data, size_bytes=len(data),
             activated_at=timezone.now() if activate else None,
         )
-        record_audit(actor=actor, action="router.train", target_type="router_model", target_id=model.version,
+        record_audit(actor=actor, action=AuditAction.ROUTER_TRAIN, target_type="router_model", target_id=model.version,
                      after={"n_examples": model.n_examples, "intents": model.intents,
                             "activated": activate, "metrics": model.metrics},
                      detail={"train_seconds": model.train_seconds, "size_bytes": model.size_bytes})
@@ -198,7 +199,7 @@ def do_activate_router(actor: str, model: RouterModel) -> RouterModel:
     with transaction.atomic():
         previous = active_router_version()
         RouterModel.objects.filter(pk=model.pk).update(activated_at=timezone.now())
-        record_audit(actor=actor, action="router.activate", target_type="router_model",
+        record_audit(actor=actor, action=AuditAction.ROUTER_ACTIVATE, target_type="router_model",
                      target_id=model.version, before={"version": previous}, after={"version": model.version})
         versions.publish_on_commit(versions.ROUTER, model.version)
     model.refresh_from_db()
@@ -241,7 +242,7 @@ def do_relabel_routed_turn(actor: str, turn: RoutedTurn, intent: str) -> IntentE
                       "source": IntentExample.Source.RELABEL, "created_by": actor,
                       "origin_tenant_id": turn.tenant_id, "origin_user_id": turn.user_id},
         )
-        record_audit(actor=actor, action="routed_turn.relabel", target_type="routed_turn",
+        record_audit(actor=actor, action=AuditAction.ROUTED_TURN_RELABEL, target_type="routed_turn",
                      target_id=turn.msg_id, tenant_id=turn.tenant_id, before=before,
                      after={"corrected_intent": intent}, detail={"intent_example_id": example.pk})
     turn.refresh_from_db()

@@ -32,11 +32,23 @@ class Snapshot:
     """Everything the pipeline needs to know about skills, as read at one moment."""
 
     skills: dict[tuple[str, str], tuple[bool, dict[str, Any]]] = field(default_factory=dict)
+    # Kill switches: (tenant or *, conversation, skill) → on/off in that conversation only.
+    conversations: dict[tuple[str, str, str], bool] = field(default_factory=dict)
     knobs: dict[str, Any] = field(default_factory=dict)
     remotes: dict[str, RemoteSpec] = field(default_factory=dict)
 
     def setting(self, tenant_id: str, skill: str) -> tuple[bool, dict[str, Any]]:
         return self.skills.get((tenant_id, skill)) or self.skills.get((ALL_TENANTS, skill)) or (True, {})
+
+    def enabled_in(self, tenant_id: str, skill: str, conversation_id: str = "") -> bool:
+        """Whether the settings let `skill` answer in this conversation: its kill switch there (the
+        tenant's, then the * one) decides, else the tenant's setting."""
+        if conversation_id:
+            for tenant in (tenant_id, ALL_TENANTS):
+                switch = self.conversations.get((tenant, conversation_id, skill))
+                if switch is not None:
+                    return switch
+        return self.setting(tenant_id, skill)[0]
 
     def knob(self, key: str) -> Any:
         value = self.knobs.get(key)
@@ -52,7 +64,10 @@ def read_snapshot() -> Snapshot:
     """Three small queries; secrets are decrypted here, once per change."""
     snap = Snapshot()
     for row in SkillSetting.objects.all():
-        snap.skills[(row.tenant_id, row.skill)] = (row.enabled, dict(row.config or {}))
+        if row.conversation_id:
+            snap.conversations[(row.tenant_id, row.conversation_id, row.skill)] = row.enabled
+        else:
+            snap.skills[(row.tenant_id, row.skill)] = (row.enabled, dict(row.config or {}))
     snap.knobs = dict(AdminSetting.objects.values_list("key", "value"))
     for r in RemoteSkill.objects.all():
         try:

@@ -1,4 +1,8 @@
-"""Audited changes to skill settings, admin settings and remote skills (validated, versioned, announced)."""
+"""Audited changes to skill settings, admin settings and remote skills (validated, versioned, announced).
+
+Every skill- or admin-setting change also writes a SettingVersion (the state after it), in the same
+transaction; `do_rollback_setting` re-applies an earlier version's state as the next version.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from webapp.actions import versions
 from webapp.actions.audit import record_audit
 from webapp.crypto import encrypt_text
 from webapp.knobs import knob
-from webapp.models.skills import ALL_TENANTS, AdminSetting, RemoteSkill, SkillSetting
+from webapp.models.audit import AuditAction
+from webapp.models.skills import ALL_TENANTS, AdminSetting, RemoteSkill, SettingVersion, SkillSetting
 
 
 class SettingError(ValueError):
@@ -46,49 +51,115 @@ def validate_skill_config(skill: str, config: Mapping[str, Any]) -> dict[str, An
 
 
 def do_update_skill_setting(
-    actor: str, tenant_id: str, skill: str, enabled: bool, config: Mapping[str, Any] | None = None
+    actor: str, tenant_id: str, skill: str, enabled: bool, config: Mapping[str, Any] | None = None,
+    conversation_id: str = "",
 ) -> SkillSetting:
-    """Enable/disable and configure `skill` for `tenant_id` (or * for every tenant), audited."""
+    """Enable/disable and configure `skill` for `tenant_id` (or * for every tenant), audited.
+
+    With `conversation_id` the row is that conversation's kill switch: on/off there only, no config.
+    """
     tenant_id = (tenant_id or ALL_TENANTS).strip()
+    conversation_id = (conversation_id or "").strip()
     clean = validate_skill_config(skill, config or {})
+    if conversation_id and clean:
+        raise SettingError("a conversation's row only turns the skill on or off there: configure the tenant's row")
     with transaction.atomic():
-        row = SkillSetting.objects.select_for_update().filter(tenant_id=tenant_id, skill=skill).first()
-        before = None if row is None else {"enabled": row.enabled, "config": _redacted(skill, row.config)}
-        if row is None:
-            row = SkillSetting(tenant_id=tenant_id, skill=skill)
-        row.enabled, row.config = bool(enabled), clean
-        row.version += 1
-        row.updated_by = actor
-        row.save()
-        record_audit(
-            actor=actor, action="skill_setting.update", target_type="skill_setting",
-            target_id=f"{tenant_id}/{skill}", tenant_id=tenant_id, before=before,
-            after={"enabled": row.enabled, "config": _redacted(skill, clean)},
-            detail={"version": row.version},
-        )
-        versions.publish_on_commit(versions.SETTINGS)
+        row, _ = _apply_skill_setting(actor, tenant_id, skill, conversation_id, bool(enabled), clean,
+                                            action=AuditAction.SKILL_SETTING_UPDATE)
     return row
+
+
+def _apply_skill_setting(
+    actor: str, tenant_id: str, skill: str, conversation_id: str, enabled: bool, clean: dict[str, Any], *,
+    action: AuditAction, restored_from: int | None = None,
+) -> tuple[SkillSetting, SettingVersion]:
+    """The row after the change, its new version and audit row (inside the caller's transaction)."""
+    row = SkillSetting.objects.select_for_update().filter(
+        tenant_id=tenant_id, skill=skill, conversation_id=conversation_id).first()
+    before = None if row is None else {"enabled": row.enabled, "config": _redacted(skill, row.config)}
+    if row is None:
+        row = SkillSetting(tenant_id=tenant_id, skill=skill, conversation_id=conversation_id)
+    row.enabled, row.config = enabled, clean
+    row.version += 1
+    row.updated_by = actor
+    row.save()
+    version = SettingVersion.objects.create(
+        skill_setting=row, version=row.version, actor=actor, restored_from=restored_from,
+        state={"tenant_id": tenant_id, "skill": skill, "conversation_id": conversation_id,
+               "enabled": row.enabled, "config": clean})
+    detail: dict[str, Any] = {"version": row.version}
+    if restored_from is not None:
+        detail["restored_from"] = restored_from
+    record_audit(
+        actor=actor, action=action, target_type="skill_setting", target_id=row.scope, tenant_id=tenant_id,
+        before=before, after={"enabled": row.enabled, "config": _redacted(skill, clean)}, detail=detail,
+    )
+    versions.publish_on_commit(versions.SETTINGS)
+    return row, version
 
 
 def do_update_admin_setting(actor: str, key: str, value: Any) -> AdminSetting:
     """Set a runtime knob (None = back to its default), validated and audited with before/after."""
+    cleaned = _clean_knob(key, value)
+    with transaction.atomic():
+        row, _ = _apply_admin_setting(actor, key, cleaned, action=AuditAction.ADMIN_SETTING_UPDATE)
+    return row
+
+
+def _clean_knob(key: str, value: Any) -> Any:
     try:
-        cleaned = knob(key).clean(value)
+        return knob(key).clean(value)
     except ValueError as exc:
         raise SettingError(str(exc)) from exc
+
+
+def _apply_admin_setting(
+    actor: str, key: str, cleaned: Any, *, action: AuditAction, restored_from: int | None = None,
+) -> tuple[AdminSetting, SettingVersion]:
+    row = AdminSetting.objects.select_for_update().filter(key=key).first()
+    before = None if row is None else row.value
+    if row is None:
+        row = AdminSetting(key=key)
+    row.value = cleaned
+    row.version += 1
+    row.updated_by = actor
+    row.save()
+    version = SettingVersion.objects.create(admin_setting=row, version=row.version, actor=actor,
+                                            restored_from=restored_from, state={"key": key, "value": cleaned})
+    detail: dict[str, Any] = {"version": row.version}
+    if restored_from is not None:
+        detail["restored_from"] = restored_from
+    record_audit(actor=actor, action=action, target_type="admin_setting", target_id=key, before=before,
+                 after=cleaned, detail=detail)
+    versions.publish_on_commit(versions.SETTINGS)
+    return row, version
+
+
+def do_rollback_setting(actor: str, version: SettingVersion) -> SettingVersion:
+    """Make `version`'s state the setting's current one again, as its next version (audited as a
+    rollback). The state is validated as a fresh change would be: a config the skill's current
+    Config no longer accepts is refused with a SettingError, and nothing changes."""
+    state = dict(version.state or {})
     with transaction.atomic():
-        row = AdminSetting.objects.select_for_update().filter(key=key).first()
-        before = None if row is None else row.value
-        if row is None:
-            row = AdminSetting(key=key)
-        row.value = cleaned
-        row.version += 1
-        row.updated_by = actor
-        row.save()
-        record_audit(actor=actor, action="admin_setting.update", target_type="admin_setting",
-                     target_id=key, before=before, after=cleaned, detail={"version": row.version})
-        versions.publish_on_commit(versions.SETTINGS)
-    return row
+        if version.skill_setting_id is not None:
+            skill = str(state["skill"])
+            clean = validate_skill_config(skill, state.get("config") or {})
+            _, new = _apply_skill_setting(
+                actor, str(state["tenant_id"]), skill, str(state.get("conversation_id") or ""),
+                bool(state["enabled"]), clean, action=AuditAction.SKILL_SETTING_ROLLBACK, restored_from=version.version)
+        else:
+            key = str(state["key"])
+            _, new = _apply_admin_setting(actor, key, _clean_knob(key, state.get("value")),
+                                          action=AuditAction.ADMIN_SETTING_ROLLBACK, restored_from=version.version)
+    return new
+
+
+def redacted_state(version: SettingVersion) -> dict[str, Any]:
+    """A version's state for display: secret config fields of a skill show as ***."""
+    state = dict(version.state or {})
+    if "config" in state and "skill" in state:
+        state["config"] = _redacted(str(state["skill"]), state.get("config") or {})
+    return state
 
 
 def do_save_remote_skill(
@@ -116,7 +187,7 @@ def do_save_remote_skill(
         row.version += 1
         row.updated_by = actor
         row.save()
-        record_audit(actor=actor, action="remote_skill.save", target_type="remote_skill", target_id=name,
+        record_audit(actor=actor, action=AuditAction.REMOTE_SKILL_SAVE, target_type="remote_skill", target_id=name,
                      before=before, after=row.snapshot(),
                      detail={"token_changed": token is not None})
         versions.publish_on_commit(versions.SETTINGS)
@@ -152,7 +223,7 @@ def _intents_of_other_remotes(name: str, intents: Sequence[str]) -> set[str]:
 
 def do_delete_remote_skill(actor: str, row: RemoteSkill) -> None:
     with transaction.atomic():
-        record_audit(actor=actor, action="remote_skill.delete", target_type="remote_skill",
+        record_audit(actor=actor, action=AuditAction.REMOTE_SKILL_DELETE, target_type="remote_skill",
                      target_id=row.name, before=row.snapshot(), after=None)
         row.delete()
         versions.publish_on_commit(versions.SETTINGS)

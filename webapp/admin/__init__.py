@@ -1,5 +1,9 @@
 """Django admin: one module per concern; importing this package registers every ModelAdmin."""
 
-from webapp.admin import audit, documents, records, reminders, routing, skills
+from webapp.admin import site
 
-__all__ = ["audit", "documents", "records", "reminders", "routing", "skills"]
+site.install()
+
+from webapp.admin import audit, documents, operators, records, reminders, routing, skills, timeline  # noqa: E402
+
+__all__ = ["audit", "documents", "operators", "records", "reminders", "routing", "skills", "timeline"]

@@ -1,4 +1,5 @@
-"""Admin of people and messages: profiles (editable), message records (read-only), dead letters (replayable)."""
+"""Admin of people and messages: profiles (editable), message records (read-only, with their timeline
+page), dead letters (replayable)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import URLPattern, reverse
+from django.utils.html import format_html
 
 from webapp.actions.deadletters import do_replay_dead_letter
 from webapp.actions.profiles import EDITABLE_FIELDS, do_update_profile
-from webapp.admin.base import ReadOnlyAdminMixin
+from webapp.admin import timeline
+from webapp.admin.base import ReadOnlyAdminMixin, actor
 from webapp.models import DeadLetter, MessageRecord, UserProfile
 
 
@@ -38,12 +42,20 @@ class UserProfileAdmin(admin.ModelAdmin):
 class MessageRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "msg_id", "status", "skill", "conversation_type", "user", "channel",
-        "received_at", "replied_at", "duplicate_count",
+        "received_at", "replied_at", "duplicate_count", "timeline_link",
     )
     list_filter = ("status", "channel", "conversation_type", "skill", "tenant_id")
     search_fields = ("msg_id", "conversation_id", "user__staff_id", "user__nick", "claimed_by")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
+
+    @admin.display(description="timeline")
+    def timeline_link(self, record: MessageRecord) -> str:
+        return format_html('<a href="{}">timeline</a>', reverse("admin:webapp_messagerecord_timeline",
+                                                                 args=[record.pk]))
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*timeline.urls(), *super().get_urls()]
 
 
 @admin.register(DeadLetter)
@@ -59,15 +71,19 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return letter.error[:120]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Actions need change permission; the fields themselves stay read-only.
-        return bool(request.user.is_active and request.user.is_staff and obj is None)
+        # The fields stay read-only (obj is never changeable); the changelist's replay action needs
+        # the replay permission, which only system admins hold (not every staff user, not auditors).
+        return obj is None and self.has_replay_permission(request)
 
-    @admin.action(description="Replay selected dead letters from their failed stage")
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("webapp.replay_deadletter")
+
+    @admin.action(description="Replay selected dead letters from their failed stage", permissions=["replay"])
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         done, failed = 0, []
         for letter in queryset:
             try:
-                do_replay_dead_letter(letter)
+                do_replay_dead_letter(letter, actor=actor(request))
                 done += 1
             except Exception as exc:  # report per letter; the others still go
                 failed.append(f"#{letter.pk}: {exc}")

@@ -1,4 +1,5 @@
-"""Admin for skill settings, admin settings and remote skills: forms validate, saves go through audited actions."""
+"""Admin for skill settings (with per-conversation kill switches), admin settings, their versions (one-click
+rollback) and remote skills: forms validate, saves and rollbacks go through audited actions."""
 
 from __future__ import annotations
 
@@ -6,23 +7,28 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
 
 from skills import registry
 from webapp.actions.skills import (
     SettingError,
     do_delete_remote_skill,
+    do_rollback_setting,
     do_save_remote_skill,
     do_update_admin_setting,
     do_update_skill_setting,
+    redacted_state,
     validate_remote_skill,
     validate_skill_config,
 )
-from webapp.admin.base import actor
+from webapp.admin.base import ReadOnlyAdminMixin, actor
 from webapp.knobs import KNOBS, KnobError, knob
-from webapp.models.skills import AdminSetting, RemoteSkill, SkillSetting
+from webapp.models.skills import AdminSetting, RemoteSkill, SettingVersion, SkillSetting
 
 
 def _skill_choices() -> list[tuple[str, str]]:
@@ -46,7 +52,7 @@ class SkillSettingForm(forms.ModelForm):
 
     class Meta:
         model = SkillSetting
-        fields = ("tenant_id", "skill", "enabled", "config")
+        fields = ("tenant_id", "skill", "conversation_id", "enabled", "config")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -61,18 +67,52 @@ class SkillSettingForm(forms.ModelForm):
                 data["config"] = validate_skill_config(data["skill"], data.get("config") or {})
             except SettingError as exc:
                 self.add_error("config", str(exc))
+            if (data.get("conversation_id") or "").strip() and data.get("config"):
+                self.add_error("config", "a conversation's row only turns the skill on or off there: "
+                                         "leave config empty and configure the tenant's row")
         return data
 
 
+def versions_table(versions: QuerySet[SettingVersion], current: int) -> str:
+    """The versions of one setting, newest first, each (but the current) with a one-click rollback.
+
+    The buttons submit the change form they sit in (its CSRF token) to the rollback URL instead."""
+    rows = format_html_join(
+        "", "<tr><td>v{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+        ((v.version, v.created_at.strftime("%Y-%m-%d %H:%M:%S"), v.actor or "-",
+          json.dumps(redacted_state(v), ensure_ascii=False)[:300],
+          format_html('<button type="submit" class="button rollback" formmethod="post" formaction="{}" '
+                      'formnovalidate>Roll back to v{}</button>',
+                      reverse("admin:webapp_settingversion_rollback", args=[v.pk]), v.version)
+          if v.version != current else format_html("<b>current</b>{}", f" (= v{v.restored_from})"
+                                                    if v.restored_from else ""))
+         for v in versions),
+    )
+    return format_html('<table class="setting-versions"><tr><th>version</th><th>saved</th><th>by</th>'
+                       "<th>state</th><th></th></tr>{}</table>", rows)
+
+
+class VersionsMixin:
+    """The change page of a versioned setting lists its versions with their rollback buttons."""
+
+    @admin.display(description="versions")
+    def versions(self, obj: SkillSetting | AdminSetting) -> str:
+        if obj.pk is None:
+            return "-"
+        return versions_table(obj.versions.all(), obj.version)
+
+
 @admin.register(SkillSetting)
-class SkillSettingAdmin(admin.ModelAdmin):
+class SkillSettingAdmin(VersionsMixin, admin.ModelAdmin):
     form = SkillSettingForm
-    list_display = ("skill", "tenant_id", "enabled", "version", "updated_by", "updated_at")
+    list_display = ("skill", "tenant_id", "conversation_id", "enabled", "version", "updated_by", "updated_at")
     list_filter = ("enabled", "skill", "tenant_id")
-    readonly_fields = ("version", "updated_by", "updated_at")
+    search_fields = ("skill", "tenant_id", "conversation_id")
+    readonly_fields = ("version", "updated_by", "updated_at", "versions")
 
     def save_model(self, request: HttpRequest, obj: SkillSetting, form: Any, change: bool) -> None:
-        saved = do_update_skill_setting(actor(request), obj.tenant_id, obj.skill, obj.enabled, obj.config)
+        saved = do_update_skill_setting(actor(request), obj.tenant_id, obj.skill, obj.enabled, obj.config,
+                                        conversation_id=obj.conversation_id)
         obj.pk, obj.version = saved.pk, saved.version
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -103,10 +143,10 @@ class AdminSettingForm(forms.ModelForm):
 
 
 @admin.register(AdminSetting)
-class AdminSettingAdmin(admin.ModelAdmin):
+class AdminSettingAdmin(VersionsMixin, admin.ModelAdmin):
     form = AdminSettingForm
     list_display = ("key", "short_value", "version", "updated_by", "updated_at")
-    readonly_fields = ("version", "updated_by", "updated_at")
+    readonly_fields = ("version", "updated_by", "updated_at", "versions")
 
     @admin.display(description="value")
     def short_value(self, obj: AdminSetting) -> str:
@@ -118,6 +158,52 @@ class AdminSettingAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # set the value to null to go back to the default (audited)
+
+
+@admin.register(SettingVersion)
+class SettingVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every saved state of every setting; a version is rolled back to from here or from its setting."""
+
+    list_display = ("target", "version", "short_state", "actor", "restored_from", "created_at", "rollback")
+    list_filter = ("skill_setting__skill", "admin_setting__key")
+    search_fields = ("skill_setting__skill", "skill_setting__tenant_id", "skill_setting__conversation_id",
+                     "admin_setting__key", "actor")
+    list_select_related = ("skill_setting", "admin_setting")
+
+    @admin.display(description="state")
+    def short_state(self, v: SettingVersion) -> str:
+        return json.dumps(redacted_state(v), ensure_ascii=False)[:120]
+
+    @admin.display(description="")
+    def rollback(self, v: SettingVersion) -> str:
+        return format_html('<a class="button" href="{}">this version…</a>', _setting_url(v))
+
+    def get_urls(self) -> list[URLPattern]:
+        view = admin.site.admin_view(self.rollback_view)
+        return [path("<int:pk>/rollback/", view, name="webapp_settingversion_rollback"), *super().get_urls()]
+
+    def rollback_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """POST only (the button's form carries the CSRF token): re-apply the version, back to its setting."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        version = get_object_or_404(SettingVersion.objects.select_related("skill_setting", "admin_setting"), pk=pk)
+        model = SkillSetting if version.skill_setting_id else AdminSetting
+        if not admin.site._registry[model].has_change_permission(request):
+            return HttpResponseRedirect(_setting_url(version))
+        try:
+            new = do_rollback_setting(actor(request), version)
+        except SettingError as exc:
+            self.message_user(request, f"Not rolled back: {exc}", messages.ERROR)
+        else:
+            self.message_user(request, f"{version.target}: v{version.version} is current again (as v{new.version}).",
+                              messages.SUCCESS)
+        return HttpResponseRedirect(_setting_url(version))
+
+
+def _setting_url(v: SettingVersion) -> str:
+    if v.skill_setting_id:
+        return reverse("admin:webapp_skillsetting_change", args=[v.skill_setting_id])
+    return reverse("admin:webapp_adminsetting_change", args=[v.admin_setting_id])
 
 
 class RemoteSkillForm(forms.ModelForm):

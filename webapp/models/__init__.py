@@ -7,7 +7,7 @@ from webapp.models.profiles import UserProfile
 from webapp.models.records import DeliveryChannel, MessageRecord, MessageStatus
 from webapp.models.reminders import Reminder, ReminderFiring
 from webapp.models.routing import IntentExample, RoutedTurn, RouterModel
-from webapp.models.skills import AdminSetting, RemoteSkill, SkillSetting
+from webapp.models.skills import AdminSetting, RemoteSkill, SettingVersion, SkillSetting
 
 __all__ = [
     "AdminSetting",
@@ -24,6 +24,7 @@ __all__ = [
     "RemoteSkill",
     "RoutedTurn",
     "RouterModel",
+    "SettingVersion",
     "SkillSetting",
     "UserProfile",
 ]

@@ -19,6 +19,7 @@ class DeadLetter(models.Model):
     class Meta:
         app_label = "webapp"
         ordering = ["-created_at"]
+        permissions = [("replay_deadletter", "Can replay dead letters")]
 
     @property
     def pending(self) -> bool:

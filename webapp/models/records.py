@@ -52,6 +52,9 @@ class MessageRecord(models.Model):
     skill_done_at = models.DateTimeField(null=True, blank=True)
     postprocessed_at = models.DateTimeField(null=True, blank=True)
     replied_at = models.DateTimeField(null=True, blank=True)
+    # What each stage carried in its payload and deliver (or the dead letter) wrote in its one update:
+    # {"stages": {name: {start, end, first, tries, worker}}, "llm": {...}, "parts": n} (webapp.timeline).
+    timeline = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

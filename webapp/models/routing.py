@@ -87,6 +87,8 @@ class RoutedTurn(models.Model):
     skill = models.CharField(max_length=128, blank=True, default="")
     decision = models.CharField(max_length=16, choices=Decision.choices, default=Decision.ROUTED)
     router_version = models.CharField(max_length=64, blank=True, default="")
+    # Which head of the cascade answered: 1 the cheap early exit, 2 the full model, 0 no model.
+    router_stage = models.PositiveSmallIntegerField(default=0)
     corrected_intent = models.CharField(max_length=128, blank=True, default="")
     corrected_by = models.CharField(max_length=256, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -1,4 +1,5 @@
-"""Per-tenant skill settings, versioned admin settings and remote (HTTP) skills; changed only via actions."""
+"""Per-tenant (and per-conversation) skill settings, admin settings, their versions, and remote (HTTP) skills;
+changed only via actions."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ ALL_TENANTS = "*"
 
 
 class SkillSetting(models.Model):
-    """Whether a skill answers in a tenant, and its Config overrides (validated by the action)."""
+    """Whether a skill answers in a tenant, and its Config overrides (validated by the action).
+
+    A row with a `conversation_id` is a kill switch: it only says whether the skill answers in that
+    one conversation (a group, usually), whatever the tenant's row says; it carries no config.
+    """
 
     tenant_id = models.CharField(max_length=128, default=ALL_TENANTS,
                                  help_text="DingTalk corp id, or * for every tenant without its own row")
     skill = models.CharField(max_length=128)
+    conversation_id = models.CharField(
+        max_length=256, blank=True, default="",
+        help_text="Empty: the whole tenant. A conversation id (cid…): on/off in that conversation only")
     enabled = models.BooleanField(default=True)
     config = models.JSONField(default=dict, blank=True,
                               help_text="Overrides of the skill's Config defaults (JSON object)")
@@ -24,15 +32,23 @@ class SkillSetting(models.Model):
 
     class Meta:
         app_label = "webapp"
-        constraints = [models.UniqueConstraint(fields=["tenant_id", "skill"], name="uniq_skill_setting")]
-        ordering = ["skill", "tenant_id"]
+        constraints = [models.UniqueConstraint(fields=["tenant_id", "skill", "conversation_id"],
+                                               name="uniq_skill_setting_scope")]
+        ordering = ["skill", "tenant_id", "conversation_id"]
+
+    @property
+    def scope(self) -> str:
+        """`tenant/skill`, or `tenant/skill@conversation` for a conversation's kill switch."""
+        where = f"{self.tenant_id}/{self.skill}"
+        return f"{where}@{self.conversation_id}" if self.conversation_id else where
 
     def snapshot(self) -> dict[str, object]:
-        return {"tenant_id": self.tenant_id, "skill": self.skill, "enabled": self.enabled,
-                "config": self.config, "version": self.version}
+        return {"tenant_id": self.tenant_id, "skill": self.skill, "conversation_id": self.conversation_id,
+                "enabled": self.enabled, "config": self.config, "version": self.version}
 
     def __str__(self) -> str:
-        return f"{self.skill} @ {self.tenant_id} ({'on' if self.enabled else 'off'})"
+        where = f" in {self.conversation_id}" if self.conversation_id else ""
+        return f"{self.skill} @ {self.tenant_id}{where} ({'on' if self.enabled else 'off'})"
 
 
 class AdminSetting(models.Model):
@@ -50,6 +66,46 @@ class AdminSetting(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class SettingVersion(models.Model):
+    """One saved state of a SkillSetting or an AdminSetting: every change adds one (insert-only), and
+    a rollback re-applies an earlier one as the next version (webapp.actions.skills)."""
+
+    skill_setting = models.ForeignKey(SkillSetting, null=True, blank=True, on_delete=models.CASCADE,
+                                      related_name="versions")
+    admin_setting = models.ForeignKey(AdminSetting, null=True, blank=True, on_delete=models.CASCADE,
+                                      related_name="versions")
+    version = models.PositiveIntegerField()
+    # Skill setting: {tenant_id, skill, conversation_id, enabled, config}; admin setting: {key, value}.
+    state = models.JSONField()
+    actor = models.CharField(max_length=256, blank=True, default="")
+    restored_from = models.PositiveIntegerField(null=True, blank=True,
+                                                help_text="The version this one rolled back to")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        app_label = "webapp"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(skill_setting__isnull=False, admin_setting__isnull=True)
+                | models.Q(skill_setting__isnull=True, admin_setting__isnull=False),
+                name="setting_version_one_target"),
+            models.UniqueConstraint(fields=["skill_setting", "version"], name="uniq_skill_setting_version"),
+            models.UniqueConstraint(fields=["admin_setting", "version"], name="uniq_admin_setting_version"),
+        ]
+
+    @property
+    def target(self) -> str:
+        if self.skill_setting_id:
+            assert self.skill_setting is not None
+            return self.skill_setting.scope
+        assert self.admin_setting is not None
+        return self.admin_setting.key
+
+    def __str__(self) -> str:
+        return f"{self.target} v{self.version}"
 
 
 class RemoteSkill(models.Model):

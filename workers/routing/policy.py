@@ -36,6 +36,7 @@ class Route:
     text: str | None = None  # replaces the turn's text (a chosen skill answers the original message)
     reply: dict[str, Any] | None = None
     predicted: str = ""  # the router's own answer ("oos" when out of scope), for the routed-turn log
+    stage: int = 0  # the cascade head that answered: 1 early exit, 2 full model (0: no model)
 
 
 def intent_of(skill: str, intent_skill: Mapping[str, str]) -> str:
@@ -79,7 +80,8 @@ def decide(
         if skill not in best_intent or p > best_intent[skill][1]:
             best_intent[skill] = (intent, p)
     ranked = sorted(per_skill.items(), key=lambda kv: -kv[1])
-    common: dict[str, Any] = {"top": top, "router_version": version, "predicted": prediction.intent}
+    common: dict[str, Any] = {"top": top, "router_version": version, "predicted": prediction.intent,
+                              "stage": prediction.stage}
     if prediction.oos or not ranked:
         return Route(intent=intent_of(fallback, intent_skill), skill=fallback, confidence=prediction.confidence,
                      decision="fallback", **common)

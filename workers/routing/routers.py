@@ -33,11 +33,11 @@ class KeywordRouter:
 
     def route(self, turn: Turn) -> Route:
         settings = current().skill_settings
-        enabled = settings.enabled_skills(turn.tenant_id)
+        enabled = settings.enabled_skills(turn.tenant_id, turn.conversation_id)
         words = turn.text.strip().lower()
         if "help" in enabled and any(words.startswith(word) for word in HELP_WORDS):
             return Route(intent="help", skill="help", confidence=1.0, decision="keyword")
-        fallback = settings.fallback_skill(turn.tenant_id)
+        fallback = settings.fallback_skill(turn.tenant_id, turn.conversation_id)
         return Route(intent=intent_of(fallback, settings.intent_map()), skill=fallback, confidence=1.0,
                      decision="keyword")
 
@@ -120,9 +120,10 @@ class EmbeddingRouter:
         settings = current().skill_settings
         thresholds = Thresholds(high=float(settings.knob("router.high_confidence")),
                                 option_floor=float(settings.knob("router.option_floor")))
+        where = (turn.tenant_id, turn.conversation_id)
         return decide(
-            prediction, turn, enabled=settings.enabled_skills(turn.tenant_id), intent_skill=settings.intent_map(),
-            fallback=settings.fallback_skill(turn.tenant_id), thresholds=thresholds, label_of=label_of,
+            prediction, turn, enabled=settings.enabled_skills(*where), intent_skill=settings.intent_map(),
+            fallback=settings.fallback_skill(*where), thresholds=thresholds, label_of=label_of,
             version=version,
         )
 
@@ -140,10 +141,10 @@ def decide_turn(turn: Turn) -> tuple[Turn, Reply | None]:
     skill (a clarifying question) or None. Button callbacks go back to the skill they belong to."""
     res = current()
     settings = res.skill_settings
+    where = (turn.tenant_id, turn.conversation_id)
     decision = callback_route(
-        turn, enabled=settings.enabled_skills(turn.tenant_id), intent_skill=settings.intent_map(),
-        skills=set(registry.SKILLS) | set(settings.snapshot().remotes),
-        fallback=settings.fallback_skill(turn.tenant_id),
+        turn, enabled=settings.enabled_skills(*where), intent_skill=settings.intent_map(),
+        skills=set(registry.SKILLS) | set(settings.snapshot().remotes), fallback=settings.fallback_skill(*where),
     ) or (res.router or KEYWORDS).route(turn)
     changes: dict[str, object] = {"intent": decision.intent, "skill": decision.skill,
                                   "confidence": decision.confidence}
@@ -166,7 +167,7 @@ def _log(turn: Turn, decision: Route) -> None:
             msg_id=turn.msg_id, tenant_id=turn.tenant_id, user_id=turn.user_id, text=turn.text,
             predicted_intent=decision.predicted or decision.intent, confidence=decision.confidence,
             top=[[i, p] for i, p in decision.top], skill=decision.skill, decision=decision.decision,
-            router_version=decision.router_version,
+            router_version=decision.router_version, router_stage=decision.stage,
         )
     except DatabaseError:  # the log helps relabelling; it must not cost the user an answer
         log.warning("could not log the routed turn", exc_info=True)

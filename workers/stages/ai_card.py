@@ -71,6 +71,18 @@ class LazyAnswer(Iterator[str]):
         self._inner: Iterator[str] | None = None
         self._closed = False
         self._lock = threading.Lock()
+        # For the message's timeline: when the skill was asked, its first and last chunk (monotonic).
+        self._opened = 0.0
+        self._first = 0.0
+        self._last = 0.0
+        self._chunks = 0
+
+    def timing(self) -> dict[str, Any]:
+        """{first_token_s, total_s, chunks} of the answer so far ({} before the skill was asked)."""
+        if not self._opened or not self._chunks:
+            return {}
+        return {"first_token_s": round(self._first - self._opened, 4),
+                "total_s": round(self._last - self._opened, 4), "chunks": self._chunks}
 
     def _open(self) -> Iterator[str]:
         turn = self.skill.pre_process(self.turn)
@@ -81,6 +93,7 @@ class LazyAnswer(Iterator[str]):
 
     def __next__(self) -> str:
         if self._inner is None:
+            self._opened = current().clock.monotonic()
             inner = self._open()
             with self._lock:
                 self._inner = inner
@@ -88,7 +101,11 @@ class LazyAnswer(Iterator[str]):
             if closed:  # Stop came while the skill was still opening its stream
                 self._close_inner()
                 raise StopIteration
-        return str(next(self._inner))
+        chunk = str(next(self._inner))
+        self._last = current().clock.monotonic()
+        self._first = self._first or self._last
+        self._chunks += 1
+        return chunk
 
     def close(self) -> None:
         with self._lock:

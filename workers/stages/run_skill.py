@@ -8,9 +8,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from conf import personal_data
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import phrases
+from workers import phrases, timeline
 from workers.errors import SkillTimeout
 from workers.payload import StagePayload
 from workers.resources import current
@@ -70,8 +71,10 @@ def call_with_timeout(
     return outcome["reply"]
 
 
-def _answered(payload: StagePayload, reply: Reply, outcome: str) -> StagePayload:
-    return payload.replace(reply=reply, outcome=outcome).with_record(skill_done_at=current().clock.time())
+def _answered(payload: StagePayload, reply: Reply, outcome: str, llm: dict[str, Any] | None = None) -> StagePayload:
+    record = timeline.note(payload.record, llm=llm, outcome=outcome)
+    record["skill_done_at"] = current().clock.time()
+    return payload.replace(reply=reply, outcome=outcome, record=record)
 
 
 def with_apology(payload: StagePayload, outcome: str) -> StagePayload:
@@ -98,9 +101,18 @@ def run_skill(payload: StagePayload) -> StagePayload:
     # The tenant's configuration of the skill (admin settings); remote skills resolve here too.
     res = current()
     settings = res.skill_settings
-    skill = settings.skill(turn.tenant_id, turn.skill or registry.FALLBACK_SKILL)
+    name = turn.skill or registry.FALLBACK_SKILL
+    if not settings.allows(turn.tenant_id, name, turn.conversation_id):
+        # Switched off after routing chose it (or a button of it was tapped): the switch wins.
+        log.info("skill %s is switched off here; not running it", name)
+        return _answered(payload, Reply(text=phrases.phrase("skill_off", turn.locale)), "switched_off")
+    skill = settings.skill(turn.tenant_id, name)
     if skill.needs_catalog:
-        turn = turn.replace(catalog=settings.catalog(turn.tenant_id))
+        turn = turn.replace(catalog=settings.catalog(turn.tenant_id, turn.conversation_id))
+    # The data-flow audit (written with the final status): who outside saw the text, and what kind of
+    # personal data it carried.
+    payload = payload.with_record(recipients=list(skill.recipients()),
+                                  personal_data=personal_data.classes_in(turn.text))
     robot_code = str(payload.delivery.get("robot_code") or "")
     cards = ai_card.cards_enabled()
     if cards and ai_card.streams(skill):
@@ -108,7 +120,7 @@ def run_skill(payload: StagePayload) -> StagePayload:
         # failure of the skill ends on it as a polite, finalized error.
         chunks = ai_card.LazyAnswer(skill, turn)
         reply, outcome = ai_card.stream_answer(turn, robot_code, chunks, skill.timeout_seconds)
-        return _answered(payload, reply, outcome)
+        return _answered(payload, reply, outcome, llm=chunks.timing())
     started = res.clock.monotonic()
     try:
         result = call_with_timeout(skill, turn, skill.timeout_seconds, join=not cards)

@@ -67,3 +67,31 @@ def test_train_router_if_missing_trains_a_first_deployment_once(hashed, resource
     assert list(RouterModel.objects.values_list("version", flat=True)) == [first.version]
     call_command("train_router")  # without the flag an operator's retrain still happens
     assert RouterModel.objects.count() == 2
+
+
+def test_embedding_reports_its_progress_a_batch_at_a_time(hashed, tmp_path: Path, monkeypatch):
+    from skills.routing import cache as cache_module
+    from skills.routing.cache import EmbeddingCache, fill
+
+    monkeypatch.setattr(cache_module, "EMBED_BATCH", 16)
+    texts = [r["text"] for r in train_rows()]
+    told: list[tuple[int, int]] = []
+    store = EmbeddingCache(tmp_path / "progress.sqlite3")
+    assert fill(emb.build(["hash"]), texts, store, lambda done, more: told.append((done, more))) == len(set(texts))
+    assert told[0] == (0, len(set(texts)))  # the work, found first
+    assert all(done <= 16 for done, _ in told[1:]) and sum(done for done, _ in told) == len(set(texts))
+    told.clear()
+    fill(emb.build(["hash"]), texts, store, lambda done, more: told.append((done, more)))
+    assert told == []  # everything cached: nothing to report
+
+
+def test_import_intents_shows_the_embedding_progress_on_stderr(hashed, tmp_path: Path):
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_intents", str(tmp_path / "rows.json"), stdout=out, stderr=err)
+    lines = err.getvalue().splitlines()
+    n = len({r["text"] for r in train_rows()})
+    assert lines[0].startswith("embedding examples: 0")
+    assert lines[-1].startswith(f"embedding examples: done, {n}/{n} in ")
+    assert f"{n} embedding(s) computed" in out.getvalue() and "embedding examples" not in out.getvalue()

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from webapp.actions.privacy import do_export_user
+from webapp.management.progress import progress
 from webapp.management.subject import actor_of, add_subject_arguments
 
 
@@ -20,7 +21,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         actor = actor_of(options)
-        data = do_export_user(options["tenant"], options["user_id"], actor=actor)
+        with progress("exporting the stores", stream=self.stderr) as bar:
+            data = do_export_user(options["tenant"], options["user_id"], actor=actor, progress=bar.callback)
         text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
         if options["output"]:
             with open(options["output"], "w", encoding="utf-8") as out:

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from webapp.actions.routing import do_embed_intent_examples, do_import_intent_examples
+from webapp.management.progress import progress
 
 
 class Command(BaseCommand):
@@ -24,4 +25,6 @@ class Command(BaseCommand):
             added = do_import_intent_examples("manage.py import_intents", json.load(fh))
         self.stdout.write(self.style.SUCCESS(f"imported {added} example(s) from {options['file']}"))
         if not options["no_embed"]:
-            self.stdout.write(f"{do_embed_intent_examples()} embedding(s) computed")
+            with progress("embedding examples", stream=self.stderr) as bar:
+                computed = do_embed_intent_examples(bar.callback)
+            self.stdout.write(f"{computed} embedding(s) computed")

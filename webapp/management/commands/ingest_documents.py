@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from skills.docsearch.extract import SUPPORTED_SUFFIXES
 from webapp.actions.documents import do_save_collection, do_sync_collection, do_upload_document
+from webapp.management.progress import progress
 from webapp.models.documents import Document, DocumentCollection
 
 ACTOR = "manage.py ingest_documents"
@@ -37,15 +38,23 @@ class Command(BaseCommand):
         group = parser.add_mutually_exclusive_group()
         group.add_argument("--departments", help="create the collection for these department ids (comma-separated)")
         group.add_argument("--public", action="store_true", help="create the collection searchable by everyone")
+        parser.add_argument("--if-missing", action="store_true",
+                            help="do nothing when the collection exists (the sandbox's sample handbook at start)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["if_missing"] and DocumentCollection.objects.filter(name=options["collection"]).exists():
+            self.stdout.write(f"collection {options['collection']!r} exists; nothing to do (--if-missing)")
+            return
         collection = self._collection(options["collection"], options["departments"], options["public"])
         failed = 0
-        for path in _files(options["paths"]):
-            with path.open("rb") as fh:
-                document = do_upload_document(collection, path.stem, path.name, File(fh), actor=ACTOR)
-            failed += document.status == Document.Status.FAILED
-            self.stdout.write(f"{path}: {document.status}, {document.n_chunks} chunks {document.error}".rstrip())
+        files = _files(options["paths"])
+        with progress(f"ingesting into {collection.name}", total=len(files), stream=self.stderr) as bar:
+            for path in files:
+                with path.open("rb") as fh:
+                    document = do_upload_document(collection, path.stem, path.name, File(fh), actor=ACTOR)
+                failed += document.status == Document.Status.FAILED
+                self.stdout.write(f"{path}: {document.status}, {document.n_chunks} chunks {document.error}".rstrip())
+                bar.advance()
         if failed:
             raise CommandError(f"{failed} file(s) failed")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from webapp.actions.deadletters import describe, do_replay_dead_letter
+from webapp.management.progress import progress
 from webapp.models import DeadLetter
 
 
@@ -30,12 +32,14 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"no dead letter with id {sorted(missing)}")
         count = 0
-        for letter in letters:
-            if options["dry_run"]:
-                self.stdout.write(f"would replay {describe(letter)}: {letter.error[:100]}")
-            else:
-                do_replay_dead_letter(letter)
-                self.stdout.write(f"replayed {describe(letter)}")
-            count += 1
+        with progress("replaying dead letters", total=letters.count(), stream=self.stderr) as bar:
+            for letter in letters.iterator():
+                if options["dry_run"]:
+                    self.stdout.write(f"would replay {describe(letter)}: {letter.error[:100]}")
+                else:
+                    do_replay_dead_letter(letter, actor=f"manage.py:{getpass.getuser()}")
+                    self.stdout.write(f"replayed {describe(letter)}")
+                count += 1
+                bar.advance()
         verb = "would replay" if options["dry_run"] else "replayed"
         self.stdout.write(self.style.SUCCESS(f"{verb} {count} dead letter(s)"))

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from webapp.actions.routing import do_embed_intent_examples, do_seed_intent_examples
+from webapp.management.progress import progress
 
 
 class Command(BaseCommand):
@@ -21,4 +22,6 @@ class Command(BaseCommand):
         added = do_seed_intent_examples("manage.py seed_intents")
         self.stdout.write(self.style.SUCCESS(f"{added} example(s) added"))
         if not options["no_embed"]:
-            self.stdout.write(f"{do_embed_intent_examples()} embedding(s) computed")
+            with progress("embedding examples", stream=self.stderr) as bar:
+                computed = do_embed_intent_examples(bar.callback)
+            self.stdout.write(f"{computed} embedding(s) computed")

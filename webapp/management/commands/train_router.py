@@ -13,6 +13,7 @@ from webapp.actions.routing import (
     do_import_intent_examples,
     do_train_router,
 )
+from webapp.management.progress import progress
 
 
 class Command(BaseCommand):
@@ -37,7 +38,9 @@ class Command(BaseCommand):
                 added = do_import_intent_examples(actor, json.load(fh))
             self.stdout.write(f"imported {added} example(s) from {options['import_file']}")
         try:
-            model = do_train_router(actor, activate=not options["no_activate"])
+            # The bar counts the texts still to embed (none when they were embedded on write); fitting follows.
+            with progress("training the router (embedding)", stream=self.stderr) as bar:
+                model = do_train_router(actor, activate=not options["no_activate"], progress=bar.callback)
         except RoutingError as exc:
             raise CommandError(str(exc)) from exc
         val = (model.metrics.get("val") or {}).get("in_scope_accuracy")
