@@ -13,12 +13,13 @@ def first_versions(apps: Any, schema_editor: Any) -> None:
     skill_setting = apps.get_model("webapp", "SkillSetting")
     admin_setting = apps.get_model("webapp", "AdminSetting")
     version = apps.get_model("webapp", "SettingVersion")
-    for row in skill_setting.objects.all():
-        version.objects.create(skill_setting=row, version=row.version, actor=row.updated_by, state={
+    db = schema_editor.connection.alias  # `migrate --database owner`: the default login may not exist yet
+    for row in skill_setting.objects.using(db).all():
+        version.objects.using(db).create(skill_setting=row, version=row.version, actor=row.updated_by, state={
             "tenant_id": row.tenant_id, "skill": row.skill, "conversation_id": row.conversation_id,
             "enabled": row.enabled, "config": row.config or {}})
-    for row in admin_setting.objects.all():
-        version.objects.create(admin_setting=row, version=row.version, actor=row.updated_by,
+    for row in admin_setting.objects.using(db).all():
+        version.objects.using(db).create(admin_setting=row, version=row.version, actor=row.updated_by,
                                state={"key": row.key, "value": row.value})
 
 
