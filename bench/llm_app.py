@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from skills.api import Turn
+from typing import TYPE_CHECKING
+
 from workers.celery import app
-from workers.routing.routers import Route, install_router
+from workers.routing.policy import Route
+
+if TYPE_CHECKING:
+    from skills.api import Turn
+    from workers.resources import Resources
 
 __all__ = ["app"]
 
@@ -16,4 +21,8 @@ class ChatRouter:
         return Route(intent="chat", skill="llm_chat", confidence=1.0)
 
 
-install_router(ChatRouter())
+def chat_router(res: Resources) -> ChatRouter:
+    return ChatRouter()
+
+
+app.conf.router_factory = chat_router

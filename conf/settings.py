@@ -90,7 +90,6 @@ class Settings:
     router_poll_seconds: float = 5.0
     router_start_wait_seconds: float = 10.0
     settings_check_seconds: float = 2.0
-    skill_serve_token: str = ""
     # message gateway (issue 6): media, context scope, ordering, delivery budget, buttons, caches
     dingtalk_robot_name: str = ""
     media_root: str = "var/media"
@@ -213,7 +212,6 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             router_poll_seconds=env.float("ROUTER_POLL_SECONDS", 5.0),
             router_start_wait_seconds=env.float("ROUTER_START_WAIT_SECONDS", 10.0),
             settings_check_seconds=env.float("SETTINGS_CHECK_SECONDS", 2.0),
-            skill_serve_token=env.str("SKILL_SERVE_TOKEN", "").strip(),
             dingtalk_robot_name=env.str("DINGTALK_ROBOT_NAME", "").strip(),
             media_root=env.str("MEDIA_ROOT", "var/media"),
             media_retention_days=env.int("MEDIA_RETENTION_DAYS", 30),

@@ -59,7 +59,7 @@ class Reply:
     text: str
     kind: str = "text"  # text | markdown | action_card | ai_card
     title: str = ""
-    buttons: list[dict[str, str]] = field(default_factory=list)
+    buttons: list[dict[str, Any]] = field(default_factory=list)  # {title, action, params} or {title, url}
     card: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 

@@ -7,12 +7,11 @@ from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any
 
-from conf.settings import get_settings
 from skills.api import AISkillPlugin, SkillConfig
 
 # One line per built-in skill. Skills served elsewhere are RemoteSkill rows (admin), not entries here.
-# docsearch and schedule build their stores lazily from their Config (the pgvector URL; the
-# ReminderStore named by dotted path), so `build(name, config)` gives a working instance.
+# docsearch builds its store lazily from its Config (the pgvector URL); schedule is given its
+# ReminderStore by whoever builds it (`build("schedule", config, store=...)`).
 SKILLS: dict[str, str] = {
     "echo": "skills.echo.skill:EchoSkill",
     "help": "skills.help.skill:HelpSkill",
@@ -49,12 +48,13 @@ def skill_class(name: str) -> type[AISkillPlugin]:
     return cls
 
 
-def build(name: str, config: SkillConfig | Mapping[str, Any] | None = None) -> AISkillPlugin:
-    """A new instance of skill `name`; a mapping of overrides is validated against its Config."""
+def build(name: str, config: SkillConfig | Mapping[str, Any] | None = None, **collaborators: Any) -> AISkillPlugin:
+    """A new instance of skill `name`; a mapping of overrides is validated against its Config.
+    `collaborators` go to the constructor as they are (e.g. schedule's `store=`)."""
     cls = skill_class(name)
     if config is None or isinstance(config, Mapping):
         config = cls.Config.from_dict(config or {})
-    return cls(config)
+    return cls(config, **collaborators)  # subclasses take keyword collaborators (schedule: store=)
 
 
 def intent_map() -> dict[str, str]:
@@ -70,19 +70,15 @@ def skill_for_intent(intent: str) -> str:
         raise UnknownSkill(f"no skill declares intent {intent!r}") from None
 
 
-def llm_configured() -> bool:
-    """Whether an LLM server is set (LLM_BASE_URL); without it the chat skill cannot answer."""
-    return bool(get_settings().llm_base_url)
-
-
-def fallback_skill(enabled: Collection[str] | None = None) -> str:
-    """The skill for out-of-scope messages: chat when an LLM is configured, else echo.
+def fallback_skill(enabled: Collection[str] | None = None, *, llm_configured: bool = False) -> str:
+    """The skill for out-of-scope messages: chat when an LLM is configured (LLM_BASE_URL, known to
+    the caller), else echo.
 
     `enabled` limits the choice to the tenant's enabled skills; when none of the fallbacks is
     enabled the message still gets an answer from FALLBACK_SKILL.
     """
     for name in FALLBACK_ORDER:
-        if name == "llm_chat" and not llm_configured():
+        if name == "llm_chat" and not llm_configured:
             continue
         if enabled is None or name in enabled:
             return name

@@ -3,6 +3,11 @@
 POST /  body = a Turn dict → 200 Reply dict | 400 bad turn | 401 bad token | 422 SkillError
 (`{"error", "user_message"}`) | 500 crash | 504 the skill's own timeout passed.
 GET /health → {"skill", "intents", "ok"}. Streams of chunks are joined into one reply.
+
+The skill gets its knobs only from the command line (`--config`, a JSON object or `@file.json`
+for secrets that should not show in `ps`) and its store from `--store module:Class`; the one
+thing read from the environment is SKILL_SERVE_TOKEN, the bearer token callers must send (this
+server runs without the bot's settings module).
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import hmac
 import importlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from conf.settings import get_settings
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
 
@@ -95,10 +101,30 @@ def make_app(skill: AISkillPlugin, token: str = "", threads: int = 8) -> web.App
     return app
 
 
-def _call_setup(dotted: str) -> None:
-    """Run e.g. `workers.resources:setup_django` first, for skills whose stores need Django."""
+def _named(dotted: str) -> Any:
+    """The object `package.module:name` names; a clear message and exit status 1 when there is none."""
     module, _, attr = dotted.partition(":")
-    getattr(importlib.import_module(module), attr)()
+    if not module or not attr:
+        raise SystemExit(f"expected module:name, got {dotted!r}")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(f"cannot load {dotted}: {exc}") from exc
+
+
+def _config(text: str) -> dict[str, Any]:
+    """--config: a JSON object, or @path to a file holding one."""
+    raw = Path(text[1:]).read_text(encoding="utf-8") if text.startswith("@") else text
+    config = json.loads(raw)
+    if not isinstance(config, dict):
+        raise SystemExit("--config must be a JSON object")
+    return config
+
+
+def build_skill(name: str, config: dict[str, Any], store: str = "") -> AISkillPlugin:
+    """The skill to serve; `store` (module:Class, constructed without arguments) is handed to it as `store=`."""
+    collaborators = {"store": _named(store)()} if store else {}
+    return registry.build(name, config, **collaborators)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -106,18 +132,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("name", choices=registry.skill_names(), help="the built-in skill to serve")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--config", default="{}", help="JSON object of Config overrides")
+    parser.add_argument("--config", default="{}", help="Config overrides: a JSON object, or @file.json")
+    parser.add_argument("--store", default="", help="module:Class of the skill's store (e.g. schedule's ReminderStore)")
     parser.add_argument("--threads", type=int, default=8, help="turns answered at once")
-    parser.add_argument("--setup", default="", help="dotted callable to run first, e.g. workers.resources:setup_django")
+    parser.add_argument("--setup", default="", help="module:function to run first (e.g. one that sets Django up "
+                                                    "for a store that needs it)")
+    parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.setup:
-        _call_setup(args.setup)
-    skill = registry.build(args.name, json.loads(args.config))
-    if not settings.skill_serve_token:
+        _named(args.setup)()
+    skill = build_skill(args.name, _config(args.config), args.store)
+    token = os.environ.get("SKILL_SERVE_TOKEN", "").strip()
+    if not token:
         log.warning("SKILL_SERVE_TOKEN is empty: serving %s without authentication", args.name)
-    app = make_app(skill, settings.skill_serve_token, args.threads)
+    app = make_app(skill, token, args.threads)
     print(f"serving skill {args.name} on http://{args.host}:{args.port}/", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None, handle_signals=True,
                 shutdown_timeout=5.0)

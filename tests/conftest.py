@@ -3,7 +3,6 @@ hold the fixtures every folder uses (worker settings, sandbox, the end-to-end st
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Iterator
 
 import pytest
@@ -81,18 +80,17 @@ def redis_prefix() -> Iterator[str]:
         yield prefix
 
 
-def _reset_skill_settings() -> None:
-    module = sys.modules.get("workers.skill_settings")
-    if module is not None:
-        module.reset()
-
-
 @pytest.fixture(autouse=True)
-def fresh_skill_settings() -> Iterator[None]:
-    """Each test reads skill settings afresh (the per-process cache would outlive its rows)."""
-    _reset_skill_settings()
+def fresh_resources() -> Iterator[None]:
+    """Each test starts without worker resources (clients, skill-settings cache, router): one a
+    test builds, by using workers code or the `resources` fixture, never outlives it."""
+    from workers import resources
+
+    resources.install(None)
     yield
-    _reset_skill_settings()
+    leftover = resources.install(None)
+    if leftover is not None:
+        leftover.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,15 @@
-"""Celery app: queues, routes, JSON only, acks_late, time limits. Importable without Django."""
+"""Celery app (queues, routes, JSON only, acks_late, time limits) and every signal handler of the worker
+processes: Django set up before the task modules load, per-process resources built at process start.
+
+Importable without Django: nothing here loads it until a worker asks for its task modules.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery, signals
 from celery.schedules import crontab
@@ -22,15 +26,23 @@ from contract.pipeline import (
     QUEUE_NAMES,
     REMINDER_SWEEP_TASK,
     RETENTION_TASK,
+    RUN_SKILL,
+    STAGES,
 )
+
+if TYPE_CHECKING:
+    from workers.resources import Resources
+
+# The handlers import the workers' own modules when they run: a process that only publishes
+# (imports this module for the app) loads neither Django nor the skills nor the stages.
 
 
 def make_app() -> Celery:
     """Build the app from Settings; the worker loads task modules, the listener does not."""
     settings = get_settings()
     # No automatic Django fix-up (it would load Django in any process that has
-    # DJANGO_SETTINGS_MODULE set, and reconnect to PostgreSQL around every task): the task
-    # module sets Django up in workers and keeps connections per CONN_MAX_AGE.
+    # DJANGO_SETTINGS_MODULE set, and reconnect to PostgreSQL around every task): the handlers
+    # below set Django up where task modules load and keep connections per CONN_MAX_AGE.
     celery_app = Celery("dtbot", broker=settings.celery_broker_url, fixups=[])
     exchange = Exchange(EXCHANGE, type="direct", durable=True)
     celery_app.conf.update(
@@ -51,6 +63,8 @@ def make_app() -> Celery:
         task_default_exchange=EXCHANGE,
         task_default_routing_key=PREPROCESS.queue,
         task_default_delivery_mode="persistent",
+        # Routes by task name, so retries and replays land on the stage's queue too.
+        task_routes={s.task: {"queue": s.queue, "routing_key": s.queue} for s in STAGES},
         task_time_limit=settings.task_time_limit_seconds,
         task_soft_time_limit=max(1, settings.task_time_limit_seconds - 10),
         broker_connection_retry_on_startup=True,
@@ -60,9 +74,11 @@ def make_app() -> Celery:
         # Crontab entries read in the company's time (Django's TIME_ZONE); times stay UTC inside.
         timezone="Asia/Shanghai",
         enable_utc=True,
-        # Only worker processes import this (Celery reads `imports` at worker start), so the
-        # listener, which imports this module to publish, never loads Django or the stages.
+        # Only worker processes import this (Celery reads `imports` at worker start), so a
+        # process that imports this module to publish never loads Django or the stages.
         imports=("workers.tasks",),
+        # Resources -> the router of a process that runs preprocess (a test app may set another).
+        router_factory=None,
         beat_schedule={
             "reminders-sweep": {
                 "task": REMINDER_SWEEP_TASK,
@@ -100,10 +116,66 @@ def make_app() -> Celery:
     return celery_app
 
 
+app = make_app()
+
+
+# --- every signal handler of a worker process -----------------------------------------------------
+
 @signals.setup_logging.connect
 def _setup_logging(loglevel: Any = None, **_: Any) -> None:
     """Replace Celery's logging setup with ours, whose lines carry the msgId."""
     configure_logging(loglevel or get_settings().log_level)
+
+
+@signals.import_modules.connect
+def _setup_django(**_: Any) -> None:
+    """Django before the task modules (they import the webapp's actions), as Celery's own Django
+    fix-up does; sent only where task modules load (workers, beat), never in a publisher."""
+    from workers.resources import setup_django
+
+    setup_django()
+
+
+@signals.worker_init.connect
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    worker_app = getattr(sender, "app", app)
+    if RUN_SKILL.queue in _consumed(worker_app):
+        # The first message should not pay for the skills' imports; prefork children inherit them.
+        from workers.stages.run_skill import preload_skills
+
+        preload_skills()
+    from celery.concurrency import get_implementation
+
+    pool = get_implementation(getattr(sender, "pool_cls", "prefork"))
+    if not pool.__module__.endswith("prefork"):  # a forked child builds its own (worker_process_init)
+        _start_process(worker_app)
+
+
+@signals.worker_process_init.connect
+def _on_worker_process_init(**_: Any) -> None:
+    from django.db import connections
+
+    # Drop sockets inherited from the parent without talking on them (that would break the
+    # parent's session); each child opens its own.
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            try:
+                os.close(conn.connection.fileno())
+            except (OSError, AttributeError):
+                pass
+            conn.connection = None
+    _start_process(app)
+
+
+@signals.task_prerun.connect
+def _close_old_connections(task: Any = None, **_: Any) -> None:
+    # Drop connections past CONN_MAX_AGE or broken before each task (once per task is enough: a
+    # connection an error left unusable is dropped before the next task uses it); not in eager
+    # runs (tests own theirs).
+    if task is not None and not getattr(task.request, "is_eager", False):
+        from django.db import close_old_connections
+
+        close_old_connections()
 
 
 @signals.worker_ready.connect
@@ -122,4 +194,20 @@ def _unmark_ready(**_: Any) -> None:
             Path(path).unlink()
 
 
-app = make_app()
+def _consumed(worker_app: Celery) -> set[str]:
+    return set(worker_app.amqp.queues.consume_from or {})
+
+
+def _start_process(worker_app: Celery) -> Resources:
+    """This process's resources, and its router where it runs preprocess (loading in the background)."""
+    from workers import resources
+
+    res = resources.Resources(get_settings())
+    resources.install(res)  # a prefork child's inherited one is dropped, never used or closed
+    consumed = _consumed(worker_app)
+    if not consumed or PREPROCESS.queue in consumed:
+        factory = worker_app.conf.router_factory
+        if factory is None:
+            from workers.routing.routers import start_embedding_router as factory
+        res.router = factory(res)
+    return res

@@ -1,4 +1,4 @@
-"""What the bot says when no skill is speaking (zh/en): apology, empty input, truncation, unreadable types, refused files."""
+"""What the bot says when no skill speaks (zh/en): apology, empty input, truncation, unreadable types, refused files."""
 
 from __future__ import annotations
 

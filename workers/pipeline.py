@@ -6,11 +6,8 @@ from typing import Any
 
 from celery.canvas import Signature, chain
 
-from contract.pipeline import ARGSREPR, PREPROCESS, STAGES, Stage, stages_from
+from contract.pipeline import ARGSREPR, PREPROCESS, Stage, stages_from
 from workers.celery import app
-
-# Routes by task name, so retries and replays land on the stage's queue too.
-app.conf.task_routes = {s.task: {"queue": s.queue, "routing_key": s.queue} for s in STAGES}
 
 
 def signature(stage: Stage, *args: Any) -> Signature:

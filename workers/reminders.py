@@ -20,14 +20,12 @@ Known-unsent failures (network, 5xx, throttling) are retried with backoff up to 
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 
-from conf.settings import get_settings
 from skills.api import Reply
 from webapp.actions.reminders import (
     claim_due_reminders,
@@ -37,17 +35,17 @@ from webapp.actions.reminders import (
 )
 from workers.dingtalk.api import DingTalkAPI
 from workers.errors import PoisonMessage, TransientError
+from workers.resources import current
 from workers.state import reply_state
-from workers.dingtalk.ratebudget import RateBudget
-from workers.resources import dingtalk_api, key, redis_client
 
 log = logging.getLogger(__name__)
 
 SENT = "sent"
 RETRY_BACKOFF_MAX_SECONDS = 600.0
 
+
 def marker_key(delivery_key: str) -> str:
-    return key(f"reminder-send:{delivery_key}")
+    return current().key(f"reminder-send:{delivery_key}")
 
 
 def _swap(name: str, expected: str, new: str) -> bool:
@@ -56,12 +54,12 @@ def _swap(name: str, expected: str, new: str) -> bool:
 
 def in_flight_seconds() -> float:
     """How long a send may legitimately take (token fetch + send + one token refresh)."""
-    return 4 * get_settings().http_timeout_seconds + 5
+    return 4 * current().settings.http_timeout_seconds + 5
 
 
 def send_reminder(api: DingTalkAPI, firing: dict[str, Any]) -> None:
     """One proactive message: the user's 1:1 chat with the robot (batchSend), or the group."""
-    robot_code = get_settings().dingtalk_robot_code
+    robot_code = current().settings.dingtalk_robot_code
     reply = Reply(text=str(firing["text"]))
     if firing.get("conversation_type") == "2" and firing.get("conversation_id"):
         api.send_group(robot_code, str(firing["conversation_id"]), reply)
@@ -72,7 +70,7 @@ def send_reminder(api: DingTalkAPI, firing: dict[str, Any]) -> None:
 def _budget(timeout: float) -> bool:
     """A robot-send token of the shared DingTalk budget (fails open when Redis cannot answer)."""
     try:
-        return RateBudget.from_settings(redis_client(), get_settings()).acquire("robot_send", timeout)
+        return current().rate_budget.acquire("robot_send", timeout)
     except redis.RedisError as exc:
         log.warning("rate budget unavailable, sending anyway: %r", exc)
         return True
@@ -80,10 +78,11 @@ def _budget(timeout: float) -> bool:
 
 def deliver_firing(api: DingTalkAPI, firing: dict[str, Any], now: float | None = None) -> str:
     """Send one firing unless its marker says it went (or may have gone) already; returns what happened."""
-    now = time.time() if now is None else now
+    res = current()
+    now = res.clock.time() if now is None else now
     firing_id = int(firing["firing_id"])
     name = marker_key(str(firing["delivery_key"]))
-    state = redis_client().get(name) or ""
+    state = cast("str | None", res.redis.get(name)) or ""  # a decode_responses client: strings
     if state == SENT:
         mark_delivered(firing_id)  # the previous run died between the send and this record
         return "already_sent"
@@ -105,7 +104,7 @@ def deliver_firing(api: DingTalkAPI, firing: dict[str, Any], now: float | None =
         # Known not delivered: free the marker for a later sweep (or stop, if DingTalk refused it).
         give_up = isinstance(exc, PoisonMessage)
         attempts = int(firing.get("attempts") or 0) + 1
-        backoff = min(RETRY_BACKOFF_MAX_SECONDS, get_settings().reminder_sweep_seconds * 2 ** attempts)
+        backoff = min(RETRY_BACKOFF_MAX_SECONDS, res.settings.reminder_sweep_seconds * 2 ** attempts)
         _swap(name, f"sending:{now}", f"retry:{now + backoff}")
         mark_failed(firing_id, f"{type(exc).__name__}: {exc}", give_up=give_up)
         log.warning("reminder firing %s not sent (%s): %s", firing_id,
@@ -119,14 +118,15 @@ def deliver_firing(api: DingTalkAPI, firing: dict[str, Any], now: float | None =
 
 def sweep(api: DingTalkAPI | None = None) -> dict[str, int]:
     """Claim what is due, send it, and send again what an earlier sweep left undelivered."""
-    settings = get_settings()
+    res = current()
+    settings = res.settings
     fresh = claim_due_reminders()
     stale = undelivered_firings(older_than=timedelta(seconds=settings.reminder_resend_after_seconds))
     fresh_ids = {f["firing_id"] for f in fresh}
     todo = fresh + [f for f in stale if f["firing_id"] not in fresh_ids]
     outcomes: Counter[str] = Counter()
     if todo:
-        api = api or dingtalk_api()
+        api = api or res.dingtalk
         for firing in todo:
             outcomes[deliver_firing(api, firing)] += 1
         log.info("reminder sweep: %d claimed, %d re-sent: %s", len(fresh), len(todo) - len(fresh),

@@ -1,4 +1,5 @@
-"""Per-process view of skill settings, admin knobs and remote skills, and an LRU for skill data; re-read when their version changes.
+"""Per-process view of skill settings, admin knobs and remote skills (building the skills), and an LRU
+for skill data; re-read when their version changes.
 
 Admin actions bump the settings version (`webapp.actions.versions`, SETTINGS scope: skill and
 admin settings, remote skills, profile edits, erasures) after their transaction commits; every process
@@ -11,22 +12,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
-import time
-from typing import Any, Callable, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
 from cachetools import LRUCache
 from django.db import DatabaseError
 
-from conf.settings import get_settings
+from conf.settings import Settings
 from skills import registry
 from skills.api import AISkillPlugin, ConfigError
 from skills.remote.skill import RemoteSkill, RemoteSkillConfig
 from webapp.actions import versions
 from webapp.actions.settings_snapshot import ALL_TENANTS, Snapshot, read_snapshot
-from workers.resources import redis_client
+
+if TYPE_CHECKING:
+    from workers.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,35 @@ log = logging.getLogger(__name__)
 MAX_AGE_SECONDS = 60.0
 
 
+def environment_defaults(name: str, settings: Settings) -> dict[str, Any]:
+    """The Config values of built-in skill `name` that come from the environment (LLM_*, the vector
+    database); a tenant's overrides go on top of them."""
+    s = settings
+    if name == "llm_chat":
+        return {"base_url": s.llm_base_url, "api_key": s.llm_api_key, "model": s.llm_model,
+                "max_tokens": s.llm_max_tokens, "read_timeout_seconds": s.llm_read_timeout_seconds}
+    if name == "docsearch":
+        return {"vector_database_url": s.vector_database_url, "pgvector_data_dir": s.pgvector_data_dir,
+                "embed_threads": s.embed_threads, "llm_base_url": s.llm_base_url, "llm_api_key": s.llm_api_key,
+                "llm_model": s.llm_model, "llm_max_tokens": s.llm_max_tokens}
+    return {}
+
+
+def collaborators(name: str) -> dict[str, Any]:
+    """What built-in skill `name` is handed besides its Config (schedule: the reminder store)."""
+    if name == "schedule":
+        from webapp.actions.reminder_store import DjangoReminderStore  # Django models: imported on use
+
+        return {"store": DjangoReminderStore()}
+    return {}
+
+
 class SettingsCache:
     """The snapshot of this process, checked against the Redis version at most every few seconds."""
 
-    def __init__(self, check_seconds: float | None = None) -> None:
-        self.check_seconds = get_settings().settings_check_seconds if check_seconds is None else check_seconds
+    def __init__(self, res: Resources, check_seconds: float | None = None) -> None:
+        self.res = res
+        self.check_seconds = res.settings.settings_check_seconds if check_seconds is None else check_seconds
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._version: str | None = None
@@ -48,7 +74,7 @@ class SettingsCache:
         self._instances: LRUCache[tuple[str, str], AISkillPlugin] = LRUCache(maxsize=64)
 
     def snapshot(self) -> Snapshot:
-        now = time.monotonic()
+        now = self.res.clock.monotonic()
         with self._lock:
             if self._snapshot is not None and now - self._checked_at < self.check_seconds:
                 return self._snapshot
@@ -82,7 +108,7 @@ class SettingsCache:
         """Skills that may answer in this tenant (and conversation: its kill switches): enabled, and
         for chat an LLM to talk to."""
         names = {n for n in registry.skill_names() if self.allows(tenant_id, n, conversation_id)}
-        if not (registry.llm_configured() or self.skill_overrides(tenant_id, "llm_chat").get("base_url")):
+        if not (self.llm_configured or self.skill_overrides(tenant_id, "llm_chat").get("base_url")):
             names.discard("llm_chat")  # chat messages then go to the fallback instead of "not configured"
         names.update(n for n in self.snapshot().remotes if self.allows(tenant_id, n, conversation_id))
         return names
@@ -116,8 +142,14 @@ class SettingsCache:
     def knob(self, key: str) -> Any:
         return self.snapshot().knob(key)
 
+    @property
+    def llm_configured(self) -> bool:
+        """Whether LLM_BASE_URL names a server (a tenant may still set its own)."""
+        return bool(self.res.settings.llm_base_url)
+
     def fallback_skill(self, tenant_id: str, conversation_id: str = "") -> str:
-        return registry.fallback_skill(self.enabled_skills(tenant_id, conversation_id))
+        return registry.fallback_skill(self.enabled_skills(tenant_id, conversation_id),
+                                       llm_configured=self.llm_configured)
 
     def skill_overrides(self, tenant_id: str, name: str) -> dict[str, Any]:
         """Config overrides: admin knobs of this skill, then the * row, then the tenant's own row."""
@@ -131,12 +163,13 @@ class SettingsCache:
     def skill(self, tenant_id: str, name: str) -> AISkillPlugin:
         """The instance answering for `name` in this tenant, built once per distinct configuration."""
         snap = self.snapshot()
+        build: Callable[[], AISkillPlugin]
         if name in snap.remotes and name not in registry.SKILLS:
             spec = snap.remotes[name]
             cache_key = (name, f"remote:{spec.version}")
             build = lambda: RemoteSkill(RemoteSkillConfig(  # noqa: E731
                 name=spec.name, url=spec.url, token=spec.token, timeout_seconds=spec.timeout_seconds,
-                intents=spec.intents, description=spec.description))
+                intents=spec.intents, description=spec.description), breakers=self.res.breakers)
         else:
             overrides = self.skill_overrides(tenant_id, name)
             cache_key = (name, json.dumps(overrides, sort_keys=True, default=str))
@@ -149,34 +182,14 @@ class SettingsCache:
                 instance = self._instances.setdefault(cache_key, instance)
         return instance
 
-    @staticmethod
-    def _build_builtin(name: str, overrides: dict[str, Any]) -> AISkillPlugin:
+    def _build_builtin(self, name: str, overrides: dict[str, Any]) -> AISkillPlugin:
+        defaults = environment_defaults(name, self.res.settings)
         try:
-            return registry.build(name, overrides)
+            return registry.build(name, {**defaults, **overrides}, **collaborators(name))
         except ConfigError as exc:
             # Saved through the validating action, so the schema changed under it (an upgrade).
             log.error("stored config of %s no longer validates (%s); using its defaults", name, exc)
-            return registry.build(name, {})
-
-
-_cache: SettingsCache | None = None
-_cache_lock = threading.Lock()
-
-
-def cache() -> SettingsCache:
-    """This process's cache (created on first use)."""
-    global _cache
-    with _cache_lock:
-        if _cache is None:
-            _cache = SettingsCache()
-        return _cache
-
-
-def reset() -> None:
-    """Forget the cache (tests that change settings between cases)."""
-    global _cache
-    with _cache_lock:
-        _cache = None
+            return registry.build(name, defaults, **collaborators(name))
 
 
 # --- skill data: an LRU per process, emptied when the settings version moves -------------------
@@ -189,9 +202,9 @@ def version_key() -> str:
     return versions.version_key(versions.SETTINGS)
 
 
-def bump_settings_version() -> int:
+def bump_settings_version(res: Resources) -> int:
     """Invalidate every process's skill-data cache now (admin actions use versions.publish_on_commit)."""
-    return int(redis_client().incr(version_key()))
+    return int(res.redis.incr(version_key()))
 
 
 class SkillDataCache:
@@ -199,16 +212,17 @@ class SkillDataCache:
 
     def __init__(
         self,
+        res: Resources,
         maxsize: int | None = None,
         check_seconds: float | None = None,
         version_reader: Callable[[], str | None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        settings = get_settings()
+        settings = res.settings
         self._cache: LRUCache[Hashable, object] = LRUCache(maxsize or settings.skill_cache_size)
         self._check_seconds = settings.skill_cache_check_seconds if check_seconds is None else check_seconds
-        self._read_version = version_reader or (lambda: redis_client().get(version_key()))
-        self._clock = clock
+        # A decode_responses client: strings (redis-py's types cannot say so).
+        self._read_version = version_reader or (lambda: cast("str | None", res.redis.get(version_key())))
+        self._clock = res.clock.monotonic
         self._lock = threading.Lock()
         self._version: str | None = None
         self._checked_at = float("-inf")
@@ -249,16 +263,3 @@ class SkillDataCache:
     def __len__(self) -> int:
         return len(self._cache)
 
-
-_shared: tuple[int, SkillDataCache] | None = None
-_shared_lock = threading.Lock()
-
-
-def skill_data_cache() -> SkillDataCache:
-    """The cache of this process (a fresh one after fork)."""
-    global _shared
-    pid = os.getpid()
-    with _shared_lock:
-        if _shared is None or _shared[0] != pid:
-            _shared = (pid, SkillDataCache())
-        return _shared[1]

@@ -1,60 +1,48 @@
-"""Every Celery task, thin: the four pipeline stages (a stage function and its error exits) and the beat sweeps."""
+"""Every Celery task, thin: the four pipeline stages (load the argument, run the stage function, carry out
+its exit from workers.exits) and the beat sweeps.
+
+Workers import this module through the app's `imports`, after Django is set up (workers.celery).
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import logging
-import os
-import random
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
-import redis
-from celery import Task, signals
+from celery import Task
 from celery.exceptions import Ignore
 
-from workers.resources import setup_django
-
-# Workers only: the listener imports workers.celery/pipeline, never this module.
-setup_django()
-
-from django.db import (  # noqa: E402
-    InterfaceError,
-    OperationalError,
-    close_old_connections,
-    connections,
+from conf.logs import message_context
+from contract.pipeline import (
+    AUDIT_ARCHIVE_TASK,
+    AUDIT_VERIFY_TASK,
+    BEAT_QUEUE,
+    DELIVER,
+    POSTPROCESS,
+    PREPROCESS,
+    REMINDER_SWEEP_TASK,
+    RETENTION_TASK,
+    RUN_SKILL,
+    Stage,
 )
-
-from conf.settings import get_settings  # noqa: E402
-from webapp.actions.dataflow import do_record_exception  # noqa: E402
-from webapp.actions.deadletters import do_dead_letter  # noqa: E402
-from webapp.actions.audit_archive import do_archive_audit, do_verify_audit_chain  # noqa: E402
-from webapp.actions.retention import do_apply_retention  # noqa: E402
-from workers.stages import deliver, postprocess, preprocess, run_skill  # noqa: E402
-from workers.state import ordering, session  # noqa: E402
-from workers import reminders, timeline  # noqa: E402
-from workers.celery import app  # noqa: E402
-from workers.dingtalk.api import Throttled  # noqa: E402
-from workers.errors import (  # noqa: E402
-    DuplicateMessage,
-    NothingToAnswer,
-    PoisonMessage,
-    TransientError,
-)
-from conf.logs import message_context  # noqa: E402
-from contract.pipeline import AUDIT_ARCHIVE_TASK, AUDIT_VERIFY_TASK, BEAT_QUEUE, DELIVER, POSTPROCESS, PREPROCESS, REMINDER_SWEEP_TASK, RETENTION_TASK, RUN_SKILL, Stage  # noqa: E402
-from skills.remote.skill import use_breaker_storage  # noqa: E402
-from workers.resources import breaker_storage, reset_clients  # noqa: E402
+from webapp.actions.audit_archive import do_archive_audit, do_verify_audit_chain
+from webapp.actions.dataflow import do_record_exception
+from webapp.actions.deadletters import do_dead_letter
+from webapp.actions.retention import do_apply_retention
+from workers import reminders, timeline
+from workers.celery import app
+from workers.errors import PoisonMessage
+from workers.exits import STORE_OUTAGES, Attempt, Exit, ExitKind, RetryPolicy, exit_for
+from workers.payload import COUNTERS, Order, StagePayload
+from workers.resources import current
+from workers.stages import deliver, postprocess, preprocess, run_skill
+from workers.state import ordering, session
 
 log = logging.getLogger("workers.tasks")
 
-# Remote skills' circuit breakers keep their state in Redis: every worker process (and host)
-# stops calling a failing remote together, and tries it again together.
-use_breaker_storage(breaker_storage)
-
-# Re-queues that are not failures (waiting for the conversation's turn, DingTalk "too fast") are
-# counted in the payload; after this many throttled re-queues the message is dead-lettered.
-MAX_THROTTLED_REQUEUES = 100
 # Retries carry new args; keep user text out of the message headers (see pipeline.signature).
 QUIET_ARGS = {"argsrepr": "(<payload>,)", "kwargsrepr": "{}"}
 # Celery renders every task's return value (the whole payload) into its task-succeeded event and
@@ -62,63 +50,43 @@ QUIET_ARGS = {"argsrepr": "(<payload>,)", "kwargsrepr": "{}"}
 # starts with its msg_id, which is all a monitor needs.
 RESULT_REPR_CHARS = 48
 
-StageFunction = Callable[[Task, dict[str, Any]], dict[str, Any]]
 
-# A store that does not answer right now is an outage, not a bad message: retry the stage.
-STORE_OUTAGES: tuple[type[Exception], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    OperationalError,
-    InterfaceError,
-)
+def load_payload(data: Any) -> StagePayload:
+    """A stage payload from the task argument; one that is not a payload is poison."""
+    try:
+        return StagePayload.from_dict(data)
+    except ValueError as exc:
+        raise PoisonMessage(str(exc)) from exc
 
 
-def retry_countdown(retries: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with jitter, capped far below the Redis visibility timeout."""
-    settings = get_settings()
-    cap = settings.task_retry_backoff_max_seconds
-    base = min(cap, settings.task_retry_backoff_seconds * (2 ** retries))
-    # Jitter in [base/2, base] spreads retries of many messages hit by the same outage.
-    countdown = random.uniform(base / 2, base)
-    if retry_after:
-        countdown = max(countdown, retry_after)
-    return min(countdown, cap)
+def load_envelope(data: Any) -> dict[str, Any]:
+    """preprocess's argument: the envelope, without the re-queue counters a retry added to it."""
+    if not isinstance(data, dict):
+        raise PoisonMessage(f"an envelope is a JSON object, not {type(data).__name__}")
+    return {k: v for k, v in data.items() if k not in COUNTERS}
 
 
-def msg_id_of(payload: Any) -> str:
-    if isinstance(payload, dict):
-        return str(payload.get("msg_id") or (payload.get("turn") or {}).get("msg_id") or "-")
+def msg_id_of(data: Any) -> str:
+    if isinstance(data, dict):
+        turn = data.get("turn")
+        return str(data.get("msg_id") or (turn.get("msg_id") if isinstance(turn, dict) else "") or "-")
     return "-"
 
 
-def requeues(payload: Any, stage: Stage) -> int:
-    """Retries of this stage that were not failures (turnstile waits, throttling)."""
-    counts = payload.get("requeued") if isinstance(payload, dict) else None
-    return int((counts or {}).get(stage.name, 0)) if isinstance(counts, dict) else 0
-
-
-def requeue(task: Task, stage: Stage, payload: dict[str, Any], countdown: float, **extra: Any) -> NoReturn:
-    """Run this stage again later without counting it as a failed attempt."""
-    counts = dict(payload.get("requeued") or {})
-    counts[stage.name] = int(counts.get(stage.name, 0)) + 1
-    raise task.retry(args=({**payload, **extra, "requeued": counts},), countdown=countdown,
-                     max_retries=None, **QUIET_ARGS)
-
-
-def dead_letter(task: Task, stage: Stage, payload: Any, error: str) -> NoReturn:
+def dead_letter(task: Task, stage: Stage, data: Any, error: str) -> NoReturn:
     """Park the message for replay and stop the chain; if even that fails, retry later."""
-    msg_id = msg_id_of(payload)
-    if isinstance(payload, dict):
-        ordering.finish(payload)  # given up: the next message of the conversation may go
+    msg_id = msg_id_of(data)
+    if isinstance(data, dict):
+        ordering.finish(msg_id, Order.from_dict(data.get("order")))  # given up: the next message may go
     try:
-        letter = do_dead_letter(msg_id, stage.name, payload if isinstance(payload, dict) else
-                                {"raw": payload}, error)
-    except Exception:
+        letter = do_dead_letter(msg_id, stage.name, data if isinstance(data, dict) else {"raw": data}, error)
+    except Exception as exc:
         log.exception("could not write the dead letter; payload=%s",
-                      json.dumps(payload, ensure_ascii=False, default=str)[:4000])
-        if task.request.retries < get_settings().task_max_retries:
-            raise task.retry(countdown=retry_countdown(task.request.retries), max_retries=None)
-        raise Ignore()
+                      json.dumps(data, ensure_ascii=False, default=str)[:4000])
+        policy = RetryPolicy.from_settings(current().settings)
+        if task.request.retries < policy.max_retries:
+            raise task.retry(countdown=policy.countdown(task.request.retries), max_retries=None) from exc
+        raise Ignore() from exc
     log.error("dead-lettered (#%s): %s", letter.pk, error)
     raise Ignore()
 
@@ -131,129 +99,90 @@ def record_exception(msg_id: str, stage: Stage, exc: Exception) -> None:
         log.exception("could not write the exception's audit row")
 
 
-def pipeline_task(stage: Stage) -> Callable[[StageFunction], Task]:
-    """Register a stage as a task with its constant name, queue and time limit, and give every
-    error kind its one exit: retry, dead letter, quiet stop or (run_skill) the apology."""
+def carry_out(task: Task, stage: Stage, exit: Exit, exc: Exception, data: Any,
+              payload: StagePayload | None) -> dict[str, Any]:
+    """Do what the exit says with Celery; only the apology returns (run_skill's answer)."""
+    if exit.log_message:
+        log.log(exit.log_level, "%s", exit.log_message, exc_info=exc if exit.traceback else None)
+    if exit.kind is ExitKind.STOP:
+        raise Ignore() from exc
+    if exit.kind is ExitKind.REQUEUE:
+        raise task.retry(args=(exit.args,), countdown=exit.countdown, max_retries=None, **QUIET_ARGS)
+    if exit.kind is ExitKind.RETRY:
+        raise task.retry(exc=exc, countdown=exit.countdown, max_retries=None)
+    if exit.kind is ExitKind.APOLOGY and payload is not None:
+        record_exception(payload.msg_id, stage, exc)
+        return run_skill.with_apology(payload, exit.reason).to_dict()
+    dead_letter(task, stage, data, exit.reason or f"{type(exc).__name__}: {exc}")
 
-    def decorate(fn: StageFunction) -> Task:
+
+def pipeline_task(stage: Stage, load: Callable[[Any], Any] = load_payload) -> Callable[[Callable[..., Any]], Task]:
+    """Register a stage as a task with its constant name, queue and time limit: `load` turns the
+    message's argument into the stage function's, a StagePayload result goes out as its dict,
+    and any error leaves by its exit in workers.exits."""
+
+    def decorate(fn: Callable[..., Any]) -> Task:
         @app.task(
             name=stage.task,
             time_limit=stage.time_limit,
             soft_time_limit=max(1, stage.time_limit - 5),
             bind=True,
             acks_late=True,
-            max_retries=None,  # bounded by TASK_MAX_RETRIES below, then dead-lettered
+            max_retries=None,  # bounded by TASK_MAX_RETRIES in workers.exits, then dead-lettered
             resultrepr_maxsize=RESULT_REPR_CHARS,
         )
         @functools.wraps(fn)
-        def task(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
-            # The stage's start and end ride in the payload (workers.timeline), written once at the end.
+        def task(self: Task, data: Any) -> Any:
+            # The stage's start and end ride in the payload (workers.timeline), written once at the end:
+            # stamped into the argument before it is read (a retry re-sends it, keeping the first start).
             tries, worker = self.request.retries + 1, timeline.worker_name(self.request.hostname)
-            started = timeline.begin(payload, stage.name, tries, worker)
-            return timeline.end(guarded(self, payload), stage.name, started, tries, worker)
+            started = timeline.begin(data, stage.name, tries, worker)
+            return timeline.end(guarded(self, data), stage.name, started, tries, worker)
 
-        def guarded(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
-            with message_context(msg_id_of(payload), stage.name):
+        def guarded(self: Task, data: Any) -> Any:
+            with message_context(msg_id_of(data), stage.name):
+                loaded = None
                 try:
-                    return fn(self, payload)
-                except (DuplicateMessage, NothingToAnswer) as exc:
-                    log.info("stopping quietly: %s", exc)
-                    raise Ignore() from exc
-                except ordering.WaitForTurn as exc:
-                    log.debug("waiting for %d earlier message(s): %.2f s", exc.ahead, exc.countdown)
-                    requeue(self, stage, exc.payload, exc.countdown)
-                except Throttled as exc:
-                    throttled = int(payload.get("throttled") or 0) + 1
-                    if throttled > MAX_THROTTLED_REQUEUES:
-                        dead_letter(self, stage, payload, f"still throttled after {throttled} tries: {exc}")
-                    countdown = retry_countdown(min(throttled, 6), exc.retry_after)
-                    log.warning("DingTalk says too fast; re-queued (%d) in %.1f s: %s", throttled, countdown, exc)
-                    requeue(self, stage, payload, countdown, throttled=throttled)
-                except (TransientError, *STORE_OUTAGES) as exc:
-                    retries = self.request.retries - requeues(payload, stage)
-                    reason = f"{type(exc).__name__}: {exc}"
-                    if retries >= get_settings().task_max_retries:
-                        dead_letter(self, stage, payload, f"gave up after {retries} retries: "
-                                                          f"{reason}")
-                    countdown = retry_countdown(retries, getattr(exc, "retry_after", None))
-                    log.warning("transient error, retry %d in %.1f s: %s",
-                                retries + 1, countdown, reason)
-                    raise self.retry(exc=exc, countdown=countdown, max_retries=None)
-                except PoisonMessage as exc:
-                    dead_letter(self, stage, payload, f"poison: {exc}")
-                except Exception as exc:  # the one broad except: log ids, then one exit
-                    skill = (payload.get("turn") or {}).get("skill", "") if isinstance(
-                        payload, dict) else ""
-                    log.exception("unexpected error (skill=%s): %r", skill or "-", exc)
-                    if stage is RUN_SKILL:
-                        record_exception(msg_id_of(payload), stage, exc)
-                        return run_skill.with_apology(payload, "crash")
-                    dead_letter(self, stage, payload, f"{type(exc).__name__}: {exc}")
+                    loaded = load(data)
+                    result = fn(self, loaded)
+                    return result.to_dict() if isinstance(result, StagePayload) else result
+                except Exception as exc:  # the one broad except: every kind has its exit
+                    attempt = Attempt(stage, data if isinstance(data, dict) else {}, self.request.retries,
+                                      RetryPolicy.from_settings(current().settings))
+                    payload = loaded if isinstance(loaded, StagePayload) else None
+                    return carry_out(self, stage, exit_for(exc, attempt), exc, data, payload)
 
         return task
 
     return decorate
 
 
-@pipeline_task(PREPROCESS)
-def preprocess_task(task: Task, envelope: dict[str, Any]) -> dict[str, Any]:
+@pipeline_task(PREPROCESS, load=load_envelope)
+def preprocess_task(task: Task, envelope: dict[str, Any]) -> StagePayload:
     # The task id is the pipeline run id: a redelivered copy of this task passes its own claim.
     return preprocess.preprocess(envelope, run_id=str(task.request.id))
 
 
 @pipeline_task(RUN_SKILL)
-def run_skill_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+def run_skill_task(task: Task, payload: StagePayload) -> StagePayload:
     # Earlier messages of the conversation first; then the session as they left it.
-    payload = session.refresh_history(ordering.admit(payload, RUN_SKILL.name))
-    return run_skill.run_skill(payload)
+    ordering.admit(payload.msg_id, payload.order, RUN_SKILL.name)
+    return run_skill.run_skill(session.refresh_history(payload))
 
 
 @pipeline_task(POSTPROCESS)
-def postprocess_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
-    ordering.touch(payload)  # still moving: later messages of the conversation keep waiting
+def postprocess_task(task: Task, payload: StagePayload) -> StagePayload:
+    ordering.touch(payload.msg_id, payload.order)  # still moving: later messages keep waiting
     return postprocess.postprocess(payload)
 
 
 @pipeline_task(DELIVER)
-def deliver_task(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
-    payload = ordering.admit(payload, DELIVER.name)
+def deliver_task(task: Task, payload: StagePayload) -> dict[str, Any]:
+    ordering.admit(payload.msg_id, payload.order, DELIVER.name)
     result = deliver.deliver(payload)
     if result["result"] != "concurrent":  # the concurrent run finishes it
-        ordering.finish(payload)
+        ordering.finish(payload.msg_id, payload.order)
     return result
-
-
-# --- per-process hygiene: DB connections and clients are never shared across a fork -----------
-
-@signals.worker_init.connect
-def _preload_skills(sender: Any = None, **_: Any) -> None:
-    # Only workers that run skills (the -Q selection is known by now).
-    queues = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
-    if RUN_SKILL.queue in queues:
-        run_skill.preload_skills()
-
-
-@signals.worker_process_init.connect
-def _on_worker_process_init(**_: Any) -> None:
-    # Drop sockets inherited from the parent without talking on them (that would break the
-    # parent's session); each child opens its own.
-    for conn in connections.all(initialized_only=True):
-        if conn.connection is not None:
-            try:
-                os.close(conn.connection.fileno())
-            except (OSError, AttributeError):
-                pass
-            conn.connection = None
-    reset_clients()
-
-
-@signals.task_prerun.connect
-def _close_old_connections(task: Task | None = None, **_: Any) -> None:
-    # Drop connections past CONN_MAX_AGE or broken before each task (once per task is enough: a
-    # connection an error left unusable is dropped before the next task uses it); not in eager
-    # runs (tests own theirs).
-    if task is not None and not getattr(task.request, "is_eager", False):
-        close_old_connections()
 
 
 # --- beat-driven sweeps on the beat queue (dtbot.reminders); beat sends them by name --------------

@@ -27,28 +27,18 @@ log = logging.getLogger(__name__)
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
-def _from_settings(name: str, fallback: Any) -> Any:
-    """A Config default read from conf.settings when the field exists there (LLM_* come from the llm work)."""
-
-    def factory() -> Any:
-        from conf.settings import get_settings
-
-        return getattr(get_settings(), name, fallback)
-
-    return field(default_factory=factory)
-
-
 @dataclass(frozen=True)
 class DocSearchConfig(SkillConfig):
-    """Where the vectors live, the embedder's threads, the LLM, and the relevance thresholds."""
+    """Where the vectors live, the embedder's threads, the LLM, and the relevance thresholds. The
+    workers fill the vector database, embedder threads and LLM_* from the environment."""
 
-    vector_database_url: str = _from_settings("vector_database_url", "")
-    pgvector_data_dir: str = _from_settings("pgvector_data_dir", "var/pgvector")
-    embed_threads: int = _from_settings("embed_threads", 2)
-    llm_base_url: str = _from_settings("llm_base_url", "")
-    llm_api_key: str = _from_settings("llm_api_key", "")
-    llm_model: str = _from_settings("llm_model", "")
-    llm_max_tokens: int = _from_settings("llm_max_tokens", 1024)
+    vector_database_url: str = ""  # empty: the embedded PostgreSQL + pgvector under pgvector_data_dir
+    pgvector_data_dir: str = "var/pgvector"
+    embed_threads: int = 2
+    llm_base_url: str = ""  # empty: the passages answer, no LLM summary
+    llm_api_key: str = field(default="", repr=False)
+    llm_model: str = ""
+    llm_max_tokens: int = 1024
     llm_timeout_seconds: float = 30.0
     top_k: int = 3
     # e5 cosine similarities are compressed (unrelated text scores ~0.75-0.87 here): a chunk counts

@@ -11,7 +11,6 @@ from typing import Any
 
 import openai
 
-from conf.settings import get_settings
 from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn, endpoint_of
 from skills.llm_chat.examples import EXAMPLES
 from skills.llm_chat.history import build_messages
@@ -27,19 +26,21 @@ DEFAULT_SYSTEM_PROMPT = (
 
 @dataclass(frozen=True)
 class LLMChatConfig(SkillConfig):
-    """Knobs of the chat skill; prompt and temperature are the audited admin settings."""
+    """Knobs of the chat skill; prompt and temperature are the audited admin settings. The workers
+    fill the server, model, key, max tokens and read timeout from LLM_* (below a tenant's overrides);
+    with no base URL the skill says politely that chat is not set up."""
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     temperature: float = 0.7
-    max_tokens: int = field(default_factory=lambda: get_settings().llm_max_tokens)
+    max_tokens: int = 2048
     history_token_budget: int = 3000  # estimated tokens of earlier turns sent along
     connect_timeout_seconds: float = 5.0
     # longest silence: before the first token or between two (LLM_READ_TIMEOUT_SECONDS)
-    read_timeout_seconds: float = field(default_factory=lambda: get_settings().llm_read_timeout_seconds)
+    read_timeout_seconds: float = 30.0
     total_timeout_seconds: float = 90.0  # whole answer; below the run_skill stage limit
-    base_url: str = field(default_factory=lambda: get_settings().llm_base_url)
-    model: str = field(default_factory=lambda: get_settings().llm_model)  # empty: the server's first
-    api_key: str = field(default_factory=lambda: get_settings().llm_api_key, repr=False)
+    base_url: str = ""  # OpenAI-compatible, with /v1
+    model: str = ""  # empty: the server's first
+    api_key: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.temperature <= 2.0:

@@ -62,42 +62,45 @@ class RemoteProtocolError(Exception):
 
 TRANSIENT = (httpx.TransportError, RemoteServerError)  # TransportError covers timeouts and refused connections
 
-_breakers: dict[tuple[str, str], pybreaker.CircuitBreaker] = {}
-_breakers_lock = threading.Lock()
-# (name, url) → where the breaker keeps its state; None = this process's memory. The workers
-# install a Redis-backed factory so every worker process sees the same open circuit.
+# (name, url) → where a breaker keeps its state (e.g. pybreaker.CircuitRedisStorage).
 BreakerStorageFactory = Callable[[str, str], pybreaker.CircuitBreakerStorage]
-_storage_factory: BreakerStorageFactory | None = None
 
 
-def use_breaker_storage(factory: BreakerStorageFactory | None) -> None:
-    """Keep breaker state where `factory(name, url)` says (e.g. pybreaker.CircuitRedisStorage)."""
-    global _storage_factory
-    with _breakers_lock:
-        _storage_factory = factory
-        _breakers.clear()
+class Breakers:
+    """One circuit breaker per remote (name, URL), shared by every instance of it; its state lives
+    where `storage(name, url)` says (this process's memory by default; the workers pass a Redis
+    storage, so every worker process sees the same open circuit)."""
+
+    def __init__(self, storage: BreakerStorageFactory | None = None) -> None:
+        self.storage = storage
+        self._lock = threading.Lock()
+        self._breakers: dict[tuple[str, str], pybreaker.CircuitBreaker] = {}
+
+    def for_remote(self, cfg: RemoteSkillConfig) -> pybreaker.CircuitBreaker:
+        key = (cfg.name, cfg.url)
+        with self._lock:
+            breaker = self._breakers.get(key)
+            if breaker is None or (breaker.fail_max, breaker.reset_timeout) != (cfg.breaker_failures,
+                                                                              cfg.breaker_reset_seconds):
+                breaker = pybreaker.CircuitBreaker(
+                    fail_max=cfg.breaker_failures, reset_timeout=cfg.breaker_reset_seconds,
+                    exclude=[RemoteRejected], name=cfg.name,
+                    state_storage=self.storage(cfg.name, cfg.url) if self.storage else None,
+                )
+                self._breakers[key] = breaker
+            return breaker
+
+    def clear(self) -> None:
+        with self._lock:
+            self._breakers.clear()
 
 
-def breaker_for(cfg: RemoteSkillConfig) -> pybreaker.CircuitBreaker:
-    """One breaker per remote (name, URL), shared by every instance of it (and every process
-    when a shared storage is installed)."""
-    key = (cfg.name, cfg.url)
-    with _breakers_lock:
-        breaker = _breakers.get(key)
-        if breaker is None or (breaker.fail_max, breaker.reset_timeout) != (cfg.breaker_failures,
-                                                                          cfg.breaker_reset_seconds):
-            breaker = pybreaker.CircuitBreaker(
-                fail_max=cfg.breaker_failures, reset_timeout=cfg.breaker_reset_seconds,
-                exclude=[RemoteRejected], name=cfg.name,
-                state_storage=_storage_factory(cfg.name, cfg.url) if _storage_factory else None,
-            )
-            _breakers[key] = breaker
-        return breaker
+# Remote skills built without breakers of their own (a script, a test) share these.
+IN_MEMORY = Breakers()
 
 
 def reset_breakers() -> None:
-    with _breakers_lock:
-        _breakers.clear()
+    IN_MEMORY.clear()
 
 
 def unavailable(name: str, turn: Turn) -> str:
@@ -112,8 +115,9 @@ class RemoteSkill(AISkillPlugin):
     name = "remote"
     Config = RemoteSkillConfig
 
-    def __init__(self, config: RemoteSkillConfig | None = None) -> None:
+    def __init__(self, config: RemoteSkillConfig | None = None, *, breakers: Breakers | None = None) -> None:
         super().__init__(config)
+        self.breakers = breakers or IN_MEMORY
         cfg = self.cfg
         if not cfg.url:
             raise ValueError("a remote skill needs a URL")
@@ -140,7 +144,7 @@ class RemoteSkill(AISkillPlugin):
 
     def execute(self, turn: Turn) -> Reply:
         cfg = self.cfg
-        breaker = breaker_for(cfg)
+        breaker = self.breakers.for_remote(cfg)
         try:
             return breaker.call(self._call_with_retries, turn)
         except pybreaker.CircuitBreakerError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,13 +20,12 @@ from skills.schedule.store import ReminderDraft, ReminderStore
 
 @dataclass(frozen=True)
 class ScheduleConfig(SkillConfig):
-    """Knobs of the schedule skill; `store` names the ReminderStore class (dotted path, no-arg constructor)."""
+    """Knobs of the schedule skill; the ReminderStore is handed to the skill (`store=`) by whoever builds it."""
 
     default_timezone: str = "Asia/Shanghai"
     event_reminder_minutes: int = 15  # events ("下午3点开会") are reminded this long before
     list_days: int = 7
     list_limit: int = 20
-    store: str = "webapp.actions.reminder_store:DjangoReminderStore"
 
     def __post_init__(self) -> None:
         ZoneInfo(self.default_timezone)  # an unknown zone fails at start-up, not per message
@@ -45,15 +43,6 @@ def button_params(params: dict[str, Any]) -> dict[str, Any]:
     if isinstance(nested, dict):
         return {**nested, "action": params.get("action", nested.get("action"))}
     return params
-
-
-def load_store(dotted: str) -> ReminderStore:
-    """Import 'package.module:Class' and construct it; the skill never imports Django itself."""
-    module_name, _, attr = dotted.partition(":")
-    store = getattr(importlib.import_module(module_name), attr)()
-    if not isinstance(store, ReminderStore):
-        raise TypeError(f"{dotted} does not implement ReminderStore")
-    return store
 
 
 class ScheduleSkill(AISkillPlugin):
@@ -87,8 +76,9 @@ class ScheduleSkill(AISkillPlugin):
 
     @property
     def store(self) -> ReminderStore:
+        """The store it was given; without one every use fails, and the user hears it is unavailable."""
         if self._store is None:
-            self._store = load_store(self.cfg.store)
+            raise LookupError("no ReminderStore was given to the schedule skill")
         return self._store
 
     def zone(self, turn: Turn) -> ZoneInfo:

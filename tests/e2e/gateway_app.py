@@ -1,36 +1,33 @@
 """Celery app of the gateway end-to-end tests: the real app, every message routed to the probe skill.
 
-The worker start installs the embedding router (workers.routing.routers); the handlers below run after
-it and put the probe router back. Production never imports this module.
+The app's `router_factory` gives every worker process the probe router instead of the trained
+one. Production never imports this module.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from celery import signals
+from skills import registry
+from workers.celery import app
+from workers.routing.policy import Route
 
-from workers.celery import app  # noqa: F401 - `celery -A tests.e2e.gateway_app` finds it here
-from workers.resources import setup_django
+if TYPE_CHECKING:
+    from skills.api import Turn
+    from workers.resources import Resources
 
-setup_django()  # workers.routing.routers reads Django models (the task module would do this too)
-
-from skills import registry  # noqa: E402
-from skills.api import Turn  # noqa: E402
-from workers.routing import routers  # noqa: E402
+__all__ = ["app"]
 
 registry.SKILLS.setdefault("probe", "tests.e2e.probe_skill:ProbeSkill")
 
 
 class ProbeRouter:
-    def route(self, turn: Turn) -> routers.Route:
-        return routers.Route(intent="probe", skill="probe", confidence=1.0)
+    def route(self, turn: Turn) -> Route:
+        return Route(intent="probe", skill="probe", confidence=1.0)
 
 
-@signals.worker_init.connect
-@signals.worker_process_init.connect
-def _probe_routing(**_: Any) -> None:
-    routers.install_router(ProbeRouter())
+def probe_router(res: Resources) -> ProbeRouter:
+    return ProbeRouter()
 
 
-routers.install_router(ProbeRouter())
+app.conf.router_factory = probe_router

@@ -53,17 +53,10 @@ def workers(django_db_setup, celery_broker, dingtalk_sandbox, e2e_prefix):
 
 
 @pytest.fixture
-def e2e(workers, sandbox_client, broker_queues, e2e_prefix, monkeypatch):
+def e2e(workers, sandbox_client, broker_queues, e2e_prefix, resources):
     """This process publishes to the workers' vhost and shares their Redis namespace."""
-    from conf.settings import get_settings
-    from workers import resources
-
-    monkeypatch.setenv("REDIS_KEY_PREFIX", e2e_prefix)
-    get_settings.cache_clear()
-    resources.reset_clients()
-    yield workers
-    get_settings.cache_clear()
-    resources.reset_clients()
+    resources.set(REDIS_KEY_PREFIX=e2e_prefix)
+    return workers
 
 
 def inject(server, client, text: str, who: Persona = alice, **message) -> dict:

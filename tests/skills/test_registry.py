@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from conf.settings import get_settings
 from skills import registry
 from skills.api import AISkillPlugin, ConfigError, SkillConfig
 
@@ -70,17 +69,10 @@ def test_build_validates_config_overrides():
         registry.build("llm_chat", {"temprature": 0.2})
 
 
-def test_the_fallback_is_chat_only_when_an_llm_is_configured(monkeypatch):
+def test_the_fallback_is_chat_only_when_an_llm_is_configured():
     assert registry.FALLBACK_SKILL in registry.skill_names()
-    monkeypatch.setenv("LLM_BASE_URL", "")
-    get_settings.cache_clear()
     assert registry.fallback_skill() == "echo"
-    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
-    get_settings.cache_clear()
-    try:
-        assert registry.fallback_skill() == "llm_chat"
-        assert registry.fallback_skill({"echo", "help"}) == "echo"
-        assert registry.fallback_skill({"help"}) == "help"
-        assert registry.fallback_skill(set()) == registry.FALLBACK_SKILL
-    finally:
-        get_settings.cache_clear()
+    assert registry.fallback_skill(llm_configured=True) == "llm_chat"
+    assert registry.fallback_skill({"echo", "help"}, llm_configured=True) == "echo"
+    assert registry.fallback_skill({"help"}, llm_configured=True) == "help"
+    assert registry.fallback_skill(set(), llm_configured=True) == registry.FALLBACK_SKILL

@@ -92,10 +92,23 @@ def test_a_wrong_token_is_refused_without_retries_and_the_user_gets_a_sentence(s
 
 
 def test_a_skill_error_on_the_remote_side_shows_its_own_message(servers):
-    url = servers(["-m", "skills.serve", "schedule", "--config", '{"store": "no.such.module:Store"}'])
+    url = servers(["-m", "skills.serve", "schedule"])  # no --store: every use of the store fails
     with pytest.raises(SkillError) as caught:
         adapter(url, name="schedule-remote").execute(turn("我明天有什么安排"))
     assert caught.value.user_message == "日程服务暂时不可用，请稍后再试。"
+
+
+def test_a_served_skill_gets_its_store_and_config_from_the_command_line(servers, tmp_path):
+    config = tmp_path / "schedule.json"
+    config.write_text('{"default_timezone": "Europe/Berlin"}')
+    url = servers(["-m", "skills.serve", "schedule", "--store", "tests.skills.schedule.reminder_store:MemoryReminderStore",
+                   "--config", f"@{config}"])
+    assert adapter(url, name="schedule-remote").execute(turn("我明天有什么安排")).text == "这段时间没有安排。"
+
+
+def test_a_store_that_cannot_be_loaded_stops_the_server_at_start(tmp_path):
+    with pytest.raises(RuntimeError, match="no.such"):
+        spawn(["-m", "skills.serve", "schedule", "--store", "no.such.module:Store"], tmp_path)
 
 
 def test_a_remote_that_fails_is_retried_then_the_breaker_opens_and_recovers(servers):

@@ -1,29 +1,79 @@
-"""Fixtures of every test folder: settings bound to this test's Redis namespace, a broker vhost, the DingTalk sandbox, a media root."""
+"""Fixtures of every test folder: this test's worker resources (settings bound to its Redis namespace),
+a broker vhost, the DingTalk sandbox, a media root."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from conf.settings import Settings, get_settings
-from workers import resources
 from contract.pipeline import STAGES
+from workers import resources as worker_resources
+from workers.clock import SYSTEM_CLOCK, Clock
+from workers.resources import Resources
+
+
+class TestResources:
+    """The worker resources of one test: environment overrides, then a fresh container built from
+    them and installed as the process's (`.current`); everything is undone after the test."""
+
+    __test__ = False  # not a test class, whatever its name says
+
+    def __init__(self, **env: str) -> None:
+        self._env = pytest.MonkeyPatch()
+        self.clock: Clock = SYSTEM_CLOCK
+        self.current = self._install(env, None)
+
+    def set(self, clock: Clock | None = None, **env: Any) -> Resources:
+        """Apply these environment overrides (and clock), install a fresh container for them."""
+        return self._install(env, clock)
+
+    def _install(self, env: dict[str, Any], clock: Clock | None) -> Resources:
+        for name, value in env.items():
+            self._env.setenv(name, str(value))
+        if clock is not None:
+            self.clock = clock
+        get_settings.cache_clear()
+        previous = getattr(self, "current", None)
+        self.current = Resources(get_settings(), clock=self.clock)
+        worker_resources.install(self.current)
+        if previous is not None:
+            self.current.router = previous.router  # installed by the test; settings do not change it
+            previous.router = None
+            previous.close()
+        return self.current
+
+    @property
+    def settings(self) -> Settings:
+        return self.current.settings
+
+    def close(self) -> None:
+        self.current.router = None  # a test that started a router thread stops it itself
+        self.current.close()
+        worker_resources.install(None)
+        self._env.undo()
+        get_settings.cache_clear()
 
 
 @pytest.fixture
-def worker_settings(redis_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Settings whose Redis keys live under this test's prefix (cleaned up afterwards)."""
-    monkeypatch.setenv("REDIS_KEY_PREFIX", redis_prefix)
-    monkeypatch.setenv("DINGTALK_CLIENT_ID", "test-client")
-    monkeypatch.setenv("DINGTALK_CLIENT_SECRET", "test-secret")
-    get_settings.cache_clear()
-    resources.reset_clients()
-    yield get_settings()
-    get_settings.cache_clear()
-    resources.reset_clients()
+def resources(redis_prefix: str) -> Iterator[TestResources]:
+    """This test's worker resources: Redis keys under its own prefix (cleaned up afterwards), test
+    DingTalk credentials; `resources.set(NAME=value, clock=...)` for more, `resources.current` is
+    the installed container."""
+    fixture = TestResources(REDIS_KEY_PREFIX=redis_prefix, DINGTALK_CLIENT_ID="test-client",
+                            DINGTALK_CLIENT_SECRET="test-secret")
+    yield fixture
+    fixture.close()
+
+
+@pytest.fixture
+def worker_settings(resources: TestResources) -> Settings:
+    """The Settings of this test's resources."""
+    return resources.settings
 
 
 @pytest.fixture
@@ -39,8 +89,8 @@ def personal_data_stores() -> Iterator[object]:
 
 
 @pytest.fixture
-def redis_conn(worker_settings: Settings):
-    return resources.redis_client()
+def redis_conn(resources: TestResources):
+    return resources.current.redis
 
 
 @pytest.fixture(scope="session")
@@ -117,21 +167,17 @@ def sandbox_client(dingtalk_sandbox):
 
 
 @pytest.fixture
-def sandbox_settings(worker_settings, dingtalk_sandbox, monkeypatch) -> Settings:
-    """worker_settings, with DingTalk calls going to the sandbox under its credentials."""
-    monkeypatch.setenv("DINGTALK_OPENAPI_ENDPOINT", dingtalk_sandbox.base_url)
-    monkeypatch.setenv("DINGTALK_CLIENT_ID", dingtalk_sandbox.config.client_id)
-    monkeypatch.setenv("DINGTALK_CLIENT_SECRET", dingtalk_sandbox.config.client_secret)
-    monkeypatch.setenv("HTTP_TIMEOUT_SECONDS", "2")
-    get_settings.cache_clear()
-    resources.reset_clients()
-    return get_settings()
+def sandbox_settings(resources: TestResources, dingtalk_sandbox) -> Settings:
+    """This test's settings, with DingTalk calls going to the sandbox under its credentials."""
+    return resources.set(
+        DINGTALK_OPENAPI_ENDPOINT=dingtalk_sandbox.base_url, DINGTALK_CLIENT_ID=dingtalk_sandbox.config.client_id,
+        DINGTALK_CLIENT_SECRET=dingtalk_sandbox.config.client_secret, HTTP_TIMEOUT_SECONDS="2",
+    ).settings
 
 
 @pytest.fixture
-def media_root(tmp_path, monkeypatch):
+def media_root(resources: TestResources, tmp_path):
     """Files users send land in this test's own folder."""
     root = tmp_path / "media"
-    monkeypatch.setenv("MEDIA_ROOT", str(root))
-    get_settings.cache_clear()
+    resources.set(MEDIA_ROOT=root)
     return root

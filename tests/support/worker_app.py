@@ -1,26 +1,23 @@
 """Test-only worker bootstrap: `celery -A tests.support.worker_app worker ...` routes by keywords.
 
-Until the embedding router (issue 4) is installed in workers, end-to-end tests of the built-in
-skills need messages to reach a given skill. This module is the Celery app of workers started by
-those tests: the same app, plus a KeywordSkillRouter installed through the routing seam
-(`workers.routing.routers.install_router`). Production never imports it.
+End-to-end tests of the built-in skills need messages to reach a given skill without a trained
+router. This module is the Celery app of workers started by those tests: the same app, with a
+KeywordSkillRouter as the router every worker process builds at start (the app's
+`router_factory`). Production never imports it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from celery import signals
+from workers.celery import app
 
-from workers.resources import setup_django
+if TYPE_CHECKING:
+    from skills.api import Turn
+    from workers.resources import Resources
+    from workers.routing.policy import Route
 
-setup_django()  # workers.routing.routers reads the admin's skill settings (Django), like the task modules
-
-from skills.api import Turn  # noqa: E402
-from workers.celery import app  # noqa: E402
-from workers.routing.routers import KeywordRouter, Route, install_router  # noqa: E402
-
-__all__ = ["app", "KeywordSkillRouter", "RULES"]
+__all__ = ["RULES", "KeywordSkillRouter", "app"]
 
 # (words any of which appear in the text, intent, skill); first match wins, else chat.
 RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -32,11 +29,12 @@ RULES: tuple[tuple[tuple[str, ...], str, str], ...] = (
 class KeywordSkillRouter:
     """help → help (the spine's rule), the RULES above, anything else → llm_chat."""
 
-    def __init__(self) -> None:
-        self.spine = KeywordRouter()
-
     def route(self, turn: Turn) -> Route:
-        decision = self.spine.route(turn)
+        # Imported on use: the routing modules read Django models, set up once the worker starts.
+        from workers.routing.policy import Route
+        from workers.routing.routers import KEYWORDS
+
+        decision = KEYWORDS.route(turn)
         if decision.intent == "help":
             return decision
         text = turn.text.lower()
@@ -46,12 +44,8 @@ class KeywordSkillRouter:
         return Route(intent="chat", skill="llm_chat", confidence=1.0, decision="keyword")
 
 
-def _install(**_: Any) -> None:
-    install_router(KeywordSkillRouter())
+def keyword_skill_router(res: Resources) -> KeywordSkillRouter:
+    return KeywordSkillRouter()
 
 
-# Connected after workers.routing.routers's own handlers (imported above), so this router replaces the
-# embedding router the worker start installs, in the main process and in pool children alike.
-_install()
-signals.worker_init.connect(_install, weak=False)
-signals.worker_process_init.connect(_install, weak=False)
+app.conf.router_factory = keyword_skill_router

@@ -15,7 +15,6 @@ from django.core.management.base import CommandError
 from django.db import connection
 from moto.server import ThreadedMotoServer
 
-from conf.settings import get_settings
 from testkit.services import free_port
 from webapp.actions.audit import record_audit, verify_chain
 from webapp.actions.audit_archive import (
@@ -45,21 +44,17 @@ def s3_server():
 
 
 @pytest.fixture
-def archive(s3_server, monkeypatch):
+def archive(s3_server, resources):
     """A fresh bucket on the server, named by the AUDIT_ARCHIVE_* variables as in production."""
     bucket = f"audit-{uuid.uuid4().hex[:12]}"
-    env = {"AUDIT_ARCHIVE_ENDPOINT_URL": s3_server, "AUDIT_ARCHIVE_BUCKET": bucket,
-           "AUDIT_ARCHIVE_PREFIX": "dtbot/audit", "AUDIT_ARCHIVE_ACCESS_KEY_ID": "test",
-           "AUDIT_ARCHIVE_SECRET_ACCESS_KEY": "test"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    resources.set(AUDIT_ARCHIVE_ENDPOINT_URL=s3_server, AUDIT_ARCHIVE_BUCKET=bucket,
+                  AUDIT_ARCHIVE_PREFIX="dtbot/audit", AUDIT_ARCHIVE_ACCESS_KEY_ID="test",
+                  AUDIT_ARCHIVE_SECRET_ACCESS_KEY="test")
     boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="test",
                  aws_secret_access_key="test").create_bucket(Bucket=bucket)
     store = ArchiveStore.from_settings()
     assert store is not None
-    yield store
-    get_settings.cache_clear()
+    return store
 
 
 def rows(n: int, start: int = 0) -> list[AuditLog]:
@@ -155,9 +150,8 @@ def test_restore_finds_a_changed_part_and_a_changed_row(archive):
     assert any("SHA-256" in p for p in restore_and_verify().problems)
 
 
-def test_parts_past_retention_are_deleted_and_checkpoints_kept(archive, monkeypatch):
-    monkeypatch.setenv("AUDIT_RETENTION_DAYS", "200")
-    get_settings.cache_clear()
+def test_parts_past_retention_are_deleted_and_checkpoints_kept(archive, resources):
+    resources.set(AUDIT_RETENTION_DAYS="200")
     rows(1)
     first = do_archive_audit(now=NOW)
     rows(1)
@@ -180,22 +174,16 @@ def test_without_a_bucket_the_run_says_so():
     assert do_archive_audit(now=NOW)["skipped"] == "AUDIT_ARCHIVE_BUCKET is not set"
 
 
-def test_an_unreachable_archive_fails_loudly_and_leaves_a_row(monkeypatch):
-    monkeypatch.setenv("AUDIT_ARCHIVE_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("AUDIT_ARCHIVE_BUCKET", "nowhere")
-    monkeypatch.setenv("AUDIT_ARCHIVE_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AUDIT_ARCHIVE_SECRET_ACCESS_KEY", "test")
-    get_settings.cache_clear()
-    try:
-        rows(1)
-        with pytest.raises(ArchiveError, match="cannot"):
-            do_archive_audit(now=NOW)
-        failed = AuditLog.objects.filter(action=AuditAction.AUDIT_ARCHIVE).get()
-        assert failed.detail["ok"] is False
-        report = do_verify_audit_chain()  # the chain is fine, but its checkpoint cannot be read
-        assert not report.ok and "cannot" in report.reason
-    finally:
-        get_settings.cache_clear()
+def test_an_unreachable_archive_fails_loudly_and_leaves_a_row(resources):
+    resources.set(AUDIT_ARCHIVE_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", AUDIT_ARCHIVE_BUCKET="nowhere",
+                  AUDIT_ARCHIVE_ACCESS_KEY_ID="test", AUDIT_ARCHIVE_SECRET_ACCESS_KEY="test")
+    rows(1)
+    with pytest.raises(ArchiveError, match="cannot"):
+        do_archive_audit(now=NOW)
+    failed = AuditLog.objects.filter(action=AuditAction.AUDIT_ARCHIVE).get()
+    assert failed.detail["ok"] is False
+    report = do_verify_audit_chain()  # the chain is fine, but its checkpoint cannot be read
+    assert not report.ok and "cannot" in report.reason
 
 
 def test_beat_runs_archive_then_verification_daily():

@@ -10,7 +10,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.urls import reverse
 
-from conf.settings import get_settings
 from webapp.actions.documents import vector_store
 from webapp.models import AuditLog, Document, DocumentCollection
 
@@ -20,13 +19,11 @@ HANDBOOK = b"# Handbook\n\n## Annual leave\n\nEvery employee gets 15 days of pai
 
 
 @pytest.fixture
-def staff_client(client, django_user_model, pgvector_url, monkeypatch, settings, tmp_path):
+def staff_client(client, django_user_model, pgvector_url, resources, settings, tmp_path):
     settings.BASE_DIR = tmp_path  # uploaded originals land in this test's folder
-    monkeypatch.setenv("VECTOR_DATABASE_URL", pgvector_url)
-    get_settings.cache_clear()
+    resources.set(VECTOR_DATABASE_URL=pgvector_url)
     client.force_login(django_user_model.objects.create_superuser("editor", "e@example.com", None))
-    yield client
-    get_settings.cache_clear()
+    return client
 
 
 def in_store(collection: str, document: Document) -> bool:

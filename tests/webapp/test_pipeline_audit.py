@@ -37,26 +37,26 @@ def flow_row(msg_id: str) -> AuditLog:
 def test_an_answered_message_leaves_one_data_flow_row(worker_settings):
     payload = postprocess(run_skill(preprocess(envelope(text="请回电 13812345678 或写信 alice@example.com"),
                                                run_id="r1")))
-    fields = record_fields(payload["record"])
+    fields = record_fields(payload.record)
     assert fields["recipients"] == [] and fields["personal_data"] == ["email", "mobile"]
-    do_mark_status(payload["msg_id"], MessageStatus.REPLIED, channel="webhook", **fields)
-    do_mark_status(payload["msg_id"], MessageStatus.REPLIED, channel="webhook", **fields)  # a redelivered deliver
-    row = flow_row(payload["msg_id"])
-    assert row.detail == {"skill": "echo", "intent": payload["turn"]["intent"], "status": "replied",
+    do_mark_status(payload.msg_id, MessageStatus.REPLIED, channel="webhook", **fields)
+    do_mark_status(payload.msg_id, MessageStatus.REPLIED, channel="webhook", **fields)  # a redelivered deliver
+    row = flow_row(payload.msg_id)
+    assert row.detail == {"skill": "echo", "intent": payload.turn.intent, "status": "replied",
                           "channel": "webhook", "recipients": [], "personal_data": ["email", "mobile"]}
     assert "13812345678" not in str(row.content()) and "alice@example.com" not in str(row.content())
-    assert MessageRecord.objects.get(msg_id=payload["msg_id"]).status == MessageStatus.REPLIED
+    assert MessageRecord.objects.get(msg_id=payload.msg_id).status == MessageStatus.REPLIED
 
 
 def test_a_reply_recorded_late_also_leaves_its_row(worker_settings):
     payload = run_skill(preprocess(envelope(text="hello"), run_id="r1"))
-    do_mark_replied_if_pending(payload["msg_id"], **record_fields(payload["record"]))
-    assert flow_row(payload["msg_id"]).detail["status"] == "replied"
+    do_mark_replied_if_pending(payload.msg_id, **record_fields(payload.record))
+    assert flow_row(payload.msg_id).detail["status"] == "replied"
 
 
 def test_messages_not_yet_final_leave_no_row(worker_settings):
     payload = run_skill(preprocess(envelope(text="hello"), run_id="r1"))
-    do_mark_status(payload["msg_id"], MessageStatus.PROCESSING, **record_fields(payload["record"]))
+    do_mark_status(payload.msg_id, MessageStatus.PROCESSING, **record_fields(payload.record))
     assert not AuditLog.objects.filter(action=AuditAction.MESSAGE_DATA_FLOW).exists()
 
 

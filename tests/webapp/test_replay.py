@@ -22,12 +22,14 @@ pytestmark = pytest.mark.django_db
 
 def dead_at(stage: str, worker_settings, text: str = "hello") -> DeadLetter:
     env = envelope(text=text)
-    payload = env if stage == "preprocess" else preprocess(env, run_id="run-original")
+    if stage == "preprocess":
+        return do_dead_letter(env["msg_id"], stage, env, "poison: test")
+    payload = preprocess(env, run_id="run-original")
     if stage in ("postprocess", "deliver"):
         payload = run_skill(payload)
     if stage == "deliver":
         payload = postprocess(payload)
-    return do_dead_letter(env["msg_id"], stage, payload, "poison: test")
+    return do_dead_letter(env["msg_id"], stage, payload.to_dict(), "poison: test")
 
 
 def test_a_dead_letter_marks_the_message_dead(worker_settings):
@@ -130,15 +132,13 @@ def test_a_letter_from_an_unknown_stage_is_refused_and_nothing_is_published(work
     assert letter.pending
 
 
-def test_a_broker_outage_fails_the_replay_and_rolls_its_mark_back(worker_settings, monkeypatch):
+def test_a_broker_outage_fails_the_replay_and_rolls_its_mark_back(resources, worker_settings):
     from kombu.exceptions import OperationalError
 
-    from conf.settings import get_settings
     from testkit.services import free_port
 
     letter = dead_at("deliver", worker_settings)
-    monkeypatch.setenv("CELERY_BROKER_URL", f"amqp://guest:guest@127.0.0.1:{free_port()}//")
-    get_settings.cache_clear()
+    resources.set(CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}//")
     with pytest.raises(OperationalError):
         replay(letter)
     letter.refresh_from_db()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from conf.settings import get_settings
 from testkit.personas import alice
 from webapp.actions.retention import DAY, do_apply_retention
 from webapp.actions.routing import do_log_routed_turn
@@ -21,12 +19,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch, personal_data_stores) -> Iterator[MediaStore]:
-    monkeypatch.setenv("MEDIA_ROOT", str(tmp_path))
-    monkeypatch.setenv("MEDIA_RETENTION_DAYS", "7")
-    get_settings.cache_clear()
-    yield MediaStore(tmp_path)
-    get_settings.cache_clear()
+def store(tmp_path, resources, personal_data_stores) -> MediaStore:
+    resources.set(MEDIA_ROOT=str(tmp_path), MEDIA_RETENTION_DAYS="7")
+    return MediaStore(tmp_path)
 
 
 def saved(store: MediaStore, msg_id: str, age_days: float) -> str:

@@ -101,12 +101,10 @@ def test_routed_turns_older_than_the_retention_are_purged():
 
 
 def test_export_and_erase_user_include_routed_turns_and_examples_made_from_them(
-        worker_settings, personal_data_stores, tmp_path, monkeypatch):
-    from conf.settings import get_settings
+        resources, personal_data_stores, tmp_path):
     from webapp.actions.privacy import collect, do_erase_user
 
-    monkeypatch.setenv("MEDIA_ROOT", str(tmp_path))
-    get_settings.cache_clear()
+    resources.set(MEDIA_ROOT=str(tmp_path))
     do_seed_intent_examples()
     do_relabel_routed_turn(bob.key, logged("a1", "我的工资条在哪看"), "docsearch.ask")
     logged("b1", "hello", user=bob.user_id)

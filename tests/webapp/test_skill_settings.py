@@ -125,19 +125,12 @@ def test_a_remote_skill_config_belongs_on_its_own_row():
         do_update_skill_setting(bob.key, "corp1", "crm", True, {"url": "http://evil/"})
 
 
-def test_the_field_key_defaults_to_one_derived_from_the_secret_key(monkeypatch):
-    from conf.settings import get_settings
+def test_the_field_key_defaults_to_one_derived_from_the_secret_key(resources):
+    from cryptography.fernet import Fernet
 
-    monkeypatch.setenv("FIELD_ENCRYPTION_KEY", "")
-    get_settings.cache_clear()
-    try:
-        token = encrypt_text("abc")
-        from cryptography.fernet import Fernet
-
-        assert Fernet(derive_dev_key(get_settings().django_secret_key)).decrypt(token.encode()) == b"abc"
-        monkeypatch.setenv("FIELD_ENCRYPTION_KEY", Fernet.generate_key().decode())
-        get_settings.cache_clear()
-        with pytest.raises(DecryptionError, match="FIELD_ENCRYPTION_KEY"):
-            decrypt_text(token)
-    finally:
-        get_settings.cache_clear()
+    resources.set(FIELD_ENCRYPTION_KEY="")
+    token = encrypt_text("abc")
+    assert Fernet(derive_dev_key(resources.settings.django_secret_key)).decrypt(token.encode()) == b"abc"
+    resources.set(FIELD_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    with pytest.raises(DecryptionError, match="FIELD_ENCRYPTION_KEY"):
+        decrypt_text(token)

@@ -12,16 +12,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def settings_env(monkeypatch):
-    from conf.settings import get_settings
-
-    def apply(**env: str) -> None:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-
-    yield apply
-    get_settings.cache_clear()
+def settings_env(resources):
+    """Environment overrides for the web process (applied and undone by the resources fixture)."""
+    return resources.set
 
 
 def test_healthz_is_ok_when_database_redis_and_broker_answer(client):

@@ -13,7 +13,7 @@ from webapp.actions import versions
 from webapp.actions.skills import do_update_skill_setting
 from webapp.models import RoutedTurn
 from workers import phrases
-from workers.routing import routers
+from workers.payload import StagePayload
 from workers.skill_settings import SettingsCache
 from workers.stages import run_skill
 from workers.stages.preprocess import preprocess
@@ -33,13 +33,13 @@ def group_help(conversation: str) -> dict:
 
 def test_routing_in_the_switched_off_group_never_picks_the_skill(worker_settings):
     switch_off("help", SALES)
-    assert preprocess(group_help(SALES), "r1")["turn"]["skill"] == "echo"
-    assert preprocess(group_help(SUPPORT), "r2")["turn"]["skill"] == "help"
-    assert preprocess(envelope(text="help"), "r3")["turn"]["skill"] == "help"  # private chats too
+    assert preprocess(group_help(SALES), "r1").turn.skill == "echo"
+    assert preprocess(group_help(SUPPORT), "r2").turn.skill == "help"
+    assert preprocess(envelope(text="help"), "r3").turn.skill == "help"  # private chats too
 
 
-def test_the_cache_sees_the_switch_per_conversation(worker_settings):
-    cache = SettingsCache(check_seconds=0)
+def test_the_cache_sees_the_switch_per_conversation(resources):
+    cache = SettingsCache(resources.current, check_seconds=0)
     switch_off("schedule", SALES)
     assert "schedule" not in cache.enabled_skills("corp-test", SALES)
     assert "schedule" in cache.enabled_skills("corp-test", SUPPORT)
@@ -53,31 +53,27 @@ def test_the_cache_sees_the_switch_per_conversation(worker_settings):
     assert "schedule" not in cache.enabled_skills("corp-test", SUPPORT)
 
 
-def test_a_trained_router_skips_the_switched_off_skill_too(worker_settings):
-    previous = routers.installed_router()
-    routers.install_router(embedding_router(Prediction("help", 0.97, False, top=[("help", 0.97)], stage=1)))
-    try:
-        switch_off("help", SALES)
-        routed = preprocess(group_help(SALES), "r1")
-        assert routed["turn"]["skill"] != "help"
-        kept = preprocess(group_help(SUPPORT), "r2")
-        assert kept["turn"]["skill"] == "help"
-        assert RoutedTurn.objects.get(msg_id=kept["msg_id"]).router_stage == 1  # the early exit answered
-    finally:
-        routers.install_router(previous)
+def test_a_trained_router_skips_the_switched_off_skill_too(resources):
+    resources.current.router = embedding_router(Prediction("help", 0.97, False, top=[("help", 0.97)], stage=1))
+    switch_off("help", SALES)
+    routed = preprocess(group_help(SALES), "r1")
+    assert routed.turn.skill != "help"
+    kept = preprocess(group_help(SUPPORT), "r2")
+    assert kept.turn.skill == "help"
+    assert RoutedTurn.objects.get(msg_id=kept.msg_id).router_stage == 1  # the early exit answered
 
 
-def stage_payload(skill: str, conversation: str) -> dict:
+def stage_payload(skill: str, conversation: str) -> StagePayload:
     turn = Turn(msg_id=f"m-{conversation}", tenant_id="corp-test", conversation_id=conversation,
                 conversation_type="2", user_id="alice", text="help", skill=skill, locale="en-US")
-    return {"msg_id": turn.msg_id, "turn": turn.to_dict(), "reply": None, "notes": [], "record": {}}
+    return StagePayload(msg_id=turn.msg_id, turn=turn)
 
 
 def test_run_skill_refuses_a_skill_switched_off_after_routing_chose_it(worker_settings):
     switch_off("help", SALES)
     refused = run_skill.run_skill(stage_payload("help", SALES))
-    assert refused["reply"]["text"] == phrases.phrase("skill_off", "en-US")
-    assert refused["outcome"] == "switched_off"
-    assert refused["record"]["timeline"]["outcome"] == "switched_off"
+    assert refused.reply is not None and refused.reply.text == phrases.phrase("skill_off", "en-US")
+    assert refused.outcome == "switched_off"
+    assert refused.record["timeline"]["outcome"] == "switched_off"
     answered = run_skill.run_skill(stage_payload("help", SUPPORT))
-    assert answered["outcome"] == "ok" and answered["reply"]["text"] != refused["reply"]["text"]
+    assert answered.outcome == "ok" and answered.reply is not None and answered.reply.text != refused.reply.text

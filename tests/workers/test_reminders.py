@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from conf.settings import get_settings
 from skills.schedule.store import ReminderDraft
+from testkit.personas import alice, bob
 from testkit.services import free_port
-from webapp.models.reminders import ReminderFiring
 from webapp.actions.reminder_store import DjangoReminderStore
 from webapp.actions.reminders import MAX_ATTEMPTS, claim_due_reminders
-from workers import reminders, resources
-from workers.resources import dingtalk_api
+from webapp.models.reminders import ReminderFiring
+from workers import reminders
 from workers.dingtalk.api import DingTalkAPI
 from workers.dingtalk.token import TokenCache
-from workers.resources import key, redis_client
-from testkit.personas import alice, bob
 
 pytestmark = pytest.mark.django_db
 
 
 def due(key_: str = "k1", *, user: str = alice.user_id, conversation_type: str = "1", conversation_id: str = "",
         title: str = "drink water") -> int:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return DjangoReminderStore().create(ReminderDraft(
         key=key_, tenant_id="t1", user_id=user, conversation_id=conversation_id or f"cid-{user}",
         conversation_type=conversation_type, title=title, event_at=now - timedelta(seconds=1), rrule=None,
@@ -59,11 +56,10 @@ def test_a_group_reminder_goes_to_the_group(sandbox_client, sandbox_settings):
     assert [r["conversation_id"] for r in sent] == [group]
 
 
-def test_a_crash_between_claim_and_send_is_sent_later_exactly_once(sandbox_client, sandbox_settings, monkeypatch):
+def test_a_crash_between_claim_and_send_is_sent_later_exactly_once(sandbox_client, sandbox_settings, resources):
     reminder_id = due()
     claim_due_reminders()  # the sweeper died right after committing the claim
-    monkeypatch.setenv("REMINDER_RESEND_AFTER_SECONDS", "0")
-    get_settings.cache_clear()
+    resources.set(REMINDER_RESEND_AFTER_SECONDS="0")
     report = reminders.sweep()
     assert report["resent"] == 1 and report["sent"] == 1
     assert len(sandbox_client.replies()) == 1
@@ -72,48 +68,46 @@ def test_a_crash_between_claim_and_send_is_sent_later_exactly_once(sandbox_clien
     assert len(sandbox_client.replies()) == 1
 
 
-def test_a_crash_after_the_send_but_before_the_record_only_records(sandbox_client, sandbox_settings):
+def test_a_crash_after_the_send_but_before_the_record_only_records(sandbox_client, sandbox_settings, resources):
     reminder_id = due()
     [firing] = claim_due_reminders()
-    redis_client().set(reminders.marker_key(firing["delivery_key"]), reminders.SENT)
-    assert reminders.deliver_firing(dingtalk_api(), firing) == "already_sent"
+    resources.current.redis.set(reminders.marker_key(firing["delivery_key"]), reminders.SENT)
+    assert reminders.deliver_firing(resources.current.dingtalk, firing) == "already_sent"
     assert sandbox_client.replies() == []
     assert firing_of(reminder_id).delivered_at is not None
 
 
-def test_a_send_interrupted_midway_is_flagged_unknown_and_never_resent(sandbox_client, sandbox_settings):
+def test_a_send_interrupted_midway_is_flagged_unknown_and_never_resent(sandbox_client, sandbox_settings, resources):
     reminder_id = due()
     [firing] = claim_due_reminders()
     marker = reminders.marker_key(firing["delivery_key"])
-    redis_client().set(marker, f"sending:{time.time()}")
-    assert reminders.deliver_firing(dingtalk_api(), firing) == "in_flight"  # someone is sending it now
-    redis_client().set(marker, f"sending:{time.time() - 3600}")
-    assert reminders.deliver_firing(dingtalk_api(), firing) == "unknown"
+    resources.current.redis.set(marker, f"sending:{time.time()}")
+    assert reminders.deliver_firing(resources.current.dingtalk, firing) == "in_flight"  # someone is sending it now
+    resources.current.redis.set(marker, f"sending:{time.time() - 3600}")
+    assert reminders.deliver_firing(resources.current.dingtalk, firing) == "unknown"
     assert sandbox_client.replies() == []
     row = firing_of(reminder_id)
     assert row.delivered_at is None and row.attempts == MAX_ATTEMPTS and "unknown" in row.error
 
 
-def test_a_failed_send_is_retried_after_a_backoff_and_sent_once(sandbox_client, sandbox_settings):
+def test_a_failed_send_is_retried_after_a_backoff_and_sent_once(sandbox_client, sandbox_settings, resources):
     reminder_id = due()
     [firing] = claim_due_reminders()
     endpoint = f"http://127.0.0.1:{free_port()}"  # DingTalk unreachable
     down = DingTalkAPI(httpx.Client(timeout=1), endpoint, "id", "secret")
-    down.tokens = TokenCache(redis_client(), key("dingtalk:token:down"), down.fetch_token)
+    down.tokens = TokenCache(resources.current.redis, resources.current.key("dingtalk:token:down"), down.fetch_token)
     assert reminders.deliver_firing(down, firing) == "failed"
     row = firing_of(reminder_id)
     assert row.attempts == 1 and row.delivered_at is None and row.error
-    assert reminders.deliver_firing(dingtalk_api(), firing) == "later"  # still backing off
+    assert reminders.deliver_firing(resources.current.dingtalk, firing) == "later"  # still backing off
     later = time.time() + reminders.RETRY_BACKOFF_MAX_SECONDS + 1
-    assert reminders.deliver_firing(dingtalk_api(), firing, now=later) == "sent"
-    assert reminders.deliver_firing(dingtalk_api(), firing, now=later) == "already_sent"
+    assert reminders.deliver_firing(resources.current.dingtalk, firing, now=later) == "sent"
+    assert reminders.deliver_firing(resources.current.dingtalk, firing, now=later) == "already_sent"
     assert len(sandbox_client.replies()) == 1
 
 
-def test_a_send_dingtalk_refuses_for_good_is_not_retried(sandbox_client, sandbox_settings, monkeypatch):
-    monkeypatch.setenv("DINGTALK_ROBOT_CODE", "not-our-robot")
-    get_settings.cache_clear()
-    resources.reset_clients()
+def test_a_send_dingtalk_refuses_for_good_is_not_retried(sandbox_client, sandbox_settings, resources):
+    resources.set(DINGTALK_ROBOT_CODE="not-our-robot")
     reminder_id = due()
     assert reminders.sweep()["failed"] == 1
     row = firing_of(reminder_id)

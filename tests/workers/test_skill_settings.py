@@ -7,19 +7,18 @@ import pytest
 import redis
 
 from skills.remote import RemoteSkill
-from testkit.clock import ManualClock
+from testkit.clock import FakeClock
 from testkit.personas import bob
 from webapp.actions import versions
 from webapp.actions.skills import do_save_remote_skill, do_update_admin_setting, do_update_skill_setting
-from workers import skill_settings
-from workers.skill_settings import SettingsCache, SkillDataCache, bump_settings_version, skill_data_cache
+from workers.skill_settings import SettingsCache, SkillDataCache, bump_settings_version
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def cache(worker_settings) -> SettingsCache:
-    return SettingsCache(check_seconds=0)
+def cache(resources) -> SettingsCache:
+    return SettingsCache(resources.current, check_seconds=0)
 
 
 def test_every_built_in_skill_is_enabled_until_an_admin_disables_it(cache):
@@ -31,8 +30,8 @@ def test_every_built_in_skill_is_enabled_until_an_admin_disables_it(cache):
     assert "docsearch" in cache.enabled_skills("corp2")
 
 
-def test_a_change_is_seen_only_after_its_version_is_published(worker_settings):
-    cache = SettingsCache(check_seconds=0)
+def test_a_change_is_seen_only_after_its_version_is_published(resources):
+    cache = SettingsCache(resources.current, check_seconds=0)
     assert "help" in cache.enabled_skills("corp1")
     do_update_skill_setting(bob.key, "corp1", "help", False, {})
     assert "help" in cache.enabled_skills("corp1")  # no bump yet: the snapshot is kept
@@ -40,8 +39,8 @@ def test_a_change_is_seen_only_after_its_version_is_published(worker_settings):
     assert "help" not in cache.enabled_skills("corp1")
 
 
-def test_the_cache_checks_the_version_at_most_every_few_seconds(worker_settings):
-    cache = SettingsCache(check_seconds=60)
+def test_the_cache_checks_the_version_at_most_every_few_seconds(resources):
+    cache = SettingsCache(resources.current, check_seconds=60)
     cache.enabled_skills("corp1")
     do_update_skill_setting(bob.key, "corp1", "help", False, {})
     versions.publish(versions.SETTINGS)
@@ -82,74 +81,103 @@ def test_remote_skills_are_built_with_their_decrypted_token_and_intents(cache):
     assert "crm" not in cache.enabled_skills("corp1")
 
 
-def test_the_process_cache_is_shared_and_resettable(worker_settings):
-    assert skill_settings.cache() is skill_settings.cache()
-    first = skill_settings.cache()
-    skill_settings.reset()
-    assert skill_settings.cache() is not first
+def test_the_process_cache_is_one_per_resources_container(resources):
+    first = resources.current.skill_settings
+    assert resources.current.skill_settings is first
+    assert resources.set().skill_settings is not first  # new settings, a new container, a fresh cache
 
 
-def test_chat_counts_as_enabled_only_with_an_llm_to_talk_to(cache, monkeypatch):
-    from conf.settings import get_settings
-
+def test_chat_counts_as_enabled_only_with_an_llm_to_talk_to(cache, resources):
     assert "llm_chat" not in cache.enabled_skills("corp1")
     do_update_skill_setting(bob.key, "corp2", "llm_chat", True, {"base_url": "http://127.0.0.1:9/v1"})
     versions.publish(versions.SETTINGS)
     assert "llm_chat" in cache.enabled_skills("corp2")
-    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
-    get_settings.cache_clear()
-    assert "llm_chat" in cache.enabled_skills("corp1")
+    configured = SettingsCache(resources.set(LLM_BASE_URL="http://127.0.0.1:9/v1"), check_seconds=0)
+    assert "llm_chat" in configured.enabled_skills("corp1")
 
 
-def test_an_admin_change_also_empties_the_skill_data_cache(worker_settings, django_capture_on_commit_callbacks):
+def test_an_admin_change_also_empties_the_skill_data_cache(resources, django_capture_on_commit_callbacks):
     from workers.skill_settings import SkillDataCache
 
-    data = SkillDataCache(maxsize=4, check_seconds=0)
+    data = SkillDataCache(resources.current, maxsize=4, check_seconds=0)
     data.get_or_load("prompt", lambda: "old")
     with django_capture_on_commit_callbacks(execute=True):
         do_update_admin_setting(bob.key, "llm.temperature", 0.3)
     assert data.get_or_load("prompt", lambda: "new") == "new"
 
 
+def test_built_in_skills_get_the_environments_knobs_under_the_tenants_overrides(resources):
+    from skills.docsearch.skill import DocSearchConfig
+    from skills.llm_chat import LLMChatConfig
+
+    res = resources.set(LLM_BASE_URL="http://127.0.0.1:9/v1", LLM_MODEL="m-env", LLM_API_KEY="k-env",
+                        LLM_MAX_TOKENS="77", VECTOR_DATABASE_URL="postgresql://127.0.0.1:9/vectors")
+    cache = SettingsCache(res, check_seconds=0)
+    do_update_skill_setting("bob", "corp2", "llm_chat", True, {"model": "m-tenant"})
+    versions.publish(versions.SETTINGS)
+    corp1, corp2 = cache.skill("corp1", "llm_chat").config, cache.skill("corp2", "llm_chat").config
+    assert isinstance(corp1, LLMChatConfig) and isinstance(corp2, LLMChatConfig)
+    assert (corp1.base_url, corp1.model, corp1.api_key, corp1.max_tokens) == (
+        "http://127.0.0.1:9/v1", "m-env", "k-env", 77)
+    assert (corp2.base_url, corp2.model) == ("http://127.0.0.1:9/v1", "m-tenant")  # the tenant's wins
+    docs = cache.skill("corp1", "docsearch").config
+    assert isinstance(docs, DocSearchConfig)
+    assert (docs.vector_database_url, docs.llm_base_url, docs.llm_model, docs.llm_max_tokens) == (
+        "postgresql://127.0.0.1:9/vectors", "http://127.0.0.1:9/v1", "m-env", 77)
+    assert "k-env" not in repr(corp1) and "k-env" not in repr(docs)  # secrets stay out of logs
+
+
+def test_the_schedule_skill_is_handed_the_django_reminder_store(cache):
+    from webapp.actions.reminder_store import DjangoReminderStore
+
+    assert isinstance(cache.skill("corp1", "schedule").store, DjangoReminderStore)
+
+
 # -- skill data cache ------------------------------------------------------------------------
 
-def test_a_value_is_loaded_once_then_served_from_the_cache(worker_settings):
-    cache = SkillDataCache(maxsize=10, check_seconds=0)
-    calls = []
+def test_a_value_is_loaded_once_then_served_from_the_cache(resources):
+    cache = SkillDataCache(resources.current, maxsize=10, check_seconds=0)
+    calls: list[str] = []
+
+    def load() -> str:
+        calls.append("k")
+        return "v"
+
     for _ in range(3):
-        assert cache.get_or_load("k", lambda: calls.append(1) or "v") == "v"
+        assert cache.get_or_load("k", load) == "v"
     assert len(calls) == 1
 
 
-def test_the_least_recently_used_entry_goes_first(worker_settings):
-    cache = SkillDataCache(maxsize=2, check_seconds=0)
+def test_the_least_recently_used_entry_goes_first(resources):
+    cache = SkillDataCache(resources.current, maxsize=2, check_seconds=0)
     for k in ("a", "b", "a", "c"):
-        cache.get_or_load(k, lambda k=k: k.upper())
+        cache.get_or_load(k, k.upper)
     loads = cache.loads
     cache.get_or_load("a", lambda: "A")  # kept (recently used)
     cache.get_or_load("b", lambda: "B")  # evicted: loaded again
     assert cache.loads == loads + 1
 
 
-def test_an_admin_change_empties_every_cache_within_the_check_interval(worker_settings):
-    clock = ManualClock()
-    cache = SkillDataCache(maxsize=10, check_seconds=1.0, clock=clock)
+def test_an_admin_change_empties_every_cache_within_the_check_interval(resources):
+    clock = FakeClock()
+    res = resources.set(clock=clock)
+    cache = SkillDataCache(res, maxsize=10, check_seconds=1.0)
     cache.get_or_load("prompt", lambda: "old")
-    bump_settings_version()
+    bump_settings_version(res)
     assert cache.get_or_load("prompt", lambda: "new") == "old"  # not checked yet (bounded staleness)
     clock.advance(1.5)
     assert cache.get_or_load("prompt", lambda: "new") == "new"
     assert cache.invalidations == 1
 
 
-def test_without_redis_the_cache_keeps_serving(worker_settings):
+def test_without_redis_the_cache_keeps_serving(resources):
     def broken() -> str:
         raise redis.ConnectionError("down")
 
-    cache = SkillDataCache(maxsize=10, check_seconds=0, version_reader=broken)
+    cache = SkillDataCache(resources.current, maxsize=10, check_seconds=0, version_reader=broken)
     assert cache.get_or_load("k", lambda: 1) == 1
     assert cache.get_or_load("k", lambda: 2) == 1
 
 
-def test_each_process_has_one_shared_cache(worker_settings):
-    assert skill_data_cache() is skill_data_cache()
+def test_each_process_has_one_shared_cache(resources):
+    assert resources.current.skill_data is resources.current.skill_data

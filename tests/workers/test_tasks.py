@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from celery import states
 
-from skills import registry
-from skills.api import AISkillPlugin, Reply, Turn
-from webapp.models import DeadLetter, MessageRecord, MessageStatus
-from workers import phrases, pipeline
-from workers.errors import DuplicateMessage, PoisonMessage, TransientError
 from conf.logs import LOG_FORMAT, MessageContextFilter, message_context
 from contract.pipeline import STAGES, Stage
-from workers.tasks import pipeline_task, retry_countdown, run_skill_task
+from skills import registry
+from skills.api import AISkillPlugin, Reply, Turn
 from testkit.personas import alice
+from webapp.models import DeadLetter, MessageRecord, MessageStatus
+from workers import phrases
+from workers.errors import DuplicateMessage, PoisonMessage, TransientError
+from workers.exits import RetryPolicy
+from workers.tasks import pipeline_task, run_skill_task
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +25,7 @@ FLAKY = Stage("flaky", "dtbot.test.flaky", "dtbot.preprocess", 10)
 calls: list[int] = []
 
 
-@pipeline_task(FLAKY)
+@pipeline_task(FLAKY, load=dict)
 def flaky_task(task, payload: dict) -> dict:
     calls.append(task.request.retries)
     kind = payload["raise"]
@@ -96,6 +98,7 @@ def test_retries_are_bounded_then_the_message_is_dead_lettered(worker_settings):
 def test_backoff_grows_with_jitter_and_stays_far_below_the_visibility_timeout(worker_settings):
     cap = worker_settings.task_retry_backoff_max_seconds
     assert cap <= 60 < worker_settings.redis_visibility_timeout_seconds
+    retry_countdown = RetryPolicy.from_settings(worker_settings).countdown
     samples = [retry_countdown(0) for _ in range(50)]
     assert all(0.5 <= s <= 1.0 for s in samples) and len(set(samples)) > 1
     assert all(0 < retry_countdown(n) <= cap for n in range(30))
@@ -161,16 +164,12 @@ def test_every_log_line_about_a_message_carries_its_msg_id():
     assert "msg_id=- stage=-" in outside
 
 
-def test_a_redis_outage_is_retried_like_a_transient_error(worker_settings, monkeypatch):
-    from conf.settings import get_settings
+def test_a_redis_outage_is_retried_like_a_transient_error(resources, worker_settings):
     from testkit.envelopes import envelope
     from testkit.services import free_port
-    from workers import resources
     from workers.tasks import preprocess_task
 
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
-    get_settings.cache_clear()
-    resources.reset_clients()
+    resources.set(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     env = envelope(text="hi")
     result = preprocess_task.apply(args=(env,))
     assert result.state == states.IGNORED
@@ -194,3 +193,33 @@ def test_worker_commits_are_relaxed_but_dead_letters_are_durable(worker_settings
             do_dead_letter("m7", "deliver", {}, "boom")
             cursor.execute("SHOW synchronous_commit")
             assert cursor.fetchone()[0] == "on"
+
+
+def test_a_payload_of_the_dict_era_still_runs_through_the_next_stage(worker_settings):
+    # Queued (or parked as a dead letter) before payloads were typed: the dict preprocess returned.
+    turn = Turn(msg_id="m8", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u",
+                text="hello", skill="echo")
+    queued: dict[str, Any] = {"msg_id": "m8", "run_id": "run-8", "turn": turn.to_dict(),
+              "delivery": {"conversation_id": "c", "conversation_type": "1"}, "reply": None, "notes": [],
+              "order": {"tenant_id": "t", "conversation_id": "c", "seq": 1.0, "registered_at": 0.0},
+              "record": {"user_id": None, "preprocessed_at": 1.0}}
+    out = run_skill_task.apply(args=(queued,)).get()
+    assert out["reply"]["text"] == "You said: hello" and out["outcome"] == "ok"
+    assert out["delivery"] == queued["delivery"] and out["record"]["preprocessed_at"] == 1.0
+
+
+def test_what_is_not_a_stage_payload_is_dead_lettered_as_it_came(worker_settings):
+    result = run_skill_task.apply(args=({"msg_id": "m9", "turn": "garbled"},))
+    assert result.state == states.IGNORED
+    letter = DeadLetter.objects.get(msg_id="m9")
+    assert letter.error.startswith("poison: ")
+    assert (letter.payload["msg_id"], letter.payload["turn"]) == ("m9", "garbled")  # as it came (stage stamps aside)
+
+
+def test_a_requeued_envelope_keeps_its_counters_out_of_the_envelope(worker_settings):
+    from testkit.envelopes import envelope
+    from workers.tasks import preprocess_task
+
+    requeued = {**envelope(text="hi"), "requeued": {"preprocess": 1}, "throttled": 1}  # a throttled media fetch
+    out = preprocess_task.apply(args=(requeued,)).get()
+    assert out["msg_id"] == requeued["msg_id"] and out["turn"]["text"] == "hi"

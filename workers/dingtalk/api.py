@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 
 from skills.api import Reply
-from workers.dingtalk.token import TokenCache
-from workers.errors import DeliveryUnknown, PoisonMessage, TransientError
 from workers.dingtalk.outbound import openapi_message, webhook_body
+from workers.dingtalk.token import TokenCache
+from workers.errors import DeliveryUnknown, PoisonMessage, Throttled, TransientError, WebhookExpired
 
-__all__ = ["DingTalkAPI", "Throttled", "WebhookExpired", "openapi_message", "webhook_body"]
+__all__ = ["DingTalkAPI", "openapi_message", "webhook_body"]
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +20,6 @@ ERRCODE_SESSION_GONE = 300001
 # Webhook errcodes meaning "too fast, try later" (130101 send too fast, 90002 API QPS, 90018).
 RATE_LIMIT_ERRCODES = {130101, 90002, 90018}
 TOKEN_HEADER = "x-acs-dingtalk-access-token"
-
-
-class WebhookExpired(Exception):
-    """The sessionWebhook no longer exists (errcode 300001): use the OpenAPI instead."""
-
-
-class Throttled(TransientError):
-    """DingTalk said "too fast" (403 QpsLimitForApi, 429, webhook errcode 130101/90002/90018):
-    the message was not sent; the same call may be repeated after a pause."""
 
 
 def _post(http: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str] | None = None

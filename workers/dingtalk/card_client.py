@@ -4,55 +4,32 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import redis as redis_lib
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, stop_any
-from tenacity import wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_any,
+    wait_exponential_jitter,
+)
 
 from skills.api import Turn
 from workers.dingtalk.ratebudget import RateBudget
+from workers.errors import CardError, CardThrottled, CardTransient, CardUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 QPS_LIMIT_CODES = ("Forbidden.AccessDenied.QpsLimitForApi",)
 QPS_LIMIT_ERRCODES = (130101, 90002)
-DENIED_CODE_PREFIX = "Forbidden.AccessDenied"  # a missing permission (Card.Instance.Write, …)
 # How "this outTrackId is taken" reads (the exact DingTalk code is not documented; see protocol §9).
 EXISTS_WORDS = ("已存在", "already exist")
-
-
-class CardError(Exception):
-    """A card call failed for good (after the retries that made sense)."""
-
-    def __init__(self, message: str, status: int = 0, code: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-    @property
-    def denied(self) -> bool:
-        return self.status == 403 or self.code.startswith(DENIED_CODE_PREFIX)
-
-
-class CardUnavailable(CardError):
-    """No card can be shown for this answer (no template, no permission, creation failed): send markdown.
-
-    `remaining`, when set by the streamer, yields the whole answer (what was already read first).
-    """
-
-    remaining: Iterator[str] | None = None
-
-
-class Throttled(CardError):
-    """DingTalk said 'too fast' (403 QpsLimitForApi / errcode 130101); retry the same call later."""
-
-
-class Transient(CardError):
-    """Network trouble or a 5xx; the same call (same guid) may be retried safely."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +44,7 @@ class CardTarget:
     at_sender: bool = False
 
     @classmethod
-    def from_turn(cls, turn: Turn, robot_code: str, at_sender: bool = False) -> "CardTarget":
+    def from_turn(cls, turn: Turn, robot_code: str, at_sender: bool = False) -> CardTarget:
         return cls(turn.conversation_type, turn.conversation_id, turn.user_id, robot_code, turn.user_nick, at_sender)
 
     @property
@@ -254,7 +231,7 @@ class CardClient:
         attempts = 0
         result: dict[str, Any] = {}
         retrying = Retrying(
-            retry=retry_if_exception_type((Throttled, Transient)),
+            retry=retry_if_exception_type((CardThrottled, CardTransient)),
             stop=stop_any(stop_after_attempt(self.max_attempts), stop_after_delay(deadline)),
             wait=wait_exponential_jitter(
                 multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
@@ -277,7 +254,7 @@ class CardClient:
 
     def _take(self, budget_timeout: float) -> None:
         if not self.wait_budget(budget_timeout):
-            # Not a Throttled: waiting longer for our own budget will not help within this call.
+            # Not a CardThrottled: waiting longer for our own budget will not help within this call.
             raise CardError(f"no {self.family} rate budget within {budget_timeout}s")
 
     def _send(self, method: str, path: str, body: dict[str, Any], timeout: float | None) -> dict[str, Any]:
@@ -286,13 +263,13 @@ class CardClient:
         try:
             token = self.token_provider()
         except Exception as exc:  # the provider is the caller's code; no token now is a retryable miss
-            raise Transient(f"no access token for {method} {path}: {exc!r}") from exc
+            raise CardTransient(f"no access token for {method} {path}: {exc!r}") from exc
         headers = {"x-acs-dingtalk-access-token": token}
-        extra = {"timeout": timeout} if timeout is not None else {}
         try:
-            resp = self.http.request(method, self.base_url + path, json=body, headers=headers, **extra)
+            resp = self.http.request(method, self.base_url + path, json=body, headers=headers,
+                                     timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
         except httpx.TransportError as exc:
-            raise Transient(f"{method} {path}: {exc!r}") from exc
+            raise CardTransient(f"{method} {path}: {exc!r}") from exc
         try:
             data = resp.json()
         except ValueError:
@@ -304,9 +281,9 @@ class CardClient:
             # Everyone backs off, not only this worker: the limit is per app.
             self._budget(lambda b: b.penalize(self.family, self.penalty_seconds), None)
             log.info("card call throttled path=%s out_track_id=%s", path, body.get("outTrackId"))
-            raise Throttled(f"{method} {path}: {code or data.get('errcode')}", resp.status_code, code)
+            raise CardThrottled(f"{method} {path}: {code or data.get('errcode')}", resp.status_code, code)
         if resp.status_code >= 500:
-            raise Transient(f"{method} {path}: HTTP {resp.status_code} {code}", resp.status_code, code)
+            raise CardTransient(f"{method} {path}: HTTP {resp.status_code} {code}", resp.status_code, code)
         if resp.status_code >= 400 or data.get("success") is False:
             message = data.get("message") or resp.text[:200]
             raise CardError(f"{method} {path}: HTTP {resp.status_code} {code} {message}", resp.status_code, code)

@@ -8,15 +8,15 @@ A card that cannot be shown (no template, no permission) goes out as markdown in
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from skills.api import Reply
-from workers.dingtalk.card_client import CardClient, CardError, CardTarget, CardUnavailable
-from workers.dingtalk.card_streamer import out_track_id_for
 from workers.dingtalk.api import DingTalkAPI
-from workers.errors import TransientError
-from workers.state import cards
+from workers.dingtalk.card_client import CardClient, CardTarget
+from workers.dingtalk.card_streamer import out_track_id_for
 from workers.dingtalk.ratebudget import RateBudget
+from workers.errors import CardError, CardUnavailable, TransientError
+from workers.payload import StagePayload
+from workers.state import cards
 
 log = logging.getLogger(__name__)
 
@@ -28,25 +28,24 @@ def card_client(api: DingTalkAPI, budget: RateBudget | None) -> CardClient:
 
 
 def send_card(
-    api: DingTalkAPI, budget: RateBudget | None, payload: dict[str, Any], index: int, reply: Reply,
+    api: DingTalkAPI, budget: RateBudget | None, payload: StagePayload, index: int, reply: Reply,
     robot_code: str,
 ) -> bool:
     """Create and deliver the card; False when no card can be shown (the caller sends markdown)."""
     card = reply.card or {}
-    turn = payload.get("turn") or {}
-    delivery = payload["delivery"]
-    out_track_id = out_track_id_for(f"{payload['msg_id']}:{index}")
+    turn, delivery = payload.turn, payload.delivery
+    out_track_id = out_track_id_for(f"{payload.msg_id}:{index}")
     params = {str(k): str(v) for k, v in (card.get("params") or {}).items()}
     target = CardTarget(
-        conversation_type=str(delivery.get("conversation_type") or turn.get("conversation_type") or "1"),
+        conversation_type=str(delivery.get("conversation_type") or turn.conversation_type or "1"),
         conversation_id=str(delivery.get("conversation_id") or ""),
-        user_id=str(delivery.get("sender_staff_id") or turn.get("user_id") or ""),
+        user_id=str(delivery.get("sender_staff_id") or turn.user_id or ""),
         robot_code=robot_code,
-        user_nick=str(turn.get("user_nick") or ""),
+        user_nick=turn.user_nick,
         at_sender=True,
     )
     # Remembered first: a click can come back before createAndDeliver has even answered.
-    cards.remember(out_track_id, cards.owner_for(turn, delivery, card.get("buttons")))
+    cards.remember(out_track_id, cards.owner_for(turn.to_dict(), delivery, card.get("buttons")))
     try:
         card_client(api, budget).create_and_deliver(out_track_id, str(card.get("template_id") or ""),
                                                     target, params)

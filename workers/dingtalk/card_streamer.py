@@ -7,19 +7,19 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
-
-import redis as redis_lib
+from typing import Any
 
 from skills.api import SkillError
-from workers.dingtalk.card_client import CardClient, CardError, CardTarget, CardUnavailable
+from workers.dingtalk.card_client import CardClient, CardTarget
 from workers.dingtalk.card_text import CARD_MAX_BYTES, fit_card, note
+from workers.errors import CardError, CardUnavailable
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CardStreamer", "CardTarget", "CardUnavailable", "StreamResult", "fit_card",
+    "CardStreamer", "CardTarget", "StreamResult", "fit_card",
     "out_track_id_for",
 ]
 
@@ -46,11 +46,6 @@ class StreamResult:
     error: str
     first_visible_s: float | None
     elapsed_s: float
-
-    @property
-    def needs_fallback(self) -> bool:
-        """True when the card could not be finalized: send `text` as a markdown reply instead."""
-        return not self.finalized
 
 
 _END = object()

@@ -19,7 +19,7 @@ def note(key: str, locale: str) -> str:
 def _cut(text: str, room: int) -> int:
     """Index to cut `text` so text[:i] is ≤ room bytes, preferring a line end, then a space."""
     size, end = 0, 0
-    for end, ch in enumerate(text):
+    for end, ch in enumerate(text):  # noqa: B007 - `end` is where the loop stopped, read below
         size += len(ch.encode())
         if size > room:
             break
@@ -42,7 +42,7 @@ def fit_card(text: str, limit: int, tail: str = "", more: str = "") -> tuple[str
     whole = (text + tail).strip()
     if len(whole.encode()) <= limit:
         return whole, ""
-    room = limit - len((more + tail).encode()) - len("\n```".encode())
+    room = limit - len((more + tail).encode()) - len(b"\n```")
     i = _cut(text, max(0, room))
     head, rest = text[:i].rstrip(), text[i:].lstrip("\n")
     fence = ""

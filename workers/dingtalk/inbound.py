@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from conf.settings import Settings
 from contract.envelope import Envelope
@@ -84,7 +85,8 @@ def _quoted(text_obj: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def convert_text(payload: dict[str, Any]) -> Inbound:
-    text_obj = payload.get("text") if isinstance(payload.get("text"), dict) else {}
+    raw = payload.get("text")
+    text_obj: dict[str, Any] = raw if isinstance(raw, dict) else {}
     quoted = _quoted(text_obj)
     return Inbound(text=_str(text_obj.get("content")), params={"quoted": quoted} if quoted else {})
 

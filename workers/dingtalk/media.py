@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
 from workers.dingtalk.api import DingTalkAPI
-from workers.errors import PoisonMessage, TransientError
 from workers.dingtalk.inbound import MediaItem
+from workers.errors import MediaRejected, PoisonMessage, TransientError
 from workers.state.media_store import MediaStore
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
-
-
-class MediaRejected(Exception):
-    """The file cannot be handed to a skill; `reason` picks the polite reply."""
-
-    def __init__(self, reason: str, detail: str = "", **values: Any) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason  # too_large | bad_type | unavailable
-        self.values = values
 
 
 @dataclass(frozen=True)

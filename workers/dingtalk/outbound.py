@@ -35,7 +35,8 @@ def button_url(button: dict[str, Any]) -> str:
 
 
 def _buttons(reply: Reply) -> list[dict[str, Any]]:
-    buttons = [b for b in reply.buttons if isinstance(b, dict) and b.get("title")]
+    # Typed as dicts, but a remote skill's JSON may hold anything: checked, not trusted.
+    buttons = [b for b in reply.buttons if isinstance(b, dict) and b.get("title")]  # type: ignore[redundant-expr]
     if len(buttons) > MAX_BUTTONS:
         log.warning("action card with %d buttons cut to %d", len(buttons), MAX_BUTTONS)
     return buttons[:MAX_BUTTONS]

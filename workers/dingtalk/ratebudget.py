@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import redis as redis_lib
+
+from conf.settings import Settings
+from workers.clock import SYSTEM_CLOCK, Clock
 
 FAMILIES = ("webhook", "robot_send", "card")
 TTL_MS = 60_000  # long enough to remember a penalty or a queue of reservations; idle buckets vanish
@@ -57,7 +59,8 @@ class RateBudget:
     spaced at `rate × headroom`: the headroom absorbs scheduling and network jitter, which can
     bunch two evenly spaced calls into the same second on DingTalk's side. `burst` is how many
     calls may go back to back after a quiet spell; 1 spaces them evenly, so any one-second window
-    holds at most `rate` calls whatever window DingTalk counts in.
+    holds at most `rate` calls whatever window DingTalk counts in. The buckets keep Redis's time;
+    `clock` is this process's, for its own waits.
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class RateBudget:
         rates: Mapping[str, float],
         burst: float = 1.0,
         headroom: float = 0.85,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not 0 < headroom <= 1:
             raise ValueError("headroom must be in (0, 1]")
@@ -75,13 +79,15 @@ class RateBudget:
         self.rates = dict(rates)
         self.headroom = headroom
         self.burst = max(1.0, float(burst))
+        self.clock = clock
         self._acquire = client.register_script(_ACQUIRE)
         self._penalize = client.register_script(_PENALIZE)
 
     @classmethod
-    def from_settings(cls, client: redis_lib.Redis, settings: object) -> "RateBudget":
+    def from_settings(cls, client: redis_lib.Redis, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> RateBudget:
+        """DINGTALK_QPS_<FAMILY> per family, under this deployment's key prefix."""
         rates = {family: float(getattr(settings, f"dingtalk_qps_{family}")) for family in FAMILIES}
-        return cls(client, str(getattr(settings, "redis_key_prefix")), rates)
+        return cls(client, settings.redis_key_prefix, rates, clock=clock)
 
     def key(self, family: str) -> str:
         return f"{self.prefix}ratebudget:{family}"
@@ -108,17 +114,18 @@ class RateBudget:
 
     def acquire(self, family: str, timeout: float = 5.0) -> bool:
         """Block until a token is ours (True) or `timeout` s pass (False)."""
-        deadline = time.monotonic() + timeout
+        clock = self.clock
+        deadline = clock.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
+            left = deadline - clock.monotonic()
             granted, wait = self.reserve(family, max(0.0, left))
             if granted:
                 if wait > 0:
-                    time.sleep(wait)
+                    clock.sleep(wait)
                 return True
             if wait >= left:
                 return False
-            time.sleep(wait)  # blocked by a penalty: try again when it ends
+            clock.sleep(wait)  # blocked by a penalty: try again when it ends
 
     def penalize(self, family: str, seconds: float) -> None:
         """Hold every worker's calls of this family for `seconds` (after a 403 QpsLimitForApi)."""

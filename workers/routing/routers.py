@@ -5,29 +5,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
 
-from celery import signals
 from django.db import DatabaseError
 
-from conf.settings import get_settings
 from skills import registry
-from skills.api import Turn
+from skills.api import Reply, Turn
 from skills.help.skill import HELP_WORDS
 from skills.routing.router import Router as TrainedRouter
 from webapp.actions.routing import do_log_routed_turn
-from workers import skill_settings
-from contract.pipeline import PREPROCESS
+from workers.resources import Resources, Router, current
 from workers.routing.policy import Route, Thresholds, callback_route, decide, intent_of
 from workers.routing.source import ArtefactSource, DatabaseArtefacts
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EmbeddingRouter", "KeywordRouter", "Route", "decide_turn", "install_router", "route"]
-
-
-class Router(Protocol):
-    def route(self, turn: Turn) -> Route: ...
+__all__ = ["EmbeddingRouter", "KeywordRouter", "Route", "Router", "decide_turn", "route", "start_embedding_router"]
 
 
 def label_of(skill: str, lang: str) -> str:
@@ -40,12 +32,12 @@ class KeywordRouter:
     """Routing before any model is trained: `help`/`帮助`/`?` → help, anything else → the fallback."""
 
     def route(self, turn: Turn) -> Route:
-        settings = skill_settings.cache()
+        settings = current().skill_settings
         enabled = settings.enabled_skills(turn.tenant_id, turn.conversation_id)
         words = turn.text.strip().lower()
         if "help" in enabled and any(words.startswith(word) for word in HELP_WORDS):
             return Route(intent="help", skill="help", confidence=1.0, decision="keyword")
-        fallback = registry.fallback_skill(enabled)
+        fallback = settings.fallback_skill(turn.tenant_id, turn.conversation_id)
         return Route(intent=intent_of(fallback, settings.intent_map()), skill=fallback, confidence=1.0,
                      decision="keyword")
 
@@ -56,7 +48,7 @@ class EmbeddingRouter:
 
     def __init__(self, source: ArtefactSource, *, poll_seconds: float | None = None,
                  start_wait_seconds: float | None = None) -> None:
-        settings = get_settings()
+        settings = current().settings
         self.source = source
         self.poll_seconds = settings.router_poll_seconds if poll_seconds is None else poll_seconds
         self.start_wait_seconds = (settings.router_start_wait_seconds if start_wait_seconds is None
@@ -73,7 +65,7 @@ class EmbeddingRouter:
     def version(self) -> str:
         return self._model[0] if self._model else ""
 
-    def start(self) -> "EmbeddingRouter":
+    def start(self) -> EmbeddingRouter:
         self._thread = threading.Thread(target=self._run, name="router-poller", daemon=True)
         self._thread.start()
         return self
@@ -119,13 +111,13 @@ class EmbeddingRouter:
     def route(self, turn: Turn) -> Route:
         if self._model is None and self._thread is not None:
             self._ready.wait(self.start_wait_seconds)  # only the first messages after a start wait
-        current = self._model
-        if current is None:
+        loaded = self._model
+        if loaded is None:
             return self.keyword.route(turn)
-        version, model = current
+        version, model = loaded
         with self._predict_lock:
             prediction = model.predict(turn.text, k=5)
-        settings = skill_settings.cache()
+        settings = current().skill_settings
         thresholds = Thresholds(high=float(settings.knob("router.high_confidence")),
                                 option_floor=float(settings.knob("router.option_floor")))
         where = (turn.tenant_id, turn.conversation_id)
@@ -136,35 +128,32 @@ class EmbeddingRouter:
         )
 
 
-_router: Router = KeywordRouter()
+KEYWORDS = KeywordRouter()  # stateless: one for every process that has not installed another router
 
 
-def install_router(router: Router) -> None:
-    """Use `router` in this process from now on (the worker start installs the EmbeddingRouter)."""
-    global _router
-    _router = router
+def start_embedding_router(res: Resources) -> EmbeddingRouter:
+    """The trained router of this process, loading in the background (the worker start calls this)."""
+    return EmbeddingRouter(DatabaseArtefacts(res.settings.router_dir)).start()
 
 
-def installed_router() -> Router:
-    return _router
-
-
-def decide_turn(turn: Turn) -> tuple[Turn, dict[str, Any] | None]:
+def decide_turn(turn: Turn) -> tuple[Turn, Reply | None]:
     """The turn with intent, skill and confidence set, and a reply to send instead of running a
     skill (a clarifying question) or None. Button callbacks go back to the skill they belong to."""
-    settings = skill_settings.cache()
+    res = current()
+    settings = res.skill_settings
     where = (turn.tenant_id, turn.conversation_id)
     decision = callback_route(
         turn, enabled=settings.enabled_skills(*where), intent_skill=settings.intent_map(),
         skills=set(registry.SKILLS) | set(settings.snapshot().remotes), fallback=settings.fallback_skill(*where),
-    ) or _router.route(turn)
-    changes: dict[str, Any] = {"intent": decision.intent, "skill": decision.skill, "confidence": decision.confidence}
+    ) or (res.router or KEYWORDS).route(turn)
+    changes: dict[str, object] = {"intent": decision.intent, "skill": decision.skill,
+                                  "confidence": decision.confidence}
     if decision.text is not None:
         changes.update(text=decision.text, params={})
     routed = turn.replace(**changes)
     if decision.decision != "callback":
         _log(routed, decision)
-    return routed, decision.reply
+    return routed, Reply.from_dict(decision.reply) if decision.reply else None
 
 
 def route(turn: Turn) -> Turn:
@@ -182,35 +171,3 @@ def _log(turn: Turn, decision: Route) -> None:
         )
     except DatabaseError:  # the log helps relabelling; it must not cost the user an answer
         log.warning("could not log the routed turn", exc_info=True)
-
-
-# -- worker start: load the router where preprocess runs -------------------------------------------
-
-def consumes_preprocess(app: Any) -> bool:
-    selected = app.amqp.queues.consume_from
-    return not selected or PREPROCESS.queue in selected
-
-
-def start_embedding_router() -> EmbeddingRouter:
-    router = EmbeddingRouter(DatabaseArtefacts()).start()
-    install_router(router)
-    return router
-
-
-@signals.worker_init.connect
-def _on_worker_init(sender: Any = None, **_: Any) -> None:
-    from celery.concurrency import get_implementation
-
-    pool = get_implementation(getattr(sender, "pool_cls", "prefork"))
-    if pool.__module__.endswith("prefork"):
-        return  # each forked child loads its own (threads of the engines do not survive a fork)
-    if consumes_preprocess(sender.app):
-        start_embedding_router()
-
-
-@signals.worker_process_init.connect
-def _on_worker_process_init(**_: Any) -> None:
-    from workers.celery import app
-
-    if consumes_preprocess(app):
-        start_embedding_router()

@@ -11,10 +11,10 @@ from typing import Protocol
 import redis
 from django.db import connection
 
-from conf.settings import get_settings
 from skills.routing.router import Router
 from webapp.actions import versions
 from webapp.actions.routing import active_router_version, router_artefact, router_version_exists
+from workers.resources import current
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class DatabaseArtefacts:
     any host can load them, and are cached as files under ROUTER_DIR/models."""
 
     def __init__(self, directory: str | Path | None = None) -> None:
-        self.directory = Path(directory or get_settings().router_dir) / "models"
+        self.directory = Path(directory or current().settings.router_dir) / "models"
         self._known: set[str] = set()  # versions seen in the database (the key is not trusted blindly)
         self._unknown: set[str] = set()  # announced versions the database does not have (warned once)
 

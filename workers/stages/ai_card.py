@@ -12,18 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from conf.settings import get_settings
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
 from workers import phrases
-from workers.dingtalk.card_client import CardClient, CardTarget, CardUnavailable
-from workers.dingtalk.card_text import note
+from workers.dingtalk.card_client import CardClient, CardTarget
 from workers.dingtalk.card_streamer import CardStreamer, StreamResult
+from workers.dingtalk.card_text import note
+from workers.errors import CardUnavailable
+from workers.resources import current
 from workers.state.cards import CancelFlags
-from workers.dingtalk.ratebudget import RateBudget
-from workers.resources import dingtalk_api, http_client, key, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +36,25 @@ def streams(skill: AISkillPlugin) -> bool:
 
 def cards_enabled() -> bool:
     """AI cards need a template (DINGTALK_AI_CARD_TEMPLATE_ID); without one answers go as markdown."""
-    return bool(get_settings().dingtalk_ai_card_template_id)
+    return bool(current().settings.dingtalk_ai_card_template_id)
 
 
 def cancel_flags() -> CancelFlags:
     """The Stop-button flags of this deployment; the card-callback handler calls `.request(outTrackId)`."""
-    return CancelFlags(redis_client(), get_settings().redis_key_prefix)
+    return current().cancel_flags
 
 
 def card_streamer() -> CardStreamer:
     """A streamer over this process's pooled HTTP client, cached token and the shared card budget."""
-    settings = get_settings()
-    tokens = dingtalk_api().tokens
+    res = current()
+    settings = res.settings
+    tokens = res.dingtalk.tokens
     assert tokens is not None
-    client = CardClient(
-        http_client(), settings.dingtalk_openapi_endpoint, tokens.get,
-        RateBudget.from_settings(redis_client(), settings),
-    )
+    client = CardClient(res.http, settings.dingtalk_openapi_endpoint, tokens.get, res.rate_budget)
     return CardStreamer(
         client, settings.dingtalk_ai_card_template_id,
-        content_key=settings.dingtalk_ai_card_content_key, cancel_check=cancel_flags(),
+        content_key=settings.dingtalk_ai_card_content_key, cancel_check=res.cancel_flags,
+        clock=res.clock.monotonic,
     )
 
 
@@ -95,7 +93,7 @@ class LazyAnswer(Iterator[str]):
 
     def __next__(self) -> str:
         if self._inner is None:
-            self._opened = time.monotonic()
+            self._opened = current().clock.monotonic()
             inner = self._open()
             with self._lock:
                 self._inner = inner
@@ -104,7 +102,7 @@ class LazyAnswer(Iterator[str]):
                 self._close_inner()
                 raise StopIteration
         chunk = str(next(self._inner))
-        self._last = time.monotonic()
+        self._last = current().clock.monotonic()
         self._first = self._first or self._last
         self._chunks += 1
         return chunk
@@ -126,18 +124,19 @@ class LazyAnswer(Iterator[str]):
 # --- what a finished card leaves behind for a retried task ---------------------------------
 
 def _record_key(msg_id: str) -> str:
-    return key(f"card:{msg_id}")
+    return current().key(f"card:{msg_id}")
 
 
 def remember(msg_id: str, reply: Reply) -> None:
     """Keep the finished card's reply, so a retry of this task (crash after the card was finalized,
     before the task was acknowledged) hands on the same reply instead of asking the skill again."""
-    redis_client().set(_record_key(msg_id), json.dumps(reply.to_dict(), ensure_ascii=False),
-                       ex=get_settings().dedup_ttl_seconds)
+    res = current()
+    res.redis.set(_record_key(msg_id), json.dumps(reply.to_dict(), ensure_ascii=False),
+                  ex=res.settings.dedup_ttl_seconds)
 
 
 def remembered(msg_id: str) -> Reply | None:
-    raw = redis_client().get(_record_key(msg_id))
+    raw = current().redis.get(_record_key(msg_id))
     if not raw:
         return None
     try:
@@ -188,7 +187,7 @@ def drain(chunks: Iterator[str], timeout: float, locale: str) -> tuple[str, str]
         except SkillError as exc:
             outcome["error"] = exc.user_message or phrases.apology(locale=locale)
             log.warning("answer stream failed: %s", exc)
-        except Exception:  # noqa: BLE001 - the user gets an apology, the log the cause
+        except Exception:
             outcome["error"] = phrases.apology(locale=locale)
             log.exception("answer stream crashed")
 
@@ -218,14 +217,15 @@ def stream_answer(turn: Turn, robot_code: str, chunks: Iterator[str], timeout: f
 
     No card possible (no template, creation refused) → the whole answer as a markdown reply.
     """
-    deadline = time.monotonic() + timeout
+    clock = current().clock
+    deadline = clock.monotonic() + timeout  # on the streamer's clock
     target = CardTarget.from_turn(turn, robot_code, at_sender=turn.conversation_type == "2")
     try:
         result = card_streamer().stream(turn.msg_id, target, chunks, locale=turn.locale, deadline=deadline)
     except CardUnavailable as exc:
         log.info("no AI card for this answer (%s): replying in markdown", exc)
         remaining = exc.remaining if exc.remaining is not None else chunks
-        text, outcome = drain(remaining, max(1.0, deadline - time.monotonic()), turn.locale)
+        text, outcome = drain(remaining, max(1.0, deadline - clock.monotonic()), turn.locale)
         return markdown_reply(text or phrases.apology(locale=turn.locale)), outcome
     outcome = {"finished": "ok", "stopped": "stopped"}.get(result.status, "skill_error")
     log.info("answer streamed into card %s: %s, %d update(s), first text after %s s",

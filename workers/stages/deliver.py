@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from conf.settings import get_settings
 from skills.api import Reply
 from webapp.actions.records import (
     DeliveryChannel,
@@ -17,14 +16,14 @@ from webapp.actions.records import (
     do_mark_status,
     record_fields,
 )
-from workers.state import reply_state
-from workers.dingtalk.api import DingTalkAPI, Throttled, WebhookExpired
-from workers.errors import DeliveryUnknown, PipelineError, PoisonMessage
-from workers.state import buttons
+from workers.dingtalk.api import DingTalkAPI
 from workers.dingtalk.card_send import send_card
 from workers.dingtalk.outbound import action_buttons, webhook_body
 from workers.dingtalk.ratebudget import RateBudget
-from workers.resources import dingtalk_api, key, rate_budget, redis_client
+from workers.errors import DeliveryUnknown, PipelineError, PoisonMessage, Throttled, WebhookExpired
+from workers.payload import StagePayload
+from workers.resources import current
+from workers.state import buttons, reply_state
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,7 +51,7 @@ def within_budget(budget: RateBudget | None, family: str, call: Callable[[], T])
     DELIVER_THROTTLE_RETRIES in-task attempts `Throttled` goes up to the task, which re-queues
     the stage without counting it as a failure.
     """
-    settings = get_settings()
+    settings = current().settings
 
     def attempt() -> T:
         if budget is not None and not budget.acquire(family, timeout=settings.deliver_budget_wait_seconds):
@@ -90,7 +89,7 @@ def send_part(
             return channel
         except WebhookExpired as exc:
             log.info("sessionWebhook expired (%s): falling back to the OpenAPI", exc)
-    robot_code = str(delivery.get("robot_code") or get_settings().dingtalk_robot_code)
+    robot_code = str(delivery.get("robot_code") or current().settings.dingtalk_robot_code)
     if group:
         cid = str(delivery["conversation_id"])
         within_budget(budget, "robot_send", lambda: api.send_group(robot_code, cid, reply))
@@ -103,34 +102,33 @@ def send_part(
 
 def acked_at(msg_id: str) -> float | None:
     """When the listener ACKed the push (it writes `{prefix}acked:{msg_id}`), if known."""
-    raw = redis_client().get(key(f"acked:{msg_id}"))
+    res = current()
+    raw = res.redis.get(res.key(f"acked:{msg_id}"))
     try:
         return float(raw) if raw else None
     except ValueError:
         return None
 
 
-def _remember_buttons(payload: dict[str, Any], reply: Reply) -> None:
+def _remember_buttons(payload: StagePayload, reply: Reply) -> None:
     """Before an action card goes out: its skill buttons, so a tap finds its way back."""
     taps = action_buttons(reply)
-    turn = payload.get("turn") or {}
+    turn = payload.turn
     if taps:
         # No skill: the router's own clarifying question; its tap goes back through routing.
-        buttons.remember(
-            str(turn.get("tenant_id") or ""), str(turn.get("conversation_id") or ""),
-            str(turn.get("user_id") or ""), skill=str(turn.get("skill") or ""), msg_id=payload["msg_id"],
-            buttons=taps,
-        )
+        buttons.remember(turn.tenant_id, turn.conversation_id, turn.user_id, skill=turn.skill,
+                         msg_id=payload.msg_id, buttons=taps)
 
 
-def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
+def deliver(payload: StagePayload, api: DingTalkAPI | None = None,
             budget: RateBudget | None = None) -> dict[str, Any]:
     """Send every part not yet sent; never resend a part whose outcome is unknown."""
-    msg_id = payload["msg_id"]
-    parts = [Reply.from_dict(p) for p in payload.get("replies") or []]
-    delivery = payload["delivery"]
+    res = current()
+    msg_id = payload.msg_id
+    parts = list(payload.replies)
+    delivery = payload.delivery
     # The stage timestamps and attributes the earlier stages carried: written with the status.
-    record = record_fields(payload.get("record"))
+    record = record_fields(payload.record)
     state = reply_state.get(msg_id)
     if state == reply_state.SENT:
         log.info("reply already sent; nothing to do")
@@ -143,9 +141,9 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
         )
         do_mark_status(msg_id, MessageStatus.DELIVERY_UNKNOWN, error=f"reply state {state}", **record)
         return {"msg_id": msg_id, "result": "delivery_unknown"}
-    api = api or dingtalk_api()
-    budget = budget or rate_budget()
-    channel = choose_channel(delivery, time.time() * 1000)
+    api = api or res.dingtalk
+    budget = budget or res.rate_budget
+    channel = choose_channel(delivery, res.clock.time() * 1000)
     expected = state
     for index in range(start, len(parts)):
         if not reply_state.swap(msg_id, expected, reply_state.sending(index)):
@@ -153,7 +151,7 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
             return {"msg_id": msg_id, "result": "concurrent"}
         try:
             part = parts[index]
-            robot_code = str(delivery.get("robot_code") or get_settings().dingtalk_robot_code)
+            robot_code = str(delivery.get("robot_code") or res.settings.dingtalk_robot_code)
             if part.kind == "card" and send_card(api, budget, payload, index, part, robot_code):
                 channel = DeliveryChannel.OPENAPI.value
             else:
@@ -178,7 +176,7 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
     if card:
         # The answer went out as an AI card in run_skill; the parts (if any) were its overflow.
         channel = DeliveryChannel.CARD.value
-    times = {"replied_at": time.time()}
+    times: dict[str, Any] = {"replied_at": res.clock.time()}
     acked = acked_at(msg_id)
     if acked:
         times["acked_at"] = acked
@@ -190,7 +188,7 @@ def deliver(payload: dict[str, Any], api: DingTalkAPI | None = None,
     return result
 
 
-def delivered_card(payload: dict[str, Any]) -> str:
+def delivered_card(payload: StagePayload) -> str:
     """The outTrackId of the AI card that already carries this answer ('' for a plain reply)."""
-    card = (payload.get("reply") or {}).get("card") or {}
+    card = payload.reply.card if payload.reply is not None else {}
     return str(card.get("out_track_id") or "") if card.get("delivered") else ""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any
 
-from conf.settings import get_settings
-from skills.api import Reply, Turn
+from skills.api import Reply
 from workers import phrases
-from workers.state import session
 from workers.dingtalk.reply_split import split_text
+from workers.payload import StagePayload
+from workers.resources import current
+from workers.state import session
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +17,7 @@ log = logging.getLogger(__name__)
 MAX_PARTS = 5
 
 
-def reply_parts(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str, Any]]:
+def reply_parts(reply: Reply, notes: list[str], max_bytes: int) -> list[Reply]:
     """The reply as DingTalk-sized messages; notes (e.g. "your input was truncated") go last.
 
     An action card keeps its buttons on its last part; the parts before it go as markdown.
@@ -26,8 +25,8 @@ def reply_parts(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str
     if reply.kind == "card" and reply.card:
         # A card is one message; its text is the markdown fallback when no card can be shown.
         return [Reply(text=reply.text, kind="card", title=reply.title, card=reply.card,
-                      meta={"part": 1, "of": 1 + bool(notes)}).to_dict()] + [
-            Reply(text="\n\n".join(notes), meta={"part": 2, "of": 2}).to_dict() for _ in notes[:1]]
+                      meta={"part": 1, "of": 1 + bool(notes)})] + [
+            Reply(text="\n\n".join(notes), meta={"part": 2, "of": 2}) for _ in notes[:1]]
     text = reply.text.strip()
     if notes:
         text = "\n\n".join([text, *notes]) if text else "\n\n".join(notes)
@@ -48,12 +47,12 @@ def reply_parts(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str
             title=title,
             buttons=list(reply.buttons) if i == last and kind == "action_card" else [],
             meta={"part": i + 1, "of": len(chunks)},
-        ).to_dict()
+        )
         for i, chunk in enumerate(chunks)
     ]
 
 
-def card_follow_up(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[str, Any]]:
+def card_follow_up(reply: Reply, notes: list[str], max_bytes: int) -> list[Reply]:
     """An answer already on its AI card: only what did not fit on it (and the notes) still goes out."""
     overflow = str(reply.card.get("overflow") or "")
     if not overflow.strip() and not notes:
@@ -61,12 +60,13 @@ def card_follow_up(reply: Reply, notes: list[str], max_bytes: int) -> list[dict[
     return reply_parts(Reply(text=overflow, kind="markdown", title=reply.title), notes, max_bytes)
 
 
-def postprocess(payload: dict[str, Any]) -> dict[str, Any]:
+def postprocess(payload: StagePayload) -> StagePayload:
     """Payload with `replies` (the parts to send); the session remembers this turn."""
-    settings = get_settings()
-    turn = Turn.from_dict(payload["turn"])
-    reply = Reply.from_dict(payload.get("reply") or {"text": ""})
-    notes = list(payload.get("notes") or [])
+    res = current()
+    settings = res.settings
+    turn = payload.turn
+    reply = payload.reply or Reply(text="")
+    notes = list(payload.notes)
     if reply.card.get("delivered"):
         parts = card_follow_up(reply, notes, settings.reply_max_bytes)
     else:
@@ -81,6 +81,5 @@ def postprocess(payload: dict[str, Any]) -> dict[str, Any]:
         )
     # Carried to deliver, which writes the whole record in its one UPDATE (a dead letter writes
     # it too): one row write per message instead of one per stage.
-    record = dict(payload.get("record") or {}, postprocessed_at=time.time(), skill=turn.skill,
-                  intent=turn.intent)
-    return {**payload, "replies": parts, "record": record}
+    return payload.replace(replies=tuple(parts)).with_record(
+        postprocessed_at=res.clock.time(), skill=turn.skill, intent=turn.intent)

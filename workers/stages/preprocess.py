@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-from conf.settings import Settings, get_settings
 from contract.envelope import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK, Envelope
 from skills.api import Reply, Turn
 from webapp.actions.profiles import do_upsert_profile
 from webapp.actions.records import epoch_to_datetime
 from workers import phrases
-from workers.routing import routers
-from workers.state import dedup, ordering, session
-from workers.state.cards import CancelFlags
-from workers.errors import DuplicateMessage, NothingToAnswer, PoisonMessage
 from workers.dingtalk import inbound as gateway
 from workers.dingtalk.inbound import Incoming, delivery_target
-from workers.dingtalk.media import MediaLimits, MediaRejected, fetch
-from workers.state.media_store import MediaStore
+from workers.dingtalk.media import MediaLimits, fetch
+from workers.errors import DuplicateMessage, MediaRejected, NothingToAnswer, PoisonMessage
+from workers.payload import StagePayload
 from workers.phrases import phrase, size_text
-from workers.resources import dingtalk_api, redis_client
+from workers.resources import Resources, current
+from workers.routing import routers
+from workers.state import dedup, ordering, session
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +47,26 @@ def _envelope(data: dict[str, Any]) -> Envelope:
     return envelope
 
 
-def _incoming(envelope: Envelope, settings: Settings) -> Incoming:
+def _incoming(envelope: Envelope, res: Resources) -> Incoming:
+    settings = res.settings
     if envelope.topic == TOPIC_BOT_MESSAGE:
         return gateway.with_tap(gateway.from_message(envelope, settings), envelope.msg_id)
     if envelope.topic == TOPIC_CARD_CALLBACK:
         stop = gateway.stop_requested(envelope)
         if stop:
             # Fast path: the streamer polls this flag and finalizes the card as "stopped".
-            CancelFlags(redis_client(), settings.redis_key_prefix).request(stop)
+            res.cancel_flags.request(stop)
             raise NothingToAnswer(f"stop requested for card {stop}")
         return gateway.from_callback(envelope, settings)
     raise NothingToAnswer(f"no handler for topic {envelope.topic!r}")
 
 
-def _attachments(incoming: Incoming, msg_id: str, settings: Settings, locale: str
+def _attachments(incoming: Incoming, msg_id: str, res: Resources, locale: str
                  ) -> tuple[list[dict[str, Any]], str]:
     """References to the stored media, or ([], polite refusal) when one cannot be read."""
     if not incoming.media:
         return [], ""
-    api = dingtalk_api()
-    store = MediaStore(settings.media_root)
+    settings, api, store = res.settings, res.dingtalk, res.media_store
     limits = MediaLimits(settings.media_max_bytes, settings.media_allowed_types)
     robot_code = str(incoming.delivery.get("robot_code") or settings.dingtalk_robot_code)
     refs = []
@@ -84,11 +81,12 @@ def _attachments(incoming: Incoming, msg_id: str, settings: Settings, locale: st
     return refs, ""
 
 
-def preprocess(data: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Envelope dict → stage payload {msg_id, run_id, turn, delivery, reply, notes, record, order}."""
-    settings = get_settings()
+def preprocess(data: dict[str, Any], run_id: str) -> StagePayload:
+    """Envelope dict → the stage payload: turn, delivery target, preset reply, notes, order, record."""
+    res = current()
+    settings = res.settings
     envelope = _envelope(data)
-    incoming = _incoming(envelope, settings)
+    incoming = _incoming(envelope, res)
     user_id = incoming.user_id
     if not user_id:
         raise PoisonMessage("message without senderStaffId or senderId")
@@ -109,19 +107,19 @@ def preprocess(data: dict[str, Any], run_id: str) -> dict[str, Any]:
         )
     except DuplicateMessage:
         if added:  # the original is finished; this copy must not hold the line
-            ordering.finish({"msg_id": envelope.msg_id, "order": order})
+            ordering.finish(envelope.msg_id, order)
         raise
     profile = do_upsert_profile(incoming.tenant_id, incoming.staff_id, incoming.sender_id, incoming.nick)
     text, cut = normalise_text(incoming.text, settings.input_max_chars)
-    reply: dict[str, Any] | None = None
+    reply: Reply | None = None
     attachments: list[dict[str, Any]] = []
     if not incoming.supported:
         log.info("unsupported msgtype %r", envelope.msgtype)
-        reply = Reply(text=phrase("unsupported", profile.locale)).to_dict()
+        reply = Reply(text=phrase("unsupported", profile.locale))
     else:
-        attachments, refusal = _attachments(incoming, envelope.msg_id, settings, profile.locale)
+        attachments, refusal = _attachments(incoming, envelope.msg_id, res, profile.locale)
         if refusal:
-            reply = Reply(text=refusal).to_dict()
+            reply = Reply(text=refusal)
     turn = Turn(
         msg_id=envelope.msg_id,
         tenant_id=incoming.tenant_id,
@@ -143,21 +141,21 @@ def preprocess(data: dict[str, Any], run_id: str) -> dict[str, Any]:
     notes = [phrases.truncated_note(text, settings.input_max_chars, turn.locale)] if cut else []
     structured = incoming.params.get("type") in STRUCTURED
     if reply is None and not (text or attachments or structured):
-        reply = Reply(text=phrases.EMPTY_TEXT).to_dict()
+        reply = Reply(text=phrases.EMPTY_TEXT)
     elif reply is None and incoming.skill:
         # The card or button names its skill: routing does not second-guess it.
         turn = turn.replace(skill=incoming.skill, intent=str(incoming.params.get("type")), confidence=1.0)
     elif reply is None:
         # A clarifying question (router unsure between skills) is answered instead of a skill.
         turn, reply = routers.decide_turn(turn)
-    return {
-        "msg_id": envelope.msg_id,
-        "run_id": run_id,
-        "turn": turn.to_dict(),
-        "delivery": incoming.delivery,
-        "reply": reply,
-        "notes": notes,
-        "order": order,
-        # Written to the MessageRecord in one go by postprocess.
-        "record": {"user_id": profile.pk, "preprocessed_at": time.time()},
-    }
+    return StagePayload(
+        msg_id=envelope.msg_id,
+        run_id=run_id,
+        turn=turn,
+        delivery=incoming.delivery,
+        reply=reply,
+        notes=tuple(notes),
+        order=order,
+        # Written to the MessageRecord in one go by deliver.
+        record={"user_id": profile.pk, "preprocessed_at": res.clock.time()},
+    )

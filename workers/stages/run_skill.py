@@ -5,19 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from conf import personal_data
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import phrases, skill_settings, timeline
+from workers import phrases, timeline
+from workers.errors import SkillTimeout
+from workers.payload import StagePayload
+from workers.resources import current
 from workers.stages import ai_card
 
 log = logging.getLogger(__name__)
-
-
-class SkillTimeout(Exception):
-    """The skill did not answer within its timeout."""
 
 
 def preload_skills() -> None:
@@ -27,7 +27,7 @@ def preload_skills() -> None:
     for name in registry.skill_names():
         try:
             registry.skill_class(name)
-        except Exception:  # noqa: BLE001 - that skill fails per message later; the others work
+        except Exception:
             log.exception("skill %s cannot be imported", name)
     log.info("skills preloaded in %.2f s", time.monotonic() - started)
 
@@ -71,71 +71,70 @@ def call_with_timeout(
     return outcome["reply"]
 
 
-def _answered(payload: dict[str, Any], reply: dict[str, Any], outcome: str,
-              llm: dict[str, Any] | None = None) -> dict[str, Any]:
-    record = timeline.note(payload.get("record"), llm=llm, outcome=outcome)
-    record["skill_done_at"] = time.time()
-    return {**payload, "reply": reply, "outcome": outcome, "record": record}
+def _answered(payload: StagePayload, reply: Reply, outcome: str, llm: dict[str, Any] | None = None) -> StagePayload:
+    record = timeline.note(payload.record, llm=llm, outcome=outcome)
+    record["skill_done_at"] = current().clock.time()
+    return payload.replace(reply=reply, outcome=outcome, record=record)
 
 
-def with_apology(payload: dict[str, Any], outcome: str) -> dict[str, Any]:
+def with_apology(payload: StagePayload, outcome: str) -> StagePayload:
     """The payload carrying the standard apology instead of a skill's reply."""
-    turn = payload.get("turn") or {}
-    text = phrases.apology(str(turn.get("text") or ""), str(turn.get("locale") or "zh-CN"))
-    return _answered(payload, Reply(text=text).to_dict(), outcome)
+    turn = payload.turn
+    return _answered(payload, Reply(text=phrases.apology(turn.text, turn.locale or "zh-CN")), outcome)
 
 
-def run_skill(payload: dict[str, Any]) -> dict[str, Any]:
+def run_skill(payload: StagePayload) -> StagePayload:
     """Payload with `reply` set: the skill's answer, or a polite apology when the skill failed.
 
     A crash of the skill propagates to the task wrapper, which logs it with the msgId and turns
     it into the same apology (the one broad `except` of the pipeline).
     """
-    if payload.get("reply"):
+    if payload.reply is not None:
         # Preprocess already knows the answer (empty text, unsupported type).
-        return _answered(payload, payload["reply"], "preset")
-    turn = Turn.from_dict(payload["turn"])
+        return _answered(payload, payload.reply, "preset")
+    turn = payload.turn
     done = ai_card.remembered(turn.msg_id)
     if done is not None:
         # A retry after the card was finalized: the user has the answer; do not ask again.
         log.info("card %s already finished; handing on its reply", done.card.get("out_track_id"))
-        return _answered(payload, done.to_dict(), "ok")
+        return _answered(payload, done, "ok")
     # The tenant's configuration of the skill (admin settings); remote skills resolve here too.
-    settings = skill_settings.cache()
+    res = current()
+    settings = res.skill_settings
     name = turn.skill or registry.FALLBACK_SKILL
     if not settings.allows(turn.tenant_id, name, turn.conversation_id):
         # Switched off after routing chose it (or a button of it was tapped): the switch wins.
         log.info("skill %s is switched off here; not running it", name)
-        return _answered(payload, Reply(text=phrases.phrase("skill_off", turn.locale)).to_dict(), "switched_off")
+        return _answered(payload, Reply(text=phrases.phrase("skill_off", turn.locale)), "switched_off")
     skill = settings.skill(turn.tenant_id, name)
     if skill.needs_catalog:
         turn = turn.replace(catalog=settings.catalog(turn.tenant_id, turn.conversation_id))
     # The data-flow audit (written with the final status): who outside saw the text, and what kind of
     # personal data it carried.
-    payload = {**payload, "record": {**(payload.get("record") or {}), "recipients": list(skill.recipients()),
-                                     "personal_data": personal_data.classes_in(turn.text)}}
-    robot_code = str((payload.get("delivery") or {}).get("robot_code") or "")
+    payload = payload.with_record(recipients=list(skill.recipients()),
+                                  personal_data=personal_data.classes_in(turn.text))
+    robot_code = str(payload.delivery.get("robot_code") or "")
     cards = ai_card.cards_enabled()
     if cards and ai_card.streams(skill):
         # The skill runs inside the card's iterator: the card shows up at once and every
         # failure of the skill ends on it as a polite, finalized error.
         chunks = ai_card.LazyAnswer(skill, turn)
         reply, outcome = ai_card.stream_answer(turn, robot_code, chunks, skill.timeout_seconds)
-        return _answered(payload, reply.to_dict(), outcome, llm=chunks.timing())
-    started = time.monotonic()
+        return _answered(payload, reply, outcome, llm=chunks.timing())
+    started = res.clock.monotonic()
     try:
         result = call_with_timeout(skill, turn, skill.timeout_seconds, join=not cards)
     except SkillError as exc:
         log.warning("skill %s declined: %s", skill.name, exc)
         if exc.user_message:
-            return _answered(payload, Reply(text=exc.user_message).to_dict(), "skill_error")
+            return _answered(payload, Reply(text=exc.user_message), "skill_error")
         return with_apology(payload, "skill_error")
     except SkillTimeout as exc:
         log.error("%s", exc)
         return with_apology(payload, "timeout")
     if isinstance(result, Reply):
-        return _answered(payload, result.to_dict(), "ok")
+        return _answered(payload, result, "ok")
     # A skill that streamed without declaring it: the card opens now that execute returned.
-    left = max(1.0, skill.timeout_seconds - (time.monotonic() - started))
+    left = max(1.0, skill.timeout_seconds - (res.clock.monotonic() - started))
     reply, outcome = ai_card.stream_answer(turn, robot_code, result, left)
-    return _answered(payload, reply.to_dict(), outcome)
+    return _answered(payload, reply, outcome)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
-from conf.settings import get_settings
-from workers.resources import key, redis_client
+from workers.resources import current
 
 # KEYS[1] the asker's buttons. ARGV: normalised title, msgId of the tap. The first tap uses the
 # card up; the same message asking again (a retried or redelivered task) gets the same answer.
@@ -32,7 +31,7 @@ def normalise(title: str) -> str:
 
 
 def buttons_key(tenant_id: str, conversation_id: str, user_id: str) -> str:
-    return key(f"buttons:{tenant_id}:{conversation_id}:{user_id}")
+    return current().key(f"buttons:{tenant_id}:{conversation_id}:{user_id}")
 
 
 def remember(
@@ -50,10 +49,11 @@ def remember(
         )
         for b in buttons
     }
-    pipe = redis_client().pipeline(transaction=True)
+    res = current()
+    pipe = res.redis.pipeline(transaction=True)
     pipe.delete(bkey)
-    pipe.hset(bkey, mapping=mapping)
-    pipe.expire(bkey, get_settings().button_ttl_seconds)
+    pipe.hset(bkey, mapping=cast("dict[Any, str]", mapping))  # redis-py types its keys as an invariant union
+    pipe.expire(bkey, res.settings.button_ttl_seconds)
     pipe.execute()
 
 
@@ -61,7 +61,7 @@ def take(tenant_id: str, conversation_id: str, user_id: str, text: str, msg_id: 
     """The button this text taps, or None; a card's buttons serve one tap (one msgId)."""
     if not text or len(text) > 200:
         return None
-    raw = redis_client().eval(_TAKE, 1, buttons_key(tenant_id, conversation_id, user_id), normalise(text), msg_id)
+    raw = current().redis.eval(_TAKE, 1, buttons_key(tenant_id, conversation_id, user_id), normalise(text), msg_id)
     if not raw:
         return None
     try:
@@ -72,13 +72,14 @@ def take(tenant_id: str, conversation_id: str, user_id: str, text: str, msg_id: 
 
 
 def _keys_of(tenant_id: str, user_id: str) -> list[str]:
-    pattern = key(f"buttons:{tenant_id}:*") if tenant_id else key("buttons:*")
-    return [k for k in redis_client().scan_iter(match=pattern, count=1000) if k.endswith(":" + user_id)]
+    res = current()
+    pattern = res.key(f"buttons:{tenant_id}:*") if tenant_id else res.key("buttons:*")
+    return [k for k in res.redis.scan_iter(match=pattern, count=1000) if k.endswith(":" + user_id)]
 
 
 def export_user(tenant_id: str, user_id: str) -> list[dict[str, Any]]:
     """The remembered buttons of this user (per-user export)."""
-    client = redis_client()
+    client = current().redis
     return [{"key": k, "buttons": {t: json.loads(v) for t, v in client.hgetall(k).items() if t != "__used_by"}}
             for k in _keys_of(tenant_id, user_id)]
 
@@ -86,5 +87,5 @@ def export_user(tenant_id: str, user_id: str) -> list[dict[str, Any]]:
 def erase_user(tenant_id: str, user_id: str) -> int:
     keys = _keys_of(tenant_id, user_id)
     if keys:
-        redis_client().delete(*keys)
+        current().redis.delete(*keys)
     return len(keys)

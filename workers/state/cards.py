@@ -12,8 +12,7 @@ from typing import Any
 
 import redis as redis_lib
 
-from conf.settings import get_settings
-from workers.resources import key, redis_client
+from workers.resources import current
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ OWNER_FIELDS = (
 
 
 def owner_key(out_track_id: str) -> str:
-    return key(f"cardowner:{out_track_id}")
+    return current().key(f"cardowner:{out_track_id}")
 
 
 def owner_for(turn: dict[str, Any], delivery: dict[str, Any], buttons: dict[str, Any] | None = None
@@ -46,13 +45,14 @@ def owner_for(turn: dict[str, Any], delivery: dict[str, Any], buttons: dict[str,
 
 def remember(out_track_id: str, owner: dict[str, Any], ttl_seconds: int | None = None) -> None:
     """Keep the owner as long as a user may still click the card (DEDUP_TTL_SECONDS by default)."""
-    ttl = ttl_seconds or get_settings().dedup_ttl_seconds
+    res = current()
+    ttl = ttl_seconds or res.settings.dedup_ttl_seconds
     record = {k: owner.get(k) for k in OWNER_FIELDS}
-    redis_client().set(owner_key(out_track_id), json.dumps(record, ensure_ascii=False), ex=ttl)
+    res.redis.set(owner_key(out_track_id), json.dumps(record, ensure_ascii=False), ex=ttl)
 
 
 def lookup(out_track_id: str) -> dict[str, Any] | None:
-    raw = redis_client().get(owner_key(out_track_id)) if out_track_id else None
+    raw = current().redis.get(owner_key(out_track_id)) if out_track_id else None
     if not raw:
         return None
     try:
@@ -71,14 +71,15 @@ def erase_user(tenant_id: str, user_id: str) -> int:
     """Forget the cards answering this user; returns how many."""
     keys = [k for k, _ in _owned_by(tenant_id, user_id)]
     if keys:
-        redis_client().delete(*keys)
+        current().redis.delete(*keys)
     return len(keys)
 
 
 def _owned_by(tenant_id: str, user_id: str) -> list[tuple[str, dict[str, Any]]]:
-    client = redis_client()
+    res = current()
+    client = res.redis
     found = []
-    for okey in client.scan_iter(match=key("cardowner:*"), count=1000):
+    for okey in client.scan_iter(match=res.key("cardowner:*"), count=1000):
         raw = client.get(okey)
         try:
             owner = json.loads(raw) if raw else None

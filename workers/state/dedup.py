@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
-from conf.settings import get_settings
 from contract import keys
 from webapp.actions.records import do_claim_record, do_count_duplicate, do_release_claim
 from workers.errors import DuplicateMessage
-from workers.resources import key, redis_client
+from workers.resources import current
 
 log = logging.getLogger(__name__)
 
 
 def claim_key(msg_id: str) -> str:
-    return key(keys.claim(msg_id))
+    return current().key(keys.claim(msg_id))
 
 
 def claim(msg_id: str, run_id: str, record_fields: dict[str, Any]) -> None:
@@ -24,11 +23,11 @@ def claim(msg_id: str, run_id: str, record_fields: dict[str, Any]) -> None:
     run_id is the preprocess task id: a copy of the same task redelivered after a worker crash
     carries the same id and passes its own claim; a second DingTalk delivery is a new run.
     """
-    client = redis_client()
-    ttl = get_settings().dedup_ttl_seconds
+    res = current()
+    client, ttl = res.redis, res.settings.dedup_ttl_seconds
     rkey = claim_key(msg_id)
     if not client.set(rkey, run_id, nx=True, ex=ttl):
-        owner = client.get(rkey)
+        owner = cast("str | None", client.get(rkey))  # a decode_responses client: strings
         if owner != run_id:
             do_count_duplicate(msg_id, owner or "", record_fields)
             raise DuplicateMessage(f"msgId already claimed by run {owner}")
@@ -46,5 +45,5 @@ def claim(msg_id: str, run_id: str, record_fields: dict[str, Any]) -> None:
 
 def release(msg_id: str) -> None:
     """Forget the claim in both stores so a replayed message can be claimed by a new run."""
-    redis_client().delete(claim_key(msg_id))
+    current().redis.delete(claim_key(msg_id))
     do_release_claim(msg_id)

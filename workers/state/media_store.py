@@ -13,8 +13,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -84,13 +85,6 @@ class MediaStore:
                    "stored_at": time.time()}
         (folder / f"{stem}.json").write_text(json.dumps(sidecar, ensure_ascii=False), encoding="utf-8")
         return ref
-
-    def path_of(self, ref: str) -> Path:
-        """The file behind a reference; refuses references that leave the store."""
-        path = (self.root / ref).resolve()
-        if self.root.resolve() not in path.parents:
-            raise ValueError(f"media reference outside the store: {ref!r}")
-        return path
 
     def list_user(self, tenant_id: str, user_id: str) -> list[dict[str, Any]]:
         """The sidecars of every file of this user."""

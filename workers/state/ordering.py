@@ -26,9 +26,10 @@ Let A and B be messages of one conversation with key(A) < key(B), key = (createA
 3. Liveness: every stage start of a message (preprocess, run_skill, postprocess, deliver) and
    every look at the turnstile while it waits records progress. A message ahead that made no
    progress for ORDER_MAX_WAIT_SECONDS counts as stuck and no longer holds anyone back (logged);
-   one without progress for ORDER_ENTRY_TTL_SECONDS is dropped. So a stuck message (lost task, crashed worker past its retries) delays its
-   conversation by at most ORDER_MAX_WAIT_SECONDS after its last progress, never for good; a
-   slow but moving one (a backlog, a long LLM answer) keeps its place.
+   one without progress for ORDER_ENTRY_TTL_SECONDS is dropped. So a stuck message (lost task,
+   crashed worker past its retries) delays its conversation by at most ORDER_MAX_WAIT_SECONDS
+   after its last progress, never for good; a slow but moving one (a backlog, a long LLM answer)
+   keeps its place.
 4. Conversations are independent: a message only ever waits for messages of its own
    (tenant, conversation); different conversations run fully in parallel.
 
@@ -43,12 +44,10 @@ registered and never wait.
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
-from typing import Any
 
-from conf.settings import get_settings
-from workers.resources import LuaScript, key, redis_client
+from workers.errors import WaitForTurn
+from workers.payload import Order
+from workers.resources import LuaScript, current
 
 log = logging.getLogger(__name__)
 
@@ -111,116 +110,89 @@ return 0
 SCAN_LIMIT = 100
 
 
-class WaitForTurn(Exception):
-    """Earlier messages of the conversation are not finished: re-queue this stage in `countdown` s."""
-
-    def __init__(self, payload: dict[str, Any], countdown: float, ahead: int) -> None:
-        super().__init__(f"{ahead} earlier message(s) of the conversation still running")
-        self.payload = payload
-        self.countdown = countdown
-        self.ahead = ahead
+def line_key(tenant_id: str, conversation_id: str) -> str:
+    """The conversation's line: a sorted set of msgIds by (createAt, msgId)."""
+    return current().key(f"order:{tenant_id}:{conversation_id}")
 
 
-@dataclass(frozen=True)
-class Slot:
-    """A message's place in its conversation (travels in the payload as `order`)."""
-
-    tenant_id: str
-    conversation_id: str
-    seq: float  # epoch ms
-
-    def zset(self) -> str:
-        return key(f"order:{self.tenant_id}:{self.conversation_id}")
-
-    def times(self) -> str:
-        return key(f"order:{self.tenant_id}:{self.conversation_id}:at")
+def _keys(order: Order) -> list[str]:
+    line = line_key(order.tenant_id, order.conversation_id)
+    return [line, line + ":at"]  # the line, and when each of its messages last made progress
 
 
-def slot_of(payload: dict[str, Any]) -> Slot | None:
-    order = payload.get("order")
-    if not isinstance(order, dict) or not order.get("conversation_id"):
-        return None
-    return Slot(str(order.get("tenant_id") or ""), str(order["conversation_id"]), float(order.get("seq") or 0))
-
-
-def register(msg_id: str, tenant_id: str, conversation_id: str, seq_ms: float) -> tuple[dict[str, Any], bool]:
-    """Enter the message in its conversation's line: (the payload's `order` field, newly added?).
+def register(msg_id: str, tenant_id: str, conversation_id: str, seq_ms: float) -> tuple[Order, bool]:
+    """Enter the message in its conversation's line: (its place, for the payload; newly added?).
 
     "Not newly added" means the message is already in line (a redelivered or duplicate push).
     """
-    slot = Slot(tenant_id, conversation_id, float(seq_ms))
-    ttl = get_settings().order_entry_ttl_seconds
-    added = _REGISTER([slot.zset(), slot.times()], [msg_id, repr(slot.seq), ttl])
-    order = {"tenant_id": tenant_id, "conversation_id": conversation_id, "seq": slot.seq,
-             "registered_at": time.time()}
+    res = current()
+    order = Order(tenant_id, conversation_id, float(seq_ms), registered_at=res.clock.time())
+    added = _REGISTER(_keys(order), [msg_id, repr(order.seq), res.settings.order_entry_ttl_seconds])
     return order, bool(added)
 
 
-def ahead_of(msg_id: str, slot: Slot, touch: bool = False) -> tuple[int, int]:
+def ahead_of(msg_id: str, order: Order, touch: bool = False) -> tuple[int, int]:
     """(live, stuck): unfinished messages of the conversation before this one, by recent progress;
     with `touch`, this message's progress is recorded in the same round trip."""
-    settings = get_settings()
+    settings = current().settings
     live, stuck = _AHEAD(
-        [slot.zset(), slot.times()],
-        [msg_id, repr(slot.seq), settings.order_max_wait_seconds, settings.order_entry_ttl_seconds,
+        _keys(order),
+        [msg_id, repr(order.seq), settings.order_max_wait_seconds, settings.order_entry_ttl_seconds,
          SCAN_LIMIT, int(touch)],
     )
     return int(live), int(stuck)
 
 
-def touch(payload: dict[str, Any]) -> None:
+def touch(msg_id: str, order: Order | None) -> None:
     """A stage of this message starts: messages behind it keep waiting for it."""
-    slot = slot_of(payload)
-    msg_id = str(payload.get("msg_id") or "")
-    if slot is not None and msg_id:
-        _TOUCH([slot.zset(), slot.times()], [msg_id])
+    if order is not None and msg_id:
+        _TOUCH(_keys(order), [msg_id])
 
 
-def finish(payload: dict[str, Any]) -> None:
+def finish(msg_id: str, order: Order | None) -> None:
     """The message is done (answered or given up): the next one of its conversation may go."""
-    slot = slot_of(payload)
-    msg_id = str(payload.get("msg_id") or "")
-    if slot is None or not msg_id:
+    if order is None or not msg_id:
         return
-    pipe = redis_client().pipeline(transaction=True)
-    pipe.zrem(slot.zset(), msg_id)
-    pipe.hdel(slot.times(), msg_id)
+    line, times = _keys(order)
+    pipe = current().redis.pipeline(transaction=True)
+    pipe.zrem(line, msg_id)
+    pipe.hdel(times, msg_id)
     pipe.execute()
 
 
-def admit(payload: dict[str, Any], stage: str) -> dict[str, Any]:
-    """Return the payload when it is this message's turn; raise WaitForTurn otherwise.
+def admit(msg_id: str, order: Order | None, stage: str) -> None:
+    """Return when it is this message's turn; raise WaitForTurn otherwise.
 
     Waits in place up to ORDER_SPIN_SECONDS (most predecessors finish quickly), then re-queues.
     Messages ahead that made no progress for ORDER_MAX_WAIT_SECONDS no longer hold it back.
+    A message never put in line (a replayed dead letter) goes at once.
     """
-    slot = slot_of(payload)
-    msg_id = str(payload.get("msg_id") or "")
-    if slot is None or not msg_id:
-        return payload
-    settings = get_settings()
-    order = dict(payload["order"])
+    if order is None or not msg_id:
+        return
+    res = current()
+    settings, clock = res.settings, res.clock
     # A message taken from the preprocess queue just before this one may not be registered yet
     # (its thread was descheduled): give it a moment before looking.
-    settle = settings.order_settle_seconds - (time.time() - float(order.get("registered_at") or 0))
+    settle = settings.order_settle_seconds - (clock.time() - order.registered_at)
     if settle > 0:
-        time.sleep(min(settle, settings.order_settle_seconds))
-    spin_until = time.monotonic() + settings.order_spin_seconds
+        clock.sleep(min(settle, settings.order_settle_seconds))
+    spin_until = clock.monotonic() + settings.order_spin_seconds
     step = max(0.01, settings.order_poll_seconds / 4)
     while True:
         # Each look records progress too: waiting in line is alive, those behind keep waiting.
-        live, stuck = ahead_of(msg_id, slot, touch=True)
+        live, stuck = ahead_of(msg_id, order, touch=True)
         if live == 0:
             if stuck:
                 log.warning("%s: going ahead of %d earlier message(s) without progress for %.0f s",
                             stage, stuck, settings.order_max_wait_seconds)
-            if order.get("waiting_since"):
-                log.info("%s: my turn after %.2f s", stage, time.time() - float(order["waiting_since"]))
-            return payload
-        if time.monotonic() + step > spin_until:
+            if order.waiting_since:
+                log.info("%s: my turn after %.2f s", stage, clock.time() - order.waiting_since)
+            return
+        if clock.monotonic() + step > spin_until:
             break
-        time.sleep(step)
-    order.setdefault("waiting_since", time.time())
+        clock.sleep(step)
+    if not order.waiting_since:
+        order = order.replace(waiting_since=clock.time())
     # Further back in the line, look again less often (each message ahead needs its own time).
     countdown = min(settings.order_poll_seconds * live, 2.0)
-    raise WaitForTurn({**payload, "order": order}, countdown, live)
+    raise WaitForTurn(order, countdown, live)

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conf.settings import get_settings
 from webapp.actions.personal_data import BUTTONS, CARD_OWNERS, MEDIA, SESSIONS, Registry, registry
+from workers.resources import current
 from workers.state import buttons, cards, session
 from workers.state.media_store import MediaStore
 
@@ -29,13 +29,14 @@ class RedisKeyspace:
 
 
 class MediaFiles:
-    """The files users sent (MEDIA_ROOT, read when called: tests and processes may point it elsewhere)."""
+    """The files users sent (this process's media store, looked up when called: tests and processes may
+    point MEDIA_ROOT elsewhere)."""
 
     name = MEDIA
 
     @staticmethod
     def _store() -> MediaStore:
-        return MediaStore(get_settings().media_root)
+        return current().media_store
 
     def export_user(self, tenant_id: str, user_id: str) -> list[dict[str, Any]]:
         return self._store().list_user(tenant_id, user_id)

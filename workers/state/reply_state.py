@@ -6,9 +6,10 @@ webapp's replay: `contract.keys`.
 
 from __future__ import annotations
 
-from conf.settings import get_settings
+from typing import cast
+
 from contract import keys
-from workers.resources import LuaScript, key, redis_client
+from workers.resources import LuaScript, current
 
 SENT = keys.REPLY_SENT
 
@@ -25,18 +26,17 @@ return 0
 
 
 def reply_key(msg_id: str) -> str:
-    return key(keys.reply(msg_id))
+    return current().key(keys.reply(msg_id))
 
 
 def get(msg_id: str) -> str:
     """The current state ('' when nothing was sent)."""
-    return redis_client().get(reply_key(msg_id)) or ""
+    return cast("str | None", current().redis.get(reply_key(msg_id))) or ""  # decoded: strings
 
 
 def compare_and_set(name: str, expected: str, new: str) -> bool:
     """Set Redis key `name` from `expected` ('' = absent) to `new`; False if it held another value."""
-    ttl = get_settings().dedup_ttl_seconds
-    return bool(_CAS([name], [expected, new, ttl]))
+    return bool(_CAS([name], [expected, new, current().settings.dedup_ttl_seconds]))
 
 
 def swap(msg_id: str, expected: str, new: str) -> bool:

@@ -2,29 +2,32 @@
 
 The scope is tenant + conversation + user. In groups SESSION_GROUP_SCOPE=shared makes the whole
 group one scope (every entry then names its speaker); private chats are always per user.
+The TTL is Redis's own (a relative EXPIRE on every read and write), so it follows the Redis
+server's clock and no worker's: a host with a wrong clock cannot end or prolong a session.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any, cast
 
-from conf.settings import get_settings
-from workers.resources import key, redis_client
+from workers.payload import StagePayload
+from workers.resources import current
 
 GROUP_SCOPE = "*group*"  # the user part of a shared group session's key (not a valid user id)
 
 
 def scope_user(conversation_type: str, user_id: str) -> str:
     """Whose session a message belongs to: the user, or the whole group when groups share one."""
-    if conversation_type == "2" and get_settings().session_group_scope == "shared":
+    if conversation_type == "2" and current().settings.session_group_scope == "shared":
         return GROUP_SCOPE
     return user_id
 
 
 def session_key(tenant_id: str, conversation_id: str, user_id: str) -> str:
     """Keyed by tenant + conversation + scope user, so no context leaks between chats or users."""
-    return key(f"session:{tenant_id}:{conversation_id}:{user_id}")
+    return current().key(f"session:{tenant_id}:{conversation_id}:{user_id}")
 
 
 def _decode(raw: list[str]) -> list[dict[str, str]]:
@@ -46,10 +49,11 @@ def load_history(
     tenant_id: str, conversation_id: str, user_id: str, conversation_type: str = "1"
 ) -> list[dict[str, str]]:
     """The remembered turns, oldest first ([] when the session expired); reading restarts the TTL."""
+    res = current()
     skey = session_key(tenant_id, conversation_id, scope_user(conversation_type, user_id))
-    pipe = redis_client().pipeline(transaction=False)
+    pipe = res.redis.pipeline(transaction=False)
     pipe.lrange(skey, 0, -1)
-    pipe.expire(skey, get_settings().session_ttl_seconds)
+    pipe.expire(skey, res.settings.session_ttl_seconds)
     raw, _ = pipe.execute()
     return _decode(raw)
 
@@ -66,12 +70,13 @@ def append_turn(
     Each entry is stamped with the user it belongs to, so a shared group session still knows
     whose words are whose (for the skills, and for per-user erasure).
     """
-    settings = get_settings()
+    res = current()
+    settings = res.settings
     skey = session_key(tenant_id, conversation_id, scope_user(conversation_type, user_id))
     # One turn = the user's entry plus the assistant's entry.
     keep = max(1, settings.session_max_turns) * 2
     stamped = [{**e, "user": user_id} for e in entries]
-    pipe = redis_client().pipeline(transaction=True)
+    pipe = res.redis.pipeline(transaction=True)
     pipe.rpush(skey, *[json.dumps(e, ensure_ascii=False) for e in stamped])
     pipe.ltrim(skey, -keep, -1)
     pipe.expire(skey, settings.session_ttl_seconds)
@@ -81,8 +86,9 @@ def append_turn(
 # --- per-user export and erasure ------------------------------------------------------------
 
 def _session_keys(tenant_id: str) -> Iterator[str]:
-    pattern = key(f"session:{tenant_id}:*") if tenant_id else key("session:*")
-    yield from redis_client().scan_iter(match=pattern, count=1000)
+    res = current()
+    pattern = res.key(f"session:{tenant_id}:*") if tenant_id else res.key("session:*")
+    yield from res.redis.scan_iter(match=pattern, count=1000)
 
 
 def _owner_of(skey: str, user_id: str) -> str:
@@ -95,13 +101,13 @@ def _owner_of(skey: str, user_id: str) -> str:
 
 def export_user(tenant_id: str, user_id: str) -> list[dict[str, Any]]:
     """Every remembered entry of this user: own sessions whole, shared group sessions filtered."""
-    client = redis_client()
+    client = current().redis
     found = []
     for skey in _session_keys(tenant_id):
         owner = _owner_of(skey, user_id)
         if not owner:
             continue
-        entries = _decode(client.lrange(skey, 0, -1))
+        entries = _decode(cast("list[str]", client.lrange(skey, 0, -1)))
         if owner == GROUP_SCOPE:
             entries = [e for e in entries if e.get("user") == user_id]
         if entries:
@@ -112,7 +118,7 @@ def export_user(tenant_id: str, user_id: str) -> list[dict[str, Any]]:
 
 def erase_user(tenant_id: str, user_id: str) -> int:
     """Delete this user's sessions and their entries in shared group sessions; returns entries removed."""
-    client = redis_client()
+    client = current().redis
     removed = 0
     for skey in list(_session_keys(tenant_id)):
         owner = _owner_of(skey, user_id)
@@ -120,7 +126,7 @@ def erase_user(tenant_id: str, user_id: str) -> int:
             removed += client.llen(skey)
             client.delete(skey)
         elif owner == GROUP_SCOPE:
-            for item in client.lrange(skey, 0, -1):
+            for item in cast("list[str]", client.lrange(skey, 0, -1)):
                 try:
                     mine = json.loads(item).get("user") == user_id
                 except (ValueError, AttributeError):
@@ -130,13 +136,10 @@ def erase_user(tenant_id: str, user_id: str) -> int:
     return removed
 
 
-def refresh_history(payload: dict[str, Any]) -> dict[str, Any]:
+def refresh_history(payload: StagePayload) -> StagePayload:
     """The stage payload with the turn's history re-read (after earlier messages were answered)."""
-    turn = payload.get("turn")
-    if not isinstance(turn, dict) or not turn.get("user_id"):
+    turn = payload.turn
+    if not turn.user_id:
         return payload
-    history = load_history(
-        str(turn.get("tenant_id") or ""), str(turn.get("conversation_id") or ""), str(turn["user_id"]),
-        str(turn.get("conversation_type") or "1"),
-    )
-    return {**payload, "turn": {**turn, "history": history}}
+    history = load_history(turn.tenant_id, turn.conversation_id, turn.user_id, turn.conversation_type or "1")
+    return payload.replace(turn=turn.replace(history=history))

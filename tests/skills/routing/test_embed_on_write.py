@@ -56,12 +56,10 @@ def test_seeding_embeds_the_shipped_examples(hashed):
     assert do_train_router("test", activate=False).metrics["embedded_texts"] == 0
 
 
-def test_train_router_if_missing_trains_a_first_deployment_once(hashed, redis_prefix, monkeypatch):
-    from conf.settings import get_settings
+def test_train_router_if_missing_trains_a_first_deployment_once(hashed, resources):
     from webapp.models import RouterModel
 
-    monkeypatch.setenv("REDIS_KEY_PREFIX", redis_prefix)  # activation announces the version in Redis
-    get_settings.cache_clear()
+    # `resources` puts the Redis keys under this test's prefix: activation announces the version there.
     call_command("train_router", "--if-missing")  # empty table: seeds, trains, activates
     first = RouterModel.objects.get()
     assert first.activated_at is not None and first.n_examples == IntentExample.objects.count() > 0
@@ -69,7 +67,6 @@ def test_train_router_if_missing_trains_a_first_deployment_once(hashed, redis_pr
     assert list(RouterModel.objects.values_list("version", flat=True)) == [first.version]
     call_command("train_router")  # without the flag an operator's retrain still happens
     assert RouterModel.objects.count() == 2
-    get_settings.cache_clear()
 
 
 def test_embedding_reports_its_progress_a_batch_at_a_time(hashed, tmp_path: Path, monkeypatch):

@@ -29,7 +29,7 @@ class PermissionlessCards:
     def url(self) -> str:
         return self._server.url
 
-    def __enter__(self) -> "PermissionlessCards":
+    def __enter__(self) -> PermissionlessCards:
         self._server.start()
         return self
 

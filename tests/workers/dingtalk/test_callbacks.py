@@ -7,13 +7,13 @@ import json
 import pytest
 
 from testkit.envelopes import callback_envelope, card_callback, envelope
-from workers.state import ordering
-from workers.state.cards import CancelFlags
-from workers.errors import NothingToAnswer, PoisonMessage
-from workers.dingtalk import callbacks
-from workers.state import buttons, cards
-from workers.stages.preprocess import preprocess
 from testkit.personas import alice, bob, mallory
+from workers.dingtalk import callbacks
+from workers.errors import NothingToAnswer, PoisonMessage
+from workers.payload import Order
+from workers.stages.preprocess import preprocess
+from workers.state import buttons, cards, ordering
+from workers.state.cards import CancelFlags
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +29,15 @@ def own_card(out_track_id: str = "card-1", buttons_map: dict | None = None) -> N
     cards.remember(out_track_id, cards.owner_for(OWNER_TURN, DELIVERY, buttons_map))
 
 
+def order_of(payload: dict) -> Order:
+    order = Order.from_dict(payload["order"])
+    assert order is not None, "preprocess puts every message in line"
+    return order
+
+
 def run(data: dict, run_id: str = "run-1") -> dict:
-    payload = preprocess(data, run_id=run_id)
-    json.dumps(payload)
-    return payload
+    """preprocess's payload as it travels to the next stage (JSON)."""
+    return json.loads(json.dumps(preprocess(data, run_id=run_id).to_dict()))
 
 
 def test_a_submitted_form_becomes_form_data_for_the_owning_skill(worker_settings):
@@ -81,7 +86,7 @@ def test_callbacks_are_ordered_in_the_owning_conversation(worker_settings):
     own_card()
     payload = run(callback_envelope(card_callback("card-1", action_ids=["x"], params={"a": "1"})))
     assert payload["order"]["conversation_id"] == "cid-g=="
-    assert ordering.ahead_of(payload["msg_id"], ordering.slot_of(payload)) == (0, 0)
+    assert ordering.ahead_of(payload["msg_id"], order_of(payload)) == (0, 0)
 
 
 @pytest.mark.parametrize("action_ids,values,stop", [
@@ -118,11 +123,11 @@ def test_a_tap_from_another_user_or_chat_is_just_text(worker_settings):
 def test_a_duplicate_delivery_never_holds_the_conversation(worker_settings):
     data = bob.robot_message("hello", conversation_id="cid-dup==")
     first = run(envelope(data))
-    ordering.finish(first)  # answered
+    ordering.finish(first["msg_id"], Order.from_dict(first["order"]))  # answered
     with pytest.raises(Exception, match="already claimed"):
         run(envelope(data), run_id="second-delivery")
     later = run(envelope(bob.robot_message("next", conversation_id="cid-dup==")), "run-9")
-    assert ordering.ahead_of(later["msg_id"], ordering.slot_of(later)) == (0, 0)
+    assert ordering.ahead_of(later["msg_id"], order_of(later)) == (0, 0)
 
 
 def test_a_duplicate_while_the_original_runs_keeps_the_original_in_line(worker_settings):
@@ -131,4 +136,4 @@ def test_a_duplicate_while_the_original_runs_keeps_the_original_in_line(worker_s
     with pytest.raises(Exception, match="already claimed"):
         run(envelope(data), run_id="second-delivery")
     later = run(envelope(bob.robot_message("next", conversation_id="cid-dup2==")), "run-9")
-    assert ordering.ahead_of(later["msg_id"], ordering.slot_of(later)) == (1, 0)
+    assert ordering.ahead_of(later["msg_id"], order_of(later)) == (1, 0)

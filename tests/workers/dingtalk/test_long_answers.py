@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from skills.api import Reply
-from workers.stages.postprocess import reply_parts
 from workers.dingtalk.reply_split import split_text
+from workers.stages.postprocess import reply_parts
 
 TABLE = "intro\n\n| name | value |\n|---|---|\n" + "\n".join(f"| row {i} | {i * 7} |" for i in range(80)) + "\n\nend"
 
@@ -44,6 +44,6 @@ def test_a_long_action_card_keeps_its_buttons_on_the_last_part():
     buttons = [{"title": "OK", "action": "a"}]
     parts = reply_parts(Reply(text="\n".join(["line of text"] * 200), kind="action_card", buttons=buttons), [], 500)
     assert len(parts) > 1
-    assert [p["kind"] for p in parts[:-1]] == ["markdown"] * (len(parts) - 1)
-    assert parts[-1]["kind"] == "action_card" and parts[-1]["buttons"] == buttons
-    assert all(p["buttons"] == [] for p in parts[:-1])
+    assert [p.kind for p in parts[:-1]] == ["markdown"] * (len(parts) - 1)
+    assert parts[-1].kind == "action_card" and parts[-1].buttons == buttons
+    assert all(p.buttons == [] for p in parts[:-1])

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from testkit.envelopes import envelope_from_push
-from workers.resources import dingtalk_api
+from testkit.personas import alice
 from workers.dingtalk.inbound import MediaItem
-from workers.dingtalk.media import MediaLimits, MediaRejected, fetch
-from workers.state.media_store import MediaStore
+from workers.dingtalk.media import MediaLimits, fetch
+from workers.errors import MediaRejected
 from workers.phrases import phrase
 from workers.stages.preprocess import preprocess
-from testkit.personas import alice
+from workers.state.media_store import MediaStore
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +27,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 def preprocessed(server, client, msgtype: str, content: dict, **fields) -> dict:
     pushed = alice.send(client, "", msgtype=msgtype, content=content, **fields)
     payload = preprocess(envelope_from_push(server, pushed["messageId"]), run_id=f"run-{pushed['msgId']}")
-    json.dumps(payload)  # the bytes never ride along, only the reference
-    return payload
+    return json.loads(json.dumps(payload.to_dict()))  # the bytes never ride along, only the reference
 
 
 def test_a_picture_is_stored_and_the_skill_gets_a_reference(dingtalk_sandbox, sandbox_client,
@@ -59,11 +58,9 @@ def test_a_file_keeps_its_name_and_rich_text_keeps_text_and_images(dingtalk_sand
 
 
 def test_a_file_over_the_size_limit_gets_a_polite_reply(dingtalk_sandbox, sandbox_client, sandbox_settings,
-                                                        media_root, monkeypatch):
-    from conf.settings import get_settings
+                                                        media_root, resources):
 
-    monkeypatch.setenv("MEDIA_MAX_BYTES", "1000")
-    get_settings.cache_clear()
+    resources.set(MEDIA_MAX_BYTES="1000")
     sandbox_client.add_file("big-1", b"x" * 5000, content_type="video/mp4")
     payload = preprocessed(dingtalk_sandbox, sandbox_client, "video",
                            {"downloadCode": "big-1", "duration": "3", "videoType": "mp4"})
@@ -73,11 +70,9 @@ def test_a_file_over_the_size_limit_gets_a_polite_reply(dingtalk_sandbox, sandbo
 
 
 def test_a_type_outside_the_allowed_list_gets_a_polite_reply(dingtalk_sandbox, sandbox_client,
-                                                             sandbox_settings, media_root, monkeypatch):
-    from conf.settings import get_settings
+                                                             sandbox_settings, media_root, resources):
 
-    monkeypatch.setenv("MEDIA_ALLOWED_TYPES", "image/,application/pdf")
-    get_settings.cache_clear()
+    resources.set(MEDIA_ALLOWED_TYPES="image/,application/pdf")
     sandbox_client.add_file("exe-1", b"MZ...", content_type="application/x-msdownload")
     payload = preprocessed(dingtalk_sandbox, sandbox_client, "file", {"downloadCode": "exe-1", "fileName": "a.exe"})
     assert "application/x-msdownload" in payload["reply"]["text"]
@@ -92,7 +87,7 @@ def test_an_expired_download_code_gets_a_polite_reply(dingtalk_sandbox, sandbox_
 class _Chunked(http.server.BaseHTTPRequestHandler):
     """Answers without Content-Length (HTTP/1.0, close): only counting the bytes finds the size."""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
         self.end_headers()
@@ -113,11 +108,11 @@ class _Resolver:
         return self.url
 
 
-def test_a_stream_without_a_length_is_cut_at_the_limit(sandbox_settings, tmp_path):
+def test_a_stream_without_a_length_is_cut_at_the_limit(sandbox_settings, tmp_path, resources):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Chunked)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        api = _Resolver(f"http://127.0.0.1:{server.server_address[1]}/f", dingtalk_api().http)
+        api = _Resolver(f"http://127.0.0.1:{server.server_address[1]}/f", resources.current.dingtalk.http)
         store = MediaStore(tmp_path)
         with pytest.raises(MediaRejected) as refused:
             fetch(api, store, MediaLimits(10_000, ("image/",)), MediaItem("image", "c"),  # type: ignore[arg-type]

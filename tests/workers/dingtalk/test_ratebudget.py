@@ -11,8 +11,9 @@ import time
 import pytest
 import redis
 
-from workers.dingtalk.ratebudget import RateBudget
+from testkit.clock import FakeClock
 from tests.workers.dingtalk.conftest import REDIS_URL
+from workers.dingtalk.ratebudget import RateBudget
 
 
 def max_in_window(stamps: list[float], window: float = 1.0) -> int:
@@ -26,12 +27,16 @@ def max_in_window(stamps: list[float], window: float = 1.0) -> int:
 
 
 def test_calls_are_spaced_to_the_rate_with_headroom(redis_client: redis.Redis, redis_prefix: str) -> None:
-    budget = RateBudget(redis_client, redis_prefix, {"card": 20}, headroom=0.8)
+    clock = FakeClock()  # the waits are asked of this clock; the bucket keeps Redis's time
+    budget = RateBudget(redis_client, redis_prefix, {"card": 20}, headroom=0.8, clock=clock)
     started = time.monotonic()
     for _ in range(9):
         assert budget.acquire("card", timeout=2)
-    # The first is free, the next eight wait 1/16 s each.
-    assert 0.48 <= time.monotonic() - started < 0.8
+    real = time.monotonic() - started  # what Redis's clock moved meanwhile (the fake one did not sleep)
+    # The first is free; the k-th after it owns the slot k/16 s after the first (16/s = 20 × 0.8).
+    assert len(clock.sleeps) == 8
+    for k, slept in enumerate(clock.sleeps, start=1):
+        assert k / 16 - real - 0.005 <= slept <= k / 16 + 0.005
 
 
 def test_try_acquire_takes_nothing_when_the_bucket_is_empty(redis_client: redis.Redis, redis_prefix: str) -> None:
@@ -44,11 +49,11 @@ def test_try_acquire_takes_nothing_when_the_bucket_is_empty(redis_client: redis.
 
 
 def test_acquire_gives_up_at_its_timeout(redis_client: redis.Redis, redis_prefix: str) -> None:
-    budget = RateBudget(redis_client, redis_prefix, {"card": 1})
+    clock = FakeClock()
+    budget = RateBudget(redis_client, redis_prefix, {"card": 1}, clock=clock)
     assert budget.acquire("card", timeout=0)
-    started = time.monotonic()
     assert not budget.acquire("card", timeout=0.2)
-    assert time.monotonic() - started < 0.1  # it knows the wait is too long without sleeping it
+    assert clock.sleeps == []  # it knows the wait is too long without sleeping it
 
 
 def test_a_penalty_holds_every_caller(redis_client: redis.Redis, redis_prefix: str) -> None:
@@ -93,6 +98,7 @@ def test_threads_sharing_one_budget_stay_within_the_rate(redis_prefix: str) -> N
 
 WORKER = """
 import json, sys, time, redis
+from testkit.clock import FakeClock
 from workers.dingtalk.ratebudget import RateBudget
 budget = RateBudget(redis.Redis.from_url(sys.argv[1]), sys.argv[2], {"card": 10})
 start_at = float(sys.argv[3])

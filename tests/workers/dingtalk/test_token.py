@@ -6,7 +6,7 @@ import pytest
 
 from workers.dingtalk.token import REFRESH_MARGIN_SECONDS, TokenCache
 from workers.errors import PoisonMessage
-from workers.resources import key
+from workers.resources import current
 
 
 class TokenEndpoint:
@@ -35,7 +35,7 @@ def clock():
 
 
 def cache(redis_conn, endpoint, clock) -> TokenCache:
-    return TokenCache(redis_conn, key("dingtalk:token:app"), endpoint, clock=clock)
+    return TokenCache(redis_conn, current().key("dingtalk:token:app"), endpoint, clock=clock)
 
 
 def test_a_fresh_token_is_fetched_once_and_reused(redis_conn, clock):

@@ -11,12 +11,12 @@ from django.core.management import call_command
 
 from skills.api import Turn
 from testkit.envelopes import envelope
+from testkit.personas import alice
 from webapp.actions.routing import do_seed_intent_examples, do_train_router
 from webapp.models import IntentExample, RoutedTurn, RouterModel
 from workers.routing import routers
-from workers.stages.preprocess import preprocess
 from workers.routing.source import DatabaseArtefacts
-from testkit.personas import alice
+from workers.stages.preprocess import preprocess
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -64,19 +64,17 @@ def test_a_worker_picks_up_a_newer_router_without_restarting(router_dir, worker_
         router.stop()
 
 
-def test_preprocess_routes_with_the_trained_router_and_logs_the_version(router_dir, worker_settings):
+def test_preprocess_routes_with_the_trained_router_and_logs_the_version(router_dir, resources):
     model = do_train_router("test")
     router = routers.EmbeddingRouter(DatabaseArtefacts(router_dir), poll_seconds=60).start()
-    previous = routers.installed_router()
-    routers.install_router(router)
+    resources.current.router = router
     try:
         assert router.wait_ready(60)
         payload = preprocess(envelope(text="下午三点提醒我交周报"), "r1")
-        assert (payload["turn"]["skill"], payload["turn"]["intent"]) == ("schedule", "schedule.create")
-        logged = RoutedTurn.objects.get(msg_id=payload["msg_id"])
+        assert (payload.turn.skill, payload.turn.intent) == ("schedule", "schedule.create")
+        logged = RoutedTurn.objects.get(msg_id=payload.msg_id)
         assert (logged.router_version, logged.decision) == (model.version, "routed")
     finally:
-        routers.install_router(previous)
         router.stop()
 
 

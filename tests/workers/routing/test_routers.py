@@ -9,13 +9,13 @@ import pytest
 
 from skills.routing.router import Prediction
 from testkit.envelopes import envelope
+from testkit.personas import alice, bob
 from webapp.actions import versions
 from webapp.actions.skills import do_update_skill_setting
 from webapp.models import RoutedTurn
 from workers.routing import routers
-from workers.stages.preprocess import preprocess
 from workers.routing.policy import CHOOSE_SKILL
-from testkit.personas import alice, bob
+from workers.stages.preprocess import preprocess
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ class FixedSource:
     def latest_version(self) -> str | None:
         return self.version
 
-    def load(self, version: str):  # noqa: ANN201 - the router protocol's predict is all we use
+    def load(self, version: str):
         return self.model
 
     def release(self) -> None:
@@ -45,10 +45,13 @@ class FixedSource:
 
 
 @pytest.fixture
-def installed():
-    previous = routers.installed_router()
-    yield routers.install_router
-    routers.install_router(previous)
+def installed(resources):
+    """Install a router in this test's resources (what the worker start does with the trained one)."""
+
+    def install(router: routers.Router) -> None:
+        resources.current.router = router
+
+    return install
 
 
 def embedding_router(prediction: Prediction) -> routers.EmbeddingRouter:
@@ -58,26 +61,26 @@ def embedding_router(prediction: Prediction) -> routers.EmbeddingRouter:
 
 
 def test_without_a_model_help_words_go_to_help_and_the_rest_to_the_fallback(worker_settings):
-    assert preprocess(envelope(text="帮助"), "r1")["turn"]["skill"] == "help"
+    assert preprocess(envelope(text="帮助"), "r1").turn.skill == "help"
     payload = preprocess(envelope(text="明天开会"), "r2")
-    assert (payload["turn"]["skill"], payload["turn"]["intent"]) == ("echo", "echo")
-    assert RoutedTurn.objects.get(msg_id=payload["msg_id"]).decision == "keyword"
+    assert (payload.turn.skill, payload.turn.intent) == ("echo", "echo")
+    assert RoutedTurn.objects.get(msg_id=payload.msg_id).decision == "keyword"
 
 
 def test_a_disabled_help_skill_is_not_routed_to(worker_settings):
     env = envelope(text="help")
     do_update_skill_setting(bob.key, env["tenant_id"], "help", False, {})
     versions.publish(versions.SETTINGS)
-    assert preprocess(env, "r1")["turn"]["skill"] == "echo"
+    assert preprocess(env, "r1").turn.skill == "echo"
 
 
 def test_an_unsure_router_makes_preprocess_answer_with_a_question(worker_settings, installed):
     installed(embedding_router(Prediction("docsearch.ask", 0.45, False,
                                           [("docsearch.ask", 0.45), ("schedule.list", 0.4), ("chat", 0.15)])))
     payload = preprocess(envelope(text="培训资料"), "r1")
-    json.dumps(payload)
-    assert payload["reply"]["kind"] == "action_card" and payload["turn"]["skill"] == ""
-    logged = RoutedTurn.objects.get(msg_id=payload["msg_id"])
+    json.dumps(payload.to_dict())
+    assert payload.reply.kind == "action_card" and payload.turn.skill == ""
+    logged = RoutedTurn.objects.get(msg_id=payload.msg_id)
     assert (logged.decision, logged.predicted_intent, logged.router_version) == ("clarify", "docsearch.ask", "v1")
     assert logged.top[0] == ["docsearch.ask", 0.45]
 
@@ -85,9 +88,9 @@ def test_an_unsure_router_makes_preprocess_answer_with_a_question(worker_setting
 def test_a_confident_router_fills_intent_skill_and_confidence(worker_settings, installed):
     installed(embedding_router(Prediction("schedule.create", 0.95, False, [("schedule.create", 0.95)])))
     payload = preprocess(envelope(text="下午三点提醒我交周报"), "r1")
-    assert payload["reply"] is None
-    turn = payload["turn"]
-    assert (turn["skill"], turn["intent"], turn["confidence"]) == ("schedule", "schedule.create", 0.95)
+    assert payload.reply is None
+    turn = payload.turn
+    assert (turn.skill, turn.intent, turn.confidence) == ("schedule", "schedule.create", 0.95)
 
 
 def test_a_choose_skill_callback_reruns_the_original_text_with_that_skill(worker_settings, installed):
@@ -111,7 +114,7 @@ def test_a_schedule_button_goes_back_to_schedule_without_asking_the_router(worke
 
 def test_a_router_that_cannot_load_keeps_keyword_routing(worker_settings):
     class Broken(FixedSource):
-        def load(self, version: str):  # noqa: ANN201
+        def load(self, version: str):
             raise OSError("artefact unreadable")
 
     router = routers.EmbeddingRouter(Broken(Prediction("chat", 1.0, False, [])), poll_seconds=60)

@@ -7,22 +7,22 @@ import time
 
 import pytest
 
+from skills.api import Reply
 from testkit.envelopes import envelope_from_push
 from testkit.personas import Persona, alice, bob, mallory
 from webapp.models import MessageRecord, MessageStatus
-from workers.state import reply_state
+from workers.errors import PoisonMessage, Throttled, TransientError
+from workers.payload import StagePayload
 from workers.stages.deliver import choose_channel, deliver
-from workers.dingtalk.api import Throttled
-from workers.errors import PoisonMessage, TransientError
 from workers.stages.postprocess import postprocess
 from workers.stages.preprocess import preprocess
-from workers.resources import key
 from workers.stages.run_skill import run_skill
+from workers.state import reply_state
 
 pytestmark = pytest.mark.django_db
 
 
-def ready_to_deliver(server, client, text="hi", who: Persona = alice, **message) -> dict:
+def ready_to_deliver(server, client, text="hi", who: Persona = alice, **message) -> StagePayload:
     """Inject a message from `who` into the sandbox and run the first three stages on its push."""
     injected = who.send(client, text, **message)
     env = envelope_from_push(server, injected["messageId"])
@@ -34,9 +34,9 @@ def test_it_replies_over_the_session_webhook(dingtalk_sandbox, sandbox_client, s
     assert deliver(payload)["result"] == "sent"
     [reply] = sandbox_client.replies()
     assert reply["via"] == "webhook"
-    assert reply["msg_id"] == payload["msg_id"]
+    assert reply["msg_id"] == payload.msg_id
     assert reply["text"] == "You said: hello"
-    record = MessageRecord.objects.get(msg_id=payload["msg_id"])
+    record = MessageRecord.objects.get(msg_id=payload.msg_id)
     assert record.status == MessageStatus.REPLIED
     assert record.channel == "webhook"
     assert record.replied_at >= record.postprocessed_at
@@ -73,7 +73,7 @@ def test_an_expired_webhook_falls_back_to_batch_send_in_private_chats(
     assert reply["user_ids"] == [alice.staff_id]
     assert reply["msg_key"] == "sampleText"
     assert reply["param"] == {"content": "You said: late"}
-    assert MessageRecord.objects.get(msg_id=payload["msg_id"]).channel == "openapi"
+    assert MessageRecord.objects.get(msg_id=payload.msg_id).channel == "openapi"
 
 
 def test_an_expired_webhook_falls_back_to_group_send_in_groups(
@@ -84,14 +84,14 @@ def test_an_expired_webhook_falls_back_to_group_send_in_groups(
     deliver(payload)
     [reply] = sandbox_client.replies()
     assert reply["via"] == "groupSend"
-    assert reply["conversation_id"] == payload["delivery"]["conversation_id"]
+    assert reply["conversation_id"] == payload.delivery["conversation_id"]
     assert reply["msg_key"] == "sampleMarkdown"
 
 
 def test_a_webhook_past_its_expiry_time_is_not_even_tried(dingtalk_sandbox, sandbox_client,
                                                           sandbox_settings):
     payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "hi")
-    payload["delivery"]["session_webhook_expires_at"] = int(time.time() * 1000) - 1
+    payload.delivery["session_webhook_expires_at"] = int(time.time() * 1000) - 1
     deliver(payload)
     assert [r["via"] for r in sandbox_client.replies()] == ["batchSend"]
 
@@ -107,26 +107,26 @@ def test_channel_choice_follows_the_webhook_expiry():
 
 
 def test_the_access_token_is_cached_in_redis_and_reused(dingtalk_sandbox, sandbox_client,
-                                                        sandbox_settings, redis_conn):
+                                                        sandbox_settings, redis_conn, resources):
     before = sandbox_client.state()["token_fetches"]
     for who in (alice, bob, alice):
         payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x", who=who)
-        payload["delivery"]["session_webhook_expires_at"] = 1
+        payload.delivery["session_webhook_expires_at"] = 1
         deliver(payload)
     assert len(sandbox_client.replies(via="batchSend")) == 3
     assert sandbox_client.state()["token_fetches"] - before == 1
-    assert redis_conn.get(key("dingtalk:token:sandbox-client-id"))
+    assert redis_conn.get(resources.current.key("dingtalk:token:sandbox-client-id"))
 
 
 def test_a_refused_token_is_refreshed_once_and_the_send_succeeds(
         dingtalk_sandbox, sandbox_client, sandbox_settings):
     first = ready_to_deliver(dingtalk_sandbox, sandbox_client, "one")
-    first["delivery"]["session_webhook_expires_at"] = 1
+    first.delivery["session_webhook_expires_at"] = 1
     deliver(first)
     before = sandbox_client.state()["token_fetches"]
     sandbox_client.fault("expire_tokens")  # the cached token is now refused
     second = ready_to_deliver(dingtalk_sandbox, sandbox_client, "two", who=bob)
-    second["delivery"]["session_webhook_expires_at"] = 1
+    second.delivery["session_webhook_expires_at"] = 1
     deliver(second)
     assert [r["text"] for r in sandbox_client.replies(via="batchSend")] == [
         "You said: one", "You said: two"]
@@ -134,17 +134,15 @@ def test_a_refused_token_is_refreshed_once_and_the_send_succeeds(
 
 
 def test_wrong_credentials_are_poison_and_nothing_is_marked_sent(
-        dingtalk_sandbox, sandbox_client, sandbox_settings, monkeypatch):
-    from conf.settings import get_settings
+        dingtalk_sandbox, sandbox_client, sandbox_settings, resources):
 
     payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "x")
-    payload["delivery"]["session_webhook_expires_at"] = 1
-    monkeypatch.setenv("DINGTALK_CLIENT_SECRET", "wrong")
-    get_settings.cache_clear()
+    payload.delivery["session_webhook_expires_at"] = 1
+    resources.set(DINGTALK_CLIENT_SECRET="wrong")
     with pytest.raises(PoisonMessage, match="DINGTALK_CLIENT_SECRET"):
         deliver(payload)
     assert sandbox_client.replies() == []
-    assert reply_state.get(payload["msg_id"]) == "next:0"  # a replay may send it
+    assert reply_state.get(payload.msg_id) == "next:0"  # a replay may send it
 
 
 def test_a_reply_is_sent_at_most_once_per_msg_id(dingtalk_sandbox, sandbox_client,
@@ -159,28 +157,25 @@ def test_a_retry_after_a_crash_mid_send_does_not_resend(dingtalk_sandbox, sandbo
                                                         sandbox_settings):
     payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "crash")
     # The previous attempt died between marking "sending" and marking "sent".
-    assert reply_state.swap(payload["msg_id"], "", reply_state.sending(0))
+    assert reply_state.swap(payload.msg_id, "", reply_state.sending(0))
     assert deliver(payload)["result"] == "delivery_unknown"
     assert sandbox_client.replies() == []
-    record = MessageRecord.objects.get(msg_id=payload["msg_id"])
+    record = MessageRecord.objects.get(msg_id=payload.msg_id)
     assert record.status == MessageStatus.DELIVERY_UNKNOWN
 
 
 def test_a_rate_limited_send_is_not_sent_and_the_stage_retry_sends_it_once(
-        dingtalk_sandbox, sandbox_client, sandbox_settings, monkeypatch):
-    from conf.settings import get_settings
-
-    monkeypatch.setenv("DELIVER_THROTTLE_RETRIES", "0")  # no in-task retry: the task re-queues
-    get_settings.cache_clear()
+        dingtalk_sandbox, sandbox_client, sandbox_settings, resources):
+    resources.set(DELIVER_THROTTLE_RETRIES="0")  # no in-task retry: the task re-queues
     first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, who=who)
                      for t, who in (("first", alice), ("second", bob)))
     for payload in (first, second):
-        payload["delivery"]["session_webhook_expires_at"] = 1
+        payload.delivery["session_webhook_expires_at"] = 1
     sandbox_client.configure(qps_limits={"robot_send": 1})
     deliver(first)  # uses this second's budget
     with pytest.raises(Throttled, match="QpsLimit"):
         deliver(second)  # 403 Forbidden.AccessDenied.QpsLimitForApi
-    assert reply_state.get(second["msg_id"]) == "next:0"
+    assert reply_state.get(second.msg_id) == "next:0"
     sandbox_client.configure(qps_limits={})
     deliver(second)  # the retry
     assert [r["text"] for r in sandbox_client.replies(via="batchSend")] == [
@@ -192,7 +187,7 @@ def test_a_rate_limited_send_is_retried_in_the_task_after_a_shared_pause(
     first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, who=who)
                      for t, who in (("first", alice), ("second", bob)))
     for payload in (first, second):
-        payload["delivery"]["session_webhook_expires_at"] = 1
+        payload.delivery["session_webhook_expires_at"] = 1
     sandbox_client.configure(qps_limits={"robot_send": 1})
     deliver(first)
     assert deliver(second)["result"] == "sent"  # throttled once, penalty, then sent
@@ -202,11 +197,9 @@ def test_a_rate_limited_send_is_retried_in_the_task_after_a_shared_pause(
 
 
 def test_the_webhook_rate_limit_errcode_is_throttling(dingtalk_sandbox, sandbox_client,
-                                                      sandbox_settings, monkeypatch):
-    from conf.settings import get_settings
+                                                      sandbox_settings, resources):
 
-    monkeypatch.setenv("DELIVER_THROTTLE_RETRIES", "0")
-    get_settings.cache_clear()
+    resources.set(DELIVER_THROTTLE_RETRIES="0")
     sandbox_client.configure(qps_limits={"webhook": 0.001})
     payloads = [ready_to_deliver(dingtalk_sandbox, sandbox_client, f"m{i}") for i in range(3)]
     outcomes = []
@@ -215,23 +208,21 @@ def test_the_webhook_rate_limit_errcode_is_throttling(dingtalk_sandbox, sandbox_
             outcomes.append(deliver(payload)["result"])
         except Throttled as exc:
             outcomes.append(str(exc))
-            assert reply_state.get(payload["msg_id"]) == "next:0"
+            assert reply_state.get(payload.msg_id) == "next:0"
     assert any("130101" in o for o in outcomes)
 
 
 def test_long_replies_go_out_in_parts_and_a_retry_resumes_after_the_sent_ones(
-        dingtalk_sandbox, sandbox_client, sandbox_settings, monkeypatch):
-    from conf.settings import get_settings
+        dingtalk_sandbox, sandbox_client, sandbox_settings, resources):
 
-    monkeypatch.setenv("REPLY_MAX_BYTES", "60")
-    get_settings.cache_clear()
+    resources.set(REPLY_MAX_BYTES="60")
     payload = ready_to_deliver(dingtalk_sandbox, sandbox_client,
                                "\n".join(f"line number {i}" for i in range(8)))
-    assert len(payload["replies"]) >= 3
-    reply_state.swap(payload["msg_id"], "", reply_state.next_part(1))  # part 0 went out before
+    assert len(payload.replies) >= 3
+    reply_state.swap(payload.msg_id, "", reply_state.next_part(1))  # part 0 went out before
     deliver(payload)
     texts = [r["text"] for r in sandbox_client.replies()]
-    assert texts == [p["text"] for p in payload["replies"][1:]]
+    assert texts == [p.text for p in payload.replies[1:]]
 
 
 def test_a_private_chat_without_a_staff_id_cannot_fall_back(dingtalk_sandbox, sandbox_client,
@@ -242,22 +233,18 @@ def test_a_private_chat_without_a_staff_id_cannot_fall_back(dingtalk_sandbox, sa
         deliver(payload)
 
 
-def _net_payload(url: str) -> dict:
-    return {
-        "msg_id": f"net-{url[-40:]}", "replies": [{"text": "hi"}],
-        "delivery": {"session_webhook": url, "session_webhook_expires_at": 0,
-                     "conversation_type": "1", "sender_staff_id": alice.staff_id},
-    }
+def _net_payload(url: str) -> StagePayload:
+    msg_id = f"net-{url[-40:]}"
+    return StagePayload(
+        msg_id=msg_id, turn=alice.turn("hi", msg_id=msg_id), replies=(Reply(text="hi"),),
+        delivery={"session_webhook": url, "session_webhook_expires_at": 0, "conversation_type": "1",
+                  "sender_staff_id": alice.staff_id},
+    )
 
 
 @pytest.fixture
-def short_http_timeout(sandbox_settings, monkeypatch):
-    from conf.settings import get_settings
-    from workers.resources import reset_clients
-
-    monkeypatch.setenv("HTTP_TIMEOUT_SECONDS", "0.3")
-    get_settings.cache_clear()
-    reset_clients()
+def short_http_timeout(sandbox_settings, resources):
+    resources.set(HTTP_TIMEOUT_SECONDS="0.3")
 
 
 def test_a_refused_connection_is_transient_and_leaves_the_part_unsent(short_http_timeout):
@@ -267,7 +254,7 @@ def test_a_refused_connection_is_transient_and_leaves_the_part_unsent(short_http
     payload = _net_payload(refused)
     with pytest.raises(TransientError):
         deliver(payload)
-    assert reply_state.get(payload["msg_id"]) == "next:0"
+    assert reply_state.get(payload.msg_id) == "next:0"
 
 
 def test_a_read_timeout_is_an_unknown_outcome_that_is_never_resent(short_http_timeout):
@@ -277,18 +264,18 @@ def test_a_read_timeout_is_an_unknown_outcome_that_is_never_resent(short_http_ti
         silent = f"http://127.0.0.1:{listener.getsockname()[1]}/robot/sendBySession?session=x"
         payload = _net_payload(silent)
         assert deliver(payload)["result"] == "delivery_unknown"
-        assert reply_state.get(payload["msg_id"]) == "sending:0"
+        assert reply_state.get(payload.msg_id) == "sending:0"
         # A retry (or a redelivered task) must not send the part a second time.
         assert deliver(payload)["result"] == "delivery_unknown"
 
 
 def test_it_records_when_the_listener_acked_the_push(dingtalk_sandbox, sandbox_client,
-                                                     sandbox_settings, redis_conn):
+                                                     sandbox_settings, redis_conn, resources):
     payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "ack")
     acked = time.time() - 1
-    redis_conn.set(key(f"acked:{payload['msg_id']}"), str(acked))
+    redis_conn.set(resources.current.key(f"acked:{payload.msg_id}"), str(acked))
     deliver(payload)
-    record = MessageRecord.objects.get(msg_id=payload["msg_id"])
+    record = MessageRecord.objects.get(msg_id=payload.msg_id)
     assert abs(record.acked_at.timestamp() - acked) < 0.01
 
 
@@ -297,8 +284,8 @@ def test_a_retry_after_the_send_completes_the_record(dingtalk_sandbox, sandbox_c
     payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "done")
     deliver(payload)
     # The first attempt sent, then died before its database update.
-    MessageRecord.objects.filter(msg_id=payload["msg_id"]).update(
+    MessageRecord.objects.filter(msg_id=payload.msg_id).update(
         status=MessageStatus.PROCESSING, replied_at=None)
     assert deliver(payload)["result"] == "already_sent"
-    assert MessageRecord.objects.get(msg_id=payload["msg_id"]).status == MessageStatus.REPLIED
+    assert MessageRecord.objects.get(msg_id=payload.msg_id).status == MessageStatus.REPLIED
     assert len(sandbox_client.replies()) == 1

@@ -6,27 +6,27 @@ import pytest
 
 from skills.api import Reply
 from testkit.envelopes import envelope_from_push
-from workers.state import reply_state
+from testkit.personas import Persona, alice, bob, mallory
 from workers.dingtalk.card_streamer import out_track_id_for
+from workers.payload import StagePayload
 from workers.stages.deliver import deliver
-from workers.state import buttons, cards
 from workers.stages.postprocess import postprocess, reply_parts
 from workers.stages.preprocess import preprocess
 from workers.stages.run_skill import run_skill
-from testkit.personas import Persona, alice, bob, mallory
+from workers.state import buttons, cards, reply_state
 
 pytestmark = pytest.mark.django_db
 
 
-def ready(server, client, text="hi", who: Persona = alice, **message) -> dict:
+def ready(server, client, text="hi", who: Persona = alice, **message) -> StagePayload:
     injected = who.send(client, text, **message)
     env = envelope_from_push(server, injected["messageId"])
     return postprocess(run_skill(preprocess(env, run_id=f"run-{injected['msgId']}")))
 
 
-def with_reply(payload: dict, reply: Reply, max_bytes: int = 12000) -> dict:
-    return {**payload, "turn": {**payload["turn"], "skill": "schedule"},
-            "replies": reply_parts(reply, [], max_bytes)}
+def with_reply(payload: StagePayload, reply: Reply, max_bytes: int = 12000) -> StagePayload:
+    return payload.replace(turn=payload.turn.replace(skill="schedule"),
+                           replies=tuple(reply_parts(reply, [], max_bytes)))
 
 
 def test_a_long_group_answer_mentions_the_asker_on_the_first_part_only(
@@ -51,16 +51,16 @@ def test_an_action_card_goes_out_and_its_buttons_are_remembered_for_the_tap(
     [reply] = sandbox_client.replies()
     assert reply["msgtype"] == "actionCard"
     assert [b["title"] for b in reply["body"]["actionCard"]["btns"]] == ["Confirm", "Cancel"]
-    turn = payload["turn"]
-    tapped = buttons.take(turn["tenant_id"], turn["conversation_id"], alice.user_id, "confirm", "tap-1")
+    turn = payload.turn
+    tapped = buttons.take(turn.tenant_id, turn.conversation_id, alice.user_id, "confirm", "tap-1")
     assert tapped == {"action": "schedule.confirm", "params": {"key": "k"}, "skill": "schedule",
-                      "msg_id": payload["msg_id"]}
+                      "msg_id": payload.msg_id}
 
 
 def test_an_action_card_after_the_webhook_expired_uses_the_openapi_card(
         dingtalk_sandbox, sandbox_client, sandbox_settings):
     payload = ready(dingtalk_sandbox, sandbox_client, "remind me", who=bob)
-    payload["delivery"]["session_webhook_expires_at"] = 1
+    payload.delivery["session_webhook_expires_at"] = 1
     card = Reply(text="Sure?", kind="action_card", buttons=[{"title": "Yes", "action": "a"},
                                                             {"title": "No", "action": "b"}])
     deliver(with_reply(payload, card))
@@ -75,12 +75,12 @@ def test_an_interactive_card_is_created_and_its_owner_remembered(
         "template_id": "tpl.form", "params": {"title": "Search"},
         "buttons": {"submit": {"action": "docsearch.query", "params": {}}}})
     deliver(with_reply(payload, form))
-    out_track_id = out_track_id_for(f"{payload['msg_id']}:0")
+    out_track_id = out_track_id_for(f"{payload.msg_id}:0")
     assert sandbox_client.card(out_track_id)["cardTemplateId"] == "tpl.form"
     owner = cards.lookup(out_track_id)
-    assert owner["skill"] == "schedule" and owner["user_id"] == alice.user_id
+    assert owner is not None and owner["skill"] == "schedule" and owner["user_id"] == alice.user_id
     assert owner["buttons"] == {"submit": {"action": "docsearch.query", "params": {}}}
-    assert reply_state.get(payload["msg_id"]) == reply_state.SENT
+    assert reply_state.get(payload.msg_id) == reply_state.SENT
 
 
 def test_a_card_without_a_template_falls_back_to_markdown(dingtalk_sandbox, sandbox_client, sandbox_settings):
@@ -91,15 +91,12 @@ def test_a_card_without_a_template_falls_back_to_markdown(dingtalk_sandbox, sand
 
 
 def test_many_replies_within_a_small_budget_each_arrive_once(dingtalk_sandbox, sandbox_client,
-                                                             sandbox_settings, monkeypatch):
-    from conf.settings import get_settings
-
-    monkeypatch.setenv("DINGTALK_QPS_WEBHOOK", "4")
-    get_settings.cache_clear()
+                                                             sandbox_settings, resources):
+    resources.set(DINGTALK_QPS_WEBHOOK="4")
     sandbox_client.configure(qps_limits={"webhook": 4})
     people = (alice, bob, mallory)  # three conversations, eight replies
     payloads = [ready(dingtalk_sandbox, sandbox_client, f"m{i}", who=people[i % 3]) for i in range(8)]
     for payload in payloads:
         assert deliver(payload)["result"] == "sent"
     assert sandbox_client.state()["throttled"] == 0  # the shared budget kept us under the limit
-    assert sorted(r["msg_id"] for r in sandbox_client.replies()) == sorted(p["msg_id"] for p in payloads)
+    assert sorted(r["msg_id"] for r in sandbox_client.replies()) == sorted(p.msg_id for p in payloads)

@@ -10,19 +10,18 @@ from skills.api import Reply
 from testkit.personas import TENANT, Persona, alice, bob
 from webapp.models import MessageRecord, UserProfile
 from workers import phrases
-from workers.state import session
 from workers.stages.postprocess import MAX_PARTS, postprocess, reply_parts
 from workers.stages.preprocess import preprocess
 from workers.stages.run_skill import run_skill
+from workers.state import session
 
 pytestmark = pytest.mark.django_db
 
 
 def through_postprocess(text: str, who: Persona = alice, **message) -> dict:
+    """The first three stages on one message: what deliver receives, as it travels (JSON)."""
     env = who.envelope(text, **message)
-    out = postprocess(run_skill(preprocess(env, run_id="run-1")))
-    json.dumps(out)
-    return out
+    return json.loads(json.dumps(postprocess(run_skill(preprocess(env, run_id="run-1"))).to_dict()))
 
 
 def test_a_normal_reply_is_one_text_part(worker_settings):
@@ -34,14 +33,14 @@ def test_a_normal_reply_is_one_text_part(worker_settings):
 def test_a_long_reply_is_split_within_the_byte_limit(worker_settings):
     parts = reply_parts(Reply(text="\n".join(["句子" * 50] * 100)), [], 2000)
     assert 1 < len(parts) <= MAX_PARTS
-    assert all(len(p["text"].encode()) <= 2000 for p in parts)
-    assert parts[0]["meta"] == {"part": 1, "of": len(parts)}
+    assert all(len(p.text.encode()) <= 2000 for p in parts)
+    assert parts[0].meta == {"part": 1, "of": len(parts)}
 
 
 def test_a_flood_is_cut_to_the_maximum_number_of_parts_with_a_note():
     parts = reply_parts(Reply(text="\n".join(["line"] * 5000)), [], 500)
     assert len(parts) == MAX_PARTS
-    assert parts[-1]["text"].endswith(phrases.REPLY_CUT_EN)
+    assert parts[-1].text.endswith(phrases.REPLY_CUT_EN)
 
 
 def test_notes_are_added_to_the_reply(worker_settings):
@@ -51,7 +50,7 @@ def test_notes_are_added_to_the_reply(worker_settings):
 
 
 def test_an_empty_reply_becomes_the_apology():
-    assert reply_parts(Reply(text="  "), [], 1000)[0]["text"] == phrases.APOLOGY_ZH
+    assert reply_parts(Reply(text="  "), [], 1000)[0].text == phrases.APOLOGY_ZH
 
 
 def test_the_session_remembers_the_turn_and_stays_bounded(worker_settings):

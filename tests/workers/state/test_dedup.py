@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from webapp.models import MessageRecord, MessageStatus
-from workers.state import dedup
 from workers.errors import DuplicateMessage
+from workers.state import dedup
 
 pytestmark = pytest.mark.django_db
 

@@ -3,148 +3,159 @@
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import pytest
 
+from testkit.clock import FakeClock
+from workers.errors import WaitForTurn
+from workers.payload import Order
 from workers.state import ordering
 
 
-def payload(msg_id: str, conversation: str = "cid-1", seq: float = 1000.0, **extra) -> dict:
-    return {"msg_id": msg_id, "order": {"tenant_id": "t", "conversation_id": conversation, "seq": seq}, **extra}
+class Msg(NamedTuple):
+    """What the turnstile knows of a message: its id and its place in line."""
+
+    msg_id: str
+    order: Order | None
+
+    def admit(self, stage: str = "run_skill") -> Msg:
+        ordering.admit(self.msg_id, self.order, stage)
+        return self
+
+    def finish(self) -> None:
+        ordering.finish(self.msg_id, self.order)
+
+    def touch(self) -> None:
+        ordering.touch(self.msg_id, self.order)
 
 
-def register(msg_id: str, conversation: str = "cid-1", seq: float = 1000.0) -> dict:
-    return {"msg_id": msg_id, "order": ordering.register(msg_id, "t", conversation, seq)[0]}
+def unregistered(msg_id: str, conversation: str = "cid-1", seq: float = 1000.0) -> Msg:
+    return Msg(msg_id, Order("t", conversation, seq))
+
+
+def register(msg_id: str, conversation: str = "cid-1", seq: float = 1000.0) -> Msg:
+    return Msg(msg_id, ordering.register(msg_id, "t", conversation, seq)[0])
 
 
 @pytest.fixture
-def fast_turnstile(worker_settings, monkeypatch):
-    from conf.settings import get_settings
-
-    monkeypatch.setenv("ORDER_SPIN_SECONDS", "0")
-    get_settings.cache_clear()
-    return get_settings()
+def fast_turnstile(resources):
+    return resources.set(ORDER_SPIN_SECONDS="0").settings
 
 
 def test_the_earliest_message_goes_and_the_next_waits_until_it_is_finished(fast_turnstile):
     first, second = register("m1", seq=1000), register("m2", seq=2000)
-    assert ordering.admit(first, "run_skill") is first
-    with pytest.raises(ordering.WaitForTurn) as waiting:
-        ordering.admit(second, "run_skill")
+    first.admit()
+    with pytest.raises(WaitForTurn) as waiting:
+        second.admit()
     assert waiting.value.ahead == 1 and 0 < waiting.value.countdown <= 2
-    ordering.finish(first)
-    assert ordering.admit(waiting.value.payload, "run_skill")["msg_id"] == "m2"
+    assert waiting.value.order.waiting_since  # the re-queued stage remembers since when it waits
+    first.finish()
+    Msg("m2", waiting.value.order).admit()
 
 
 def test_the_order_is_create_time_not_registration_time(fast_turnstile):
     later = register("m-later", seq=5000)
     earlier = register("m-earlier", seq=4000)  # registered second, sent first
-    ordering.admit(earlier, "deliver")
-    with pytest.raises(ordering.WaitForTurn):
-        ordering.admit(later, "deliver")
+    earlier.admit("deliver")
+    with pytest.raises(WaitForTurn):
+        later.admit("deliver")
 
 
 def test_equal_create_times_are_ordered_by_msg_id(fast_turnstile):
     b, a = register("msgB", seq=7000), register("msgA", seq=7000)
-    ordering.admit(a, "deliver")
-    with pytest.raises(ordering.WaitForTurn):
-        ordering.admit(b, "deliver")
+    a.admit("deliver")
+    with pytest.raises(WaitForTurn):
+        b.admit("deliver")
 
 
 def test_other_conversations_never_wait(fast_turnstile):
     register("busy", conversation="cid-busy", seq=1)
-    other = register("free", conversation="cid-free", seq=2)
-    assert ordering.admit(other, "run_skill") is other
+    register("free", conversation="cid-free", seq=2).admit()
 
 
 def test_a_message_that_was_never_registered_does_not_wait_and_does_not_block(fast_turnstile):
-    replayed = payload("replayed", seq=10)
-    assert ordering.admit(replayed, "deliver") is replayed
-    live = register("live", seq=20)
-    assert ordering.admit(live, "deliver") is live
+    unregistered("replayed", seq=10).admit("deliver")
+    Msg("replayed-without-order", None).admit("deliver")
+    register("live", seq=20).admit("deliver")
 
 
 def test_registering_twice_keeps_one_entry(fast_turnstile, redis_conn):
     assert ordering.register("dup", "t", "cid-1", 1)[1] is True
     assert ordering.register("dup", "t", "cid-1", 1)[1] is False
-    assert redis_conn.zcard(ordering.Slot("t", "cid-1", 1).zset()) == 1
+    assert redis_conn.zcard(ordering.line_key("t", "cid-1")) == 1
 
 
-def test_a_fresh_registration_settles_before_looking(fast_turnstile):
-    first = register("s1", seq=1)
-    started = time.monotonic()
-    ordering.admit(first, "run_skill")
-    assert time.monotonic() - started >= fast_turnstile.order_settle_seconds * 0.9
+def test_a_fresh_registration_settles_before_looking(resources):
+    clock = FakeClock()
+    settings = resources.set(ORDER_SPIN_SECONDS="0", clock=clock).settings
+    register("s1", seq=1).admit()
+    assert clock.sleeps == [pytest.approx(settings.order_settle_seconds)]  # then it looked, and went
+    clock.sleeps.clear()
+    Msg("s1", Order("t", "cid-1", 1, registered_at=clock.time() - 1)).admit()
+    assert clock.sleeps == []  # registered long enough ago: no settling
 
 
-def test_a_slow_message_that_keeps_moving_keeps_its_place(worker_settings, monkeypatch):
-    from conf.settings import get_settings
-
-    monkeypatch.setenv("ORDER_SPIN_SECONDS", "0")
-    monkeypatch.setenv("ORDER_MAX_WAIT_SECONDS", "0.3")
-    get_settings.cache_clear()
+def test_a_slow_message_that_keeps_moving_keeps_its_place(resources):
+    resources.set(ORDER_SPIN_SECONDS="0", ORDER_MAX_WAIT_SECONDS="0.3")
     slow, late = register("slow", seq=1), register("late", seq=2)
-    for _ in range(4):  # 0.6 s in all, but a stage started every 0.15 s
+    for _ in range(4):  # 0.6 s in all (Redis's clock: progress is stamped there), but a stage every 0.15 s
         time.sleep(0.15)
-        ordering.touch(slow)
-        with pytest.raises(ordering.WaitForTurn):
-            ordering.admit(late, "run_skill")
+        slow.touch()
+        with pytest.raises(WaitForTurn):
+            late.admit()
 
 
-def test_a_message_without_progress_stops_holding_the_line_and_progress_restores_it(worker_settings,
-                                                                                   monkeypatch, redis_conn):
-    from conf.settings import get_settings
-
-    monkeypatch.setenv("ORDER_SPIN_SECONDS", "0")
-    monkeypatch.setenv("ORDER_MAX_WAIT_SECONDS", "0.3")
-    get_settings.cache_clear()
+def test_a_message_without_progress_stops_holding_the_line_and_progress_restores_it(redis_conn, resources):
+    resources.set(ORDER_SPIN_SECONDS="0", ORDER_MAX_WAIT_SECONDS="0.3")
     stuck, late = register("stuck", seq=1), register("late", seq=2)
-    with pytest.raises(ordering.WaitForTurn):
-        ordering.admit(late, "deliver")
-    time.sleep(0.4)
-    assert ordering.admit(late, "deliver") is late  # stuck: no stage started for too long
-    assert redis_conn.zscore(ordering.Slot("t", "cid-1", 1).zset(), "stuck") is not None  # not forgotten
-    ordering.touch(stuck)  # it moves again (e.g. its retry started)
-    with pytest.raises(ordering.WaitForTurn):
-        ordering.admit(late, "deliver")
+    with pytest.raises(WaitForTurn):
+        late.admit("deliver")
+    time.sleep(0.4)  # on Redis's clock, which stamps progress
+    late.admit("deliver")  # stuck: no stage started for too long
+    assert redis_conn.zscore(ordering.line_key("t", "cid-1"), "stuck") is not None  # not forgotten
+    stuck.touch()  # it moves again (e.g. its retry started)
+    with pytest.raises(WaitForTurn):
+        late.admit("deliver")
 
 
-def test_an_abandoned_entry_is_dropped_after_its_ttl(worker_settings, monkeypatch, redis_conn):
-    from conf.settings import get_settings
-
-    monkeypatch.setenv("ORDER_SPIN_SECONDS", "0")
-    monkeypatch.setenv("ORDER_MAX_WAIT_SECONDS", "0.2")
-    monkeypatch.setenv("ORDER_ENTRY_TTL_SECONDS", "0.3")
-    get_settings.cache_clear()
+def test_an_abandoned_entry_is_dropped_after_its_ttl(redis_conn, resources):
+    resources.set(ORDER_SPIN_SECONDS="0", ORDER_MAX_WAIT_SECONDS="0.2", ORDER_ENTRY_TTL_SECONDS="0.3")
     register("crashed", seq=1)
     nxt = register("next", seq=2)
-    with pytest.raises(ordering.WaitForTurn):
-        ordering.admit(nxt, "deliver")
-    time.sleep(0.4)
-    assert ordering.admit(nxt, "deliver") is nxt
-    assert redis_conn.zscore(ordering.Slot("t", "cid-1", 1).zset(), "crashed") is None
+    with pytest.raises(WaitForTurn):
+        nxt.admit("deliver")
+    time.sleep(0.4)  # on Redis's clock
+    nxt.admit("deliver")
+    assert redis_conn.zscore(ordering.line_key("t", "cid-1"), "crashed") is None
 
 
-def test_the_task_waits_in_place_briefly_before_requeueing(worker_settings, monkeypatch):
-    import threading
-
-    from conf.settings import get_settings
-
-    monkeypatch.setenv("ORDER_SPIN_SECONDS", "1.0")
-    monkeypatch.setenv("ORDER_POLL_SECONDS", "0.1")
-    get_settings.cache_clear()
+def test_the_task_waits_in_place_briefly_before_requeueing(resources):
+    clock = FakeClock()
+    settings = resources.set(ORDER_SPIN_SECONDS="1.0", ORDER_POLL_SECONDS="0.1", clock=clock).settings
     first, second = register("a1", seq=1), register("a2", seq=2)
-    threading.Timer(0.2, ordering.finish, args=(first,)).start()
-    started = time.monotonic()
-    assert ordering.admit(second, "deliver") is second
-    assert 0.15 < time.monotonic() - started < 1.0
+    clock.at(0.2, first.finish)  # the message ahead is answered 0.2 s into the wait
+    second.admit("deliver")  # its turn came while it waited in place: no re-queue
+    assert 0.2 <= clock.elapsed < settings.order_spin_seconds
+    assert len(clock.sleeps) > 2  # it looked again and again in between
+
+
+def test_a_wait_longer_than_the_spin_is_handed_back_to_the_broker(resources):
+    clock = FakeClock()
+    settings = resources.set(ORDER_SPIN_SECONDS="1.0", ORDER_POLL_SECONDS="0.1", clock=clock).settings
+    register("b1", seq=1)
+    with pytest.raises(WaitForTurn) as waiting:
+        register("b2", seq=2).admit("deliver")
+    waited = clock.elapsed - settings.order_settle_seconds  # after settling, it spun for the whole spin
+    assert settings.order_spin_seconds - 0.05 <= waited <= settings.order_spin_seconds + 1e-6
+    assert waiting.value.order.waiting_since == pytest.approx(clock.time())
 
 
 def test_the_countdown_grows_with_the_line(fast_turnstile):
     for i in range(5):
         register(f"q{i}", seq=i)
     last = register("q-last", seq=99)
-    with pytest.raises(ordering.WaitForTurn) as waiting:
-        ordering.admit(last, "deliver")
+    with pytest.raises(WaitForTurn) as waiting:
+        last.admit("deliver")
     assert waiting.value.ahead == 5
     assert waiting.value.countdown == pytest.approx(min(fast_turnstile.order_poll_seconds * 5, 2.0))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from testkit.personas import alice, bob, mallory
+from workers.payload import StagePayload
 from workers.state import session
 
 
@@ -15,12 +14,8 @@ def entries(text: str) -> list[dict]:
 
 
 @pytest.fixture
-def shared_groups(worker_settings, monkeypatch):
-    from conf.settings import get_settings
-
-    monkeypatch.setenv("SESSION_GROUP_SCOPE", "shared")
-    get_settings.cache_clear()
-    return get_settings()
+def shared_groups(resources):
+    return resources.set(SESSION_GROUP_SCOPE="shared").settings
 
 
 def test_in_groups_each_member_has_an_own_session_by_default(worker_settings):
@@ -50,17 +45,21 @@ def test_the_scope_setting_is_checked():
         load({"SESSION_GROUP_SCOPE": "everyone"})
 
 
-def test_reading_the_session_restarts_its_ttl(worker_settings, redis_conn, monkeypatch):
-    from conf.settings import get_settings
-
-    monkeypatch.setenv("SESSION_TTL_SECONDS", "3")
-    get_settings.cache_clear()
-    session.append_turn("t", "cid-s", "sam", entries("hello"))
-    skey = session.session_key("t", "cid-s", "sam")
-    time.sleep(1.2)
-    assert redis_conn.ttl(skey) <= 2
-    session.load_history("t", "cid-s", "sam")
-    assert redis_conn.ttl(skey) == 3
+def test_reading_or_writing_the_session_restarts_its_ttl(redis_conn, resources):
+    # The TTL runs on Redis's clock (a relative EXPIRE), not a worker's: time passing is the TTL
+    # running down in Redis, which the test does itself instead of sleeping.
+    ttl = resources.set(SESSION_TTL_SECONDS="300").settings.session_ttl_seconds
+    session.append_turn("t", "cid-s", alice.user_id, entries("hello"))
+    skey = session.session_key("t", "cid-s", alice.user_id)
+    assert redis_conn.ttl(skey) == ttl
+    redis_conn.expire(skey, 5)  # what waiting 295 s would leave
+    session.load_history("t", "cid-s", alice.user_id)
+    assert redis_conn.ttl(skey) == ttl
+    redis_conn.expire(skey, 5)
+    session.append_turn("t", "cid-s", alice.user_id, entries("again"))
+    assert redis_conn.ttl(skey) == ttl
+    redis_conn.expire(skey, 0)  # the TTL ran out
+    assert session.load_history("t", "cid-s", alice.user_id) == []
 
 
 def test_the_session_keeps_only_the_last_turns(worker_settings):
@@ -72,11 +71,10 @@ def test_the_session_keeps_only_the_last_turns(worker_settings):
 
 
 def test_refresh_history_rereads_the_session_into_the_payload(worker_settings):
-    turn = {"tenant_id": "t", "conversation_id": "cid-r", "user_id": "ria", "conversation_type": "1",
-            "history": []}
-    session.append_turn("t", "cid-r", "ria", entries("earlier"))
-    fresh = session.refresh_history({"turn": turn, "msg_id": "m"})
-    assert [h["text"] for h in fresh["turn"]["history"]] == ["earlier", "re: earlier"]
+    turn = bob.turn("now", msg_id="m", tenant_id="t", conversation_id="cid-r")
+    session.append_turn("t", "cid-r", bob.user_id, entries("earlier"))
+    fresh = session.refresh_history(StagePayload(msg_id="m", turn=turn))
+    assert [h["text"] for h in fresh.turn.history] == ["earlier", "re: earlier"]
 
 
 def test_export_and_erase_cover_own_and_shared_sessions(shared_groups):
