@@ -3,7 +3,8 @@ hold the fixtures every folder uses (worker settings, sandbox, the end-to-end st
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

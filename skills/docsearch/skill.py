@@ -21,7 +21,7 @@ from skills.docsearch.answer import (
 from skills.docsearch.embedded_pg import resolve_database_url
 from skills.docsearch.embedding import Embedder, shared_embedder
 from skills.docsearch.examples import EXAMPLES
-from skills.docsearch.store import DocumentStore, Hit, PgVectorStore
+from skills.docsearch.store import Hit, PgVectorStore, SearchStore
 
 log = logging.getLogger(__name__)
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -86,7 +86,7 @@ class DocSearchSkill(AISkillPlugin):
         self,
         config: DocSearchConfig | None = None,
         *,
-        store: DocumentStore | None = None,
+        store: SearchStore | None = None,
         embedder: Embedder | None = None,
         writer: AnswerWriter | None = None,
     ) -> None:
@@ -102,7 +102,7 @@ class DocSearchSkill(AISkillPlugin):
         return self.config
 
     @property
-    def store(self) -> DocumentStore:
+    def store(self) -> SearchStore:
         with self._lock:
             if self._store is None:
                 url = resolve_database_url(self.cfg.vector_database_url, self.cfg.pgvector_data_dir)

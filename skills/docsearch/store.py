@@ -45,8 +45,16 @@ class UnknownCollection(LookupError):
     """Documents go into collections that exist (created with their department rule first)."""
 
 
-class DocumentStore(Protocol):
-    """What ingestion and the skill need from the vector store."""
+class SearchStore(Protocol):
+    """What the skill needs from the vector store: a department-filtered hybrid search."""
+
+    def search(
+        self, query_vector: np.ndarray, query_text: str, departments: Sequence[str], k: int = 5
+    ) -> list[Hit]: ...
+
+
+class DocumentStore(SearchStore, Protocol):
+    """What ingestion needs from the vector store (and the skill's search)."""
 
     def ensure_schema(self) -> None: ...
 
@@ -62,10 +70,6 @@ class DocumentStore(Protocol):
     ) -> int: ...
 
     def delete_document(self, collection: str, doc_key: str) -> bool: ...
-
-    def search(
-        self, query_vector: np.ndarray, query_text: str, departments: Sequence[str], k: int = 5
-    ) -> list[Hit]: ...
 
 
 def _vector_literal(vector: np.ndarray) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,9 @@ def plan(rng: random.Random) -> list[list[dict]]:
         m["text"] = f"{token()} from {m['user_id']}"
     batches, pending = [], messages
     while pending:
-        batch, seen, rest = [], set(), []
+        batch: list[dict[str, Any]] = []
+        seen: set[Any] = set()
+        rest: list[dict[str, Any]] = []
         for m in pending:
             if len(batch) < BATCH and scope_key(m) not in seen:
                 batch.append(m)
@@ -70,7 +73,7 @@ def test_no_session_ever_holds_another_users_or_another_chats_words(stack: Stack
     text_of: dict[str, str] = {}
     started = time.monotonic()
     for i, batch in enumerate(batches):
-        for body, result in zip(batch, client.send_batch(batch)):
+        for body, result in zip(batch, client.send_batch(batch), strict=True):
             scope_of[result["msgId"]] = (result["conversationId"], body["user_id"])
             text_of[result["msgId"]] = body["text"]
         # Paced like a busy tenant (not a flood that overflows the listener's buffer).
@@ -89,7 +92,8 @@ def test_no_session_ever_holds_another_users_or_another_chats_words(stack: Stack
     for msg_id in sorted(scope_of, key=lambda m: acked[m]):
         received_in_scope[scope_of[msg_id]].append(text_of[msg_id])
     owner_of_text = {text_of[m]: scope for m, scope in scope_of.items()}
-    leaks, gaps = [], []
+    leaks: list[Any] = []
+    gaps: list[Any] = []
     for reply in replies:
         scope = scope_of[reply["msg_id"]]
         probe = report(reply)

@@ -33,7 +33,7 @@ def test_replies_of_each_conversation_come_in_send_order_with_the_context_before
             if c % 3 == 0:
                 body.update(conversation_type="2", conversation_id=f"cidorder{c}==", user_id=f"member{c}")
             batch.append(body)
-        for body, result in zip(batch, client.send_batch(batch)):
+        for body, result in zip(batch, client.send_batch(batch), strict=True):
             sent[result["conversationId"]].append((result["msgId"], body["text"]))
         time.sleep(0.005)  # distinct createAt per round (DingTalk's clock has millisecond ticks)
     total = CONVERSATIONS * PER_CONVERSATION

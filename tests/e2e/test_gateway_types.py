@@ -192,5 +192,5 @@ def test_a_media_only_message_lands_under_the_media_root(bot: SandboxClient, sta
     sent = alice.send(bot, msgtype="picture", content={"downloadCode": "img-1"})
     [reply] = bot.wait_for_replies(1, timeout=30, msg_id=sent["msgId"])
     assert report(reply)["attachments"][0]["readable"]
-    stored = [p for p in (stack.log_dir.parent / "media").rglob("*.png")]
+    stored = list((stack.log_dir.parent / "media").rglob("*.png"))
     assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in stored] == [hashlib.sha256(PNG).hexdigest()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 
@@ -88,7 +89,7 @@ def test_llm_faults_end_on_finalized_error_cards_with_a_polite_message(stack: St
         assert card["status"] == "failed", fault
         assert polite[fault] in card["streams"]["content"], (fault, card["streams"])
         assert [u["isError"] for u in card["updates"] if u["kind"] == "streaming" and u["isFinalize"]] == [True]
-        wait_for(lambda: replied(message["msgId"]), 15, f"{fault} to be recorded as replied")
+        wait_for(functools.partial(replied, message["msgId"]), 15, f"{fault} to be recorded as replied")
     assert time.monotonic() - started < 30  # nothing hung
 
     stub.stop()  # the LLM server is gone: connection refused
@@ -118,7 +119,7 @@ def test_the_stop_button_finalizes_a_streaming_card_within_a_second(stack: Stack
     assert flags(out_track_id)
     assert card["status"] == "finished"
     assert card["streams"]["content"].endswith("（已停止）")
-    wait_for(lambda: replied(message["msgId"]), 15, "the stopped answer to be recorded")
+    wait_for(functools.partial(replied, message["msgId"]), 15, "the stopped answer to be recorded")
 
 
 def test_a_skills_worker_killed_mid_stream_leaves_a_card_that_the_retry_finalizes(stack: Stack, stub):
@@ -141,6 +142,6 @@ def test_a_skills_worker_killed_mid_stream_leaves_a_card_that_the_retry_finalize
     full = [r for r in stub.state.requests if r["stream"]]
     assert len(full) == 2  # asked again by the retry, into the same card
     assert card["streams"]["content"].startswith(STUB_MARK)
-    wait_for(lambda: replied(message["msgId"]), 15, "the retried answer to be recorded")
+    wait_for(functools.partial(replied, message["msgId"]), 15, "the retried answer to be recorded")
     assert len(client.cards()) == 1
     assert [r["via"] for r in client.replies(conversation_id=message["conversationId"])] == ["card"]

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from sandbox.dingtalk.messages import corp_id
 from skills.schedule.store import ReminderDraft
-from testkit.stack import SANDBOX_CLIENT_ID, Stack
-from tests.support.skill_stack import run_bot, start_pipeline
-from testkit.waits import wait_for
-from webapp.models.reminders import Reminder, ReminderFiring
-from webapp.actions.reminder_store import DjangoReminderStore
 from testkit.personas import alice, bob
+from testkit.stack import SANDBOX_CLIENT_ID, Stack
+from testkit.waits import wait_for
+from tests.support.skill_stack import run_bot, start_pipeline
+from webapp.actions.reminder_store import DjangoReminderStore
+from webapp.models.reminders import Reminder, ReminderFiring
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +38,9 @@ def test_a_reminder_confirmed_on_its_card_is_sent_once_by_the_beat_driven_sweep_
     [done] = client.wait_for_replies(1, timeout=30, msg_id=tap["msgId"])
     assert "stretch" in done["text"]
     reminder = Reminder.objects.get(user_id=alice.staff_id)
-    assert reminder.fire_at <= datetime.now(timezone.utc) + timedelta(seconds=61)  # "in 1 minute", whole minutes
+    assert reminder.fire_at <= datetime.now(UTC) + timedelta(seconds=61)  # "in 1 minute", whole minutes
     # Skip the wait: the minute passes for the sweep by moving the due time 2 s ahead.
-    Reminder.objects.filter(pk=reminder.pk).update(fire_at=datetime.now(timezone.utc) + timedelta(seconds=2))
+    Reminder.objects.filter(pk=reminder.pk).update(fire_at=datetime.now(UTC) + timedelta(seconds=2))
     reminder.refresh_from_db()
     [sent] = wait_for(lambda: client.replies(via="batchSend"), 30, "the reminder's batchSend")
     assert sent["user_ids"] == [alice.staff_id]
@@ -67,7 +67,7 @@ def test_a_reminder_confirmed_on_its_card_is_sent_once_by_the_beat_driven_sweep_
 def test_a_weekly_reminder_stays_pending_for_its_next_occurrence_after_firing(stack: Stack):
     client = run_bot(stack, REMINDER_SWEEP_SECONDS="1")
     stack.start_beat()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = DjangoReminderStore()
     event = now.astimezone(ZoneInfo("Asia/Shanghai")) + timedelta(seconds=2)
     stored = store.create(ReminderDraft(

@@ -9,7 +9,6 @@ import pytest
 from testkit import traffic
 from testkit.ledger import Ledger
 from testkit.stack import Stack
-
 from tests.support.stack_fixtures import sandbox_control
 
 pytestmark = pytest.mark.slow

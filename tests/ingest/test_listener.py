@@ -281,7 +281,7 @@ def test_ack_times_land_in_redis_for_the_message_record(sandbox, dingtalk, rabbi
         (msg_id,) = _send(dingtalk, 1)
         dingtalk.wait_for_state(acked=1)
         client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-        acked_at = float(wait_for(lambda: client.get(f"{redis_prefix}acked:{msg_id}")))
+        acked_at = float(wait_for(lambda: client.get(f"{redis_prefix}acked:{msg_id}")))  # type: ignore[arg-type]  # bytes of a float
         client.close()
     push = next(p for p in dingtalk.pushes() if p["msgId"] == msg_id)
     assert push["pushedAt"][0] <= acked_at <= push["ackedAt"] + 1.0

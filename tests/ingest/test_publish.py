@@ -41,7 +41,7 @@ def test_a_confirmed_batch_lands_as_persistent_pipeline_messages_on_rabbitmq(rab
         publisher.close()
     messages = drain_queue(rabbit_broker)
     assert len(messages) == 25
-    for msg, env in zip(messages, envs):
+    for msg, env in zip(messages, envs, strict=True):
         assert msg.properties["delivery_mode"] == 2
         _assert_pipeline_message(msg, env)
 
@@ -52,7 +52,7 @@ def test_the_preprocess_queue_is_declared_durable(rabbit_broker):
     publisher.close()
     with kombu.Connection(rabbit_broker) as conn:
         # A passive declare with a different durability would fail; durable=True matches.
-        name, count, _ = conn.channel().queue_declare("dtbot.preprocess", passive=True)
+        name, _count, _ = conn.channel().queue_declare("dtbot.preprocess", passive=True)
         assert name == "dtbot.preprocess"
         conn.channel().queue_declare("dtbot.preprocess", durable=True, auto_delete=False)
 
@@ -201,7 +201,7 @@ def test_a_redis_broker_gets_the_same_pipeline_messages(redis_broker):
         publisher.close()
     messages = drain_queue(redis_broker)
     assert len(messages) == 10
-    for msg, env in zip(messages, envs):
+    for msg, env in zip(messages, envs, strict=True):
         _assert_pipeline_message(msg, env)
 
 

@@ -10,7 +10,7 @@ from dingtalk_stream import AckMessage
 
 
 class Echo(dingtalk_stream.ChatbotHandler):
-    async def process(self, callback):  # type: ignore[no-untyped-def]
+    async def process(self, callback):
         message = dingtalk_stream.ChatbotMessage.from_dict(callback.data)
         self.reply_text("echo: " + message.text.content.strip(), message)
         return AckMessage.STATUS_OK, "OK"

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
-state = {"mode": "ok", "count": 0, "delay": 5.0}
+state: dict[str, Any] = {"mode": "ok", "count": 0, "delay": 5.0}
 
 
 async def turn(request: web.Request) -> web.Response:

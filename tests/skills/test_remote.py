@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -37,14 +37,14 @@ def spawn(argv: list[str], tmp_path: Path, **env: str) -> tuple[subprocess.Popen
             return proc, url + "/"
         except httpx.HTTPError:
             if proc.poll() is not None:
-                raise RuntimeError((tmp_path / f"server-{port}.log").read_text())
+                raise RuntimeError((tmp_path / f"server-{port}.log").read_text()) from None
             time.sleep(0.1)
     proc.kill()
     raise TimeoutError("the server did not come up")
 
 
 @pytest.fixture
-def servers(tmp_path) -> Iterator[callable]:
+def servers(tmp_path) -> Iterator[Callable[..., str]]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(argv: list[str], **env: str) -> str:
@@ -107,7 +107,7 @@ def test_a_served_skill_gets_its_store_and_config_from_the_command_line(servers,
 
 
 def test_a_store_that_cannot_be_loaded_stops_the_server_at_start(tmp_path):
-    with pytest.raises(RuntimeError, match="no.such"):
+    with pytest.raises(RuntimeError, match=r"no\.such"):
         spawn(["-m", "skills.serve", "schedule", "--store", "no.such.module:Store"], tmp_path)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -29,11 +30,11 @@ class LLMStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.requests.append(body)
                 if stub.status != 200:
-                    payload = {"error": {"message": "model crashed", "type": "server_error"}}
+                    payload: dict[str, Any] = {"error": {"message": "model crashed", "type": "server_error"}}
                 else:
                     payload = {
                         "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": body["model"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import openai
 import pytest
 
 from skills.api import SkillError, Turn
@@ -23,7 +24,8 @@ class FixedStore:
     """Returns given hits and records the departments it was asked with (the ACL itself is SQL-tested)."""
 
     def __init__(self, hits: list[Hit], fail: bool = False) -> None:
-        self.hits, self.fail, self.asked = hits, fail, []
+        self.hits, self.fail = hits, fail
+        self.asked: list[Any] = []
 
     def search(self, query_vector: Any, query_text: str, departments: Any, k: int = 5) -> list[Hit]:
         if self.fail:
@@ -118,7 +120,7 @@ def test_an_unreachable_llm_is_a_failure_too() -> None:
     from testkit.services import free_port
 
     writer = OpenAIAnswerWriter(f"http://127.0.0.1:{free_port()}/v1", "", "m", timeout_seconds=2)
-    with pytest.raises(Exception):
+    with pytest.raises(openai.APIConnectionError):
         writer([{"role": "user", "content": "hi"}])
 
 

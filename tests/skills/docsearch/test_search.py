@@ -70,7 +70,9 @@ def test_schema_creation_is_idempotent_and_builds_an_hnsw_cosine_index(store: Pg
     store.ensure_schema()
     with psycopg2.connect(pgvector_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'docsearch_chunk_embedding_hnsw'")
-        (indexdef,) = cur.fetchone()
+        row = cur.fetchone()
+        assert row is not None
+        (indexdef,) = row
     conn.close()
     assert "USING hnsw (embedding vector_cosine_ops)" in indexdef
 

@@ -12,9 +12,11 @@ from sandbox.llm import STUB_MARK, StubLLMServer
 from skills.api import Reply, SkillError
 from skills.llm_chat import LLMChatConfig, LLMChatSkill
 from skills.llm_chat.history import estimate_tokens
+from skills.llm_chat.skill import ChatStream
 from testkit.clock import ManualClock
 from testkit.personas import make_turn
 from testkit.services import free_port
+from testkit.streams import stream_of
 from testkit.waits import wait_for
 
 
@@ -142,33 +144,34 @@ def test_a_server_that_goes_silent_times_out_politely(stub: StubLLMServer, fault
 def test_a_slow_trickle_is_stopped_at_the_total_deadline(stub: StubLLMServer) -> None:
     clock = ManualClock()
     stub.configure(tokens=500, inter_token_delay=0.05)  # 25 s of answer: still sending when we hang up
-    stream = skill_for(stub, model="m", total_timeout_seconds=10.0, clock=clock).execute(make_turn())
-    got = [next(stream) for _ in range(3)]  # type: ignore[call-overload]
+    stream = stream_of(skill_for(stub, model="m", total_timeout_seconds=10.0, clock=clock).execute(make_turn()))
+    got = [next(stream) for _ in range(3)]
     clock.advance(9.0)
-    got.append(next(stream))  # type: ignore[call-overload]  # still within the 10 s
+    got.append(next(stream))  # still within the 10 s
     clock.advance(1.5)
     with pytest.raises(SkillError) as caught:
-        next(stream)  # type: ignore[call-overload]
+        next(stream)
     assert len(got) == 4 and "took too long" in caught.value.user_message
     wait_for(lambda: stub.requests()[0]["outcome"] == "client_gone")
 
 
 def test_a_stream_cut_in_the_middle_becomes_a_polite_message_after_the_partial_answer(stub: StubLLMServer) -> None:
     stub.configure(cut_after=5)
-    stream = skill_for(stub, model="m").execute(make_turn())
+    stream = stream_of(skill_for(stub, model="m").execute(make_turn()))
     got: list[str] = []
     with pytest.raises(SkillError) as caught:
-        for chunk in stream:  # type: ignore[union-attr]
+        for chunk in stream:
             got.append(chunk)
     assert len(got) == 5 and "dropped" in caught.value.user_message
 
 
 def test_closing_the_stream_stops_generation_quietly(stub: StubLLMServer) -> None:
     stub.configure(tokens=500, inter_token_delay=0.02)
-    stream = skill_for(stub, model="m").execute(make_turn())
-    first = next(stream)  # type: ignore[call-overload]
-    stream.close()  # type: ignore[union-attr]
-    assert first and list(stream) == []  # type: ignore[call-overload]
+    stream = stream_of(skill_for(stub, model="m").execute(make_turn()))
+    first = next(stream)
+    assert isinstance(stream, ChatStream)
+    stream.close()
+    assert first and list(stream) == []
     wait_for(lambda: stub.requests()[-1]["outcome"] == "client_gone")
 
 

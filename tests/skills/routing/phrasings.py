@@ -94,7 +94,7 @@ OUT_OF_SCOPE_TEST = [
 
 
 def _fill(slots: dict[str, list[str]]) -> list[dict[str, str]]:
-    rows = []
+    rows: list[dict[str, str]] = []
     for intent, templates in TEMPLATES.items():
         for template in templates:
             key = template[template.index("{") + 1 : template.index("}")]
@@ -123,4 +123,4 @@ def chinese(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return [r for r in rows if any("\u4e00" <= ch <= "\u9fff" for ch in r["text"])]
 
 
-__all__ = ["train_rows", "held_out_rows", "english", "chinese", "OUT_OF_SCOPE_TEST"]
+__all__ = ["OUT_OF_SCOPE_TEST", "chinese", "english", "held_out_rows", "train_rows"]

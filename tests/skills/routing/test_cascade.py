@@ -68,7 +68,7 @@ def test_predict_and_predict_many_route_each_text_the_same_way(cascade_embedders
     router.cascade.tau = max(router.cascade.tau, 0.9)  # a tiny validation set lets nearly all exit
     single = [router.predict(t) for t in _texts()]
     batch = router.predict_many(_texts())
-    assert all(_same(a, b) for a, b in zip(single, batch)), [(a, b) for a, b in zip(single, batch) if not _same(a, b)]
+    assert all(_same(a, b) for a, b in zip(single, batch, strict=True)), [(a, b) for a, b in zip(single, batch, strict=True) if not _same(a, b)]
     assert {p.stage for p in single} == {1, 2}, "some messages exit early, some need the full model"
     for p in single:
         if p.stage == 1:

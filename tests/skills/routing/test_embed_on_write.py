@@ -45,6 +45,7 @@ def test_without_embedding_on_write_training_embeds_everything(hashed, tmp_path:
 def test_an_example_added_in_admin_is_the_only_one_training_embeds(hashed, tmp_path: Path, monkeypatch):
     call_command("import_intents", str(tmp_path / "rows.json"))
     intent = IntentExample.objects.values_list("intent", flat=True).first()
+    assert intent is not None
     monkeypatch.setattr("webapp.actions.routing.known_intents", lambda: {intent})
     do_save_intent_example(bob.key, None, intent=intent, text="a phrasing nobody embedded yet")
     assert do_train_router("test", activate=False).metrics["embedded_texts"] == 1

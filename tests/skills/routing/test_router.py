@@ -33,7 +33,7 @@ def test_a_router_trained_on_shuffled_labels_does_not_pass_the_floor(hashing_emb
     rows = train_rows()
     labels = [r["intent"] for r in rows]
     rng = np.random.default_rng(1)
-    shuffled = [{"text": r["text"], "intent": lbl} for r, lbl in zip(rows, rng.permutation(labels))]
+    shuffled = [{"text": r["text"], "intent": lbl} for r, lbl in zip(rows, rng.permutation(labels), strict=True)]
     router = Router.train(shuffled, embedders=["hash"])
     assert _accuracy(router, held_out_rows()) < 0.5
 
@@ -43,7 +43,7 @@ def test_predict_returns_intent_confidence_top_k_and_oos_flag(hashing_embedder):
     p = router.predict("帮我订一个六人的会议室", k=3)
     assert p.intent == "book_room" and not p.oos
     assert 0.0 < p.confidence <= 1.0
-    assert [i for i, _ in p.top][0] == "book_room" and len(p.top) == 3
+    assert p.top[0][0] == "book_room" and len(p.top) == 3
     assert [s for _, s in p.top] == sorted((s for _, s in p.top), reverse=True)
     assert json.loads(json.dumps(p.to_dict()))["intent"] == "book_room"
 
@@ -65,7 +65,8 @@ def test_the_artefact_round_trip_gives_the_same_predictions(hashing_embedder, tm
 
 def test_saving_twice_gives_two_versions_and_replaces_the_file_atomically(hashing_embedder, tmp_path: Path):
     router = Router.train(train_rows(), embedders=["hash"])
-    first = router.save(tmp_path / "router.npz") and router.version
+    router.save(tmp_path / "router.npz")
+    first = router.version
     other = Router.train(train_rows(with_oos=True), embedders=["hash"])
     other.save(tmp_path / "router.npz")
     assert read_meta(tmp_path / "router.npz")["version"] != first

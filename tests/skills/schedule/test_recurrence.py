@@ -7,9 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from skills.schedule.recurrence import describe, next_occurrence, occurrences_between
+from skills.schedule.recurrence import describe, first_on_or_after, next_occurrence, occurrences_between, to_rrule
 from skills.schedule.when import Recurrence
-from skills.schedule.recurrence import first_on_or_after, to_rrule
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -61,7 +60,7 @@ def test_the_first_occurrence_is_never_in_the_past() -> None:
 
 def test_a_naive_anchor_is_refused() -> None:
     with pytest.raises(ValueError):
-        next_occurrence("FREQ=DAILY", datetime(2025, 6, 4, 9, 0), datetime(2025, 6, 4, 9, 0, tzinfo=SHANGHAI))
+        next_occurrence("FREQ=DAILY", datetime(2025, 6, 4, 9, 0), datetime(2025, 6, 4, 9, 0, tzinfo=SHANGHAI))  # noqa: DTZ001 - naive on purpose
 
 
 @pytest.mark.parametrize("body,lang,text", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
 
@@ -216,7 +216,7 @@ def test_a_store_outage_becomes_a_skill_error_with_a_polite_message(skill: Sched
 
 
 def test_config_rejects_an_unknown_default_zone() -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(ZoneInfoNotFoundError):
         ScheduleConfig(default_timezone="Nowhere/Land")
 
 

@@ -17,6 +17,7 @@ from skills.api import SkillError
 from skills.llm_chat import LLMChatConfig, LLMChatSkill
 from testkit.clock import FakeClock
 from testkit.personas import make_turn
+from testkit.streams import stream_of
 from tests.workers.dingtalk.card_denials import PermissionlessCards
 from tests.workers.dingtalk.conftest import GROUP, PRIVATE, CallLog, Dingtalk
 from workers.dingtalk.card_client import CardClient, CardTarget
@@ -153,7 +154,7 @@ def test_a_stream_cut_by_the_llm_finalizes_the_card_with_a_polite_error(
     stub: StubLLMServer, dingtalk: Dingtalk, card_client: CardClient
 ) -> None:
     stub.configure(cut_after=6, inter_token_delay=0.01)
-    result = CardStreamer(card_client, "tpl").stream("m-cut", GROUP, llm(stub).execute(make_turn()), locale="en")
+    result = CardStreamer(card_client, "tpl").stream("m-cut", GROUP, stream_of(llm(stub).execute(make_turn())), locale="en")
     last = dingtalk.streaming(result.out_track_id)[-1]
     assert last["isFinalize"] and last["isError"] and "connection to the AI service dropped" in last["content"]
 
@@ -189,7 +190,7 @@ def test_the_stop_button_stops_within_one_second_even_while_the_llm_is_silent(
 
     threading.Thread(target=press_stop).start()
     streamer = CardStreamer(card_client, "tpl", cancel_check=flags)
-    result = streamer.stream("m-stop", GROUP, llm(stub).execute(make_turn()), locale="en")
+    result = streamer.stream("m-stop", GROUP, stream_of(llm(stub).execute(make_turn())), locale="en")
     last = dingtalk.streaming(result.out_track_id)[-1]
     assert result.status == "stopped" and last["isFinalize"] and not last["isError"]
     assert last["content"].endswith("(stopped)") and last["content"].startswith(STUB_MARK)
@@ -204,7 +205,7 @@ def test_stopping_also_stops_the_llm_generating(
     flags = CancelFlags(redis_client, redis_prefix)
     threading.Timer(0.5, flags.request, args=[out_track_id_for("m-stop2")]).start()
     streamer = CardStreamer(card_client, "tpl", cancel_check=flags)
-    result = streamer.stream("m-stop2", GROUP, llm(stub).execute(make_turn()))
+    result = streamer.stream("m-stop2", GROUP, stream_of(llm(stub).execute(make_turn())))
     assert result.status == "stopped"
     deadline = time.monotonic() + 2
     while stub.requests()[-1]["outcome"] != "client_gone" and time.monotonic() < deadline:
