@@ -89,13 +89,15 @@ def test_a_frozen_connection_is_a_silent_zombie_until_unfrozen(server, control, 
     assert frame["headers"]["messageId"] == sent["messageId"]
 
 
-def test_acks_on_a_frozen_connection_are_not_heard(server, control, stream):
+@pytest.mark.parametrize(("fault", "restore"), [("freeze", "unfreeze"), ("zombie", "revive")])
+def test_acks_on_a_silenced_connection_are_not_heard(server, control, stream, fault, restore):
+    """A frozen socket and a zombie (pongs still flowing) both drop what the client sends."""
     client = stream()
     control.send_message("x")
     frame = client.recv_topic(BOT_TOPIC)
-    control.fault("freeze")
+    control.fault(fault)
     client.ack(frame)
-    control.fault("unfreeze")
+    control.fault(restore)
     # Frames are read in order: once the marker sent after it is heard, the ACK was read and dropped.
     client.ack({"headers": {"messageId": "marker"}})
     wait_for(control.acks, what="the marker")

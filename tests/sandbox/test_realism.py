@@ -83,19 +83,6 @@ def test_a_zombie_answers_websocket_pings_but_gets_no_pushes_and_no_system_pings
     assert control.connections()[0]["zombie"] is True
 
 
-def test_acks_on_a_zombie_are_not_heard(server, control, stream):
-    client = stream()
-    control.send_message("x")
-    frame = client.recv_topic(BOT_TOPIC)
-    control.fault("zombie")
-    client.ack(frame)
-    control.fault("revive")
-    # Frames are read in order: once the marker sent after it is heard, the ACK was read and dropped.
-    client.ack({"headers": {"messageId": "marker"}})
-    wait_for(control.acks, what="the marker")
-    assert [a["messageId"] for a in control.acks()] == ["marker"] and control.state()["unacked"] == 1
-
-
 def test_a_stale_socket_among_several_swallows_its_share(server, control, stream):
     live, stale = stream(), stream()
     stale_id = control.connections()[1]["id"]  # connections are listed in the order they opened
