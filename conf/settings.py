@@ -130,6 +130,13 @@ class Settings:
     audit_archive_access_key_id: str = ""
     audit_archive_secret_access_key: str = ""
     audit_retention_days: int = 180
+    # metrics and alerts (issue 13): worker exporter, message-record retention, the alert bridge
+    worker_metrics_port: int = 9111
+    worker_metrics_dir: str = ""
+    message_record_retention_days: int = 90
+    alert_webhook_token: str = ""
+    ops_dingtalk_robot_webhook: str = ""
+    ops_dingtalk_robot_secret: str = ""
 
     @property
     def broker_is_redis(self) -> bool:
@@ -250,6 +257,12 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             audit_archive_access_key_id=env.str("AUDIT_ARCHIVE_ACCESS_KEY_ID", "").strip(),
             audit_archive_secret_access_key=env.str("AUDIT_ARCHIVE_SECRET_ACCESS_KEY", "").strip(),
             audit_retention_days=env.int("AUDIT_RETENTION_DAYS", 180),
+            worker_metrics_port=env.int("WORKER_METRICS_PORT", 9111),
+            worker_metrics_dir=env.str("WORKER_METRICS_DIR", "").strip(),
+            message_record_retention_days=env.int("MESSAGE_RECORD_RETENTION_DAYS", 90),
+            alert_webhook_token=env.str("ALERT_WEBHOOK_TOKEN", "").strip(),
+            ops_dingtalk_robot_webhook=env.str("OPS_DINGTALK_ROBOT_WEBHOOK", "").strip(),
+            ops_dingtalk_robot_secret=env.str("OPS_DINGTALK_ROBOT_SECRET", "").strip(),
         )
         env.seal()
     finally:
