@@ -272,6 +272,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
     if settings.audit_retention_days < MIN_AUDIT_RETENTION_DAYS:
         raise ValueError(f"AUDIT_RETENTION_DAYS must be at least {MIN_AUDIT_RETENTION_DAYS} "
                          "(等保2.0 and the Cybersecurity Law keep logs for six months)")
+    if settings.message_record_retention_days * 86400 < settings.dedup_ttl_seconds:
+        # The record's unique msgId backs the Redis claim up: it must outlive it.
+        raise ValueError("MESSAGE_RECORD_RETENTION_DAYS must cover DEDUP_TTL_SECONDS (records are the dedup backstop)")
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", settings.database_app_role):
         raise ValueError("DATABASE_APP_ROLE must be a plain identifier (letters, digits, _)")
     if settings.session_group_scope not in SESSION_GROUP_SCOPES:

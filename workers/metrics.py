@@ -67,6 +67,8 @@ ROUTER_CONFIDENCE = Histogram("dtbot_router_confidence", "Confidence of routed d
 
 _PREVIOUS = {later.name: earlier.name for earlier, later in itertools.pairwise(STAGES)}
 _skills_seen: set[str] = set()
+# Set in the worker's main process (and so in its forked pool) by prepare_multiprocess.
+_multiprocess_dir: Path | None = None
 _temporary_dir: Path | None = None  # the multiprocess directory this worker made itself (removed at shutdown)
 
 
@@ -175,14 +177,16 @@ def stage_done(stage: str, started: float, data: Any, result: Any, now: float | 
 def prepare_multiprocess(settings: Settings) -> Path:
     """Multiprocess mode for this process and the pool it forks: a wiped directory (stale files of a
     previous run would be summed in), and the value class every later metric is built with."""
-    global _temporary_dir
+    global _multiprocess_dir, _temporary_dir
     if settings.worker_metrics_dir:
         path = Path(settings.worker_metrics_dir)
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
     else:
         path = _temporary_dir = Path(tempfile.mkdtemp(prefix="dtbot-worker-metrics-"))
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    _multiprocess_dir = path
+    # Where prometheus-client's files go (it reads the variable itself; it is ours to set, not an operator's).
+    os.environ.update(PROMETHEUS_MULTIPROC_DIR=str(path))
     # prometheus-client picks the value class at import; a library may have imported it already.
     values.ValueClass = values.MultiProcessValue()
     return path
@@ -190,8 +194,8 @@ def prepare_multiprocess(settings: Settings) -> Path:
 
 def child_exited(pid: int) -> None:
     """A pool process ends: its live gauges stop counting (prometheus-client's mark_process_dead)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(pid)
+    if _multiprocess_dir is not None:
+        multiprocess.mark_process_dead(pid, str(_multiprocess_dir))
 
 
 def cleanup_multiprocess() -> None:
@@ -272,8 +276,8 @@ def exporter_registry(app: Any = None) -> CollectorRegistry:
     """What the worker's /metrics serves: every metric of every process of this worker (multiprocess
     files, or this process's default registry outside multiprocess mode), its CPU and memory, queue depths."""
     registry = CollectorRegistry(auto_describe=False)
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+    if _multiprocess_dir is not None:
+        multiprocess.MultiProcessCollector(registry, path=str(_multiprocess_dir))
     else:
         from prometheus_client import REGISTRY
 

@@ -1,12 +1,10 @@
-"""/healthz reports the stores the bot needs; /metrics exposes records and dead letters."""
+"""/healthz reports the stores the bot needs (/metrics: tests/webapp/test_metrics.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from testkit.services import free_port
-from webapp.actions.deadletters import do_dead_letter
-from webapp.models import MessageRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -38,13 +36,3 @@ def test_healthz_is_503_when_redis_is_unreachable(client, settings_env):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["redis"].startswith("error")
-
-
-def test_metrics_count_records_by_status_and_pending_dead_letters(client):
-    for i, status in enumerate(["replied", "replied", "dead", "processing"]):
-        MessageRecord.objects.create(msg_id=f"m{i}", tenant_id="t", status=status)
-    do_dead_letter("m2", "deliver", {}, "boom")
-    text = client.get("/metrics").content.decode()
-    assert 'dtbot_message_records{status="replied"} 2.0' in text
-    assert 'dtbot_message_records{status="delivery_unknown"} 0.0' in text
-    assert "dtbot_dead_letters_pending 1.0" in text

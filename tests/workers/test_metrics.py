@@ -72,8 +72,7 @@ def test_labels_stay_bounded():
     assert _family("https://api.dingtalk.com/v1.0/oauth2/accessToken") == "token"
 
 
-def test_the_exporter_serves_this_process_registry_and_its_cpu(monkeypatch):
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+def test_the_exporter_serves_this_process_registry_and_its_cpu():
     metrics.count_message("busy_notice")
     text = generate_latest(metrics.exporter_registry()).decode()
     assert 'dtbot_messages_total{outcome="busy_notice"}' in text
