@@ -50,7 +50,7 @@ def _estimated_rows(table: str) -> float:
 
 class AuditCollector(Collector):
     """The audit trail's health from its own rows: the last verification and the last archive run
-    (docker/alerts.yml pages on a broken or unverified chain and a stale archive)."""
+    (docker/prometheus/rules/dtbot.yml pages on a broken or unverified chain and a stale archive)."""
 
     def collect(self) -> Iterator[Metric]:
         verify = (AuditLog.objects.filter(action=AuditAction.AUDIT_VERIFY.value)
