@@ -47,7 +47,8 @@ def signed_params(secret: str, now: float) -> dict[str, str]:
 def _line(alert: dict[str, Any]) -> str:
     labels = alert.get("labels") or {}
     annotations = alert.get("annotations") or {}
-    status = "✅ resolved" if alert.get("status") == "resolved" else SEVERITY_MARKS.get(str(labels.get("severity")), "⚠️")
+    resolved = alert.get("status") == "resolved"
+    status = "✅ resolved" if resolved else SEVERITY_MARKS.get(str(labels.get("severity")), "⚠️")
     where = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity"))
     summary = annotations.get("summary") or annotations.get("description") or ""
     return f"- {status} **{labels.get('alertname', '?')}** {summary}" + (f" ({where})" if where else "")

@@ -251,6 +251,8 @@ class QueueDepthCollector(Collector):
     def _depths(self) -> dict[str, int]:
         if self._conn is None:
             self._conn = self._app.connection_for_read()
+        # One quick try: a scrape during a broker outage must answer, not wait for the broker.
+        self._conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
         channel = self._conn.default_channel
         return {name: int(channel.queue_declare(queue=name, passive=True).message_count) for name in self._queues}
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import socket
 
 import pytest
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from conf.settings import load
+from testkit.services import free_port
 from workers import metrics
 from workers.dingtalk.api import _family
 
@@ -87,3 +88,28 @@ def test_a_taken_or_zero_port_leaves_the_worker_running_without_metrics():
         sock.listen()
         taken = sock.getsockname()[1]
         assert metrics.start_exporter(load({"WORKER_METRICS_PORT": str(taken)})) == 0
+
+
+def test_queue_depths_are_the_brokers_counts_and_an_outage_is_reported_not_raised(broker_queues):
+    from kombu import Connection
+
+    from workers.celery import app
+    from workers.pipeline import build_chain
+
+    for n in range(3):
+        build_chain({"msg_id": f"depth-{n}", "tenant_id": "t"}).apply_async()  # nobody consumes here
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(metrics.QueueDepthCollector(app))
+    assert registry.get_sample_value("dtbot_queue_messages", {"queue": "dtbot.preprocess"}) == 3
+    assert registry.get_sample_value("dtbot_queue_messages", {"queue": "dtbot.deliver"}) == 0
+    assert registry.get_sample_value("dtbot_queue_depth_up") == 1
+    assert len(broker_queues()) == 3
+
+    class BrokerDown:
+        def connection_for_read(self) -> Connection:
+            return Connection(f"amqp://guest:guest@127.0.0.1:{free_port()}//", connect_timeout=1)
+
+    down = CollectorRegistry(auto_describe=False)
+    down.register(metrics.QueueDepthCollector(BrokerDown()))
+    assert down.get_sample_value("dtbot_queue_depth_up") == 0
+    assert down.get_sample_value("dtbot_queue_messages", {"queue": "dtbot.preprocess"}) is None
