@@ -46,7 +46,7 @@ def test_every_role_logs_json_naming_the_message_and_readyz_follows_the_listener
     stack.start_sandbox()
     pipeline = stack.start_pipeline_worker(concurrency=2, **json_env)
     skills = stack.start_skills_worker(concurrency=1, **json_env)
-    web, base = stack.start_web(**json_env)
+    web, base = stack.start_web(None, **json_env)
     wait_for(lambda: _status(f"{base}/healthz")[0] == 200, 30, "the web to answer /healthz")
     status, body = _status(f"{base}/readyz")
     assert status == 503 and body["checks"]["listener"].startswith("error"), body
