@@ -60,18 +60,20 @@ class Heartbeat(bootsteps.StartStopStep):
     shutdown = stop
 
 
-def start_beat_heartbeat() -> threading.Thread | None:
+def start_beat_heartbeat(stop: threading.Event | None = None) -> threading.Thread | None:
     """Beat has no consumer: a daemon thread touches its heartbeat file (the process is alive and
-    its scheduler loop has started; beat sends through the broker lazily, so that is all there is)."""
+    its scheduler loop has started; beat sends through the broker lazily, so that is all there is).
+    `stop` ends the thread (tests); beat's own lives as long as the process."""
     settings = get_settings()
     if not settings.worker_heartbeat_file:
         return None
     path, interval = Path(settings.worker_heartbeat_file), settings.worker_heartbeat_seconds
+    waiter = stop if stop is not None else threading.Event()  # never set in beat itself
 
     def beat() -> None:
-        while True:
+        touch(path)
+        while not waiter.wait(interval):
             touch(path)
-            time.sleep(interval)
 
     thread = threading.Thread(target=beat, name="beat-heartbeat", daemon=True)
     thread.start()

@@ -68,3 +68,31 @@ def test_a_worker_is_ready_only_while_it_is_connected_to_the_broker(tmp_path, re
         finally:
             processes.stop(worker)
     assert not beat.exists()  # a stopped worker is not ready
+
+
+def test_beat_touches_its_heartbeat_from_a_thread(tmp_path, monkeypatch):
+    import threading
+
+    from conf.settings import get_settings
+    from workers.health import start_beat_heartbeat
+
+    beat = tmp_path / "run" / "beat.heartbeat"
+    monkeypatch.setenv("WORKER_HEARTBEAT_FILE", str(beat))
+    monkeypatch.setenv("WORKER_HEARTBEAT_SECONDS", "0.05")
+    get_settings.cache_clear()
+    stop = threading.Event()
+    try:
+        thread = start_beat_heartbeat(stop)
+        wait_for(beat.exists, 5, "the first touch")
+        os.utime(beat, (0, 0))
+        wait_for(lambda: beat.stat().st_mtime > 0, 5, "a later touch")
+        assert main(["--file", str(beat), "--max-age", "30"]) == 0
+    finally:
+        stop.set()
+        get_settings.cache_clear()
+    thread.join(5)
+    assert not thread.is_alive()
+    monkeypatch.setenv("WORKER_HEARTBEAT_FILE", "")
+    get_settings.cache_clear()
+    assert start_beat_heartbeat(stop) is None
+    get_settings.cache_clear()
