@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
 from testkit.personas import alice
-from testkit.stack import Stack
+from testkit.stack import ROOT, Stack
 from testkit.waits import wait_for
 from tests.support.stack_fixtures import sandbox_control
 
@@ -41,11 +45,23 @@ def _status(url: str) -> tuple[int, dict]:
     return response.status_code, response.json()
 
 
-def test_every_role_logs_json_naming_the_message_and_readyz_follows_the_listener(stack: Stack):
-    json_env = {"LOG_FORMAT": "json"}
+def _ready(heartbeat: Path) -> bool:
+    # The compose healthcheck of workers and beat, as its own process.
+    return subprocess.run([sys.executable, "-m", "workers.health", "--file", str(heartbeat), "--max-age", "5"],
+                          cwd=ROOT, capture_output=True, timeout=30).returncode == 0
+
+
+def test_every_role_logs_json_naming_the_message_and_readyz_follows_the_listener(stack: Stack, tmp_path):
+    json_env = {"LOG_FORMAT": "json", "WORKER_HEARTBEAT_SECONDS": "0.5"}
     stack.start_sandbox()
-    pipeline = stack.start_pipeline_worker(concurrency=2, **json_env)
-    skills = stack.start_skills_worker(concurrency=1, **json_env)
+    pipeline = stack.start_pipeline_worker(
+        concurrency=2, WORKER_HEARTBEAT_FILE=str(tmp_path / "pipeline.heartbeat"), **json_env)
+    skills = stack.start_skills_worker(
+        concurrency=1, WORKER_HEARTBEAT_FILE=str(tmp_path / "skills.heartbeat"), **json_env)
+    beat = stack.start_beat(WORKER_HEARTBEAT_FILE=str(tmp_path / "beat.heartbeat"), **json_env)
+    for role in ("pipeline", "skills", "beat"):
+        heartbeat = tmp_path / f"{role}.heartbeat"
+        wait_for(functools.partial(_ready, heartbeat), 15, f"{role} ready")
     web, base = stack.start_web(None, **json_env)
     wait_for(lambda: _status(f"{base}/healthz")[0] == 200, 30, "the web to answer /healthz")
     status, body = _status(f"{base}/readyz")
@@ -69,7 +85,7 @@ def test_every_role_logs_json_naming_the_message_and_readyz_follows_the_listener
     def about_the_message(proc) -> list[dict]:
         return [line for line in _json_lines(proc.log_text()) if line["msg_id"] == sent["msgId"]]
 
-    for proc in (listener, pipeline, skills, web):
+    for proc in (listener, pipeline, skills, beat, web):
         lines = _json_lines(proc.log_text())
         assert lines, f"{proc.role} logged nothing"
         for line in lines:
