@@ -8,5 +8,6 @@ from webapp import views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics_view, name="metrics"),
 ]
