@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run test test-fast test-unit test-clock venv services browser promtool migrate bench bench-ack lint clean
+.PHONY: run test test-fast test-unit test-clock venv services browser promtool migrate bench bench-ack lint lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -52,6 +52,14 @@ bench: migrate
 # Both always run, so one pass shows every finding; the target fails if either found something.
 lint: venv
 	status=0; $(PY) -m ruff check . || status=1; $(PY) -m mypy || status=1; exit $$status
+
+# requirements.lock: every package the image installs, pinned with its hashes (pip-tools), from
+# requirements.txt. pip resolves here with this machine's pip configuration, so torch==2.13.0 comes
+# out as the CPU build 2.13.0+cpu (the wheel on disk, the same file as the PyTorch CPU index's);
+# the Dockerfile installs it from that index with --require-hashes. Refresh after editing requirements.txt.
+lock: venv
+	CUSTOM_COMPILE_COMMAND="make lock" $(PY) -m piptools compile --quiet --generate-hashes --allow-unsafe \
+	  --strip-extras --no-emit-find-links --no-emit-index-url --output-file requirements.lock requirements.txt
 
 bench-ack: venv services
 	$(PY) bench/ack.py

@@ -17,6 +17,8 @@ DEFAULT_MEDIA_TYPES = (
 )
 # In groups: one session per member ("user") or one shared by the whole group ("shared").
 SESSION_GROUP_SCOPES = ("user", "shared")
+# LOG_FORMAT: conf/logs.py formats lines as text or as one JSON object each
+LOG_FORMATS = ("text", "json")
 # Six months: the floor of 等保2.0 level 3 and the Cybersecurity Law (article 21) for audit logs.
 MIN_AUDIT_RETENTION_DAYS = 180
 # The development default of DJANGO_SECRET_KEY; production mode (DJANGO_SECURE=1) refuses it.
@@ -130,6 +132,11 @@ class Settings:
     audit_archive_access_key_id: str = ""
     audit_archive_secret_access_key: str = ""
     audit_retention_days: int = 180
+    # operations (issue 13): the log line format, the listener's and workers' readiness heartbeats
+    log_format: str = "text"
+    ingest_heartbeat_seconds: float = 5.0
+    worker_heartbeat_file: str = ""
+    worker_heartbeat_seconds: float = 10.0
     # metrics and alerts (issue 13): worker exporter, message-record retention, the alert bridge
     worker_metrics_port: int = 9111
     worker_metrics_dir: str = ""
@@ -197,6 +204,10 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             task_retry_backoff_seconds=env.float("TASK_RETRY_BACKOFF_SECONDS", 1.0),
             task_retry_backoff_max_seconds=env.float("TASK_RETRY_BACKOFF_MAX_SECONDS", 60.0),
             worker_ready_file=env.str("WORKER_READY_FILE", ""),
+            worker_heartbeat_file=env.str("WORKER_HEARTBEAT_FILE", ""),
+            worker_heartbeat_seconds=env.float("WORKER_HEARTBEAT_SECONDS", 10.0),
+            log_format=env.str("LOG_FORMAT", "text").strip().lower(),
+            ingest_heartbeat_seconds=env.float("INGEST_HEARTBEAT_SECONDS", 5.0),
             django_secret_key=env.str("DJANGO_SECRET_KEY", DEFAULT_SECRET_KEY),
             django_debug=env.bool("DJANGO_DEBUG", False),
             django_allowed_hosts=tuple(env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])),
@@ -277,6 +288,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         raise ValueError("MESSAGE_RECORD_RETENTION_DAYS must cover DEDUP_TTL_SECONDS (records are the dedup backstop)")
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", settings.database_app_role):
         raise ValueError("DATABASE_APP_ROLE must be a plain identifier (letters, digits, _)")
+    if settings.log_format not in LOG_FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {LOG_FORMATS}")
     if settings.session_group_scope not in SESSION_GROUP_SCOPES:
         raise ValueError(f"SESSION_GROUP_SCOPE must be one of {SESSION_GROUP_SCOPES}")
     if settings.task_time_limit_seconds >= settings.redis_visibility_timeout_seconds:

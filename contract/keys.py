@@ -42,3 +42,14 @@ def state_for_replay(state: str) -> str | None:
     if state.startswith(_SENDING):
         return reply_next(int(state[len(_SENDING):]))
     return None
+
+
+# The listeners' readiness, for the web's /readyz (ingest writes, the webapp reads; neither imports
+# the other). Each listener SADDs its instance name to the set and refreshes its own key (a JSON
+# object {"ready", "live", "stream", "broker", "at"}) with a TTL, so a dead listener's key expires.
+LISTENERS = "ingest:listeners"
+
+
+def listener_ready(instance: str) -> str:
+    """The readiness key of one listener instance (host:pid)."""
+    return f"ingest:ready:{instance}"

@@ -11,20 +11,21 @@ import signal
 import sys
 from types import FrameType
 
+from conf.logs import configure_logging
 from conf.settings import get_settings
 from ingest.config import IngestConfig
 from ingest.journal import JournalLocked
 from ingest.listener import Listener
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
+# Library chatter (httpx request lines, amqp) would drown the per-message lines.
+NOISY_LOGGERS = ("httpx", "httpcore", "amqp", "kombu", "websocket")
 
 
 def main() -> int:
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT, stream=sys.stderr)
-    # Library chatter (httpx request lines, amqp) would drown the per-message lines.
-    for noisy in ("httpx", "httpcore", "amqp", "kombu", "websocket"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # The format every role shares (conf/logs.py: text or JSON lines with the msgId).
+    configure_logging(settings.log_level, quiet={
+        noisy: max(logging.WARNING, settings.log_level) for noisy in NOISY_LOGGERS})
     config = IngestConfig.from_settings(settings)
     if not settings.has_dingtalk_credentials:
         logging.getLogger("ingest").error(

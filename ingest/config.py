@@ -32,6 +32,8 @@ class IngestConfig:
     healthy_reset_seconds: float = 60.0
     auth_retry_seconds: float = 300.0
     metrics_port: int = 9108
+    # The readiness key in Redis the web's /readyz reads (ingest/heartbeat.py); 0 = not written.
+    heartbeat_seconds: float = 5.0
     # Empty: no journal (pushes the broker cannot take wait un-ACKed in memory; tests only).
     journal_dir: str = "var/ingest-journal"
     journal_max_bytes: int = 512 * 1024 * 1024
@@ -71,6 +73,7 @@ class IngestConfig:
             healthy_reset_seconds=s.ingest_healthy_reset_seconds,
             auth_retry_seconds=s.ingest_auth_retry_seconds,
             metrics_port=s.ingest_metrics_port,
+            heartbeat_seconds=s.ingest_heartbeat_seconds,
             journal_dir=s.ingest_journal_dir,
             journal_max_bytes=s.ingest_journal_max_bytes,
         )

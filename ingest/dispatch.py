@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from conf.logs import message_context
 from ingest.buffer import AckTarget, EnvelopeBuffer, Pending
 from ingest.envelope import envelope_from_frame
 from ingest.metrics import IngestMetrics
@@ -111,13 +112,15 @@ class FrameRouter:
             )
             return
         ids = f"msgId={envelope.msg_id} messageId={frame.message_id}"
-        if len(raw) > LARGE_FRAME_BYTES:
-            log.info("%s: large push of %d bytes kept whole %s", target.name, len(raw), ids)
-        if envelope.msgtype == "text" and not _text_content(envelope.payload).strip():
-            log.info("%s: empty text message %s", target.name, ids)
-        item = Pending(envelope, frame, target, read_at)
-        if not self.buffer.offer(item):
-            self._overflow(target, item, ids)
+        # Every line about this push names it (conf/logs.py), JSON lines included.
+        with message_context(envelope.msg_id, "ingest", envelope.conversation_id, envelope.tenant_id):
+            if len(raw) > LARGE_FRAME_BYTES:
+                log.info("%s: large push of %d bytes kept whole %s", target.name, len(raw), ids)
+            if envelope.msgtype == "text" and not _text_content(envelope.payload).strip():
+                log.info("%s: empty text message %s", target.name, ids)
+            item = Pending(envelope, frame, target, read_at)
+            if not self.buffer.offer(item):
+                self._overflow(target, item, ids)
         self.metrics.buffer_size.set(len(self.buffer))
 
     def _overflow(self, target: AckTarget, item: Pending, ids: str) -> None:

@@ -276,7 +276,7 @@ class HandOff:
         # Nothing can make it durable; DingTalk may re-push it (then it fails the same way).
         self.metrics.not_acked.labels("publish_error").inc()
         log.error("envelope cannot be published%s; left un-ACKed msgId=%s messageId=%s",
-                  f" ({exc})" if exc else "", item.envelope.msg_id, item.frame.message_id)
+                  f" ({exc})" if exc else "", item.envelope.msg_id, item.frame.message_id, extra=_fields(item))
 
     def _collect(self, timeout: float) -> None:
         """ACK the batches the broker has confirmed (oldest first); publish refused ones again."""
@@ -338,14 +338,15 @@ class HandOff:
                     latencies.append(now - item.read_at)
                     acked_ids.append(item.envelope.msg_id)
                     if debug:
-                        log.debug("acked msgId=%s in %.1f ms", item.envelope.msg_id, latencies[-1] * 1000)
+                        log.debug("acked msgId=%s in %.1f ms", item.envelope.msg_id, latencies[-1] * 1000,
+                                  extra=_fields(item))
                 continue
             for item in items:
                 # Durable but its socket is gone: the redelivery is deduplicated downstream by msgId.
                 self.metrics.acks_skipped.inc()
                 log.info(
                     "durable but socket %s closed; ACK skipped msgId=%s messageId=%s",
-                    target.name, item.envelope.msg_id, item.frame.message_id,
+                    target.name, item.envelope.msg_id, item.frame.message_id, extra=_fields(item),
                 )
         self.metrics.observe_acks(latencies)
         if self.recorder is not None:
@@ -354,3 +355,11 @@ class HandOff:
 
 def _ids(items: list[Pending]) -> str:
     return ",".join(p.envelope.msg_id for p in items)
+
+
+def _fields(item: Pending) -> dict[str, str]:
+    """The message fields of a line about one envelope (conf/logs.py), without a contextvar per
+    envelope on the batch path."""
+    envelope = item.envelope
+    return {"msg_id": envelope.msg_id or "-", "stage": "handoff",
+            "conversation": envelope.conversation_id or "-", "tenant": envelope.tenant_id or "-"}

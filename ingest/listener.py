@@ -17,6 +17,7 @@ from ingest.connection import AuthFailed, RegistrationError, StreamConnection, o
 from ingest.dispatch import FrameRouter
 from ingest.handoff import HandOff
 from ingest.health import Health, HealthServer
+from ingest.heartbeat import ReadinessHeartbeat
 from ingest.journal import Journal
 from ingest.metrics import IngestMetrics
 from ingest.publish import BrokerPublisher
@@ -59,6 +60,8 @@ class Listener:
         self.router = FrameRouter(config.tenant_id, self.buffer, self.metrics, self._on_disconnect,
                                   overflow=self.handoff.overflow)
         self.health = HealthServer(self.metrics.registry, self.check_health)
+        self.heartbeat = ReadinessHeartbeat(config.redis_url, config.redis_key_prefix, self.check_health,
+                                            config.heartbeat_seconds)
         self.metrics.handoff_alive.set_function(lambda: 1.0 if self.handoff.alive else 0.0)
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
         self.stopped = threading.Event()
@@ -129,6 +132,7 @@ class Listener:
         if self.handoff.recorder is not None:
             self.handoff.recorder.start()
         self.handoff.start()
+        self.heartbeat.start()
         log.info(
             "listener starting: gateway %s, broker %s, buffer %d",
             self.config.openapi_endpoint, _redact(self.config.broker_url), self.config.buffer_max,
@@ -152,6 +156,7 @@ class Listener:
             self.exit_code = 1
 
     def _shutdown(self) -> None:
+        self.heartbeat.stop()  # not ready from the first moment of shutdown
         # The buffer closes now: pushes read from here on go to the journal (then ACKed) until the
         # sockets are closed.
         left = self.handoff.stop(self.config.shutdown_grace_seconds)

@@ -169,6 +169,17 @@ class Stack:
             raise RuntimeError("start the sandbox first")
         return self._spawn("listener", [PYTHON, "-m", "ingest"], self.env(**env))
 
+    def start_web(self, port: int | None = None, **env: str) -> tuple[Proc, str]:
+        """gunicorn with the web role's configuration (one worker); returns it and its base URL."""
+        port = port or free_port()
+        proc = self._spawn(
+            "web",
+            [PYTHON, "-m", "gunicorn", "-c", "python:webapp.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+             "--workers", "1", "webapp.wsgi"],
+            self.env(**env),
+        )
+        return proc, f"http://127.0.0.1:{port}"
+
     def start_worker(
         self,
         role: str,

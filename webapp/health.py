@@ -1,10 +1,14 @@
-"""Reachability checks of the stores the bot needs: PostgreSQL, Redis, the Celery broker."""
+"""Readiness checks of the web (/readyz): PostgreSQL, Redis, the Celery broker, a connected listener."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
+import redis
+
 from conf.settings import get_settings
+from contract import keys
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -16,17 +20,45 @@ def check_database() -> None:
         cursor.execute("SELECT 1")
 
 
-def check_redis() -> None:
-    import redis
-
-    client = redis.Redis.from_url(
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(
         get_settings().redis_url, socket_timeout=CHECK_TIMEOUT_SECONDS,
         socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
     )
+
+
+def check_redis() -> None:
+    client = _redis()
     try:
         client.ping()
     finally:
         client.close()
+
+
+class NoListenerReady(Exception):
+    """No listener has written a fresh readiness key saying it is connected to DingTalk."""
+
+
+def check_listener() -> None:
+    """Ready when at least one listener's heartbeat (ingest/heartbeat.py, a key with a TTL) says
+    ready: a Stream connection open and its journal not full. A dead listener's key has expired."""
+    prefix = get_settings().redis_key_prefix
+    client = _redis()
+    try:
+        instances = sorted(m.decode() if isinstance(m, bytes) else m for m in client.smembers(prefix + keys.LISTENERS))
+        values = client.mget([prefix + keys.listener_ready(i) for i in instances]) if instances else []
+        states: dict[str, str] = {}
+        for instance, raw in zip(instances, values, strict=True):
+            if raw is None:
+                client.srem(prefix + keys.LISTENERS, instance)  # expired: that process is gone
+                continue
+            state = json.loads(raw)
+            if state.get("ready"):
+                return
+            states[instance] = f"stream {state.get('stream')}, broker {state.get('broker')}"
+    finally:
+        client.close()
+    raise NoListenerReady(f"no listener connected ({states or 'none running'})")
 
 
 def check_broker() -> None:
@@ -43,6 +75,7 @@ CHECKS: dict[str, Callable[[], None]] = {
     "database": check_database,
     "redis": check_redis,
     "broker": check_broker,
+    "listener": check_listener,
 }
 
 

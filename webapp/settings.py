@@ -8,7 +8,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from conf.logs import LOG_FORMAT, QUIET_LOGGERS
+from conf.logs import QUIET_LOGGERS
 from conf.settings import get_settings, production_problems
 
 _s = get_settings()
@@ -133,19 +133,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Same format as the workers: every line about a message carries its msgId.
+# Same handler as every other role (conf/logs.py): text or JSON lines (LOG_FORMAT) carrying the msgId.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"message_context": {"()": "conf.logs.MessageContextFilter"}},
-    "formatters": {"plain": {"format": LOG_FORMAT}},
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["message_context"],
-        }
-    },
+    "handlers": {"console": {"()": "conf.logs.make_handler", "kind": _s.log_format}},
     # django-axes reports every login at INFO; the audit log has them (failures stay WARNING).
     "loggers": {name: {"level": level} for name, level in {**QUIET_LOGGERS, "axes": "WARNING"}.items()},
     "root": {"handlers": ["console"], "level": _s.log_level},

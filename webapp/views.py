@@ -1,4 +1,4 @@
-"""HTTP endpoints besides admin: /healthz (stores reachable?) and /metrics (Prometheus)."""
+"""HTTP endpoints besides admin: /healthz (liveness), /readyz (stores and listener), /metrics (Prometheus)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ from webapp import health, metrics
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness only: the process answers. No store is called, so an outage of one never gets
+    the web restarted (a restart cannot fix PostgreSQL); /readyz says what is missing."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
     checks = health.run_checks()
     ok = all(result == "ok" for result in checks.values())
     return JsonResponse({"status": "ok" if ok else "error", "checks": checks},

@@ -29,6 +29,7 @@ from contract.pipeline import (
     RUN_SKILL,
     STAGES,
 )
+from workers.health import Heartbeat, start_beat_heartbeat
 
 if TYPE_CHECKING:
     from workers.resources import Resources
@@ -44,6 +45,8 @@ def make_app() -> Celery:
     # DJANGO_SETTINGS_MODULE set, and reconnect to PostgreSQL around every task): the handlers
     # below set Django up where task modules load and keep connections per CONN_MAX_AGE.
     celery_app = Celery("dtbot", broker=settings.celery_broker_url, fixups=[])
+    # Readiness for compose healthchecks (workers/health.py): a heartbeat file while consuming.
+    celery_app.steps["consumer"].add(Heartbeat)
     exchange = Exchange(EXCHANGE, type="direct", durable=True)
     celery_app.conf.update(
         task_serializer="json",
@@ -203,6 +206,11 @@ def _metrics_child_exited(pid: int | None = None, **_: Any) -> None:
     from workers.metrics import child_exited
 
     child_exited(pid or os.getpid())
+
+
+@signals.beat_init.connect
+def _beat_heartbeat(**_: Any) -> None:
+    start_beat_heartbeat()
 
 
 @signals.worker_shutdown.connect

@@ -73,6 +73,15 @@ def msg_id_of(data: Any) -> str:
     return "-"
 
 
+def log_context_of(data: Any) -> tuple[str, str]:
+    """(conversation, tenant) of a task argument for its log lines: an envelope or a payload's turn."""
+    if not isinstance(data, dict):
+        return "-", "-"
+    turn = data.get("turn")
+    source = turn if isinstance(turn, dict) else data
+    return str(source.get("conversation_id") or "-"), str(source.get("tenant_id") or "-")
+
+
 def dead_letter(task: Task, stage: Stage, data: Any, error: str) -> NoReturn:
     """Park the message for replay and stop the chain; if even that fails, retry later."""
     msg_id = msg_id_of(data)
@@ -145,7 +154,7 @@ def pipeline_task(stage: Stage, load: Callable[[Any], Any] = load_payload) -> Ca
             return result
 
         def guarded(self: Task, data: Any) -> Any:
-            with message_context(msg_id_of(data), stage.name):
+            with message_context(msg_id_of(data), stage.name, *log_context_of(data)):
                 loaded = None
                 try:
                     loaded = load(data)
