@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run test test-fast test-unit test-clock venv services browser migrate bench bench-ack lint lock clean
+.PHONY: run test test-fast test-unit test-clock venv services browser promtool migrate bench bench-ack lint lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -19,16 +19,20 @@ services:
 browser:
 	bin/ensure-browser
 
+# promtool, amtool and alertmanager from Debian's packages (the alert rules' unit tests, the DingTalk bridge's test)
+promtool:
+	bin/ensure-promtool
+
 migrate: venv services
 	$(PY) manage.py migrate --noinput
 
 run: migrate
 	bin/run
 
-test: venv services browser
+test: venv services browser promtool
 	$(PY) -m pytest
 
-test-fast: venv services
+test-fast: venv services promtool
 	$(PY) -m pytest -m "not slow"
 
 # Tests that need no service and start no process: no `services` prerequisite on purpose
@@ -38,7 +42,7 @@ test-unit: venv
 
 # The whole suite with every process's clock shifted to late evening / small hours around a month
 # end (bin/test-clock -t "YYYY-MM-DD HH:MM" for other moments): no test may depend on the time.
-test-clock: venv browser
+test-clock: venv browser promtool
 	bin/test-clock
 
 bench: migrate

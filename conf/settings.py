@@ -137,6 +137,13 @@ class Settings:
     ingest_heartbeat_seconds: float = 5.0
     worker_heartbeat_file: str = ""
     worker_heartbeat_seconds: float = 10.0
+    # metrics and alerts (issue 13): worker exporter, message-record retention, the alert bridge
+    worker_metrics_port: int = 9111
+    worker_metrics_dir: str = ""
+    message_record_retention_days: int = 90
+    alert_webhook_token: str = ""
+    ops_dingtalk_robot_webhook: str = ""
+    ops_dingtalk_robot_secret: str = ""
 
     @property
     def broker_is_redis(self) -> bool:
@@ -261,6 +268,12 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             audit_archive_access_key_id=env.str("AUDIT_ARCHIVE_ACCESS_KEY_ID", "").strip(),
             audit_archive_secret_access_key=env.str("AUDIT_ARCHIVE_SECRET_ACCESS_KEY", "").strip(),
             audit_retention_days=env.int("AUDIT_RETENTION_DAYS", 180),
+            worker_metrics_port=env.int("WORKER_METRICS_PORT", 9111),
+            worker_metrics_dir=env.str("WORKER_METRICS_DIR", "").strip(),
+            message_record_retention_days=env.int("MESSAGE_RECORD_RETENTION_DAYS", 90),
+            alert_webhook_token=env.str("ALERT_WEBHOOK_TOKEN", "").strip(),
+            ops_dingtalk_robot_webhook=env.str("OPS_DINGTALK_ROBOT_WEBHOOK", "").strip(),
+            ops_dingtalk_robot_secret=env.str("OPS_DINGTALK_ROBOT_SECRET", "").strip(),
         )
         env.seal()
     finally:
@@ -270,6 +283,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
     if settings.audit_retention_days < MIN_AUDIT_RETENTION_DAYS:
         raise ValueError(f"AUDIT_RETENTION_DAYS must be at least {MIN_AUDIT_RETENTION_DAYS} "
                          "(等保2.0 and the Cybersecurity Law keep logs for six months)")
+    if settings.message_record_retention_days * 86400 < settings.dedup_ttl_seconds:
+        # The record's unique msgId backs the Redis claim up: it must outlive it.
+        raise ValueError("MESSAGE_RECORD_RETENTION_DAYS must cover DEDUP_TTL_SECONDS (records are the dedup backstop)")
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", settings.database_app_role):
         raise ValueError("DATABASE_APP_ROLE must be a plain identifier (letters, digits, _)")
     if settings.log_format not in LOG_FORMATS:

@@ -208,7 +208,7 @@ class Listener:
             self._conns.append(conn)
             self._active = conn
             reason = self._reconnect_reason or "closed"
-        self.metrics.connections.set(len(self._conns))
+        self.metrics.set_connections(len(self._conns))
         if self._ever_connected:
             self.metrics.reconnects.labels(reason).inc()
             log.info("%s: connected to %s (reconnect after %s)", conn.name, endpoint, reason)
@@ -265,7 +265,7 @@ class Listener:
                     delay = self.backoff.next_delay()
                     self._next_connect_at = now + delay
                     self._reconnect_reason = _reconnect_label(reason)
-        self.metrics.connections.set(len(self._conns))
+        self.metrics.set_connections(len(self._conns))
         if delay is None:
             log.info("%s: closed (%s)", conn.name, reason)
             return

@@ -1,12 +1,15 @@
-"""Listener metrics: ACK latency histogram, frame/ACK/drop counters, buffer and journal gauges, p50/p99 window."""
+"""Listener metrics: ACK latency histogram, frame/ACK/drop counters, buffer, journal and connection-gap gauges,
+process CPU and memory, p50/p99 window."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from contract.envelope import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK
 from ingest.journal import Journal
@@ -64,9 +67,20 @@ class LatencyWindow:
 class IngestMetrics:
     """One registry per listener, so several listeners in one test process do not collide."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # process_cpu_seconds_total, process_resident_memory_bytes, ... of this listener (the CPU alert's input)
+        ProcessCollector(registry=r)
+        self._clock = clock
+        # Since when no Stream socket has been open (the start counts: not connected yet).
+        self._gap_since: float | None = clock()
+        self.connection_gap = Gauge(
+            "stream_connection_gap_seconds", "Seconds without an open Stream connection so far (0 while connected)",
+            registry=r,
+        )
+        self.connection_gap.set_function(self._gap_seconds)
         self.ack_latency = Histogram(
             "ingest_ack_latency_seconds", "Frame read to ACK written", buckets=LATENCY_BUCKETS,
             registry=r,
@@ -114,6 +128,18 @@ class IngestMetrics:
         )
         self.window = LatencyWindow()
         self._frame_counters: dict[tuple[str, str], Any] = {}
+
+    def set_connections(self, count: int) -> None:
+        """The number of open Stream sockets changed: the gauge, and the start or end of a gap."""
+        self.connections.set(count)
+        if count > 0:
+            self._gap_since = None
+        elif self._gap_since is None:
+            self._gap_since = self._clock()
+
+    def _gap_seconds(self) -> float:
+        since = self._gap_since
+        return 0.0 if since is None else max(0.0, self._clock() - since)
 
     def watch_journal(self, journal: Journal) -> None:
         """Journal gauges read at scrape time (depth, bytes, age of the oldest envelope)."""

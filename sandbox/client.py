@@ -76,6 +76,11 @@ class SandboxClient:
         body = {"download_code": download_code, "content_base64": base64.b64encode(raw).decode(), **fields}
         return self._call("POST", "/sandbox/files", json=body)
 
+    def add_robot(self, secret: str = "", access_token: str = "") -> dict[str, str]:
+        """A custom group robot (sandbox.dingtalk.robots): {"webhook", "access_token", "secret"}; what it
+        receives shows in `replies(via="robot")`."""
+        return self._call("POST", "/sandbox/robots", json={"secret": secret, "access_token": access_token})
+
     # ---- observation -----------------------------------------------------------------------
 
     def replies(

@@ -38,6 +38,8 @@ def worker_env(base: dict[str, str] | None = None, **overrides: str) -> dict[str
     env = dict(os.environ if base is None else base)
     env.update(overrides)
     env.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    # Many test workers run at once: none takes the fixed metrics port unless a test gives it one.
+    env.setdefault("WORKER_METRICS_PORT", "0")
     env["PYTHONPATH"] = python_path(env.get("PYTHONPATH", ""))
     # The parent test process may run under pytest-django; workers read only the env.
     env.pop("PYTEST_CURRENT_TEST", None)

@@ -1,30 +1,38 @@
-"""Prometheus metrics of the web role, read from the database at scrape time (cheap aggregates)."""
+"""Prometheus metrics of the web role, read from the database at scrape time (indexed counts and estimates only)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models import Count
+from django.db import connection
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from webapp.models import AuditLog, DeadLetter, MessageRecord, MessageStatus
 from webapp.models.audit import AuditAction
 
+# A message's final status is counted where it happens, by the workers (dtbot_messages_total{outcome});
+# here only the statuses a message passes through, which few rows hold at any time (status is indexed).
+IN_FLIGHT = (MessageStatus.RECEIVED, MessageStatus.PROCESSING)
+
 
 class PipelineCollector(Collector):
-    """Message records by status and dead letters waiting for a replay."""
+    """Messages in flight, the record table's size (the planner's estimate: no scan of the growing
+    table) and dead letters waiting for a replay."""
 
     def collect(self) -> Iterator[Metric]:
-        by_status = GaugeMetricFamily(
-            "dtbot_message_records", "Message records by status", labels=["status"]
+        in_flight = GaugeMetricFamily(
+            "dtbot_message_records_in_flight", "Message records not finished yet, by status", labels=["status"]
         )
-        counts = dict(
-            MessageRecord.objects.values_list("status").annotate(n=Count("id")).order_by()
+        for status in IN_FLIGHT:
+            in_flight.add_metric([status.value], MessageRecord.objects.filter(status=status).count())
+        yield in_flight
+        size = GaugeMetricFamily(
+            "dtbot_message_records_estimate",
+            "Message records kept (PostgreSQL's estimate; see MESSAGE_RECORD_RETENTION_DAYS)",
         )
-        for status in MessageStatus.values:
-            by_status.add_metric([status], counts.get(status, 0))
-        yield by_status
+        size.add_metric([], _estimated_rows(MessageRecord._meta.db_table))
+        yield size
         pending = GaugeMetricFamily(
             "dtbot_dead_letters_pending", "Dead letters not replayed yet"
         )
@@ -32,9 +40,17 @@ class PipelineCollector(Collector):
         yield pending
 
 
+def _estimated_rows(table: str) -> float:
+    """pg_class.reltuples (kept by autovacuum/ANALYZE); -1 before the table was first analysed counts as 0."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", [table])
+        row = cursor.fetchone()
+    return max(0.0, float(row[0])) if row and row[0] is not None else 0.0
+
+
 class AuditCollector(Collector):
     """The audit trail's health from its own rows: the last verification and the last archive run
-    (docker/alerts.yml pages on a broken or unverified chain and a stale archive)."""
+    (docker/prometheus/rules/dtbot.yml pages on a broken or unverified chain and a stale archive)."""
 
     def collect(self) -> Iterator[Metric]:
         verify = (AuditLog.objects.filter(action=AuditAction.AUDIT_VERIFY.value)

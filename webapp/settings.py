@@ -81,7 +81,7 @@ METRICS_TOKEN = _s.metrics_token
 if SECURE_MODE:
     SECURE_SSL_REDIRECT = True
     # Probes and scrapes inside the deployment's network speak plain HTTP to the container.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^livez$", r"^metrics$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^livez$", r"^metrics$", r"^ops/alerts$"]
     SECURE_HSTS_SECONDS = 365 * 24 * 3600
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -130,6 +130,14 @@ def _setup_logging(loglevel: Any = None, **_: Any) -> None:
     configure_logging(loglevel or get_settings().log_level)
 
 
+@signals.celeryd_init.connect
+def _prepare_metrics(**_: Any) -> None:
+    """Worker metrics in multiprocess mode, set before the task modules define them (workers.metrics)."""
+    from workers.metrics import prepare_multiprocess
+
+    prepare_multiprocess(get_settings())
+
+
 @signals.import_modules.connect
 def _setup_django(**_: Any) -> None:
     """Django before the task modules (they import the webapp's actions), as Celery's own Django
@@ -184,9 +192,20 @@ def _close_old_connections(task: Any = None, **_: Any) -> None:
 @signals.worker_ready.connect
 def _mark_ready(**_: Any) -> None:
     """Readiness probe for process managers and tests: the worker consumes from now on."""
+    from workers.metrics import start_exporter
+
+    # After the pool started, so no pool process inherits the exporter's socket.
+    start_exporter(get_settings(), app)
     path = get_settings().worker_ready_file
     if path:
         Path(path).write_text(str(os.getpid()))
+
+
+@signals.worker_process_shutdown.connect
+def _metrics_child_exited(pid: int | None = None, **_: Any) -> None:
+    from workers.metrics import child_exited
+
+    child_exited(pid or os.getpid())
 
 
 @signals.beat_init.connect
@@ -196,6 +215,9 @@ def _beat_heartbeat(**_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _unmark_ready(**_: Any) -> None:
+    from workers.metrics import cleanup_multiprocess
+
+    cleanup_multiprocess()
     path = get_settings().worker_ready_file
     if path:
         with contextlib.suppress(FileNotFoundError):

@@ -32,9 +32,9 @@ from webapp.actions.audit_archive import do_archive_audit, do_verify_audit_chain
 from webapp.actions.dataflow import do_record_exception
 from webapp.actions.deadletters import do_dead_letter
 from webapp.actions.retention import do_apply_retention
-from workers import reminders, timeline
+from workers import metrics, reminders, timeline
 from workers.celery import app
-from workers.errors import PoisonMessage
+from workers.errors import DuplicateMessage, PoisonMessage
 from workers.exits import STORE_OUTAGES, Attempt, Exit, ExitKind, RetryPolicy, exit_for
 from workers.payload import COUNTERS, Order, StagePayload
 from workers.resources import current
@@ -97,6 +97,7 @@ def dead_letter(task: Task, stage: Stage, data: Any, error: str) -> NoReturn:
             raise task.retry(countdown=policy.countdown(task.request.retries), max_retries=None) from exc
         raise Ignore() from exc
     log.error("dead-lettered (#%s): %s", letter.pk, error)
+    metrics.count_message("dead_letter")
     raise Ignore()
 
 
@@ -114,6 +115,8 @@ def carry_out(task: Task, stage: Stage, exit: Exit, exc: Exception, data: Any,
     if exit.log_message:
         log.log(exit.log_level, "%s", exit.log_message, exc_info=exc if exit.traceback else None)
     if exit.kind is ExitKind.STOP:
+        if isinstance(exc, DuplicateMessage):
+            metrics.count_message("duplicate")
         raise Ignore() from exc
     if exit.kind is ExitKind.REQUEUE:
         raise task.retry(args=(exit.args,), countdown=exit.countdown, max_retries=None, **QUIET_ARGS)
@@ -146,7 +149,9 @@ def pipeline_task(stage: Stage, load: Callable[[Any], Any] = load_payload) -> Ca
             # stamped into the argument before it is read (a retry re-sends it, keeping the first start).
             tries, worker = self.request.retries + 1, timeline.worker_name(self.request.hostname)
             started = timeline.begin(data, stage.name, tries, worker)
-            return timeline.end(guarded(self, data), stage.name, started, tries, worker)
+            result = timeline.end(guarded(self, data), stage.name, started, tries, worker)
+            metrics.stage_done(stage.name, started, data, result)
+            return result
 
         def guarded(self: Task, data: Any) -> Any:
             with message_context(msg_id_of(data), stage.name, *log_context_of(data)):

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.dingtalk import card_taps, cards, chat, control, openapi
+from sandbox.dingtalk import card_taps, cards, chat, control, openapi, robots
 from sandbox.dingtalk.context import SANDBOX_KEY, Sandbox
 from sandbox.dingtalk.state import SandboxConfig
 
@@ -21,6 +21,7 @@ def build_app(config: SandboxConfig) -> web.Application:
     app.router.add_post("/v1.0/gateway/connections/open", sb.gateway.register)
     app.router.add_get("/connect", sb.gateway.connect)
     openapi.add_routes(app)
+    robots.add_routes(app)
     cards.add_routes(app)
     card_taps.add_routes(app)
     control.add_routes(app)

@@ -298,6 +298,8 @@ def test_readiness_and_liveness_are_served_beside_the_metrics(sandbox, dingtalk,
         base = f"http://127.0.0.1:{port}"
         not_yet = wait_for(lambda: _get(httpx, f"{base}/readyz"))
         assert not_yet.status_code == 503 and not_yet.json()["stream"] == "connecting"
+        gap = wait_for(lambda: _sample(_get(httpx, f"{base}/metrics"), "stream_connection_gap_seconds"))
+        assert gap > 0  # refused credentials: no connection since the start
         assert _get(httpx, f"{base}/livez").status_code == 200
         dingtalk.fault("accept_auth")
         ready = wait_for(lambda: (r := _get(httpx, f"{base}/readyz")) is not None and r.status_code == 200 and r)
@@ -305,6 +307,19 @@ def test_readiness_and_liveness_are_served_beside_the_metrics(sandbox, dingtalk,
         assert body["handoff"] == "alive" and body["broker"] == "up" and body["journal"]["depth"] == 0
         metrics = _get(httpx, f"{base}/metrics").text
         assert "ingest_journal_depth 0.0" in metrics and "ingest_handoff_alive 1.0" in metrics
+        assert "stream_connection_gap_seconds 0.0" in metrics
+        assert (_sample(_get(httpx, f"{base}/metrics"), "process_cpu_seconds_total") or 0) > 0
+        assert (_sample(_get(httpx, f"{base}/metrics"), "process_resident_memory_bytes") or 0) > 0
+
+
+def _sample(response, name: str) -> float | None:
+    """One unlabelled sample of a /metrics answer (None while the port does not answer)."""
+    if response is None:
+        return None
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return next((s.value for f in text_string_to_metric_families(response.text) for s in f.samples
+                 if s.name == name), None)
 
 
 def _get(httpx, url: str):

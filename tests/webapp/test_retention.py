@@ -39,7 +39,7 @@ def test_old_turns_and_files_go_recent_ones_stay_and_the_purge_is_audited(store)
     RoutedTurn.objects.filter(msg_id="old").update(created_at=timezone.now() - timedelta(days=31))
     old_file, new_file = saved(store, "m-old", 8), saved(store, "m-new", 6)
 
-    assert do_apply_retention() == {"routed_turns": 1, "media_files": 1}
+    assert do_apply_retention() == {"routed_turns": 1, "message_records": 0, "media_files": 1}
 
     assert list(RoutedTurn.objects.values_list("msg_id", flat=True)) == ["new"]
     assert not os.path.exists(old_file) and not os.path.exists(old_file[:-4] + ".json")
@@ -51,7 +51,7 @@ def test_old_turns_and_files_go_recent_ones_stay_and_the_purge_is_audited(store)
 
 def test_a_sweep_with_nothing_to_delete_writes_no_audit_row(store):
     saved(store, "m-new", 1)
-    assert do_apply_retention() == {"routed_turns": 0, "media_files": 0}
+    assert do_apply_retention() == {"routed_turns": 0, "message_records": 0, "media_files": 0}
     assert not AuditLog.objects.filter(action="retention.purge").exists()
 
 
@@ -86,3 +86,16 @@ def test_the_sweep_refuses_when_no_media_store_is_registered(store, personal_dat
         do_apply_retention()
     assert os.path.exists(old_file)
     assert not AuditLog.objects.filter(action="retention.purge").exists()
+
+
+def test_message_records_older_than_their_retention_go_with_the_daily_sweep(store):
+    from webapp.models import MessageRecord
+
+    for msg_id in ("rec-old", "rec-new"):
+        MessageRecord.objects.create(msg_id=msg_id, tenant_id="corp1", status="replied")
+    MessageRecord.objects.filter(msg_id="rec-old").update(created_at=timezone.now() - timedelta(days=91))
+    counts = do_apply_retention()
+    assert counts["message_records"] == 1
+    assert list(MessageRecord.objects.values_list("msg_id", flat=True)) == ["rec-new"]
+    row = AuditLog.objects.get(action="retention.purge")
+    assert row.detail["message_records"] == 1 and row.detail["message_record_days"] == 90

@@ -1,4 +1,4 @@
-"""/healthz is liveness, /readyz reports the stores and the listener; /metrics exposes records and dead letters."""
+"""/healthz is liveness, /readyz reports the stores and the listener (/metrics: tests/webapp/test_metrics.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from ingest.health import Health
 from ingest.heartbeat import ReadinessHeartbeat
 from testkit.services import free_port
 from testkit.tcpproxy import tcp_proxy
-from webapp.actions.deadletters import do_dead_letter
-from webapp.models import MessageRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -107,13 +105,3 @@ def test_readyz_follows_redis_through_an_outage(client, settings_env, listener_b
         assert checks["database"] == checks["broker"] == "ok"
         proxy.restore()
         assert client.get("/readyz").status_code == 200
-
-
-def test_metrics_count_records_by_status_and_pending_dead_letters(client):
-    for i, status in enumerate(["replied", "replied", "dead", "processing"]):
-        MessageRecord.objects.create(msg_id=f"m{i}", tenant_id="t", status=status)
-    do_dead_letter("m2", "deliver", {}, "boom")
-    text = client.get("/metrics").content.decode()
-    assert 'dtbot_message_records{status="replied"} 2.0' in text
-    assert 'dtbot_message_records{status="delivery_unknown"} 0.0' in text
-    assert "dtbot_dead_letters_pending 1.0" in text

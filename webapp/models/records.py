@@ -60,7 +60,11 @@ class MessageRecord(models.Model):
 
     class Meta:
         app_label = "webapp"
-        indexes = [models.Index(fields=["tenant_id", "conversation_id", "-created_at"])]
+        indexes = [
+            models.Index(fields=["tenant_id", "conversation_id", "-created_at"]),
+            # The daily retention deletes by age (MESSAGE_RECORD_RETENTION_DAYS).
+            models.Index(fields=["created_at"], name="webapp_msgrecord_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.msg_id} [{self.status}]"

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from skills.api import Reply
+from workers import metrics
 from workers.dingtalk.outbound import openapi_message, webhook_body
 from workers.dingtalk.token import TokenCache
 from workers.errors import DeliveryUnknown, PoisonMessage, Throttled, TransientError, WebhookExpired
@@ -24,16 +25,33 @@ TOKEN_HEADER = "x-acs-dingtalk-access-token"
 
 def _post(http: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
           ) -> httpx.Response:
-    """POST with the client's timeouts; network trouble is transient."""
+    """POST with the client's timeouts; network trouble is transient. Every call is counted by its
+    API family and answer code (workers.metrics)."""
+    family = _family(url)
     try:
-        return http.post(url, json=body, headers=headers)
+        response = http.post(url, json=body, headers=headers)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        metrics.dingtalk_call(family, "network")
         # The request never left: retrying cannot double-send.
         raise TransientError(f"could not reach {_path(url)}: {exc!r}") from exc
     except httpx.TransportError as exc:
+        metrics.dingtalk_call(family, "network")
         # Read/write timeouts and dropped connections happen after the request may have been
         # processed; resending could answer twice, so the outcome is recorded as unknown.
         raise DeliveryUnknown(f"no answer from {_path(url)}: {exc!r}") from exc
+    errcode = _json(response).get("errcode") if response.status_code < 400 else None
+    metrics.dingtalk_call(family, errcode if errcode else response.status_code)
+    return response
+
+
+def _family(url: str) -> str:
+    """A bounded label for the URL: its API family, never its parameters."""
+    path = httpx.URL(url).path
+    for marker, family in (("oauth2", "token"), ("messageFiles", "files"), ("oToMessages", "robot_send"),
+                           ("groupMessages", "robot_send")):
+        if marker in path:
+            return family
+    return "openapi" if path.startswith("/v1.0/") else "webhook"
 
 
 def _path(url: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import redis as redis_lib
 
 from conf.settings import Settings
+from workers import metrics
 from workers.clock import SYSTEM_CLOCK, Clock
 
 FAMILIES = ("webhook", "robot_send", "card")
@@ -122,6 +123,7 @@ class RateBudget:
             if granted:
                 if wait > 0:
                     clock.sleep(wait)
+                metrics.budget_waited(family, timeout - left + wait)
                 return True
             if wait >= left:
                 return False

@@ -13,6 +13,7 @@ from skills.api import Reply, Turn
 from skills.help.skill import HELP_WORDS
 from skills.routing.router import Router as TrainedRouter
 from webapp.actions.routing import do_log_routed_turn
+from workers import metrics
 from workers.resources import Resources, Router, current
 from workers.routing.policy import Route, Thresholds, callback_route, decide, intent_of
 from workers.routing.source import ArtefactSource, DatabaseArtefacts
@@ -148,6 +149,7 @@ def decide_turn(turn: Turn) -> tuple[Turn, Reply | None]:
     ) or (res.router or KEYWORDS).route(turn)
     changes: dict[str, object] = {"intent": decision.intent, "skill": decision.skill,
                                   "confidence": decision.confidence}
+    metrics.routed(decision.decision, decision.stage, decision.confidence)
     if decision.text is not None:
         changes.update(text=decision.text, params={})
     routed = turn.replace(**changes)
