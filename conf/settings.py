@@ -84,7 +84,9 @@ class Settings:
     pgvector_data_dir: str = "var/pgvector"
     embed_threads: int = 2
     # skills platform: routing, per-tenant skill settings, remote skills
-    field_encryption_key: str = ""
+    field_encryption_key: str = ""  # the newest of field_encryption_keys (FIELD_ENCRYPTION_KEY: a one-key alias)
+    # FIELD_ENCRYPTION_KEYS, newest first: the first encrypts, every one decrypts (rotate_keys moves values on)
+    field_encryption_keys: tuple[str, ...] = ()
     routed_turn_retention_days: int = 30
     router_dir: str = "var/router"
     router_poll_seconds: float = 5.0
@@ -152,6 +154,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         os.environ.update(environ)
     try:
         client_id = env.str("DINGTALK_CLIENT_ID", "").strip()
+        field_keys = _field_keys(env.str("FIELD_ENCRYPTION_KEYS", ""), env.str("FIELD_ENCRYPTION_KEY", ""))
         settings = Settings(
             dingtalk_client_id=client_id,
             dingtalk_client_secret=env.str("DINGTALK_CLIENT_SECRET", "").strip(),
@@ -206,7 +209,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             vector_database_url=env.str("VECTOR_DATABASE_URL", ""),
             pgvector_data_dir=env.str("PGVECTOR_DATA_DIR", "var/pgvector"),
             embed_threads=env.int("EMBED_THREADS", 2),
-            field_encryption_key=env.str("FIELD_ENCRYPTION_KEY", "").strip(),
+            field_encryption_key=field_keys[0] if field_keys else "",
+            field_encryption_keys=field_keys,
             routed_turn_retention_days=env.int("ROUTED_TURN_RETENTION_DAYS", 30),
             router_dir=env.str("ROUTER_DIR", "var/router"),
             router_poll_seconds=env.float("ROUTER_POLL_SECONDS", 5.0),
@@ -273,6 +277,12 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             "TASK_RETRY_BACKOFF_MAX_SECONDS must stay below REDIS_VISIBILITY_TIMEOUT_SECONDS"
         )
     return settings
+
+
+def _field_keys(keys: str, one_key: str) -> tuple[str, ...]:
+    """FIELD_ENCRYPTION_KEYS (comma-separated, newest first), else FIELD_ENCRYPTION_KEY alone."""
+    listed = tuple(k.strip() for k in keys.split(",") if k.strip())
+    return listed or ((one_key.strip(),) if one_key.strip() else ())
 
 
 def production_problems(settings: Settings) -> list[str]:

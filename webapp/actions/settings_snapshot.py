@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from webapp.crypto import DecryptionError, decrypt_text
+from webapp.crypto import DecryptionError, decrypt_text, open_config
 from webapp.knobs import KNOBS
 from webapp.models.skills import ALL_TENANTS as ALL_TENANTS  # re-exported: the "every tenant" row
 from webapp.models.skills import AdminSetting, RemoteSkill, SkillSetting
@@ -67,7 +67,13 @@ def read_snapshot() -> Snapshot:
         if row.conversation_id:
             snap.conversations[(row.tenant_id, row.conversation_id, row.skill)] = row.enabled
         else:
-            snap.skills[(row.tenant_id, row.skill)] = (row.enabled, dict(row.config or {}))
+            try:
+                config = open_config(row.config or {})
+            except DecryptionError:
+                log.error("skill setting %s: cannot decrypt a secret (key dropped before rotate_keys?); "
+                          "its overrides are ignored", row.scope)
+                config = {}
+            snap.skills[(row.tenant_id, row.skill)] = (row.enabled, config)
     snap.knobs = dict(AdminSetting.objects.values_list("key", "value"))
     for r in RemoteSkill.objects.all():
         try:

@@ -17,7 +17,7 @@ from skills import registry
 from skills.api import ConfigError
 from webapp.actions import versions
 from webapp.actions.audit import record_audit
-from webapp.crypto import encrypt_text
+from webapp.crypto import MASK, encrypt_text, open_config, seal_config
 from webapp.knobs import knob
 from webapp.models.audit import AuditAction
 from webapp.models.skills import ALL_TENANTS, AdminSetting, RemoteSkill, SettingVersion, SkillSetting
@@ -27,10 +27,27 @@ class SettingError(ValueError):
     """A change was refused: unknown skill, config that does not fit the skill's schema..."""
 
 
+def secret_keys(skill: str) -> frozenset[str]:
+    """The skill's Config fields declared repr=False (stored encrypted, shown as ***)."""
+    return registry.skill_class(skill).Config.secret_keys() if skill in registry.SKILLS else frozenset()
+
+
 def _redacted(skill: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Config for the audit row: secret fields (repr=False in the Config) show as ***."""
-    secret = registry.skill_class(skill).Config.secret_keys() if skill in registry.SKILLS else frozenset()
-    return {k: ("***" if k in secret and v else v) for k, v in config.items()}
+    """Config for the audit row and pages: secret fields (repr=False in the Config) show as ***."""
+    secret = secret_keys(skill)
+    return {k: (MASK if k in secret and v else v) for k, v in config.items()}
+
+
+def masked_config(skill: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the admin form shows: secrets as *** (saving *** back keeps the stored secret)."""
+    return _redacted(skill, config or {})
+
+
+def _sealed(skill: str, clean: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """`clean` as stored: a secret left as *** keeps the stored (sealed) value, the rest is encrypted."""
+    secret = secret_keys(skill)
+    kept = {k: (stored.get(k, "") if k in secret and v == MASK else v) for k, v in clean.items()}
+    return seal_config(kept, secret)
 
 
 def validate_skill_config(skill: str, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,14 +96,15 @@ def _apply_skill_setting(
     before = None if row is None else {"enabled": row.enabled, "config": _redacted(skill, row.config)}
     if row is None:
         row = SkillSetting(tenant_id=tenant_id, skill=skill, conversation_id=conversation_id)
-    row.enabled, row.config = enabled, clean
+    sealed = _sealed(skill, clean, {} if row.pk is None else dict(row.config or {}))
+    row.enabled, row.config = enabled, sealed
     row.version += 1
     row.updated_by = actor
     row.save()
     version = SettingVersion.objects.create(
         skill_setting=row, version=row.version, actor=actor, restored_from=restored_from,
         state={"tenant_id": tenant_id, "skill": skill, "conversation_id": conversation_id,
-               "enabled": row.enabled, "config": clean})
+               "enabled": row.enabled, "config": sealed})
     detail: dict[str, Any] = {"version": row.version}
     if restored_from is not None:
         detail["restored_from"] = restored_from
@@ -143,7 +161,7 @@ def do_rollback_setting(actor: str, version: SettingVersion) -> SettingVersion:
     with transaction.atomic():
         if version.skill_setting_id is not None:
             skill = str(state["skill"])
-            clean = validate_skill_config(skill, state.get("config") or {})
+            clean = validate_skill_config(skill, open_config(state.get("config") or {}))
             _, new = _apply_skill_setting(
                 actor, str(state["tenant_id"]), skill, str(state.get("conversation_id") or ""),
                 bool(state["enabled"]), clean, action=AuditAction.SKILL_SETTING_ROLLBACK, restored_from=version.version)
