@@ -8,6 +8,10 @@ import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
 
+from conf import redaction
+
+redaction.install()  # every record of every logger, in every role (they all import this module)
+
 current_msg_id: ContextVar[str] = ContextVar("current_msg_id", default="-")
 current_stage: ContextVar[str] = ContextVar("current_stage", default="-")
 

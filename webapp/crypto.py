@@ -44,7 +44,8 @@ def _fernet(configured: tuple[str, ...], secret: str) -> MultiFernet:
             try:
                 keys.append(Fernet(key.encode()))
             except ValueError as exc:
-                raise ValueError(f"FIELD_ENCRYPTION_KEYS[{i}] must be a Fernet key (urlsafe base64 of 32 bytes)") from exc
+                raise ValueError(f"FIELD_ENCRYPTION_KEYS[{i}] must be a Fernet key "
+                                 "(urlsafe base64 of 32 bytes)") from exc
         return MultiFernet(keys)
     log.warning("FIELD_ENCRYPTION_KEYS is not set: deriving the field key from DJANGO_SECRET_KEY "
                 "(set FIELD_ENCRYPTION_KEYS in production)")

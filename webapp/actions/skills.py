@@ -94,9 +94,10 @@ def _apply_skill_setting(
     row = SkillSetting.objects.select_for_update().filter(
         tenant_id=tenant_id, skill=skill, conversation_id=conversation_id).first()
     before = None if row is None else {"enabled": row.enabled, "config": _redacted(skill, row.config)}
+    stored = {} if row is None else dict(row.config or {})
     if row is None:
         row = SkillSetting(tenant_id=tenant_id, skill=skill, conversation_id=conversation_id)
-    sealed = _sealed(skill, clean, {} if row.pk is None else dict(row.config or {}))
+    sealed = _sealed(skill, clean, stored)
     row.enabled, row.config = enabled, sealed
     row.version += 1
     row.updated_by = actor
