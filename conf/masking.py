@@ -3,8 +3,8 @@
 `find(text)` lists the valid occurrences (the detector's rules in conf.personal_data: GB 11643 check
 digit and a real birth date, Luhn, a mainland mobile prefix), overlaps resolved e-mail > resident ID >
 bank card > mobile (`personal_data.PRIORITY`). `redact(text)` replaces them for good (logs, audit
-rows: `[PHONE]`); `Masker` replaces them with numbered placeholders (`[PHONE_1]`, the same value → the same placeholder) for text
-sent to an external LLM or remote skill, and `restore` / `restore_stream` put the originals back into
+rows: `[PHONE]`); `Masker` replaces them with numbered placeholders (`[PHONE_1]`, the same value →
+the same placeholder) for text sent to an external LLM or remote skill, and `restore` / `restore_stream` put the originals back into
 the reply the user sees.
 """
 
