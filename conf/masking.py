@@ -1,11 +1,10 @@
 """Masking of personal data (mobile, resident ID, bank card, e-mail): placeholders for text sent out.
 
-`find(text)` lists the valid occurrences (the detector's rules in conf.personal_data: GB 11643 check
-digit and a real birth date, Luhn, a mainland mobile prefix), overlaps resolved e-mail > resident ID >
-bank card > mobile (`personal_data.PRIORITY`). `redact(text)` replaces them for good (logs, audit
-rows: `[PHONE]`); `Masker` replaces them with numbered placeholders (`[PHONE_1]`, the same value →
-the same placeholder) for text sent to an external LLM or remote skill, and `restore` / `restore_stream` put the originals back into
-the reply the user sees.
+`find(text)` lists the valid occurrences (conf.personal_data's rules: GB 11643 check digit and a
+real birth date, Luhn, a mainland mobile prefix; overlaps resolved by `personal_data.PRIORITY`).
+`redact(text)` replaces them for good (logs, audit rows: `[PHONE]`). `Masker` replaces them with
+numbered placeholders (`[PHONE_1]`; the same value, the same placeholder) in text sent to an
+external LLM or remote skill; `restore` / `restore_stream` put the originals back into the reply.
 """
 
 from __future__ import annotations
