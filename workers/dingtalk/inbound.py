@@ -286,8 +286,12 @@ def from_callback(envelope: Envelope, settings: Settings) -> Incoming:
     except callbacks.BadCallback as exc:
         raise PoisonMessage(str(exc)) from exc
     owner = cards.lookup(callback.out_track_id)
-    if owner is None:
+    if owner is None or owner.get("kind") == cards.AI_CARD:  # an AI card takes only Stop
         raise NothingToAnswer(f"callback for card {callback.out_track_id} that no skill owns (expired?)")
+    refused = callbacks.refusal(callback, owner)
+    if refused:
+        log.warning("card callback for %s refused: %s", callback.out_track_id, refused)
+        raise NothingToAnswer(f"card callback refused: {refused}")
     own = callbacks.skill_params(callback, owner)
     params = {**(own.get("params") or {}), **own} if own["type"] == "button" else own
     clicker = callback.user_id or str(owner.get("user_id") or "")
@@ -309,9 +313,17 @@ def from_callback(envelope: Envelope, settings: Settings) -> Incoming:
 
 
 def stop_requested(envelope: Envelope) -> str:
-    """The outTrackId whose streaming the user asked to stop, or ''."""
+    """The outTrackId whose streaming the user asked to stop, or ''. A Stop nobody may give (a card
+    with no owner record, another user's or another corp's card) is refused: NothingToAnswer."""
     try:
         callback = callbacks.parse(envelope.payload)
     except callbacks.BadCallback:
         return ""
-    return callback.out_track_id if callbacks.wants_stop(callback) else ""
+    if not callbacks.wants_stop(callback):
+        return ""
+    owner = cards.lookup(callback.out_track_id)
+    refused = "no such card (expired?)" if owner is None else callbacks.refusal(callback, owner, stop=True)
+    if refused:
+        log.warning("stop for card %s refused: %s", callback.out_track_id, refused)
+        raise NothingToAnswer(f"stop refused: {refused}")
+    return callback.out_track_id
