@@ -11,10 +11,9 @@ from environs import Env
 
 # Content types the gateway downloads (prefix match); anything else gets a polite refusal.
 DEFAULT_MEDIA_TYPES = (
-    "image/", "audio/", "video/", "text/", "application/pdf", "application/msword",
-    "application/vnd.openxmlformats-officedocument", "application/vnd.ms-", "application/zip",
-    "application/octet-stream",
-)
+    "image/", "audio/", "video/", "text/plain", "text/markdown", "text/csv", "application/pdf", "application/msword",
+    "application/vnd.openxmlformats-officedocument", "application/vnd.ms-",
+)  # no archives, no application/octet-stream: a file sent as octet-stream is judged by its name's type
 # In groups: one session per member ("user") or one shared by the whole group ("shared").
 SESSION_GROUP_SCOPES = ("user", "shared")
 # Six months: the floor of 等保2.0 level 3 and the Cybersecurity Law (article 21) for audit logs.
@@ -98,6 +97,9 @@ class Settings:
     media_retention_days: int = 30
     media_max_bytes: int = 20 * 1024 * 1024
     media_allowed_types: tuple[str, ...] = ()
+    # Hosts, IPs and CIDRs remote skills and media downloads may reach although they are not public
+    # (loopback, private, link-local); everything else non-public is refused (skills/remote/urlguard.py).
+    outbound_url_allowlist: tuple[str, ...] = ()
     session_group_scope: str = "user"
     order_max_wait_seconds: float = 180.0
     order_entry_ttl_seconds: float = 900.0
@@ -223,6 +225,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             media_allowed_types=tuple(
                 t.strip().lower() for t in env.list("MEDIA_ALLOWED_TYPES", [], subcast=str) if t.strip()
             ) or DEFAULT_MEDIA_TYPES,
+            outbound_url_allowlist=tuple(
+                t.strip() for t in env.list("OUTBOUND_URL_ALLOWLIST", [], subcast=str) if t.strip()),
             session_group_scope=env.str("SESSION_GROUP_SCOPE", "user").strip().lower(),
             order_max_wait_seconds=env.float("ORDER_MAX_WAIT_SECONDS", 180.0),
             order_entry_ttl_seconds=env.float("ORDER_ENTRY_TTL_SECONDS", 900.0),

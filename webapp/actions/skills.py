@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 
 from django.db import transaction
 
+from conf.settings import get_settings
 from skills import registry
 from skills.api import ConfigError
+from skills.remote.urlguard import Allowlist, Unresolvable, UrlRefused, check_url
 from webapp.actions import versions
 from webapp.actions.audit import record_audit
 from webapp.crypto import MASK, encrypt_text, open_config, seal_config
@@ -193,7 +195,9 @@ def do_save_remote_skill(
     token: str | None = None,
 ) -> RemoteSkill:
     """Create or change a remote skill; `token` None keeps the stored one, "" removes it."""
-    intents = validate_remote_skill(name, url, intents, timeout_seconds)
+    has_token = bool(token) if token is not None else (
+        RemoteSkill.objects.filter(name=name).exclude(token_encrypted="").exists())
+    intents = validate_remote_skill(name, url, intents, timeout_seconds, with_token=has_token)
     with transaction.atomic():
         row = RemoteSkill.objects.select_for_update().filter(name=name).first()
         before = None if row is None else row.snapshot()
@@ -213,7 +217,8 @@ def do_save_remote_skill(
     return row
 
 
-def validate_remote_skill(name: str, url: str, intents: Sequence[str], timeout_seconds: float) -> list[str]:
+def validate_remote_skill(name: str, url: str, intents: Sequence[str], timeout_seconds: float,
+                          with_token: bool = False) -> list[str]:
     """The cleaned intents; SettingError on a name/intent clash, a bad URL or timeout."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name or ""):
         raise SettingError("a remote skill name is lower-case letters, digits, - and _ (at most 64)")
@@ -222,6 +227,14 @@ def validate_remote_skill(name: str, url: str, intents: Sequence[str], timeout_s
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SettingError("the URL must be http:// or https:// with a host")
+    settings = get_settings()
+    try:  # checked again at every call (a name may resolve elsewhere later); here to say so at once
+        check_url(url, Allowlist.parse(settings.outbound_url_allowlist), with_token=with_token,
+                  require_https_for_token=settings.django_secure)
+    except Unresolvable:
+        pass  # not resolvable from here (yet): the call-time check decides
+    except UrlRefused as exc:
+        raise SettingError(f"the URL is refused: {exc}") from exc
     cleaned = [str(i).strip() for i in intents if str(i).strip()]
     if not cleaned:
         raise SettingError("a remote skill needs at least one intent")

@@ -7,6 +7,7 @@ from typing import Any
 
 from contract.envelope import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK, Envelope
 from skills.api import Reply, Turn
+from skills.remote.urlguard import Allowlist
 from webapp.actions.profiles import do_upsert_profile
 from webapp.actions.records import epoch_to_datetime
 from workers import phrases
@@ -67,7 +68,8 @@ def _attachments(incoming: Incoming, msg_id: str, res: Resources, locale: str
     if not incoming.media:
         return [], ""
     settings, api, store = res.settings, res.dingtalk, res.media_store
-    limits = MediaLimits(settings.media_max_bytes, settings.media_allowed_types)
+    limits = MediaLimits(settings.media_max_bytes, settings.media_allowed_types,
+                         Allowlist.parse(settings.outbound_url_allowlist))
     robot_code = str(incoming.delivery.get("robot_code") or settings.dingtalk_robot_code)
     refs = []
     for index, item in enumerate(incoming.media):
