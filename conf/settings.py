@@ -100,6 +100,8 @@ class Settings:
     # Hosts, IPs and CIDRs remote skills and media downloads may reach although they are not public
     # (loopback, private, link-local); everything else non-public is refused (skills/remote/urlguard.py).
     outbound_url_allowlist: tuple[str, ...] = ()
+    # A push larger than this is ACKed and answered politely, its content not kept (ingest/dispatch.py)
+    ingest_max_frame_bytes: int = 256 * 1024
     session_group_scope: str = "user"
     order_max_wait_seconds: float = 180.0
     order_entry_ttl_seconds: float = 900.0
@@ -225,6 +227,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             media_allowed_types=tuple(
                 t.strip().lower() for t in env.list("MEDIA_ALLOWED_TYPES", [], subcast=str) if t.strip()
             ) or DEFAULT_MEDIA_TYPES,
+            ingest_max_frame_bytes=env.int("INGEST_MAX_FRAME_BYTES", 256 * 1024),
             outbound_url_allowlist=tuple(
                 t.strip() for t in env.list("OUTBOUND_URL_ALLOWLIST", [], subcast=str) if t.strip()),
             session_group_scope=env.str("SESSION_GROUP_SCOPE", "user").strip().lower(),

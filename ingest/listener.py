@@ -57,7 +57,7 @@ class Listener:
             on_failure=self._on_handoff_failure,
         )
         self.router = FrameRouter(config.tenant_id, self.buffer, self.metrics, self._on_disconnect,
-                                  overflow=self.handoff.overflow)
+                                  overflow=self.handoff.overflow, max_frame_bytes=config.max_frame_bytes)
         self.health = HealthServer(self.metrics.registry, self.check_health)
         self.metrics.handoff_alive.set_function(lambda: 1.0 if self.handoff.alive else 0.0)
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)

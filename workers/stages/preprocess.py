@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from contract.envelope import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK, Envelope
+from contract.envelope import OVERSIZED_KEY, TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK, Envelope
 from skills.api import Reply, Turn
 from skills.remote.urlguard import Allowlist
 from webapp.actions.profiles import do_upsert_profile
@@ -115,7 +115,12 @@ def preprocess(data: dict[str, Any], run_id: str) -> StagePayload:
     text, cut = normalise_text(incoming.text, settings.input_max_chars)
     reply: Reply | None = None
     attachments: list[dict[str, Any]] = []
-    if not incoming.supported:
+    oversized = envelope.payload.get(OVERSIZED_KEY)
+    if oversized:  # the listener kept only who sent it: say so instead of answering nothing
+        log.info("oversized push of %s bytes answered", oversized)
+        reply = Reply(text=phrase("oversized", profile.locale, size=size_text(int(oversized)),
+                                  limit=size_text(settings.ingest_max_frame_bytes)))
+    elif not incoming.supported:
         log.info("unsupported msgtype %r", envelope.msgtype)
         reply = Reply(text=phrase("unsupported", profile.locale))
     else:

@@ -38,3 +38,13 @@ def test_the_conversion_cleans_the_text_and_the_quoted_message():
 def test_a_message_of_invisible_characters_gets_the_polite_empty_reply(worker_settings):
     payload = json.loads(json.dumps(preprocess(envelope(text="\u200b\u200b\u202e\x00 \ufeff"), run_id="r1").to_dict()))
     assert payload["turn"]["text"] == "" and payload["reply"]["text"] == EMPTY_TEXT
+
+
+@pytest.mark.django_db
+def test_an_oversized_push_gets_a_polite_too_large_reply(worker_settings):
+    from contract.envelope import OVERSIZED_KEY
+
+    data = robot_message("")
+    data[OVERSIZED_KEY] = 300 * 1024
+    payload = preprocess(envelope(data), run_id="r1")
+    assert payload.reply is not None and "太大" in payload.reply.text and "256 KB" in payload.reply.text
