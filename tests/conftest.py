@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
+from conf.settings import get_settings
 from testkit import services
 
 # The sandbox peers (DingTalk, LLM, remote skills, file downloads) are on loopback: allow-listed
 # explicitly, as an operator would (skills/remote/urlguard.py refuses non-public addresses otherwise).
 os.environ.setdefault("OUTBOUND_URL_ALLOWLIST", "127.0.0.1")
+get_settings.cache_clear()  # pytest-django read the settings before this file
 
 pytest_plugins = ("pytester", "tests.support.tiers", "tests.support.fixtures", "tests.support.stack_fixtures")
 
