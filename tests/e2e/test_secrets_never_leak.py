@@ -39,10 +39,10 @@ def _pages(django_user_model) -> str:
     html = []
     for model in ("skillsetting", "settingversion", "remoteskill", "messagerecord", "adminsetting"):
         html.append(client.get(f"/admin/webapp/{model}/").content.decode())
-    for row in SkillSetting.objects.all():
-        html.append(client.get(f"/admin/webapp/skillsetting/{row.pk}/change/").content.decode())
-    for row in RemoteSkill.objects.all():
-        html.append(client.get(f"/admin/webapp/remoteskill/{row.pk}/change/").content.decode())
+    for pk in SkillSetting.objects.values_list("pk", flat=True):
+        html.append(client.get(f"/admin/webapp/skillsetting/{pk}/change/").content.decode())
+    for pk in RemoteSkill.objects.values_list("pk", flat=True):
+        html.append(client.get(f"/admin/webapp/remoteskill/{pk}/change/").content.decode())
     return "\n".join(html)
 
 
@@ -73,7 +73,7 @@ def test_no_secret_and_no_personal_data_leaves_its_place(stack: Stack, tmp_path,
 
         sent_out = json.dumps(stub.state.requests, ensure_ascii=False)
         assert PHONE not in sent_out and EMAIL not in sent_out and "[PHONE_1]" in sent_out  # masked by policy
-        sessions = [re.search(r"session=([^&]+)", w).group(1) for w in webhooks]  # type: ignore[union-attr]
+        sessions = [re.search(r"session=([^&]+)", w).group(1) for w in webhooks]
         secrets = [SANDBOX_CLIENT_SECRET, LLM_KEY, REMOTE_TOKEN, TENANT_KEY, *sessions]
         logs = {p.name: p.read_text(encoding="utf-8", errors="replace") for p in stack.log_dir.glob("*.log")
                 if not p.name.startswith("sandbox")}  # the bot's roles, not the stand-in peers
