@@ -32,7 +32,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # user:password@ in a URL (database, broker, vector store)
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^@\s/'\"]+@"), r"\1" + MARK + "@"),
     # "appSecret": "..." (appKey is the public client id), access_token=..., x-acs-dingtalk-access-token: ...
-    (re.compile(r"(?i)([\"']?[a-z0-9_.-]*(?:secret|token|password|passwd|api_?key|credential)[a-z0-9_-]*"
+    # (matched from the keyword on: a name's prefix such as "app" or "x-acs-dingtalk-access-" stays as is)
+    (re.compile(r"(?i)((?:secret|token|password|passwd|api_?key|credential)[a-z0-9_-]*"
                 r"[\"']?\s*[:=]\s*)([\"']?)(?!\*\*\*)[^\s\"',&}\]]+"), r"\1\2" + MARK),
     # OpenAI-style keys wherever they stand
     (re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), MARK),

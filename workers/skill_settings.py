@@ -171,7 +171,7 @@ class SettingsCache:
                 name=spec.name, url=spec.url, token=spec.token, timeout_seconds=spec.timeout_seconds,
                 intents=spec.intents, description=spec.description,
                 allowlist=self.res.settings.outbound_url_allowlist,
-                require_https_for_token=self.res.settings.django_secure), breakers=self.res.breakers)
+                token_needs_https=self.res.settings.django_secure), breakers=self.res.breakers)
         else:
             overrides = self.skill_overrides(tenant_id, name)
             cache_key = (name, json.dumps(overrides, sort_keys=True, default=str))

@@ -41,7 +41,7 @@ class RemoteSkillConfig(SkillConfig):
     breaker_reset_seconds: float = 30.0  # open → half-open after this cool-down
     # Non-public hosts/IPs/CIDRs it may reach (the workers pass OUTBOUND_URL_ALLOWLIST); see urlguard.
     allowlist: tuple[str, ...] = ()
-    require_https_for_token: bool = False  # production mode: the bearer token never over plain http
+    token_needs_https: bool = False  # production mode: the bearer token never over plain http
 
     def __post_init__(self) -> None:
         if self.timeout_seconds <= 0 or self.retries < 0 or self.breaker_failures < 1:
@@ -186,7 +186,7 @@ class RemoteSkill(AISkillPlugin):
         """Resolved and checked now (every call: DNS may change), then pinned to that address."""
         cfg = self.cfg
         return check_url(cfg.url, self._allow, with_token=bool(cfg.token),
-                         require_https_for_token=cfg.require_https_for_token, resolve=self._resolve).pinned()
+                         require_https_for_token=cfg.token_needs_https, resolve=self._resolve).pinned()
 
     def _post(self, turn: Turn) -> Reply:
         try:
