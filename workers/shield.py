@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # A reply holding any this-long run of the system prompt (whitespace and case ignored) leaks it.
 LEAK_WINDOW = 20
+# A prompt shorter than this ("Be concise.") is no secret worth refusing ordinary replies for.
+MIN_GUARDED = 12
 _SPACE = re.compile(r"\s+")
 
 
@@ -37,6 +39,7 @@ class LeakGuard:
 
     def __init__(self, system_prompt: str) -> None:
         prompt = _norm(system_prompt)
+        prompt = prompt if len(prompt) >= MIN_GUARDED else ""
         self.window = min(LEAK_WINDOW, len(prompt))
         self._grams = {prompt[i:i + self.window] for i in range(len(prompt) - self.window + 1)} if prompt else set()
 

@@ -91,3 +91,5 @@ def test_ordinary_answers_pass_untouched():
     text = "年假需要提前三天在 OA 中申请，经理审批后生效。"
     assert run(shielded(Recorder([text[:5], text[5:]]), mask=True), "年假怎么申请") == text
     assert run(shielded(Recorder(text, prompt=""), mask=True), "x").text == text
+    short = "Be concise."  # too short to be a secret: replies that happen to contain it pass
+    assert run(shielded(Recorder("I will be concise.", prompt=short), mask=True), "x").text == "I will be concise."

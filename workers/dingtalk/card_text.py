@@ -44,9 +44,16 @@ def safe_url(url: str) -> bool:
     return scheme in SAFE_SCHEMES
 
 
+_URL_VALUE = re.compile(r"(?i)^[a-z][a-z0-9+.-]*:\S*$")
+
+
 def card_value(value: object) -> str:
-    """A value for a card template, shown literally: HTML and markdown characters escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
+    """A value for a card template, shown literally: HTML and markdown characters escaped. A value
+    that is one link (a template's button or image URL) stays as it is if safe, and is emptied if not."""
+    text = str(value)
+    if _URL_VALUE.match(text.strip()):
+        return text.strip() if safe_url(text.strip()) else ""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
 def sanitize_markdown(text: str) -> str:

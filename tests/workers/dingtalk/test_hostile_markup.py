@@ -29,6 +29,8 @@ def test_a_card_value_is_shown_as_typed():
     assert "<img" not in out and "&lt;img" in out
     assert "[点我](" not in out and "\\[点我\\]" in out and "\\*\\*粗\\*\\*" in out
     assert card_value("2026-12-04 15:00 会议（3 楼）") == "2026-12-04 15:00 会议（3 楼）"  # ordinary text untouched
+    assert card_value("https://oa.example/a_b?x=[1]") == "https://oa.example/a_b?x=[1]"  # a link value: kept
+    assert card_value("javascript:alert(1)") == "" and card_value(" JAVASCRIPT:x ") == ""
 
 
 def test_markdown_keeps_safe_links_and_loses_html_and_unsafe_links():
