@@ -42,6 +42,21 @@ class LeakGuard:
         prompt = prompt if len(prompt) >= MIN_GUARDED else ""
         self.window = min(LEAK_WINDOW, len(prompt))
         self._grams = {prompt[i:i + self.window] for i in range(len(prompt) - self.window + 1)} if prompt else set()
+        # Every beginning of a run: a reply's tail that is one may still become a leak, so it waits.
+        self._starts = {g[:i] for g in self._grams for i in range(1, self.window)}
+
+    def pending(self, text: str) -> int:
+        """How many characters at the end of `text` could be the start of a leak (held back, not shown)."""
+        if not self._grams:
+            return 0
+        held = 0
+        for k in range(1, min(len(text), self.window * 3) + 1):
+            tail = _norm(text[-k:])
+            if len(tail) >= self.window:
+                break
+            if tail and tail in self._starts:
+                held = k
+        return held
 
     def leaks(self, text: str) -> bool:
         if not self._grams:
@@ -135,8 +150,9 @@ def _restored(masker: Masker, value: Any) -> Any:
 
 
 class _Checked(Iterator[str]):
-    """The skill's chunks, held back LEAK_WINDOW characters (and an open placeholder) before they go
-    out: stopped with a polite SkillError at the first sign of the system prompt, placeholders restored."""
+    """The skill's chunks as they come, except a tail that could begin a run of the system prompt (and
+    an open placeholder), held until it is clear: stopped with a polite SkillError when the run
+    completes, so no part of it was shown; placeholders restored."""
 
     def __init__(self, owner: Shielded, inner: Iterator[str]) -> None:
         self.owner = owner
@@ -150,13 +166,14 @@ class _Checked(Iterator[str]):
         return getattr(self.inner, name)
 
     def _released(self) -> Iterator[str]:
-        hold = self.owner.guard.window * 2  # whitespace is ignored when matching: hold a little more
+        guard = self.owner.guard
+        hold = guard.window * 3  # how far back a run completing now may begin (whitespace is ignored)
         for chunk in self.inner:
             self._seen += str(chunk)
-            if self.owner.guard.leaks(self._seen[max(0, self._sent - hold):]):
+            if guard.leaks(self._seen[max(0, self._sent - hold):]):
                 self.close()
                 raise self.owner.refusal()
-            upto = max(self._sent, len(self._seen) - hold)
+            upto = max(self._sent, len(self._seen) - guard.pending(self._seen))
             if upto > self._sent:
                 yield self._seen[self._sent:upto]
                 self._sent = upto

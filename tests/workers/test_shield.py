@@ -87,6 +87,17 @@ def test_a_streamed_leak_stops_before_any_part_of_the_prompt_is_shown():
     assert PROMPT[:LEAK_WINDOW] not in "".join(shown) and "SR-7" not in "".join(shown)
 
 
+def test_a_streamed_answer_is_not_held_back_unless_it_may_begin_the_prompt():
+    inner = Recorder(["年假需要", "提前三天申请", "。你是 Acme"])  # the last chunk begins the prompt
+    skill = shielded(inner, mask=True)
+    t = skill.pre_process(Turn(msg_id="m", tenant_id="t", conversation_id="c", conversation_type="1", user_id="u",
+                               text="年假"))
+    stream = skill.execute(t)
+    assert not isinstance(stream, Reply)
+    assert next(stream) == "年假需要" and next(stream) == "提前三天申请"  # shown at once
+    assert "".join(stream) == "。你是 Acme"  # "你是 Acme" held until the end showed it was no leak
+
+
 def test_ordinary_answers_pass_untouched():
     text = "年假需要提前三天在 OA 中申请，经理审批后生效。"
     assert run(shielded(Recorder([text[:5], text[5:]]), mask=True), "年假怎么申请") == text
