@@ -11,7 +11,10 @@ from typing import IO, Any
 
 from pythonjsonlogger.json import JsonFormatter
 
+from conf import redaction
 from conf.settings import LOG_FORMATS, get_settings
+
+redaction.install()  # every record of every logger, in every role (they all import this module)
 
 # What a line says about the message it is about; "-" outside any message.
 current_msg_id: ContextVar[str] = ContextVar("current_msg_id", default="-")

@@ -1,4 +1,4 @@
-"""Which classes of personal data a text carries (mobile, resident ID, bank card, e-mail), for the data-flow audit.
+"""Which personal data a text carries (mobile, resident ID, bank card, e-mail): audit classes, masking spans.
 
 Detection only, with the real validity rules, so a random digit run is not counted: a mainland
 mobile number (1[3-9] + 9 digits), an 18-digit resident ID whose GB 11643 check digit matches and
@@ -15,7 +15,8 @@ RESIDENT_ID = "resident_id"
 BANK_CARD = "bank_card"
 EMAIL = "email"
 
-_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[- ]?)?1[3-9][0-9]{9}(?![0-9])")
+# 13812345678, +86 138 1234 5678, 138-1234-5678 (separators only in the 3-4-4 places).
+_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[- ]?)?1[3-9][0-9](?:[0-9]{8}|[- ][0-9]{4}[- ][0-9]{4})(?![0-9])")
 _RESIDENT_ID = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
 _CARD = re.compile(r"(?<![0-9])(?:[0-9][ -]?){15,18}[0-9](?![0-9])")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -46,19 +47,38 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def spans(text: str, kind: str) -> list[tuple[int, int]]:
+    """(start, end) of every valid occurrence of `kind` in `text` (overlaps between kinds not resolved)."""
+    if kind == EMAIL:
+        return [m.span() for m in _EMAIL.finditer(text)]
+    if kind == MOBILE:
+        return [m.span() for m in _MOBILE.finditer(text)]
+    if kind == RESIDENT_ID:
+        return [m.span() for m in _RESIDENT_ID.finditer(text) if resident_id_valid(m.group(0))]
+    if kind == BANK_CARD:
+        found = []
+        for m in _CARD.finditer(text):
+            digits = re.sub(r"[ -]", "", m.group(0))
+            if 16 <= len(digits) <= 19 and luhn_valid(digits):
+                found.append(m.span())
+        return found
+    raise ValueError(f"unknown personal-data class {kind!r}")
+
+
+# Where two kinds claim the same characters, the first wins (an 18-digit ID may also pass Luhn).
+PRIORITY = (EMAIL, RESIDENT_ID, BANK_CARD, MOBILE)
+
+
+def occurrences(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of the personal data in `text`, in order, without overlaps."""
+    taken: list[tuple[int, int, str]] = []
+    for kind in PRIORITY:
+        for start, end in spans(text, kind):
+            if all(end <= s or start >= e for s, e, _ in taken):
+                taken.append((start, end, kind))
+    return sorted(taken)
+
+
 def classes_in(text: str) -> list[str]:
     """The personal-data classes found in `text`, sorted (never the values themselves)."""
-    found: set[str] = set()
-    if _EMAIL.search(text):
-        found.add(EMAIL)
-    ids = {m.group(0) for m in _RESIDENT_ID.finditer(text) if resident_id_valid(m.group(0))}
-    if ids:
-        found.add(RESIDENT_ID)
-    if _MOBILE.search(text):
-        found.add(MOBILE)
-    for match in _CARD.finditer(text):
-        digits = re.sub(r"[ -]", "", match.group(0))
-        if 16 <= len(digits) <= 19 and digits not in ids and luhn_valid(digits):
-            found.add(BANK_CARD)
-            break
-    return sorted(found)
+    return sorted({kind for _, _, kind in occurrences(text)}) if text else []

@@ -11,10 +11,9 @@ from environs import Env
 
 # Content types the gateway downloads (prefix match); anything else gets a polite refusal.
 DEFAULT_MEDIA_TYPES = (
-    "image/", "audio/", "video/", "text/", "application/pdf", "application/msword",
-    "application/vnd.openxmlformats-officedocument", "application/vnd.ms-", "application/zip",
-    "application/octet-stream",
-)
+    "image/", "audio/", "video/", "text/plain", "text/markdown", "text/csv", "application/pdf", "application/msword",
+    "application/vnd.openxmlformats-officedocument", "application/vnd.ms-",
+)  # no archives, no application/octet-stream: a file sent as octet-stream is judged by its name's type
 # In groups: one session per member ("user") or one shared by the whole group ("shared").
 SESSION_GROUP_SCOPES = ("user", "shared")
 # LOG_FORMAT: conf/logs.py formats lines as text or as one JSON object each
@@ -86,7 +85,9 @@ class Settings:
     pgvector_data_dir: str = "var/pgvector"
     embed_threads: int = 2
     # skills platform: routing, per-tenant skill settings, remote skills
-    field_encryption_key: str = ""
+    field_encryption_key: str = ""  # the newest of field_encryption_keys (FIELD_ENCRYPTION_KEY: a one-key alias)
+    # FIELD_ENCRYPTION_KEYS, newest first: the first encrypts, every one decrypts (rotate_keys moves values on)
+    field_encryption_keys: tuple[str, ...] = ()
     routed_turn_retention_days: int = 30
     router_dir: str = "var/router"
     router_poll_seconds: float = 5.0
@@ -98,6 +99,11 @@ class Settings:
     media_retention_days: int = 30
     media_max_bytes: int = 20 * 1024 * 1024
     media_allowed_types: tuple[str, ...] = ()
+    # Hosts, IPs and CIDRs remote skills and media downloads may reach although they are not public
+    # (loopback, private, link-local); everything else non-public is refused (skills/remote/urlguard.py).
+    outbound_url_allowlist: tuple[str, ...] = ()
+    # A push larger than this is ACKed and answered politely, its content not kept (ingest/dispatch.py)
+    ingest_max_frame_bytes: int = 256 * 1024
     session_group_scope: str = "user"
     order_max_wait_seconds: float = 180.0
     order_entry_ttl_seconds: float = 900.0
@@ -166,6 +172,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         os.environ.update(environ)
     try:
         client_id = env.str("DINGTALK_CLIENT_ID", "").strip()
+        field_keys = _field_keys(env.str("FIELD_ENCRYPTION_KEYS", ""), env.str("FIELD_ENCRYPTION_KEY", ""))
         settings = Settings(
             dingtalk_client_id=client_id,
             dingtalk_client_secret=env.str("DINGTALK_CLIENT_SECRET", "").strip(),
@@ -224,7 +231,8 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             vector_database_url=env.str("VECTOR_DATABASE_URL", ""),
             pgvector_data_dir=env.str("PGVECTOR_DATA_DIR", "var/pgvector"),
             embed_threads=env.int("EMBED_THREADS", 2),
-            field_encryption_key=env.str("FIELD_ENCRYPTION_KEY", "").strip(),
+            field_encryption_key=field_keys[0] if field_keys else "",
+            field_encryption_keys=field_keys,
             routed_turn_retention_days=env.int("ROUTED_TURN_RETENTION_DAYS", 30),
             router_dir=env.str("ROUTER_DIR", "var/router"),
             router_poll_seconds=env.float("ROUTER_POLL_SECONDS", 5.0),
@@ -237,6 +245,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             media_allowed_types=tuple(
                 t.strip().lower() for t in env.list("MEDIA_ALLOWED_TYPES", [], subcast=str) if t.strip()
             ) or DEFAULT_MEDIA_TYPES,
+            ingest_max_frame_bytes=env.int("INGEST_MAX_FRAME_BYTES", 256 * 1024),
+            outbound_url_allowlist=tuple(
+                t.strip() for t in env.list("OUTBOUND_URL_ALLOWLIST", [], subcast=str) if t.strip()),
             session_group_scope=env.str("SESSION_GROUP_SCOPE", "user").strip().lower(),
             order_max_wait_seconds=env.float("ORDER_MAX_WAIT_SECONDS", 180.0),
             order_entry_ttl_seconds=env.float("ORDER_ENTRY_TTL_SECONDS", 900.0),
@@ -302,6 +313,12 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             "TASK_RETRY_BACKOFF_MAX_SECONDS must stay below REDIS_VISIBILITY_TIMEOUT_SECONDS"
         )
     return settings
+
+
+def _field_keys(keys: str, one_key: str) -> tuple[str, ...]:
+    """FIELD_ENCRYPTION_KEYS (comma-separated, newest first), else FIELD_ENCRYPTION_KEY alone."""
+    listed = tuple(k.strip() for k in keys.split(",") if k.strip())
+    return listed or ((one_key.strip(),) if one_key.strip() else ())
 
 
 def production_problems(settings: Settings) -> list[str]:

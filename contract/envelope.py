@@ -11,6 +11,11 @@ TOPIC_BOT_MESSAGE = "/v1.0/im/bot/messages/get"
 TOPIC_CARD_CALLBACK = "/v1.0/card/instances/callback"
 
 
+# In the payload of a push the listener kept without its content (over INGEST_MAX_FRAME_BYTES): its
+# size in bytes. The workers answer it with a polite "too large" instead of reading it.
+OVERSIZED_KEY = "dtbotOversized"
+
+
 @dataclass(frozen=True)
 class Envelope:
     """What the workers need to handle one push; `payload` is the decoded frame data."""

@@ -43,6 +43,7 @@ class IngestConfig:
     shutdown_grace_seconds: float = 5.0
     stats_interval_seconds: float = 60.0
     acked_ttl_seconds: int = 86400
+    max_frame_bytes: int = 256 * 1024
 
     @property
     def broker_is_redis(self) -> bool:
@@ -76,5 +77,6 @@ class IngestConfig:
             heartbeat_seconds=s.ingest_heartbeat_seconds,
             journal_dir=s.ingest_journal_dir,
             journal_max_bytes=s.ingest_journal_max_bytes,
+            max_frame_bytes=s.ingest_max_frame_bytes,
         )
         return replace(config, **overrides) if overrides else config

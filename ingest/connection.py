@@ -234,4 +234,4 @@ class StreamConnection:
         try:
             self._on_text(self, data, read_at)
         except Exception:  # a bug in frame handling must not kill the socket's only reader
-            log.exception("%s: frame handling failed; frame skipped (first bytes %r)", self.name, data[:200])
+            log.exception("%s: frame handling failed; frame of %d bytes skipped", self.name, len(data))

@@ -1,4 +1,11 @@
-"""What to do with each downstream frame: a table by (type, topic); bad input is answered, never fatal."""
+"""What to do with each downstream frame: a table by (type, topic); bad input is answered, never fatal.
+
+Hostile frames: invalid UTF-8 is decoded with U+FFFD in place of the bad bytes (logged; the push
+goes on, so the user is answered). A push larger than `max_frame_bytes` (INGEST_MAX_FRAME_BYTES,
+256 KiB) is read, so it is made durable and ACKed like any other — DingTalk would not send it again —
+but only as a minimal envelope: who sent it where, its ids and `OVERSIZED` (the size), never its
+content; preprocess answers it with a polite "too large". No frame content is logged.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from conf.logs import message_context
+from contract.envelope import OVERSIZED_KEY, Envelope
 from ingest.buffer import AckTarget, EnvelopeBuffer, Pending
 from ingest.envelope import envelope_from_frame
 from ingest.metrics import IngestMetrics
@@ -32,9 +41,32 @@ LARGE_FRAME_BYTES = 64 * 1024
 # SYSTEM topics some gateways send as liveness signals (NODE handles them); nothing to answer.
 LIVENESS_TOPICS = frozenset({"KEEPALIVE", "CONNECTED", "REGISTERED"})
 CALLBACK_TOPICS = frozenset({TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK})
+MAX_FRAME_BYTES = 256 * 1024
+OVERSIZED = OVERSIZED_KEY
+# What an oversized robot message keeps: enough to answer it, nothing of what it said.
+_ROUTING_KEYS = ("msgId", "conversationId", "conversationType", "senderId", "senderStaffId", "senderNick",
+                 "senderCorpId", "chatbotCorpId", "chatbotUserId", "robotCode", "sessionWebhook",
+                 "sessionWebhookExpiredTime", "createAt", "isInAtList", "conversationTitle")
 
 
-def _message_id_of(raw: bytes) -> str:
+def minimal(envelope: Envelope, size: int) -> Envelope:
+    """The envelope of an oversized push: its routing fields and size, no content."""
+    payload = {k: envelope.payload[k] for k in _ROUTING_KEYS if k in envelope.payload}
+    payload.update(msgtype="text", text={"content": ""}, **{OVERSIZED: size})
+    return replace(envelope, msgtype="text", payload=payload)
+
+
+def _decoded(raw: bytes | str) -> tuple[str, bool]:
+    """The frame as text, and whether it held invalid UTF-8 (replaced by U+FFFD)."""
+    if isinstance(raw, str):
+        return raw, False
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), True
+
+
+def _message_id_of(raw: str) -> str:
     """Best effort: the messageId of a frame parse_frame refused, so it can still be answered."""
     try:
         headers = json.loads(raw).get("headers") or {}
@@ -58,7 +90,9 @@ class FrameRouter:
         metrics: IngestMetrics,
         on_disconnect: Callable[[AckTarget], None],
         overflow: Callable[[Pending], bool] | None = None,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
+        self.max_frame_bytes = max_frame_bytes
         self.tenant_id = tenant_id
         self.buffer = buffer
         self.metrics = metrics
@@ -68,11 +102,16 @@ class FrameRouter:
         self.overflow = overflow
 
     def handle(self, target: AckTarget, raw: bytes, read_at: float) -> None:
+        text, invalid = _decoded(raw)
         try:
-            frame = parse_frame(raw)
+            frame = parse_frame(text)
         except FrameError as exc:
-            self._reject_unparsable(target, raw, exc)
+            self._reject_unparsable(target, text, len(raw), exc)
             return
+        if invalid:
+            self.metrics.bad_frames.labels("invalid_utf8").inc()
+            log.warning("%s: frame with invalid UTF-8 (%d bytes), bad bytes replaced by U+FFFD messageId=%s",
+                        target.name, len(raw), frame.message_id)
         self.metrics.count_frame(frame.type, frame.topic)
         if frame.type == TYPE_SYSTEM:
             self._system(target, frame)
@@ -114,7 +153,12 @@ class FrameRouter:
         ids = f"msgId={envelope.msg_id} messageId={frame.message_id}"
         # Every line about this push names it (conf/logs.py), JSON lines included.
         with message_context(envelope.msg_id, "ingest", envelope.conversation_id, envelope.tenant_id):
-            if len(raw) > LARGE_FRAME_BYTES:
+            if len(raw) > self.max_frame_bytes and frame.topic == TOPIC_BOT_MESSAGE:
+                self.metrics.bad_frames.labels("oversized").inc()
+                log.warning("%s: push of %d bytes is over INGEST_MAX_FRAME_BYTES (%d): kept without its content, "
+                            "the sender is told %s", target.name, len(raw), self.max_frame_bytes, ids)
+                envelope = minimal(envelope, len(raw))
+            elif len(raw) > LARGE_FRAME_BYTES:
                 log.info("%s: large push of %d bytes kept whole %s", target.name, len(raw), ids)
             if envelope.msgtype == "text" and not _text_content(envelope.payload).strip():
                 log.info("%s: empty text message %s", target.name, ids)
@@ -134,7 +178,7 @@ class FrameRouter:
         log.warning("%s: push left without ACK (%s; %d envelopes buffered) %s",
                     target.name, reason.replace("_", " "), len(self.buffer), ids)
 
-    def _reject_unparsable(self, target: AckTarget, raw: bytes, exc: FrameError) -> None:
+    def _reject_unparsable(self, target: AckTarget, raw: str, size: int, exc: FrameError) -> None:
         message_id = _message_id_of(raw)
         if message_id:
             self._answer(target, message_id, 400, str(exc)[:200], reason="malformed")
@@ -142,7 +186,7 @@ class FrameRouter:
         else:
             # Nothing to echo: an answer without messageId means nothing to the server.
             self.metrics.bad_frames.labels("malformed").inc()
-            log.warning("%s: malformed frame skipped (%s), first bytes %r", target.name, exc, raw[:120])
+            log.warning("%s: malformed frame of %d bytes skipped (%s)", target.name, size, str(exc)[:120])
 
     def _answer(self, target: AckTarget, message_id: str, code: int, message: str, reason: str) -> None:
         self.metrics.bad_frames.labels(reason).inc()

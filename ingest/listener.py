@@ -58,7 +58,7 @@ class Listener:
             on_failure=self._on_handoff_failure,
         )
         self.router = FrameRouter(config.tenant_id, self.buffer, self.metrics, self._on_disconnect,
-                                  overflow=self.handoff.overflow)
+                                  overflow=self.handoff.overflow, max_frame_bytes=config.max_frame_bytes)
         self.health = HealthServer(self.metrics.registry, self.check_health)
         self.heartbeat = ReadinessHeartbeat(config.redis_url, config.redis_key_prefix, self.check_health,
                                             config.heartbeat_seconds)

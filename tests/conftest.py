@@ -3,12 +3,19 @@ hold the fixtures every folder uses (worker settings, sandbox, the end-to-end st
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from conf.settings import get_settings
 from testkit import services
+
+# The sandbox peers (DingTalk, LLM, remote skills, file downloads) are on loopback: allow-listed
+# explicitly, as an operator would (skills/remote/urlguard.py refuses non-public addresses otherwise).
+os.environ.setdefault("OUTBOUND_URL_ALLOWLIST", "127.0.0.1")
+get_settings.cache_clear()  # pytest-django read the settings before this file
 
 pytest_plugins = ("pytester", "tests.support.tiers", "tests.support.fixtures", "tests.support.stack_fixtures")
 

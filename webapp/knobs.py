@@ -43,6 +43,12 @@ class Knob:
             raise KnobError(f"{self.key}: {exc}") from exc
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
 def _probability(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) <= 1:
         raise ValueError(f"expected a number in (0, 1], got {value!r}")
@@ -55,6 +61,9 @@ KNOBS: dict[str, Knob] = {
         Knob("llm.system_prompt", "System prompt of the chat skill", skill="llm_chat", field="system_prompt"),
         Knob("llm.temperature", "Sampling temperature of the chat skill (0-2)", skill="llm_chat",
              field="temperature"),
+        Knob("privacy.mask_external", "Replace mobile, resident ID, bank card numbers and e-mail addresses "
+             "with placeholders in text sent to external LLMs and remote skills (restored in the reply)",
+             default=True, check=_boolean),
         Knob("router.high_confidence", "At or above this confidence a message goes straight to its skill; "
              "below it the user is asked to choose", default=0.6, check=_probability),
         Knob("router.option_floor", "A skill is offered in the clarifying question only with at least "

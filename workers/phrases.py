@@ -51,6 +51,14 @@ PHRASES: dict[str, tuple[str, str]] = {
         "抱歉，这个功能在这里已被管理员关闭。",
         "Sorry, an administrator has turned this feature off here.",
     ),
+    "oversized": (
+        "抱歉，这条消息太大了（{size}，上限 {limit}），我没有读取，请分成几条发送。",
+        "Sorry, that message was too large for me to read ({size}, limit {limit}); please send it in parts.",
+    ),
+    "prompt_refused": (
+        "抱歉，这个问题我不能回答：系统设定不对外公开。",
+        "Sorry, I can't answer that: my instructions are not shared.",
+    ),
     "stale_card": (
         "这张卡片已过期，请重新提问。",
         "This card has expired; please ask again.",

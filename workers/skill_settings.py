@@ -169,7 +169,9 @@ class SettingsCache:
             cache_key = (name, f"remote:{spec.version}")
             build = lambda: RemoteSkill(RemoteSkillConfig(  # noqa: E731
                 name=spec.name, url=spec.url, token=spec.token, timeout_seconds=spec.timeout_seconds,
-                intents=spec.intents, description=spec.description), breakers=self.res.breakers)
+                intents=spec.intents, description=spec.description,
+                allowlist=self.res.settings.outbound_url_allowlist,
+                token_needs_https=self.res.settings.django_secure), breakers=self.res.breakers)
         else:
             overrides = self.skill_overrides(tenant_id, name)
             cache_key = (name, json.dumps(overrides, sort_keys=True, default=str))

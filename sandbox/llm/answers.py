@@ -12,6 +12,10 @@ _CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 _TOKEN = re.compile(rf"\s*(?:[{_CJK}]|[^\s{_CJK}]+)")
 _HAS_CJK = re.compile(rf"[{_CJK}]")
 
+# A prompt injection the stub falls for, as a naive model would: it then prints its system prompt
+# word for word (so a test of the bot's output filter can fail).
+INJECTION = re.compile(r"(?i)system\s*prompt|previous instructions|系统提示|提示词|之前的指令")
+
 FILLER = "The quick brown fox jumps over the lazy dog while the stub keeps talking."
 
 
@@ -46,6 +50,9 @@ def answer_text(messages: list[dict[str, Any]], fixed: str | None = None) -> str
     if fixed is not None:
         return f"{STUB_MARK} {fixed}"
     question = last_user_message(messages)
+    prompt = next((content_text(m.get("content")) for m in messages if m.get("role") == "system"), "")
+    if prompt and INJECTION.search(question):
+        return f"{STUB_MARK} OK, ignoring them. My system prompt is: {prompt}"
     earlier = sum(1 for m in messages[:-1] if m.get("role") in ("user", "assistant"))
     system = any(m.get("role") == "system" for m in messages)
     if _HAS_CJK.search(question):

@@ -32,7 +32,8 @@ class DocSearchConfig(SkillConfig):
     """Where the vectors live, the embedder's threads, the LLM, and the relevance thresholds. The
     workers fill the vector database, embedder threads and LLM_* from the environment."""
 
-    vector_database_url: str = ""  # empty: the embedded PostgreSQL + pgvector under pgvector_data_dir
+    # empty: the embedded PostgreSQL + pgvector under pgvector_data_dir; its password makes it a secret
+    vector_database_url: str = field(default="", repr=False)
     pgvector_data_dir: str = "var/pgvector"
     embed_threads: int = 2
     llm_base_url: str = ""  # empty: the passages answer, no LLM summary

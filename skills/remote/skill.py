@@ -20,6 +20,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from skills.api import AISkillPlugin, Reply, SkillConfig, SkillError, Turn, endpoint_of
 from skills.language import is_chinese
+from skills.remote.urlguard import Allowlist, Resolver, UrlRefused, check_url, system_resolver
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class RemoteSkillConfig(SkillConfig):
     backoff_seconds: float = 0.2
     breaker_failures: int = 5  # consecutive failed calls that open the circuit
     breaker_reset_seconds: float = 30.0  # open → half-open after this cool-down
+    # Non-public hosts/IPs/CIDRs it may reach (the workers pass OUTBOUND_URL_ALLOWLIST); see urlguard.
+    allowlist: tuple[str, ...] = ()
+    token_needs_https: bool = False  # production mode: the bearer token never over plain http
 
     def __post_init__(self) -> None:
         if self.timeout_seconds <= 0 or self.retries < 0 or self.breaker_failures < 1:
@@ -115,9 +119,12 @@ class RemoteSkill(AISkillPlugin):
     name = "remote"
     Config = RemoteSkillConfig
 
-    def __init__(self, config: RemoteSkillConfig | None = None, *, breakers: Breakers | None = None) -> None:
+    def __init__(self, config: RemoteSkillConfig | None = None, *, breakers: Breakers | None = None,
+                 resolve: Resolver = system_resolver) -> None:
         super().__init__(config)
         self.breakers = breakers or IN_MEMORY
+        self._resolve = resolve
+        self._allow = Allowlist.parse(self.cfg.allowlist)
         cfg = self.cfg
         if not cfg.url:
             raise ValueError("a remote skill needs a URL")
@@ -144,6 +151,11 @@ class RemoteSkill(AISkillPlugin):
 
     def execute(self, turn: Turn) -> Reply:
         cfg = self.cfg
+        try:  # before the breaker: a refused address is the operator's mistake, not the remote's failure
+            self._checked()
+        except UrlRefused as exc:
+            log.error("remote skill %s not called: %s", cfg.name, exc)
+            raise SkillError(f"remote skill {cfg.name}: URL refused: {exc}", unavailable(cfg.name, turn)) from exc
         breaker = self.breakers.for_remote(cfg)
         try:
             return breaker.call(self._call_with_retries, turn)
@@ -170,8 +182,18 @@ class RemoteSkill(AISkillPlugin):
                 return self._post(turn)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
+    def _checked(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        """Resolved and checked now (every call: DNS may change), then pinned to that address."""
+        cfg = self.cfg
+        return check_url(cfg.url, self._allow, with_token=bool(cfg.token),
+                         require_https_for_token=cfg.token_needs_https, resolve=self._resolve).pinned()
+
     def _post(self, turn: Turn) -> Reply:
-        response = self._http.post(self.cfg.url, json=turn.to_dict())
+        try:
+            url, headers, extensions = self._checked()
+        except UrlRefused as exc:  # the name now resolves elsewhere (rebinding): not a transient failure
+            raise RemoteRejected(f"URL refused: {exc}") from exc
+        response = self._http.post(url, json=turn.to_dict(), headers=headers, extensions=extensions)
         if response.status_code >= 500:
             raise RemoteServerError(f"HTTP {response.status_code}")
         body = _json(response)

@@ -12,15 +12,17 @@ import redis
 
 from contract.envelope import TOPIC_CARD_CALLBACK
 from sandbox.client import SandboxClient
+from sandbox.dingtalk.messages import corp_id
 from testkit.envelopes import card_callback
 from testkit.personas import alice, bob
-from testkit.stack import Stack
+from testkit.stack import SANDBOX_CLIENT_ID, Stack
 from workers.dingtalk.card_streamer import out_track_id_for
 from workers.phrases import phrase
 
 from .gateway_support import needs_listener, report, start_bot
 
 pytestmark = [pytest.mark.slow, needs_listener]
+SANDBOX_CORP = corp_id(SANDBOX_CLIENT_ID)  # callbacks come from the corp the card was sent in
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 PDF = b"%PDF-1.4\n" + b"0" * 3000
@@ -169,8 +171,10 @@ def test_card_buttons_and_forms_come_back_to_the_skill_and_stop_sets_the_flag(bo
     assert bot.card(out_track_id)["cardTemplateId"] == "tpl.probe-form"
 
     bot.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["submit"],
-                                                params={"query": "leave policy"}, user_id=alice.staff_id))
-    bot.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["go"], user_id=alice.staff_id))
+                                                params={"query": "leave policy"}, user_id=alice.staff_id,
+                                                corp_id=SANDBOX_CORP))
+    bot.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["go"], user_id=alice.staff_id,
+                                                corp_id=SANDBOX_CORP))
     answers = bot.wait_for_replies(2, timeout=30, msg_id=asked["msgId"])  # on the card message's webhook
     reports = sorted((report(a) for a in answers), key=lambda r: r["params"]["type"])
     button, form = reports
@@ -178,12 +182,17 @@ def test_card_buttons_and_forms_come_back_to_the_skill_and_stop_sets_the_flag(bo
     assert button["params"]["params"] == {"x": "1"} and button["msgtype"] == "card_callback"
     assert form["params"]["fields"] == {"query": "leave policy"} and form["text"] == "leave policy"
 
-    bot.push(TOPIC_CARD_CALLBACK, card_callback("streaming-card-1", action_ids=["stop"], user_id=alice.staff_id))
+    # Stop on a card nobody owns (a guessed outTrackId) is refused; on the asker's own card it counts.
+    bot.push(TOPIC_CARD_CALLBACK, card_callback("streaming-card-1", action_ids=["stop"], user_id=alice.staff_id,
+                                                corp_id=SANDBOX_CORP))
+    bot.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["stop"], user_id=alice.staff_id,
+                                                corp_id=SANDBOX_CORP))
     flags = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     deadline = time.monotonic() + 20
-    while not flags.exists(f"{stack.redis_prefix}cancel:streaming-card-1") and time.monotonic() < deadline:
+    while not flags.exists(f"{stack.redis_prefix}cancel:{out_track_id}") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert flags.exists(f"{stack.redis_prefix}cancel:streaming-card-1")
+    assert flags.exists(f"{stack.redis_prefix}cancel:{out_track_id}")
+    assert not flags.exists(f"{stack.redis_prefix}cancel:streaming-card-1")
     time.sleep(1.0)
     assert len(bot.replies(msg_id=asked["msgId"])) == 2  # Stop answers nothing
 

@@ -10,10 +10,11 @@ import pytest
 import redis
 
 from contract.envelope import TOPIC_CARD_CALLBACK
+from sandbox.dingtalk.messages import corp_id
 from sandbox.llm import STUB_MARK, StubLLMServer
 from testkit.envelopes import card_callback
 from testkit.personas import alice, bob
-from testkit.stack import Stack
+from testkit.stack import SANDBOX_CLIENT_ID, Stack
 from testkit.waits import wait_for
 from tests.support.skill_stack import CARD_TEMPLATE, card_of, finished_card, run_bot, start_skills
 from webapp.models import AuditLog, MessageRecord, MessageStatus
@@ -22,6 +23,7 @@ from workers.dingtalk.card_streamer import out_track_id_for
 from workers.state.cards import CancelFlags
 
 pytestmark = pytest.mark.slow
+SANDBOX_CORP = corp_id(SANDBOX_CLIENT_ID)  # callbacks come from the corp the card was sent in
 
 
 def bot_env(stub, **extra: str) -> dict[str, str]:
@@ -112,7 +114,8 @@ def test_the_stop_button_finalizes_a_streaming_card_within_a_second(stack: Stack
     wait_for(streaming, 30, "the card to show text")
     # The user presses Stop: DingTalk pushes the card callback, the gateway sets the flag.
     stopped_at = time.monotonic()
-    client.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["stop"], user_id=alice.staff_id))
+    client.push(TOPIC_CARD_CALLBACK, card_callback(out_track_id, action_ids=["stop"], user_id=alice.staff_id,
+                                                   corp_id=SANDBOX_CORP))
     card = finished_card(client, out_track_id, timeout=5)
     assert time.monotonic() - stopped_at < 1.0
     flags = CancelFlags(redis.Redis.from_url(stack.redis_url), stack.redis_prefix)

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from contract.envelope import OVERSIZED_KEY
 from ingest.buffer import EnvelopeBuffer
 from ingest.dispatch import FrameRouter
 from ingest.metrics import IngestMetrics
@@ -74,7 +75,7 @@ def test_malformed_json_is_skipped_with_a_log_line(setup, caplog):
     router, buf, metrics, _, sock = setup
     router.handle(sock, b'{"type": "CALLBACK", "headers": {', 0.0)
     assert sock.sent == [] and len(buf) == 0
-    assert "malformed frame skipped" in caplog.text
+    assert "malformed frame of 33 bytes skipped" in caplog.text
     assert _metric(metrics, "ingest_bad_frames_total", reason="malformed") == 1
 
 
@@ -127,10 +128,10 @@ def test_an_unknown_system_topic_is_answered_404_but_keepalive_is_not_answered(s
     assert sock.sent[0]["code"] == 404
 
 
-def test_a_huge_text_is_kept_whole_with_one_log_line(setup, caplog):
+def test_a_large_text_under_the_cap_is_kept_whole_with_one_log_line(setup, caplog):
     router, buf, _, _, sock = setup
     caplog.set_level(logging.INFO)
-    text = "长" * 200_000
+    text = "长" * 30_000  # 90 KB: large, under INGEST_MAX_FRAME_BYTES
     router.handle(sock, bot_frame("msg-huge", text=text).encode(), 0.0)
     (item,) = buf.take(1, timeout=0)
     assert item.envelope.payload["text"]["content"] == text
@@ -188,3 +189,27 @@ def test_when_the_overflow_cannot_keep_a_push_it_stays_un_acked_as_journal_full(
         router.handle(sock, bot_frame(f"msg-{i}").encode(), 0.0)
     assert sock.sent == [] and _metric(metrics, "ingest_not_acked_total", reason="journal_full") == 1
     assert "journal full" in caplog.text and "msgId=msg-3" in caplog.text
+
+
+def test_an_oversized_push_is_kept_without_its_content_so_it_is_acked_and_answered(setup, caplog):
+    router, buf, metrics, _, sock = setup
+    secret_text = "机密" * 50_000  # 300 KB
+    router.handle(sock, bot_frame("msg-big", text=secret_text).encode(), 0.0)
+    (item,) = buf.take(1, timeout=0)  # buffered: it becomes durable and is ACKed like any push
+    payload = item.envelope.payload
+    assert payload[OVERSIZED_KEY] > 256 * 1024 and payload["text"] == {"content": ""}
+    assert payload["msgId"] == "msg-big" and payload.get("sessionWebhook")  # enough to answer
+    assert "机密" not in json.dumps(item.envelope.to_dict(), ensure_ascii=False)
+    assert "over INGEST_MAX_FRAME_BYTES" in caplog.text and "机密" not in caplog.text
+    assert _metric(metrics, "ingest_bad_frames_total", reason="oversized") == 1
+
+
+def test_invalid_utf8_is_replaced_and_the_push_goes_on(setup, caplog):
+    router, buf, metrics, _, sock = setup
+    raw = bot_frame("msg-bad", text="hello XX world").encode().replace(b"XX", b"\xff\xfe\xc3")
+    router.handle(sock, raw, 0.0)
+    (item,) = buf.take(1, timeout=0)
+    assert item.envelope.payload["text"]["content"] == "hello \ufffd\ufffd\ufffd world"
+    assert "invalid UTF-8" in caplog.text and "messageId=" in caplog.text
+    assert _metric(metrics, "ingest_bad_frames_total", reason="invalid_utf8") == 1
+

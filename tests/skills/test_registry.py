@@ -3,6 +3,8 @@ tests, each intent ships at least 20 examples per language, and the fallback ski
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from skills import registry
 from skills.api import ConfigError, SkillConfig
 from skills.llm_chat import LLMChatConfig
+from skills.remote.skill import RemoteSkillConfig
 
 TESTS = Path(__file__).resolve().parents[1]
 MIN_EXAMPLES = 20
@@ -78,3 +81,36 @@ def test_the_fallback_is_chat_only_when_an_llm_is_configured():
     assert registry.fallback_skill({"echo", "help"}, llm_configured=True) == "echo"
     assert registry.fallback_skill({"help"}, llm_configured=True) == "help"
     assert registry.fallback_skill(set(), llm_configured=True) == registry.FALLBACK_SKILL
+
+
+# A field whose name ends in one of these words holds a secret (history_token_budget does not);
+# a database/broker URL carries its password.
+SECRET_NAME = re.compile(r"(^|_)(api_key|key|token|secret|password|passwd|dsn|credentials?)$"
+                         r"|(^|_)(database|db|broker|redis|amqp)_url$")
+
+
+def _all_configs() -> list[type[SkillConfig]]:
+    return [registry.skill_class(n).Config for n in registry.skill_names()] + [RemoteSkillConfig]
+
+
+@pytest.mark.parametrize("config", _all_configs(), ids=lambda c: c.__qualname__)
+def test_every_secret_looking_config_field_is_declared_secret(config):
+    """repr=False is what keeps a value out of admin help, pages and audit rows and gets it encrypted."""
+    exposed = [f.name for f in dataclasses.fields(config) if SECRET_NAME.search(f.name) and f.repr]
+    assert not exposed, f"{config.__qualname__}: declare {exposed} with field(repr=False)"
+    assert "s3cret" not in repr(config(**dict.fromkeys(config.secret_keys(), "s3cret")))
+
+
+def test_the_secret_name_rule_is_neither_loose_nor_eager():
+    for name in ("api_key", "llm_api_key", "token", "client_secret", "password", "vector_database_url", "dsn"):
+        assert SECRET_NAME.search(name), name
+    for name in ("max_tokens", "history_token_budget", "llm_base_url", "url", "keyword_min_similarity", "top_k"):
+        assert not SECRET_NAME.search(name), name
+
+
+def test_secret_values_never_show_in_repr_or_schema():
+    from skills.docsearch.skill import DocSearchConfig
+    cfg = DocSearchConfig(llm_api_key="sk-live-123", vector_database_url="postgres://u:pw-xyz@db/x")
+    assert "sk-live-123" not in repr(cfg) and "pw-xyz" not in repr(cfg)
+    assert DocSearchConfig.schema()["vector_database_url"]["default"] == "***"
+    assert {"llm_api_key", "vector_database_url"} <= DocSearchConfig.secret_keys()

@@ -68,6 +68,7 @@ def turn(text: str = "hello", msg_id: str = "m1") -> Turn:
 
 
 def adapter(url: str, **cfg) -> RemoteSkill:
+    cfg.setdefault("allowlist", ("127.0.0.1",))  # the test servers are on loopback
     return RemoteSkill(RemoteSkillConfig(name=cfg.pop("name", "faulty"), url=url, **cfg))
 
 

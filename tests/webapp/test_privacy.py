@@ -211,3 +211,27 @@ def test_the_registry_takes_only_stores_with_usable_names():
         with pytest.raises(ValueError, match="nest"):
             registry.register(clash)
     assert [s.name for s in registry.stores()] == ["notes.kept"] and registry.missing() == []
+
+
+def test_the_subject_reference_is_keyed_not_a_plain_hash(resources):
+    import hashlib
+
+    resources.set(AUDIT_HMAC_KEY="k" * 40)
+    ref = subject_ref(T, alice.staff_id)
+    assert ref != hashlib.sha256(f"{T}\x1f{alice.staff_id}".encode()).hexdigest()[:32]  # not guessable
+    assert ref == subject_ref(T, alice.staff_id)  # stable under one key
+    resources.set(AUDIT_HMAC_KEY="z" * 40)
+    assert subject_ref(T, alice.staff_id) != ref
+
+
+def test_audit_rows_hold_personal_data_and_secrets_only_masked():
+    from webapp.actions.audit import record_audit, verify_chain
+    from webapp.models.audit import AuditAction
+
+    row = record_audit(actor="ops", action=AuditAction.PROFILE_UPDATE, target_type="profile", target_id="1",
+                       before={"name": "王小明", "note": "手机 13812345678"},
+                       after={"note": ["a@example.com", "Bearer abcdef0123456789"]})
+    row.refresh_from_db()
+    assert row.before == {"name": "王小明", "note": "手机 [PHONE]"}
+    assert row.after == {"note": ["[EMAIL]", "Bearer ***"]}
+    assert verify_chain().ok

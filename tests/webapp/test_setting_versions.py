@@ -37,7 +37,8 @@ def test_rolling_back_makes_an_earlier_state_current_as_the_next_version_and_is_
     new = do_rollback_setting("ops", first)
 
     row = SkillSetting.objects.get()
-    assert (row.version, row.enabled, row.config) == (3, True, {"api_key": "sk-old", "temperature": 0.3})
+    assert (row.version, row.enabled, row.config["temperature"]) == (3, True, 0.3)
+    assert row.config["api_key"].startswith("fernet:")  # stored sealed (webapp.crypto), like its versions
     assert (new.version, new.restored_from, new.actor) == (3, 1, "ops")
     audit = AuditLog.objects.get(action="skill_setting.rollback")
     assert audit.actor == "ops" and audit.detail == {"version": 3, "restored_from": 1}

@@ -134,3 +134,23 @@ def test_the_field_key_defaults_to_one_derived_from_the_secret_key(resources):
     resources.set(FIELD_ENCRYPTION_KEY=Fernet.generate_key().decode())
     with pytest.raises(DecryptionError, match="FIELD_ENCRYPTION_KEY"):
         decrypt_text(token)
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://169.254.169.254/latest/", "loopback, link-local, private or reserved"),
+    ("http://10.0.0.5/skill", "loopback, link-local, private or reserved"),
+    ("https://u:p@crm.example/", "credentials"),
+])
+def test_a_remote_skill_url_into_the_bots_own_network_is_refused_on_save(url, why):
+    with pytest.raises(SettingError, match=why):
+        do_save_remote_skill(bob.key, "crm", url=url, intents=["crm.ask"])
+    assert not RemoteSkill.objects.exists()
+
+
+def test_in_production_a_remote_skill_token_needs_https(resources):
+    resources.set(DJANGO_SECURE="1", OUTBOUND_URL_ALLOWLIST="127.0.0.1")
+    with pytest.raises(SettingError, match="https"):
+        do_save_remote_skill(bob.key, "crm", url="http://127.0.0.1:9/", intents=["crm.ask"], token="t")
+    do_save_remote_skill(bob.key, "crm", url="http://127.0.0.1:9/", intents=["crm.ask"])  # no token: allowed
+    with pytest.raises(SettingError, match="https"):  # a token added later, or kept while the URL changes
+        do_save_remote_skill(bob.key, "crm", url="http://127.0.0.1:9/", intents=["crm.ask"], token="t")

@@ -17,7 +17,7 @@ from tests.skills.test_remote import servers as servers  # the fixture, shared
 
 def in_process(breakers: Breakers, url: str, **cfg) -> RemoteSkill:
     """The remote skill as a worker process builds it: with that process's breakers."""
-    return RemoteSkill(RemoteSkillConfig(name="faulty", url=url, **cfg), breakers=breakers)
+    return RemoteSkill(RemoteSkillConfig(name="faulty", url=url, allowlist=("127.0.0.1",), **cfg), breakers=breakers)
 
 
 def test_a_circuit_opened_in_one_process_is_open_in_the_others_and_recovers_for_all(servers, resources,

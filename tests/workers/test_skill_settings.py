@@ -81,6 +81,22 @@ def test_remote_skills_are_built_with_their_decrypted_token_and_intents(cache):
     assert "crm" not in cache.enabled_skills("corp1")
 
 
+def test_remote_skills_get_the_outbound_allowlist_and_the_https_rule_of_production(resources):
+    resources.set(OUTBOUND_URL_ALLOWLIST="127.0.0.1, 10.8.0.0/16", DJANGO_SECURE="1")
+    do_save_remote_skill(bob.key, "crm", url="https://10.8.1.2/", intents=["crm.lookup"], token="tok")
+    versions.publish(versions.SETTINGS)
+    skill = SettingsCache(resources.current, check_seconds=0).skill("corp1", "crm")
+    assert isinstance(skill, RemoteSkill)
+    assert skill.cfg.allowlist == ("127.0.0.1", "10.8.0.0/16") and skill.cfg.token_needs_https
+
+
+def test_masking_for_external_peers_is_an_admin_setting_on_by_default(cache):
+    assert cache.knob("privacy.mask_external") is True
+    do_update_admin_setting(bob.key, "privacy.mask_external", False)
+    versions.publish(versions.SETTINGS)
+    assert cache.knob("privacy.mask_external") is False
+
+
 def test_the_process_cache_is_one_per_resources_container(resources):
     first = resources.current.skill_settings
     assert resources.current.skill_settings is first

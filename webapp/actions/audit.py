@@ -13,6 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from conf import redaction
 from conf.settings import get_settings
 from webapp.models.audit import AuditAction, AuditLog
 
@@ -32,8 +33,19 @@ def audit_key() -> bytes:
 
 
 def _primitive(value: Any) -> Any:
-    """JSON primitives only (dates, decimals, UUIDs → strings) so the hash is reproducible."""
-    return None if value is None else json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    """JSON primitives only (dates, decimals, UUIDs → strings) so the hash is reproducible; every
+    string redacted (secrets, personal data as its class: an audit row never holds a phone number)."""
+    return None if value is None else _redacted(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redaction.redact(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
 
 
 def record_audit(

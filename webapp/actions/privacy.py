@@ -6,12 +6,13 @@ documents the user uploaded (by admin username = staff id), any webapp model tha
 store registered in `webapp.actions.personal_data` (the workers register Redis sessions, card
 owners, tap-to-send buttons and the media files users sent; both refuse to run while one is
 missing). The audit row of an export or erasure names the subject by a pseudonymous reference
-(sha256 of tenant and staff id), never by the id itself.
+(HMAC of tenant and staff id, keyed from AUDIT_HMAC_KEY), never by the id itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -21,15 +22,17 @@ from django.db.models import Q
 from django.forms.models import model_to_dict
 
 from webapp.actions import versions
-from webapp.actions.audit import record_audit
+from webapp.actions.audit import audit_key, record_audit
 from webapp.actions.personal_data import registry
 from webapp.models import AuditLog, DeadLetter, Document, MessageRecord, Reminder, UserProfile
 from webapp.models.audit import AuditAction
 
 
 def subject_ref(tenant_id: str, user_id: str) -> str:
-    """How audit rows name the person: recomputable from the id, not readable as one."""
-    return hashlib.sha256(f"{tenant_id}\x1f{user_id}".encode()).hexdigest()[:32]
+    """How audit rows name the person: an HMAC keyed from AUDIT_HMAC_KEY (never in the database), so
+    whoever holds the audit rows cannot confirm a guessed staff id; the key's holder can recompute it."""
+    key = hmac.new(audit_key(), b"dtbot-privacy-subject", hashlib.sha256).digest()
+    return hmac.new(key, f"{tenant_id}\x1f{user_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _rows(queryset: models.QuerySet) -> list[dict[str, Any]]:

@@ -7,7 +7,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from webapp.crypto import DecryptionError, decrypt_text
+from conf import redaction
+from skills import registry
+from webapp.crypto import DecryptionError, decrypt_text, open_config
 from webapp.knobs import KNOBS
 from webapp.models.skills import ALL_TENANTS as ALL_TENANTS  # re-exported: the "every tenant" row
 from webapp.models.skills import AdminSetting, RemoteSkill, SkillSetting
@@ -60,6 +62,10 @@ class Snapshot:
                 if k.skill == skill and self.knobs.get(key) is not None}
 
 
+def _secret_keys(skill: str) -> frozenset[str]:
+    return registry.skill_class(skill).Config.secret_keys() if skill in registry.SKILLS else frozenset()
+
+
 def read_snapshot() -> Snapshot:
     """Three small queries; secrets are decrypted here, once per change."""
     snap = Snapshot()
@@ -67,7 +73,14 @@ def read_snapshot() -> Snapshot:
         if row.conversation_id:
             snap.conversations[(row.tenant_id, row.conversation_id, row.skill)] = row.enabled
         else:
-            snap.skills[(row.tenant_id, row.skill)] = (row.enabled, dict(row.config or {}))
+            try:
+                config = open_config(row.config or {})
+            except DecryptionError:
+                log.error("skill setting %s: cannot decrypt a secret (key dropped before rotate_keys?); "
+                          "its overrides are ignored", row.scope)
+                config = {}
+            redaction.remember(*(str(config[k]) for k in _secret_keys(row.skill) if config.get(k)))
+            snap.skills[(row.tenant_id, row.skill)] = (row.enabled, config)
     snap.knobs = dict(AdminSetting.objects.values_list("key", "value"))
     for r in RemoteSkill.objects.all():
         try:
@@ -75,6 +88,7 @@ def read_snapshot() -> Snapshot:
         except DecryptionError:
             log.error("remote skill %s: cannot decrypt its token (FIELD_ENCRYPTION_KEY changed?); disabled", r.name)
             continue
+        redaction.remember(token)  # from now on no log line of this process shows it
         snap.remotes[r.name] = RemoteSpec(r.name, r.url, tuple(r.intents or ()), r.timeout_seconds, token,
                                           r.enabled, r.description, r.version)
     return snap

@@ -13,11 +13,13 @@ from urllib.parse import urlsplit
 
 from django.db import transaction
 
+from conf.settings import get_settings
 from skills import registry
 from skills.api import ConfigError
+from skills.remote.urlguard import Allowlist, Unresolvable, UrlRefused, check_url
 from webapp.actions import versions
 from webapp.actions.audit import record_audit
-from webapp.crypto import encrypt_text
+from webapp.crypto import MASK, encrypt_text, open_config, seal_config
 from webapp.knobs import knob
 from webapp.models.audit import AuditAction
 from webapp.models.skills import ALL_TENANTS, AdminSetting, RemoteSkill, SettingVersion, SkillSetting
@@ -27,10 +29,27 @@ class SettingError(ValueError):
     """A change was refused: unknown skill, config that does not fit the skill's schema..."""
 
 
+def secret_keys(skill: str) -> frozenset[str]:
+    """The skill's Config fields declared repr=False (stored encrypted, shown as ***)."""
+    return registry.skill_class(skill).Config.secret_keys() if skill in registry.SKILLS else frozenset()
+
+
 def _redacted(skill: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Config for the audit row: secret fields (repr=False in the Config) show as ***."""
-    secret = registry.skill_class(skill).Config.secret_keys() if skill in registry.SKILLS else frozenset()
-    return {k: ("***" if k in secret and v else v) for k, v in config.items()}
+    """Config for the audit row and pages: secret fields (repr=False in the Config) show as ***."""
+    secret = secret_keys(skill)
+    return {k: (MASK if k in secret and v else v) for k, v in config.items()}
+
+
+def masked_config(skill: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the admin form shows: secrets as *** (saving *** back keeps the stored secret)."""
+    return _redacted(skill, config or {})
+
+
+def _sealed(skill: str, clean: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """`clean` as stored: a secret left as *** keeps the stored (sealed) value, the rest is encrypted."""
+    secret = secret_keys(skill)
+    kept = {k: (stored.get(k, "") if k in secret and v == MASK else v) for k, v in clean.items()}
+    return seal_config(kept, secret)
 
 
 def validate_skill_config(skill: str, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,16 +96,18 @@ def _apply_skill_setting(
     row = SkillSetting.objects.select_for_update().filter(
         tenant_id=tenant_id, skill=skill, conversation_id=conversation_id).first()
     before = None if row is None else {"enabled": row.enabled, "config": _redacted(skill, row.config)}
+    stored = {} if row is None else dict(row.config or {})
     if row is None:
         row = SkillSetting(tenant_id=tenant_id, skill=skill, conversation_id=conversation_id)
-    row.enabled, row.config = enabled, clean
+    sealed = _sealed(skill, clean, stored)
+    row.enabled, row.config = enabled, sealed
     row.version += 1
     row.updated_by = actor
     row.save()
     version = SettingVersion.objects.create(
         skill_setting=row, version=row.version, actor=actor, restored_from=restored_from,
         state={"tenant_id": tenant_id, "skill": skill, "conversation_id": conversation_id,
-               "enabled": row.enabled, "config": clean})
+               "enabled": row.enabled, "config": sealed})
     detail: dict[str, Any] = {"version": row.version}
     if restored_from is not None:
         detail["restored_from"] = restored_from
@@ -143,7 +164,7 @@ def do_rollback_setting(actor: str, version: SettingVersion) -> SettingVersion:
     with transaction.atomic():
         if version.skill_setting_id is not None:
             skill = str(state["skill"])
-            clean = validate_skill_config(skill, state.get("config") or {})
+            clean = validate_skill_config(skill, open_config(state.get("config") or {}))
             _, new = _apply_skill_setting(
                 actor, str(state["tenant_id"]), skill, str(state.get("conversation_id") or ""),
                 bool(state["enabled"]), clean, action=AuditAction.SKILL_SETTING_ROLLBACK, restored_from=version.version)
@@ -174,7 +195,9 @@ def do_save_remote_skill(
     token: str | None = None,
 ) -> RemoteSkill:
     """Create or change a remote skill; `token` None keeps the stored one, "" removes it."""
-    intents = validate_remote_skill(name, url, intents, timeout_seconds)
+    has_token = bool(token) if token is not None else (
+        RemoteSkill.objects.filter(name=name).exclude(token_encrypted="").exists())
+    intents = validate_remote_skill(name, url, intents, timeout_seconds, with_token=has_token)
     with transaction.atomic():
         row = RemoteSkill.objects.select_for_update().filter(name=name).first()
         before = None if row is None else row.snapshot()
@@ -194,7 +217,8 @@ def do_save_remote_skill(
     return row
 
 
-def validate_remote_skill(name: str, url: str, intents: Sequence[str], timeout_seconds: float) -> list[str]:
+def validate_remote_skill(name: str, url: str, intents: Sequence[str], timeout_seconds: float,
+                          with_token: bool = False) -> list[str]:
     """The cleaned intents; SettingError on a name/intent clash, a bad URL or timeout."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name or ""):
         raise SettingError("a remote skill name is lower-case letters, digits, - and _ (at most 64)")
@@ -203,6 +227,14 @@ def validate_remote_skill(name: str, url: str, intents: Sequence[str], timeout_s
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SettingError("the URL must be http:// or https:// with a host")
+    settings = get_settings()
+    try:  # checked again at every call (a name may resolve elsewhere later); here to say so at once
+        check_url(url, Allowlist.parse(settings.outbound_url_allowlist), with_token=with_token,
+                  require_https_for_token=settings.django_secure)
+    except Unresolvable:
+        pass  # not resolvable from here (yet): the call-time check decides
+    except UrlRefused as exc:
+        raise SettingError(f"the URL is refused: {exc}") from exc
     cleaned = [str(i).strip() for i in intents if str(i).strip()]
     if not cleaned:
         raise SettingError("a remote skill needs at least one intent")

@@ -22,6 +22,7 @@ from webapp.actions.skills import (
     do_save_remote_skill,
     do_update_admin_setting,
     do_update_skill_setting,
+    masked_config,
     redacted_state,
     validate_remote_skill,
     validate_skill_config,
@@ -57,7 +58,9 @@ class SkillSettingForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["skill"].choices = _skill_choices()  # type: ignore[attr-defined]
-        self.fields["config"].help_text = _config_help()
+        self.fields["config"].help_text = _config_help() + " Secrets show as ***: leave *** to keep the stored one."
+        if self.instance.pk is not None:  # the stored (encrypted) secrets never reach the page
+            self.initial["config"] = masked_config(self.instance.skill, self.instance.config)
 
     def clean(self) -> dict[str, Any]:
         super().clean()

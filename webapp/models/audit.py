@@ -33,6 +33,7 @@ class AuditAction(models.TextChoices):
     ADMIN_SETTING_ROLLBACK = "admin_setting.rollback"
     REMOTE_SKILL_SAVE = "remote_skill.save"
     REMOTE_SKILL_DELETE = "remote_skill.delete"
+    KEYS_ROTATE = "keys.rotate"  # every stored secret re-encrypted under the newest FIELD_ENCRYPTION_KEYS key
     PROFILE_UPDATE = "profile.update"
     # documents and their access rules
     DOCUMENT_COLLECTION_SAVE = "document_collection.save"

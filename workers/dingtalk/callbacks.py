@@ -59,6 +59,30 @@ def parse(payload: dict[str, Any]) -> CardCallback:
     )
 
 
+def refusal(callback: CardCallback, owner: dict[str, Any], stop: bool = False) -> str:
+    """Why this callback may not act on the card `owner` describes ("" when it may).
+
+    DingTalk signs nothing inside the callback's data, and an outTrackId can be guessed or copied, so
+    the card's owner record decides: never from another corp; Stop (which ends someone's answer) and
+    anything on a private card only from the user the card answered; on a group card, other members
+    only from inside that group (spaceType IM_GROUP, spaceId = the conversation).
+    """
+    tenant = str(owner.get("tenant_id") or "")
+    if callback.corp_id and tenant and callback.corp_id != tenant:
+        return f"from corp {callback.corp_id}, the card belongs to {tenant}"
+    asker = str(owner.get("user_id") or "")
+    if not callback.user_id:
+        return "no user in the callback"
+    if callback.user_id == asker:
+        return ""
+    if stop:
+        return "Stop from a user the card did not answer"
+    if str(owner.get("conversation_type") or "") != "2":
+        return "a private card tapped by another user"
+    in_group = callback.space_type.upper() == "IM_GROUP" and callback.space_id == owner.get("conversation_id")
+    return "" if in_group else "from outside the card's group"
+
+
 def wants_stop(callback: CardCallback) -> bool:
     """The Stop button of a streaming AI card."""
     asked = [a.lower() for a in callback.action_ids]

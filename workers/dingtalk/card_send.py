@@ -13,6 +13,7 @@ from skills.api import Reply
 from workers.dingtalk.api import DingTalkAPI
 from workers.dingtalk.card_client import CardClient, CardTarget
 from workers.dingtalk.card_streamer import out_track_id_for
+from workers.dingtalk.card_text import card_value
 from workers.dingtalk.ratebudget import RateBudget
 from workers.errors import CardError, CardUnavailable, TransientError
 from workers.payload import StagePayload
@@ -35,7 +36,8 @@ def send_card(
     card = reply.card or {}
     turn, delivery = payload.turn, payload.delivery
     out_track_id = out_track_id_for(f"{payload.msg_id}:{index}")
-    params = {str(k): str(v) for k, v in (card.get("params") or {}).items()}
+    # Template values are shown as given: markdown and HTML in them (a user's words, a remote's JSON) escaped.
+    params = {str(k): card_value(v) for k, v in (card.get("params") or {}).items()}
     target = CardTarget(
         conversation_type=str(delivery.get("conversation_type") or turn.conversation_type or "1"),
         conversation_id=str(delivery.get("conversation_id") or ""),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -164,6 +165,33 @@ def mentions(payload: dict[str, Any]) -> list[str]:
     return found
 
 
+# Format (Cf) characters are invisible: zero-width spaces and joiners, bidi overrides and isolates
+# ("Trojan Source" reordering), the BOM, tag characters (invisible "ASCII smuggling" of instructions
+# to an LLM). Control (Cc) characters other than newline and tab are noise or terminal escapes.
+_KEEP_CONTROLS = frozenset("\n\t")
+_ZWJ = "\u200d"
+
+
+def clean_text(text: str) -> str:
+    """`text` without control, zero-width, bidi and tag characters (a ZWJ inside an emoji stays),
+    line ends made "\n", in NFC."""
+    if not text:
+        return text
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        category = unicodedata.category(ch)
+        if category == "Cc" and ch not in _KEEP_CONTROLS:
+            continue
+        if category == "Cf":
+            # 👨‍👩‍👧: a joiner between two emoji is part of the picture
+            if not (ch == _ZWJ and out and unicodedata.category(out[-1]) == "So"
+                    and i + 1 < len(text) and unicodedata.category(text[i + 1]) == "So"):
+                continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
 def strip_bot_mention(text: str, robot_name: str) -> str:
     """DingTalk removes the bot's @mention from group texts; richText and some clients keep it."""
     if robot_name:
@@ -178,8 +206,10 @@ def convert(payload: dict[str, Any], robot_name: str = "") -> Inbound:
     if converter is None:
         return Inbound(supported=False)
     inbound = converter(payload)
-    text = strip_bot_mention(inbound.text, robot_name)
+    text = strip_bot_mention(clean_text(inbound.text), robot_name)
     params = dict(inbound.params)
+    if isinstance(params.get("quoted"), dict):
+        params["quoted"] = {**params["quoted"], "text": clean_text(str(params["quoted"].get("text") or ""))}
     if _str(payload.get("conversationType")) == "2":
         others = mentions(payload)
         if others:
@@ -286,8 +316,12 @@ def from_callback(envelope: Envelope, settings: Settings) -> Incoming:
     except callbacks.BadCallback as exc:
         raise PoisonMessage(str(exc)) from exc
     owner = cards.lookup(callback.out_track_id)
-    if owner is None:
+    if owner is None or owner.get("kind") == cards.AI_CARD:  # an AI card takes only Stop
         raise NothingToAnswer(f"callback for card {callback.out_track_id} that no skill owns (expired?)")
+    refused = callbacks.refusal(callback, owner)
+    if refused:
+        log.warning("card callback for %s refused: %s", callback.out_track_id, refused)
+        raise NothingToAnswer(f"card callback refused: {refused}")
     own = callbacks.skill_params(callback, owner)
     params = {**(own.get("params") or {}), **own} if own["type"] == "button" else own
     clicker = callback.user_id or str(owner.get("user_id") or "")
@@ -302,16 +336,24 @@ def from_callback(envelope: Envelope, settings: Settings) -> Incoming:
         msgtype="card_callback",
         delivery=delivery,
         seq_ms=envelope.received_at * 1000,
-        text=callbacks.form_text(params),
+        text=clean_text(callbacks.form_text(params)),
         params=params,
         skill=str(owner.get("skill") or ""),
     )
 
 
 def stop_requested(envelope: Envelope) -> str:
-    """The outTrackId whose streaming the user asked to stop, or ''."""
+    """The outTrackId whose streaming the user asked to stop, or ''. A Stop nobody may give (a card
+    with no owner record, another user's or another corp's card) is refused: NothingToAnswer."""
     try:
         callback = callbacks.parse(envelope.payload)
     except callbacks.BadCallback:
         return ""
-    return callback.out_track_id if callbacks.wants_stop(callback) else ""
+    if not callbacks.wants_stop(callback):
+        return ""
+    owner = cards.lookup(callback.out_track_id)
+    refused = "no such card (expired?)" if owner is None else callbacks.refusal(callback, owner, stop=True)
+    if refused:
+        log.warning("stop for card %s refused: %s", callback.out_track_id, refused)
+        raise NothingToAnswer(f"stop refused: {refused}")
+    return callback.out_track_id

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from skills.api import Reply
+from workers.dingtalk.card_text import safe_url, sanitize_markdown
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,22 @@ def title_of(reply: Reply) -> str:
 
 def button_url(button: dict[str, Any]) -> str:
     """Where a button goes: its link, or a tap-to-send of its title."""
-    url = str(button.get("url") or button.get("actionURL") or "")
+    url = _link(button)
     return url or TAP_TO_SEND + quote(str(button.get("title") or ""), safe="")
 
 
+def _link(button: dict[str, Any]) -> str:
+    return str(button.get("url") or button.get("actionURL") or "")
+
+
 def _buttons(reply: Reply) -> list[dict[str, Any]]:
-    # Typed as dicts, but a remote skill's JSON may hold anything: checked, not trusted.
+    # Typed as dicts, but a remote skill's JSON may hold anything: checked, not trusted. A link to
+    # anything but http(s), dingtalk:// or dtmd:// (javascript:, file:, ...) is dropped with its button.
     buttons = [b for b in reply.buttons if isinstance(b, dict) and b.get("title")]  # type: ignore[redundant-expr]
+    unsafe = [b for b in buttons if _link(b) and not safe_url(_link(b))]
+    if unsafe:
+        log.warning("dropped %d button(s) with a link that is not http(s) or DingTalk's", len(unsafe))
+        buttons = [b for b in buttons if b not in unsafe]
     if len(buttons) > MAX_BUTTONS:
         log.warning("action card with %d buttons cut to %d", len(buttons), MAX_BUTTONS)
     return buttons[:MAX_BUTTONS]
@@ -63,7 +73,7 @@ def webhook_body(reply: Reply, at_staff_id: str = "") -> dict[str, Any]:
     kind = _kind(reply)
     if kind == "text":
         return {"msgtype": "text", "text": {"content": reply.text}, "at": at}
-    text = with_mention(reply.text, at_staff_id)
+    text = with_mention(sanitize_markdown(reply.text), at_staff_id)
     if kind == "markdown":
         return {"msgtype": "markdown", "markdown": {"title": title_of(reply), "text": text}, "at": at}
     buttons = _buttons(reply)
@@ -84,10 +94,10 @@ def openapi_message(reply: Reply) -> tuple[str, str]:
     if kind == "text":
         key, param = "sampleText", {"content": reply.text}
     elif kind == "markdown":
-        key, param = "sampleMarkdown", {"title": title_of(reply), "text": reply.text}
+        key, param = "sampleMarkdown", {"title": title_of(reply), "text": sanitize_markdown(reply.text)}
     else:
         buttons = _buttons(reply)
-        param = {"title": title_of(reply), "text": reply.text}
+        param = {"title": title_of(reply), "text": sanitize_markdown(reply.text)}
         if len(buttons) == 1:
             key = "sampleActionCard"
             param.update(singleTitle=str(buttons[0]["title"]), singleURL=button_url(buttons[0]))

@@ -18,10 +18,11 @@ from typing import Any
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
 from workers import phrases
 from workers.dingtalk.card_client import CardClient, CardTarget
-from workers.dingtalk.card_streamer import CardStreamer, StreamResult
+from workers.dingtalk.card_streamer import CardStreamer, StreamResult, out_track_id_for
 from workers.dingtalk.card_text import note
 from workers.errors import CardUnavailable
 from workers.resources import current
+from workers.state import cards
 from workers.state.cards import CancelFlags
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,8 @@ def stream_answer(turn: Turn, robot_code: str, chunks: Iterator[str], timeout: f
     clock = current().clock
     deadline = clock.monotonic() + timeout  # on the streamer's clock
     target = CardTarget.from_turn(turn, robot_code, at_sender=turn.conversation_type == "2")
+    # Its owner, so that only the asker's Stop counts (workers.dingtalk.callbacks.refusal).
+    cards.remember(out_track_id_for(turn.msg_id), cards.owner_for(turn.to_dict(), {}, kind=cards.AI_CARD))
     try:
         result = card_streamer().stream(turn.msg_id, target, chunks, locale=turn.locale, deadline=deadline)
     except CardUnavailable as exc:

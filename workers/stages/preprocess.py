@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from contract.envelope import TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK, Envelope
+from contract.envelope import OVERSIZED_KEY, TOPIC_BOT_MESSAGE, TOPIC_CARD_CALLBACK, Envelope
 from skills.api import Reply, Turn
+from skills.remote.urlguard import Allowlist
 from webapp.actions.profiles import do_upsert_profile
 from webapp.actions.records import epoch_to_datetime
 from workers import phrases
@@ -67,7 +68,8 @@ def _attachments(incoming: Incoming, msg_id: str, res: Resources, locale: str
     if not incoming.media:
         return [], ""
     settings, api, store = res.settings, res.dingtalk, res.media_store
-    limits = MediaLimits(settings.media_max_bytes, settings.media_allowed_types)
+    limits = MediaLimits(settings.media_max_bytes, settings.media_allowed_types,
+                         Allowlist.parse(settings.outbound_url_allowlist))
     robot_code = str(incoming.delivery.get("robot_code") or settings.dingtalk_robot_code)
     refs = []
     for index, item in enumerate(incoming.media):
@@ -113,7 +115,12 @@ def preprocess(data: dict[str, Any], run_id: str) -> StagePayload:
     text, cut = normalise_text(incoming.text, settings.input_max_chars)
     reply: Reply | None = None
     attachments: list[dict[str, Any]] = []
-    if not incoming.supported:
+    oversized = envelope.payload.get(OVERSIZED_KEY)
+    if oversized:  # the listener kept only who sent it: say so instead of answering nothing
+        log.info("oversized push of %s bytes answered", oversized)
+        reply = Reply(text=phrase("oversized", profile.locale, size=size_text(int(oversized)),
+                                  limit=size_text(settings.ingest_max_frame_bytes)))
+    elif not incoming.supported:
         log.info("unsupported msgtype %r", envelope.msgtype)
         reply = Reply(text=phrase("unsupported", profile.locale))
     else:

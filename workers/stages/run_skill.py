@@ -11,7 +11,7 @@ from typing import Any
 from conf import personal_data
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import phrases, timeline
+from workers import phrases, shield, timeline
 from workers.errors import SkillTimeout
 from workers.payload import StagePayload
 from workers.resources import current
@@ -106,7 +106,8 @@ def run_skill(payload: StagePayload) -> StagePayload:
         # Switched off after routing chose it (or a button of it was tapped): the switch wins.
         log.info("skill %s is switched off here; not running it", name)
         return _answered(payload, Reply(text=phrases.phrase("skill_off", turn.locale)), "switched_off")
-    skill = settings.skill(turn.tenant_id, name)
+    # Masking of personal data for external peers (policy knob) and the system-prompt leak filter.
+    skill = shield.shielded(settings.skill(turn.tenant_id, name), bool(settings.knob("privacy.mask_external")))
     if skill.needs_catalog:
         turn = turn.replace(catalog=settings.catalog(turn.tenant_id, turn.conversation_id))
     # The data-flow audit (written with the final status): who outside saw the text, and what kind of

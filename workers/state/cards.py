@@ -18,18 +18,23 @@ log = logging.getLogger(__name__)
 
 OWNER_FIELDS = (
     "msg_id", "skill", "tenant_id", "conversation_id", "conversation_type", "user_id", "user_nick",
-    "locale", "delivery", "buttons",
+    "locale", "delivery", "buttons", "kind",
 )
+# The kind of a streamed answer's card: it takes a Stop from its asker and nothing else.
+AI_CARD = "ai_card"
+INTERACTIVE = "interactive"
 
 
 def owner_key(out_track_id: str) -> str:
     return current().key(f"cardowner:{out_track_id}")
 
 
-def owner_for(turn: dict[str, Any], delivery: dict[str, Any], buttons: dict[str, Any] | None = None
-              ) -> dict[str, Any]:
-    """The owner record of a card answering `turn` (a Turn dict); `buttons`: {actionId: {action, params}}."""
+def owner_for(turn: dict[str, Any], delivery: dict[str, Any], buttons: dict[str, Any] | None = None,
+              kind: str = INTERACTIVE) -> dict[str, Any]:
+    """The owner record of a card answering `turn` (a Turn dict); `buttons`: {actionId: {action, params}}.
+    Callbacks are checked against it (workers.dingtalk.callbacks.refusal): corp, asker, group."""
     return {
+        "kind": kind,
         "msg_id": turn.get("msg_id", ""),
         "skill": turn.get("skill", ""),
         "tenant_id": turn.get("tenant_id", ""),

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,26 @@ EXTENSIONS = {
     "audio/amr": ".amr", "audio/mpeg": ".mp3", "audio/ogg": ".ogg", "video/mp4": ".mp4",
     "application/pdf": ".pdf", "text/plain": ".txt",
 }
+
+
+_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
+_RESERVED_SUFFIXES = frozenset({".json"})  # the sidecars' own
+
+
+def safe_name(name: str) -> str:
+    """The file name a user sent, as a plain name: no folders (`../`, `C:\\`, `/abs`), no control,
+    zero-width or bidi characters (`evil\u202egpj.exe`), no leading dots, at most 200 characters."""
+    base = re.split(r"[/\\]", str(name or ""))[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch) not in ("Cc", "Cf"))
+    return base.strip().lstrip(".").strip()[:200]
+
+
+def safe_suffix(name: str, content_type: str) -> str:
+    """The stored file's extension: the name's when it is plain (`.pdf`), else the type's."""
+    suffix = Path(safe_name(name)).suffix.lower()
+    if _SUFFIX.fullmatch(suffix) and suffix not in _RESERVED_SUFFIXES:
+        return suffix
+    return EXTENSIONS.get(content_type.split(";")[0].strip(), "")
 
 
 def _key(*parts: str, size: int = 24) -> str:
@@ -56,7 +78,9 @@ class MediaStore:
         """Write the bytes (atomically: temp file, then rename) and return the attachment reference."""
         folder = self.user_dir(tenant_id, user_id)
         folder.mkdir(parents=True, exist_ok=True)
-        suffix = Path(name).suffix.lower()[:10] or EXTENSIONS.get(content_type.split(";")[0].strip(), "")
+        # The stored path is ours (hashes); the user's file name only lends a checked extension.
+        name = safe_name(name)
+        suffix = safe_suffix(name, content_type)
         stem = f"{_key('msg', msg_id)}-{index}"
         digest = hashlib.sha256()
         size = 0

@@ -25,6 +25,9 @@ DELIVERY = {"session_webhook": "https://oapi.dingtalk.com/robot/sendBySession?se
             "sender_staff_id": alice.staff_id, "sender_id": "", "robot_code": "rc"}
 
 
+MALLORY_ID = mallory.user_id  # outside the org: no staff id, a DingTalk sender id
+
+
 def own_card(out_track_id: str = "card-1", buttons_map: dict | None = None) -> None:
     cards.remember(out_track_id, cards.owner_for(OWNER_TURN, DELIVERY, buttons_map))
 
@@ -64,10 +67,51 @@ def test_a_registered_button_becomes_button_params(worker_settings):
 
 
 def test_the_stop_button_sets_the_cancel_flag_and_answers_nothing(worker_settings, redis_conn):
+    cards.remember("ai-card-7", cards.owner_for(OWNER_TURN, {}, kind=cards.AI_CARD))
     data = card_callback("ai-card-7", action_ids=["stop"])
     with pytest.raises(NothingToAnswer, match="stop"):
         run(callback_envelope(data))
     assert CancelFlags(redis_conn, worker_settings.redis_key_prefix)("ai-card-7")
+
+
+@pytest.mark.parametrize(("who", "corp", "card", "why"), [
+    (MALLORY_ID, "corp-test", "ai-card-7", "did not answer"),  # someone else's answer
+    (alice.staff_id, "corp-evil", "ai-card-7", "from corp corp-evil"),  # the asker's id, another corp
+    (alice.staff_id, "corp-test", "ai-card-unknown", "no such card"),  # a guessed outTrackId
+    ("", "corp-test", "ai-card-7", "no user"),
+])
+def test_stop_on_someone_elses_card_is_refused(worker_settings, redis_conn, who, corp, card, why):
+    cards.remember("ai-card-7", cards.owner_for(OWNER_TURN, {}, kind=cards.AI_CARD))
+    with pytest.raises(NothingToAnswer, match=why):
+        run(callback_envelope(card_callback(card, action_ids=["stop"], user_id=who, corp_id=corp)))
+    assert not CancelFlags(redis_conn, worker_settings.redis_key_prefix)(card)
+
+
+@pytest.mark.parametrize(("who", "corp", "space", "why"), [
+    (MALLORY_ID, "corp-evil", ("IM_GROUP", "cid-g=="), "from corp corp-evil"),
+    (MALLORY_ID, "corp-test", ("IM_ROBOT", ""), "outside the card's group"),  # not from the group
+    (MALLORY_ID, "corp-test", ("IM_GROUP", "cid-other=="), "outside the card's group"),
+])
+def test_a_forged_card_callback_is_refused(worker_settings, who, corp, space, why):
+    own_card(buttons_map={"btn-0": {"action": "schedule.cancel", "params": {"key": "k"}}})
+    data = card_callback("card-1", action_ids=["btn-0"], user_id=who, corp_id=corp,
+                         space_type=space[0], space_id=space[1])
+    with pytest.raises(NothingToAnswer, match=why):
+        run(callback_envelope(data))
+
+
+def test_a_private_card_takes_callbacks_from_its_asker_only(worker_settings):
+    private_turn = {**OWNER_TURN, "conversation_type": "1", "conversation_id": "cid-p=="}
+    cards.remember("card-p", cards.owner_for(private_turn, {**DELIVERY, "conversation_type": "1"}))
+    with pytest.raises(NothingToAnswer, match="private card tapped by another user"):
+        run(callback_envelope(card_callback("card-p", action_ids=["x"], user_id=bob.staff_id)))
+    assert run(callback_envelope(card_callback("card-p", action_ids=["x"])))["turn"]["user_id"] == alice.staff_id
+
+
+def test_an_ai_card_takes_nothing_but_stop(worker_settings):
+    cards.remember("ai-card-8", cards.owner_for(OWNER_TURN, {}, kind=cards.AI_CARD))
+    with pytest.raises(NothingToAnswer, match="no skill owns"):
+        run(callback_envelope(card_callback("ai-card-8", action_ids=["like"])))
 
 
 def test_a_callback_for_a_card_nobody_owns_is_dropped_quietly(worker_settings):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from skills.remote.urlguard import Allowlist
 from testkit.envelopes import envelope_from_push
 from testkit.personas import alice
 from workers.dingtalk.inbound import MediaItem
@@ -115,7 +116,7 @@ def test_a_stream_without_a_length_is_cut_at_the_limit(sandbox_settings, tmp_pat
         api = _Resolver(f"http://127.0.0.1:{server.server_address[1]}/f", resources.current.dingtalk.http)
         store = MediaStore(tmp_path)
         with pytest.raises(MediaRejected) as refused:
-            fetch(api, store, MediaLimits(10_000, ("image/",)), MediaItem("image", "c"),  # type: ignore[arg-type]
+            fetch(api, store, MediaLimits(10_000, ("image/",), Allowlist.parse(["127.0.0.1"])), MediaItem("image", "c"),  # type: ignore[arg-type]
                   robot_code="r", tenant_id="t", user_id="u", msg_id="m", index=0)
         assert refused.value.reason == "too_large"
         assert not any(p.is_file() for p in tmp_path.rglob("*"))
