@@ -114,6 +114,7 @@ class RemoteSkill(AISkillPlugin):
 
     name = "remote"
     Config = RemoteSkillConfig
+    kind = "io"  # an HTTP call to another service
 
     def __init__(self, config: RemoteSkillConfig | None = None, *, breakers: Breakers | None = None) -> None:
         super().__init__(config)
