@@ -178,3 +178,24 @@ def test_python_m_sandbox_llm_serves_the_stub_on_the_given_port() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_it_counts_the_completions_in_flight_and_the_most_at_once(stub: StubLLMServer) -> None:
+    """What a test of a concurrency limit reads at the model server."""
+    stub.configure(first_token_delay=1.0)  # long enough for four requests to overlap on a busy machine
+    done = []
+
+    def ask() -> None:
+        done.append(httpx.post(f"{stub.base_url}/chat/completions", json={"model": "x", "messages": MESSAGES},
+                               timeout=10).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    config = httpx.get(f"{stub.url}/stub/config").json()
+    assert done == [200] * 4
+    assert config["in_flight"] == 0 and config["peak_in_flight"] == 4
+    stub.reset()
+    assert httpx.get(f"{stub.url}/stub/config").json()["peak_in_flight"] == 0
