@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 15.0
 # A waiter that stopped polling (killed) is forgotten after this long.
 WAITER_TTL_SECONDS = 5.0
-# A message registered as pending that never asked for its slot (given up, replayed elsewhere).
-PENDING_TTL_SECONDS = 1800.0
+# A message registered as pending that never asked for its slot (switched off, dead-lettered) stops
+# counting as "ahead" after this long.
+PENDING_TTL_SECONDS = 600.0
 # Until an answer has been timed, a slot is assumed to be held this long.
 DEFAULT_HOLD_SECONDS = 2.0
 HOLD_WEIGHT = 0.2  # weight of the newest answer in the mean hold time
@@ -262,6 +263,7 @@ class Governor:
         pipe.zrem(k["waiters"], token)
         pipe.zrem(k["waitexp"], token)
         pipe.hdel(k["waitconv"], token)
+        pipe.zrem(k["pending"], token)  # it gave up: no longer ahead of anyone
         pipe.execute()
 
     @contextlib.contextmanager

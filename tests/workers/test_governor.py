@@ -141,6 +141,15 @@ def test_a_wait_is_bounded_and_leaves_no_waiter_behind(client, redis_prefix, clo
     assert client.zcard(gov.keys(EP)["waiters"]) == 0
 
 
+def test_a_message_that_gave_up_is_no_longer_ahead(client, redis_prefix, clock):
+    gov = make(client, redis_prefix, clock, limit=1)
+    gov.try_acquire(EP, "m0", "c0")
+    gov.enqueue(EP, "m1")
+    with pytest.raises(SlotTimeout):
+        gov.acquire(EP, "m1", "c1", timeout=1.0)
+    assert gov.enqueue(EP, "m2").ahead == 0
+
+
 def test_slot_holds_for_the_block_and_times_the_hold(client, redis_prefix, clock):
     gov = make(client, redis_prefix, clock, limit=1)
     with gov.slot(EP, "m1", "c1", timeout=1.0) as waited:
