@@ -96,3 +96,26 @@ def test_a_hung_stream_is_cut_on_a_finalized_card_while_others_are_answered(stac
     assert "超时" in card["streams"]["content"] or "timed out" in card["streams"]["content"].lower()
     assert [u["isError"] for u in card["updates"] if u["kind"] == "streaming" and u["isFinalize"]] == [True]
     wait_for(lambda: slots_in_use(stack, stub.base_url) == 0, 10, "the hung answer's slot to come back")
+
+
+def test_kill_9_of_the_io_skills_worker_mid_answers_loses_and_duplicates_nothing(stack: Stack, stub):
+    client = start(stack, io_workers=1, LLM_BASE_URL=stub.base_url, LLM_MODEL="stub-llm", LLM_MAX_CONCURRENCY="8")
+    stub.reset()
+    stub.configure(first_token_delay=0.3, inter_token_delay=0.05, tokens=40)  # ~2 s an answer
+    sent = client.send_batch([{"text": f"question {i} about expenses", "user_id": f"k{i}"} for i in range(20)])
+    wanted = {m["msgId"] for m in sent}
+    wait_for(lambda: stub.state.in_flight >= 5, 30, "answers to be streaming")
+    [io_worker] = [p for p in stack.procs if p.role == "worker-skills-io"]
+    stack.kill(io_worker)  # kill -9 of the pool with its answers half streamed
+    stack.start_worker("worker-skills-io", SKILLS_IO_QUEUES, pool="threads", concurrency=32, app=TEST_APP)
+
+    def answers() -> list[dict]:
+        return [r for r in client.replies() if r["msg_id"] in wanted and not r["text"].startswith(NOTICE_PREFIXES)]
+
+    wait_for(lambda: len(answers()) >= 20, 60, "20 answers after the kill")
+    time.sleep(1.0)
+    per_message = Counter(r["msg_id"] for r in answers())
+    assert set(per_message) == wanted and set(per_message.values()) == {1}
+    assert len([r for r in stub.requests() if r["stream"]]) > 20  # the killed answers were asked again
+    # The redelivered copies took over their own slots: nothing is left held.
+    wait_for(lambda: slots_in_use(stack, stub.base_url) == 0, 20, "every slot to come back")
