@@ -109,10 +109,20 @@ def offer(client: SandboxClient, traffic: Traffic, rate: float, seconds: float) 
 def outcome(client: SandboxClient, sent: list[dict[str, Any]], cards: bool, timeout: float) -> dict[str, Any]:
     """Wait until every message has its answer (or timeout); first visible reply per message."""
     wanted = {m["msgId"] for m in sent}
+    by_track = {out_track_id_for(m): m for m in wanted}
     deadline = time.time() + timeout
 
+    def attributed() -> list[dict[str, Any]]:
+        """Every reply with its msgId (an AI card's reply carries its outTrackId instead)."""
+        out = []
+        for r in client.replies():
+            msg_id = r.get("msg_id") or by_track.get(str(r.get("out_track_id") or ""))
+            if msg_id in wanted:
+                out.append({**r, "msg_id": msg_id})
+        return out
+
     def answers() -> list[dict[str, Any]]:
-        return [r for r in client.replies() if r["msg_id"] in wanted and not str(r["text"]).startswith(NOTICE_PREFIXES)]
+        return [r for r in attributed() if not str(r["text"]).startswith(NOTICE_PREFIXES)]
 
     replies = answers()
     while time.time() < deadline and len({r["msg_id"] for r in replies}) < len(wanted):
@@ -120,28 +130,26 @@ def outcome(client: SandboxClient, sent: list[dict[str, Any]], cards: bool, time
         replies = answers()
     time.sleep(1.0)  # late duplicates show up now
     replies = answers()
-    every = client.replies()
+    every = attributed()
     injected = {p["msgId"]: p["injectedAt"] for p in client.pushes() if p["msgId"] in wanted}
     first: dict[str, float] = {}
     for reply in sorted(replies, key=lambda r: r["at"]):
         first.setdefault(reply["msg_id"], reply["at"])
     if cards:  # a card counts when its first text shows
-        by_track = {out_track_id_for(m): m for m in wanted}
         for card in client.cards():
             msg_id = by_track.get(card["outTrackId"])
             if msg_id is None:
                 continue
             shown, _ = card_times(client.card(card["outTrackId"]), first.get(msg_id, time.time()))
             if shown is not None:
-                first[msg_id] = min(first.get(msg_id, shown), shown)
+                first[msg_id] = shown  # the card exists earlier, empty ("thinking…")
     counts = Counter(r["msg_id"] for r in replies)
     latencies = [first[m] - injected[m] for m in first if m in injected]
     # Group chats are answered one message at a time (per-conversation order): shown apart.
     in_groups = {m["msgId"] for m in sent if str(m["conversationId"]).startswith("cidgroup")}
     private = [first[m] - injected[m] for m in first if m in injected and m not in in_groups]
     errors = sum(1 for r in replies if "抱歉" in str(r["text"])[:4] or str(r["text"]).startswith("Sorry"))
-    notices = Counter(r["msg_id"] for r in every
-                      if r["msg_id"] in wanted and str(r["text"]).startswith(NOTICE_PREFIXES))
+    notices = Counter(r["msg_id"] for r in every if str(r["text"]).startswith(NOTICE_PREFIXES))
     start = min(injected.values(), default=time.time())
     last = max(first.values(), default=start)
     return {
