@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=120)
     parser.add_argument("--first-token-delay", type=float, default=0.3)
     parser.add_argument("--inter-token-delay", type=float, default=0.05)
-    parser.add_argument("--skills-pool", default="threads", choices=["threads", "prefork", "gevent"])
+    parser.add_argument("--skills-pool", default="threads", choices=["threads", "prefork"])
     parser.add_argument("--skills-concurrency", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=300)
     print(json.dumps(run(parser.parse_args()), indent=2))
