@@ -117,6 +117,11 @@ class Settings:
     skill_cache_check_seconds: float = 1.0
     # longest silence of the LLM server (before the first token or between two)
     llm_read_timeout_seconds: float = 30.0
+    # capacity (issue 11): answer slots per LLM endpoint shared by every worker (0 = no limit), the
+    # longest a message waits for one, and the predicted wait above which the user is told it is busy
+    llm_max_concurrency: int = 16
+    llm_slot_wait_seconds: float = 300.0
+    busy_notice_seconds: float = 5.0
     # reminders: beat sweeps due reminders this often; an unsent firing is retried after this long
     reminder_sweep_seconds: float = 5.0
     reminder_resend_after_seconds: float = 120.0
@@ -260,6 +265,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             skill_cache_size=env.int("SKILL_CACHE_SIZE", 1024),
             skill_cache_check_seconds=env.float("SKILL_CACHE_CHECK_SECONDS", 1.0),
             llm_read_timeout_seconds=env.float("LLM_READ_TIMEOUT_SECONDS", 30.0),
+            llm_max_concurrency=env.int("LLM_MAX_CONCURRENCY", 16),
+            llm_slot_wait_seconds=env.float("LLM_SLOT_WAIT_SECONDS", 300.0),
+            busy_notice_seconds=env.float("BUSY_NOTICE_SECONDS", 5.0),
             reminder_sweep_seconds=env.float("REMINDER_SWEEP_SECONDS", 5.0),
             reminder_resend_after_seconds=env.float("REMINDER_RESEND_AFTER_SECONDS", 120.0),
             django_secure=env.bool("DJANGO_SECURE", False),

@@ -27,6 +27,15 @@ POSTPROCESS = Stage("postprocess", "dtbot.pipeline.postprocess", "dtbot.postproc
 DELIVER = Stage("deliver", "dtbot.pipeline.deliver", "dtbot.deliver", 60)
 
 STAGES: tuple[Stage, ...] = (PREPROCESS, RUN_SKILL, POSTPROCESS, DELIVER)
+
+# run_skill has two queues, chosen in preprocess by the routed skill's declared kind: work that
+# mostly waits on a server (an LLM stream, a remote skill) goes to the I/O queue, served by a
+# threads pool with tens of slots; work that computes (embeddings, parsing) stays on RUN_SKILL's
+# own queue, a prefork pool bounded by the cores. The CPU queue keeps the old name, so messages
+# queued before an upgrade are still consumed.
+SKILLS_CPU_QUEUE = RUN_SKILL.queue
+SKILLS_IO_QUEUE = "dtbot.skills.io"
+SKILL_QUEUE_BY_KIND: dict[str, str] = {"cpu": SKILLS_CPU_QUEUE, "io": SKILLS_IO_QUEUE}
 STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 
 # Beat-driven sweeps share one queue, consumed by worker-pipeline; beat sends them by name.
@@ -38,7 +47,7 @@ AUDIT_ARCHIVE_TASK = "dtbot.housekeeping.audit_archive"
 AUDIT_VERIFY_TASK = "dtbot.housekeeping.audit_verify"
 
 EXCHANGE = "dtbot"
-QUEUE_NAMES: tuple[str, ...] = (*(s.queue for s in STAGES), BEAT_QUEUE)
+QUEUE_NAMES: tuple[str, ...] = (*(s.queue for s in STAGES), SKILLS_IO_QUEUE, BEAT_QUEUE)
 
 # Task messages never carry user text in their headers (Celery would render the payload there,
 # into events and into logs at every stage).

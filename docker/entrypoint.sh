@@ -13,6 +13,8 @@ case "$role" in
   listener)        exec python -m ingest "$@" ;;
   worker-pipeline) exec celery -A workers.celery worker -n "pipeline@%h" -Q dtbot.preprocess,dtbot.postprocess,dtbot.deliver,dtbot.reminders -P threads -c "${PIPELINE_CONCURRENCY:-16}" -l INFO "$@" ;;
   worker-skills)   exec celery -A workers.celery worker -n "skills@%h" -Q dtbot.skills -P "${SKILLS_POOL:-prefork}" -c "${SKILLS_CONCURRENCY:-2}" -l INFO "$@" ;;
+  # Skills that wait (LLM, remote skills): many threads; CPU-bound skills stay on the prefork pool above.
+  worker-skills-io) exec celery -A workers.celery worker -n "skills-io@%h" -Q dtbot.skills.io -P threads -c "${SKILLS_IO_CONCURRENCY:-64}" -l INFO "$@" ;;
   beat)            exec celery -A workers.celery beat -l INFO --schedule "${BEAT_SCHEDULE_FILE:-/app/var/run/celerybeat-schedule}" "$@" ;;
   # Basic auth from FLOWER_BASIC_AUTH (Flower reads it itself); queue lengths from the broker's management API.
   flower)          exec celery -A workers.celery flower --port=5555 ${FLOWER_BROKER_API:+--broker-api="$FLOWER_BROKER_API"} "$@" ;;

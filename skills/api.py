@@ -8,12 +8,18 @@ import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, Literal, TypeVar, Union
 from urllib.parse import urlsplit
 
 from skills.language import is_chinese
 
 C = TypeVar("C", bound="SkillConfig")
+
+# What a skill mostly does while it answers: "io" waits on a server (an LLM stream, a remote
+# REST skill) and may run by the tens at once; "cpu" computes (embeddings, parsing) and is
+# bounded by the cores. The workers pick the skill's queue by it.
+SkillKind = Literal["cpu", "io"]
+SKILL_KINDS: tuple[SkillKind, ...] = ("cpu", "io")
 
 
 @dataclass(frozen=True)
@@ -197,6 +203,8 @@ class AISkillPlugin:
     timeout_seconds: ClassVar[float] = 20.0
     # True for skills that describe the others (help): the turn then carries `catalog`.
     needs_catalog: ClassVar[bool] = False
+    # "cpu" unless the skill mostly waits (see SkillKind); a cheap skill may declare either.
+    kind: ClassVar[SkillKind] = "cpu"
 
     def __init__(self, config: SkillConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -226,6 +234,11 @@ class AISkillPlugin:
         """External services that receive the turn's text when this skill answers, as
         "kind:endpoint" (the data-flow audit); none for a skill that answers on its own."""
         return ()
+
+    def ai_core(self) -> str:
+        """The AI core (an LLM server's endpoint) whose answer slots this skill holds while it
+        answers; the workers bound concurrent answers per endpoint (LLM_MAX_CONCURRENCY). "" = none."""
+        return ""
 
     def pre_process(self, turn: Turn) -> Turn:
         """Adjust the turn before execute (parse parameters, check permissions)."""

@@ -12,7 +12,8 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL_QUEUES = ("dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver", "dtbot.reminders")
+ALL_QUEUES = ("dtbot.preprocess", "dtbot.skills", "dtbot.skills.io", "dtbot.postprocess", "dtbot.deliver",
+              "dtbot.reminders")
 
 
 class WorkerProcess(subprocess.Popen[bytes]):

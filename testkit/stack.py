@@ -25,7 +25,11 @@ SANDBOX_CLIENT_ID = "sandbox-client-id"
 SANDBOX_CLIENT_SECRET = "sandbox-client-secret"
 
 PIPELINE_QUEUES = "dtbot.preprocess,dtbot.postprocess,dtbot.deliver,dtbot.reminders"
-SKILL_QUEUES = "dtbot.skills"
+# The Procfile's layout: skills that compute on a prefork pool, skills that wait on a threads pool.
+SKILLS_CPU_QUEUES = "dtbot.skills"
+SKILLS_IO_QUEUES = "dtbot.skills.io"
+# One skills worker serving both kinds (what a test that runs a single skills worker starts).
+SKILL_QUEUES = f"{SKILLS_CPU_QUEUES},{SKILLS_IO_QUEUES}"
 
 
 @dataclass
@@ -222,10 +226,28 @@ class Stack:
                                  app=app, **env)
 
     def start_skills_worker(
-        self, concurrency: int = 2, pool: str = "prefork", app: str = "workers.celery", **env: str
+        self, concurrency: int = 2, pool: str = "prefork", app: str = "workers.celery",
+        queues: str = SKILL_QUEUES, **env: str,
     ) -> Proc:
-        return self.start_worker("worker-skills", SKILL_QUEUES, pool=pool, concurrency=concurrency,
+        """The skills worker; by default it serves both skill queues (pass SKILLS_CPU_QUEUES and start
+        `start_skills_io_worker` too for the Procfile's split)."""
+        return self.start_worker("worker-skills", queues, pool=pool, concurrency=concurrency,
                                  app=app, **env)
+
+    def start_skills_io_worker(
+        self, concurrency: int = 64, pool: str = "threads", app: str = "workers.celery", **env: str
+    ) -> Proc:
+        """The Procfile's `worker-skills-io`: the skills that wait (LLM streams, remote skills)."""
+        return self.start_worker("worker-skills-io", SKILLS_IO_QUEUES, pool=pool, concurrency=concurrency,
+                                 app=app, **env)
+
+    def start_procfile_workers(self, app: str = "workers.celery", **env: str) -> list[Proc]:
+        """The three worker roles as the Procfile starts them (pools and concurrency)."""
+        return [
+            self.start_pipeline_worker(concurrency=8, app=app, **env),
+            self.start_skills_worker(concurrency=2, pool="prefork", app=app, queues=SKILLS_CPU_QUEUES, **env),
+            self.start_skills_io_worker(concurrency=64, pool="threads", app=app, **env),
+        ]
 
     # -- control ---------------------------------------------------------------------------
     def kill(self, proc: Proc, sig: int = signal.SIGKILL) -> None:

@@ -40,7 +40,7 @@ MONITORING_MOUNTS = {
                 "./grafana/dashboards": "/etc/grafana/dashboards"},
 }
 EVERY_ROLE = {"rabbitmq", "redis", "postgres", "web", "listener", "listener-standby", "worker-pipeline",
-              "worker-skills", "beat", "flower", "prometheus", "alertmanager", "grafana", "minio", "ai-core"}
+              "worker-skills", "worker-skills-io", "beat", "flower", "prometheus", "alertmanager", "grafana", "minio", "ai-core"}
 
 
 def _compose_binary() -> str:
@@ -143,10 +143,10 @@ def test_app_services_share_media_documents_and_router_and_listeners_have_own_jo
 @pytest.mark.integration
 def test_workers_scale_export_metrics_and_report_readiness(config):
     services = config["services"]
-    for name in ("worker-pipeline", "worker-skills"):
+    for name in ("worker-pipeline", "worker-skills", "worker-skills-io"):
         assert services[name]["deploy"]["replicas"] >= 2
         assert services[name]["environment"]["WORKER_METRICS_PORT"] == "9111"
-    for name in ("worker-pipeline", "worker-skills", "beat"):
+    for name in ("worker-pipeline", "worker-skills", "worker-skills-io", "beat"):
         assert services[name]["healthcheck"]["test"] == ["CMD", "python", "-m", "workers.health"]
         assert services[name]["environment"]["WORKER_HEARTBEAT_FILE"]
     assert services["web"]["healthcheck"]["test"][-1].endswith("/healthz")

@@ -26,7 +26,7 @@ from contract.pipeline import (
     QUEUE_NAMES,
     REMINDER_SWEEP_TASK,
     RETENTION_TASK,
-    RUN_SKILL,
+    SKILL_QUEUE_BY_KIND,
     STAGES,
 )
 from workers.health import Heartbeat, start_beat_heartbeat
@@ -150,7 +150,7 @@ def _setup_django(**_: Any) -> None:
 @signals.worker_init.connect
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
     worker_app = getattr(sender, "app", app)
-    if RUN_SKILL.queue in _consumed(worker_app):
+    if _consumed(worker_app) & set(SKILL_QUEUE_BY_KIND.values()):
         # The first message should not pay for the skills' imports; prefork children inherit them.
         from workers.stages.run_skill import preload_skills
 

@@ -11,6 +11,10 @@ TRUNCATED_ZH = "（你的消息太长，只处理了前 {limit} 个字符。）"
 TRUNCATED_EN = "(Your message was long; only its first {limit} characters were read.)"
 REPLY_CUT_ZH = "……（回复过长，已截断）"
 REPLY_CUT_EN = "… (reply too long, cut here)"
+BUSY_ZH = "排队中，前面还有 {ahead} 条，请稍候。"
+BUSY_EN = "Busy right now: {ahead} ahead of you, please hold on."
+SLOT_TIMEOUT_ZH = "抱歉，AI 服务太忙了，没能及时回答你的问题，请稍后再问一次。"
+SLOT_TIMEOUT_EN = "Sorry, the AI service is too busy to answer in time; please ask again in a while."
 
 
 def _zh(text: str, locale: str) -> bool:
@@ -24,6 +28,16 @@ def apology(text: str = "", locale: str = "zh-CN") -> str:
 
 def truncated_note(text: str, limit: int, locale: str = "zh-CN") -> str:
     return (TRUNCATED_ZH if _zh(text, locale) else TRUNCATED_EN).format(limit=limit)
+
+
+def busy_notice(text: str, locale: str, ahead: int) -> str:
+    """The one "busy, N ahead of you" notice of a message that will wait for an AI answer slot."""
+    return (BUSY_ZH if _zh(text, locale) else BUSY_EN).format(ahead=ahead)
+
+
+def slot_timeout(text: str, locale: str) -> str:
+    """What the user reads when no AI answer slot came free within LLM_SLOT_WAIT_SECONDS."""
+    return SLOT_TIMEOUT_ZH if _zh(text, locale) else SLOT_TIMEOUT_EN
 
 
 def reply_cut_note(text: str) -> str:

@@ -32,7 +32,7 @@ from webapp.actions.audit_archive import do_archive_audit, do_verify_audit_chain
 from webapp.actions.dataflow import do_record_exception
 from webapp.actions.deadletters import do_dead_letter
 from webapp.actions.retention import do_apply_retention
-from workers import metrics, reminders, timeline
+from workers import busy, metrics, reminders, skill_queues, timeline
 from workers.celery import app
 from workers.errors import DuplicateMessage, PoisonMessage
 from workers.exits import STORE_OUTAGES, Attempt, Exit, ExitKind, RetryPolicy, exit_for
@@ -174,7 +174,11 @@ def pipeline_task(stage: Stage, load: Callable[[Any], Any] = load_payload) -> Ca
 @pipeline_task(PREPROCESS, load=load_envelope)
 def preprocess_task(task: Task, envelope: dict[str, Any]) -> StagePayload:
     # The task id is the pipeline run id: a redelivered copy of this task passes its own claim.
-    return preprocess.preprocess(envelope, run_id=str(task.request.id))
+    payload = preprocess.preprocess(envelope, run_id=str(task.request.id))
+    # run_skill goes to the queue of the skill's kind (io: a threads pool of tens; cpu: prefork).
+    skill_queues.steer(task.request.chain, payload)
+    busy.check(payload)
+    return payload
 
 
 @pipeline_task(RUN_SKILL)

@@ -87,6 +87,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return error_response(400, "'messages' must be a non-empty list of {role, content} objects.")
     behaviour = state.behaviour_for(last_user_message(messages))
     entry["behaviour"] = behaviour.public()
+    state.started()
+    try:
+        return await _answer(request, state, entry, behaviour, messages, body)
+    finally:
+        state.ended()
+
+
+async def _answer(request: web.Request, state: StubState, entry: dict[str, Any], behaviour: Behaviour,
+                  messages: list[dict[str, Any]], body: dict[str, Any]) -> web.StreamResponse:
     if behaviour.hang:
         entry["outcome"] = "hang"
         await _wait_forever(request.app)

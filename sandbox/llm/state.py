@@ -81,6 +81,17 @@ class StubState:
     rules: list[Rule] = field(default_factory=list)
     once: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Completions being answered right now, and the most at once since the last reset: what a
+    # concurrency limit in front of the model server is checked against.
+    in_flight: int = 0
+    peak_in_flight: int = 0
+
+    def started(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def ended(self) -> None:
+        self.in_flight -= 1
 
     def configure(self, body: dict[str, Any]) -> None:
         """Apply a POST /stub/config body; flat behaviour keys change the defaults.
@@ -121,6 +132,7 @@ class StubState:
         self.rules = []
         self.once = []
         self.requests = []
+        self.peak_in_flight = self.in_flight
 
     def behaviour_for(self, question: str) -> Behaviour:
         behaviour = self.defaults
@@ -144,4 +156,6 @@ class StubState:
             "defaults": self.defaults.public(),
             "rules": [{"match": r.match, **r.overrides} for r in self.rules],
             "once": list(self.once),
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
         }

@@ -15,6 +15,7 @@ class EchoSkill(AISkillPlugin):
     examples = EXAMPLES
     label = {"zh": "复读", "en": "Echo"}
     timeout_seconds = 5.0
+    kind = "io"  # answers at once: it should not queue behind embeddings
 
     def execute(self, turn: Turn) -> Reply:
         if is_chinese(turn.text):

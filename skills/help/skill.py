@@ -18,6 +18,7 @@ class HelpSkill(AISkillPlugin):
     examples = EXAMPLES
     label = {"zh": "帮助", "en": "Help"}
     timeout_seconds = 5.0
+    kind = "io"  # answers at once: it should not queue behind embeddings
     needs_catalog = True
 
     def execute(self, turn: Turn) -> Reply:

@@ -136,6 +136,7 @@ class LLMChatSkill(AISkillPlugin):
     timeout_seconds = 100.0
     # Answers are a stream: the skills worker runs execute inside an AI card's iterator.
     streams = True
+    kind = "io"  # waits on the LLM server for the whole answer
 
     def __init__(self, config: SkillConfig | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(config)
@@ -152,6 +153,9 @@ class LLMChatSkill(AISkillPlugin):
 
     def recipients(self) -> tuple[str, ...]:
         return (f"llm:{endpoint_of(self.cfg.base_url)}",) if self.configured else ()
+
+    def ai_core(self) -> str:
+        return endpoint_of(self.cfg.base_url) if self.configured else ""
 
     def client(self) -> openai.OpenAI:
         """One pooled client per skill instance (thread-safe); no client-side retries, the pipeline retries."""

@@ -118,6 +118,7 @@ class RemoteSkill(AISkillPlugin):
 
     name = "remote"
     Config = RemoteSkillConfig
+    kind = "io"  # an HTTP call to another service
 
     def __init__(self, config: RemoteSkillConfig | None = None, *, breakers: Breakers | None = None,
                  resolve: Resolver = system_resolver) -> None:

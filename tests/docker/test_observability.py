@@ -135,7 +135,7 @@ def test_the_seeds_p99_rule_is_there_verbatim_and_critical():
 def test_the_prometheus_config_is_valid_with_its_rules_and_scrapes_every_role(tmp_path):
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8"))
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) >= {"web", "listener", "worker-pipeline", "worker-skills", "flower"}
+    assert set(jobs) >= {"web", "listener", "worker-pipeline", "worker-skills", "worker-skills-io", "flower"}
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
     # promtool checks the files the container has at its paths: point them at this checkout.
     token = tmp_path / "metrics_token"

@@ -43,7 +43,8 @@ def workers(django_db_setup, celery_broker, dingtalk_sandbox, e2e_prefix):
     )
     pipeline = processes.start_worker(env, PIPELINE_QUEUES, pool="threads", concurrency=4)
     try:
-        skills = processes.start_worker(env, ("dtbot.skills",), pool="prefork", concurrency=2)
+        # One skills worker serving both skill queues (the Procfile splits them by pool).
+        skills = processes.start_worker(env, ("dtbot.skills", "dtbot.skills.io"), pool="prefork", concurrency=2)
     except Exception:
         processes.stop(pipeline)
         raise

@@ -113,7 +113,7 @@ def test_killing_the_pipeline_worker_under_make_run_loses_no_message(stack: Stac
     stack.start_sandbox(ping_interval=5)
     client = sandbox_control(stack)
     env = stack.env(SUPERVISE_METRICS_PORT="0")
-    sup = Supervised(ROOT / "Procfile", stack.log_dir / "sv", ["listener", "worker-pipeline", "worker-skills"], env)
+    sup = Supervised(ROOT / "Procfile", stack.log_dir / "sv", ["listener", "worker-pipeline", "worker-skills", "worker-skills-io"], env)
     try:
         client.wait_for_state(connections=1, timeout=60)
         ledger = Ledger()

@@ -188,3 +188,24 @@ def test_it_falls_for_a_prompt_injection_and_prints_its_system_prompt() -> None:
     assert "You are Acme's HR bot. Secret rule 7." in answer_text(messages)
     messages[1]["content"] = "年假怎么申请？"
     assert "Secret rule 7" not in answer_text(messages)
+
+
+def test_it_counts_the_completions_in_flight_and_the_most_at_once(stub: StubLLMServer) -> None:
+    """What a test of a concurrency limit reads at the model server."""
+    stub.configure(first_token_delay=1.0)  # long enough for four requests to overlap on a busy machine
+    done = []
+
+    def ask() -> None:
+        done.append(httpx.post(f"{stub.base_url}/chat/completions", json={"model": "x", "messages": MESSAGES},
+                               timeout=10).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    config = httpx.get(f"{stub.url}/stub/config").json()
+    assert done == [200] * 4
+    assert config["in_flight"] == 0 and config["peak_in_flight"] == 4
+    stub.reset()
+    assert httpx.get(f"{stub.url}/stub/config").json()["peak_in_flight"] == 0

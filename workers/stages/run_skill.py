@@ -11,11 +11,12 @@ from typing import Any
 from conf import personal_data
 from skills import registry
 from skills.api import AISkillPlugin, Reply, SkillError, Turn
-from workers import phrases, shield, timeline
+from workers import governor, phrases, shield, timeline
 from workers.errors import SkillTimeout
 from workers.payload import StagePayload
 from workers.resources import current
 from workers.stages import ai_card
+from workers.state import ordering
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,29 @@ def run_skill(payload: StagePayload) -> StagePayload:
     # personal data it carried.
     payload = payload.with_record(recipients=list(skill.recipients()),
                                   personal_data=personal_data.classes_in(turn.text))
+    endpoint = skill.ai_core()
+    if not endpoint:
+        return _answer(payload, skill, turn)
+
+    def still_waiting(rank: int) -> None:
+        # Waiting for a slot is progress: later messages of the conversation keep their place.
+        ordering.touch(payload.msg_id, payload.order)
+
+    try:
+        with governor.current().slot(endpoint, turn.msg_id, f"{turn.tenant_id}:{turn.conversation_id}",
+                                     res.settings.llm_slot_wait_seconds, on_wait=still_waiting) as waited:
+            if waited >= 0.5:
+                log.info("waited %.2f s for an answer slot of %s", waited, endpoint)
+            payload = payload.replace(record=timeline.note(payload.record, llm_slot_wait_s=round(waited, 3)))
+            return _answer(payload, skill, turn)
+    except governor.SlotTimeout as exc:
+        log.warning("%s", exc)
+        return _answered(payload, Reply(text=phrases.slot_timeout(turn.text, turn.locale)), "busy")
+
+
+def _answer(payload: StagePayload, skill: AISkillPlugin, turn: Turn) -> StagePayload:
+    """The skill's answer: streamed into an AI card where possible, else one reply, within its timeout."""
+    res = current()
     robot_code = str(payload.delivery.get("robot_code") or "")
     cards = ai_card.cards_enabled()
     if cards and ai_card.streams(skill):
