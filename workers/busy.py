@@ -7,7 +7,7 @@ import logging
 
 from skills import registry
 from skills.api import Reply
-from workers import governor, phrases
+from workers import governor, metrics, phrases
 from workers.payload import StagePayload
 from workers.resources import current
 from workers.stages.deliver import choose_channel, send_part
@@ -61,6 +61,7 @@ def notify(payload: StagePayload, ahead: int) -> bool:
             return False  # this message was told already
         send_part(res.dingtalk, channel, Reply(text=phrases.busy_notice(turn.text, turn.locale, ahead)),
                   payload.delivery, budget=None, mention=True)
+        metrics.count_message("busy_notice")
         return True
     except Exception:  # the answer still comes; only the courtesy is lost
         log.warning("could not send the busy notice", exc_info=True)
