@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from conf.masking import Masker
-from skills.api import AISkillPlugin, Reply, SkillError, Turn
+from skills.api import AISkillPlugin, Reply, SkillError, SkillKind, Turn
 from workers import phrases
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,15 @@ class Shielded(AISkillPlugin):
     def needs_catalog(self) -> bool:  # type: ignore[override]  # the wrapped skill's
         return self.inner.needs_catalog
 
+    @property
+    def kind(self) -> SkillKind:  # type: ignore[override]  # the wrapped skill's
+        return self.inner.kind
+
     def recipients(self) -> tuple[str, ...]:
         return self.inner.recipients()
+
+    def ai_core(self) -> str:  # the governor's slots are per endpoint of the wrapped skill
+        return self.inner.ai_core()
 
     def pre_process(self, turn: Turn) -> Turn:
         self._locale = turn.locale or "zh-CN"

@@ -104,3 +104,17 @@ def test_ordinary_answers_pass_untouched():
     assert run(shielded(Recorder(text, prompt=""), mask=True), "x").text == text
     short = "Be concise."  # too short to be a secret: replies that happen to contain it pass
     assert run(shielded(Recorder("I will be concise.", prompt=short), mask=True), "x").text == "I will be concise."
+
+
+def test_the_shield_keeps_the_skills_kind_and_ai_core():
+    """The governor and the queue choice read these through the shield (a base-class default would hide them)."""
+
+    class Core(AISkillPlugin):
+        name = "core"
+        kind = "io"
+
+        def ai_core(self) -> str:
+            return "http://127.0.0.1:9/v1"
+
+    wrapped = shielded(Core(), mask=True)
+    assert (wrapped.kind, wrapped.ai_core()) == ("io", "http://127.0.0.1:9/v1")
