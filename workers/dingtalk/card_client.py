@@ -20,6 +20,7 @@ from tenacity import (
 )
 
 from skills.api import Turn
+from workers import metrics
 from workers.dingtalk.ratebudget import RateBudget
 from workers.errors import CardError, CardThrottled, CardTransient, CardUnavailable
 
@@ -269,6 +270,7 @@ class CardClient:
             resp = self.http.request(method, self.base_url + path, json=body, headers=headers,
                                      timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
         except httpx.TransportError as exc:
+            metrics.dingtalk_call(self.family, "network")
             raise CardTransient(f"{method} {path}: {exc!r}") from exc
         try:
             data = resp.json()
@@ -276,6 +278,7 @@ class CardClient:
             data = {}
         data = data if isinstance(data, dict) else {}
         code = str(data.get("code") or "")
+        metrics.dingtalk_call(self.family, code or data.get("errcode") or resp.status_code)
         if code in QPS_LIMIT_CODES or data.get("errcode") in QPS_LIMIT_ERRCODES:
             self.stats.throttled += 1
             # Everyone backs off, not only this worker: the limit is per app.

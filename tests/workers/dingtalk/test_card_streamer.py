@@ -24,6 +24,7 @@ from workers.dingtalk.card_client import CardClient, CardTarget
 from workers.dingtalk.card_streamer import CardStreamer, out_track_id_for
 from workers.dingtalk.ratebudget import RateBudget
 from workers.errors import CardUnavailable
+from workers.metrics import DINGTALK_CALLS
 from workers.state.cards import CancelFlags
 
 CREATE = "/v1.0/card/instances/createAndDeliver"
@@ -276,6 +277,8 @@ def test_throttled_updates_are_retried_with_the_same_guid_and_never_applied_twic
     dingtalk: Dingtalk, http: httpx.Client, call_log: CallLog
 ) -> None:
     dingtalk.control.configure(qps_limits={"card": 4})  # no budget on our side: DingTalk's limit is hit
+    qps_code = DINGTALK_CALLS.labels("card", "Forbidden.AccessDenied.QpsLimitForApi")
+    before = qps_code._value.get()
     client = CardClient(http, dingtalk.url, lambda: dingtalk.token, backoff_initial=0.1, backoff_max=0.5)
     result = CardStreamer(client, "tpl").stream("m-qps", GROUP, slow_chunks([f"t{i} " for i in range(60)], 0.02))
     streaming = call_log.to(STREAMING)
@@ -284,6 +287,8 @@ def test_throttled_updates_are_retried_with_the_same_guid_and_never_applied_twic
     assert client.stats.throttled > 0 and throttled
     assert all(c["code"] == "Forbidden.AccessDenied.QpsLimitForApi" for c in streaming if c["status"] == 403)
     assert throttled & retried  # the same guid came back after the 403
+    # Ops see the same refusals: dtbot_dingtalk_calls_total{family="card",code=...}.
+    assert qps_code._value.get() - before == len([c for c in streaming if c["status"] == 403])
     applied = [u["guid"] for u in dingtalk.streaming(result.out_track_id)]
     assert len(applied) == len(set(applied))  # never applied twice
     card = dingtalk.card(result.out_track_id)
