@@ -54,8 +54,8 @@ SKILL_RUNS = Counter("dtbot_skill_runs", "run_skill results by skill and outcome
 LLM_FIRST_TOKEN = Histogram("dtbot_llm_first_token_seconds", "LLM asked until its first streamed chunk",
                             buckets=STAGE_BUCKETS)
 LLM_TOTAL = Histogram("dtbot_llm_total_seconds", "LLM asked until its last streamed chunk", buckets=STAGE_BUCKETS)
-LLM_TOKENS = Counter("dtbot_llm_tokens", "Streamed LLM output chunks (one token each on llama.cpp and OpenAI "
-                     "servers)", ["direction"])
+LLM_TOKENS = Counter("dtbot_llm_tokens", "LLM tokens in (prompt) and out (answer), as the server counted them; "
+                     "without its usage chunk, out = streamed chunks", ["direction"])
 DINGTALK_CALLS = Counter("dtbot_dingtalk_calls", "DingTalk API calls by family and answer code (HTTP status, "
                          "or errcode when it is not 0; 'network' when no answer came)", ["family", "code"])
 BUDGET_WAIT = Histogram("dtbot_dingtalk_budget_wait_seconds", "Time a call waited for the shared rate budget",
@@ -158,8 +158,12 @@ def stage_done(stage: str, started: float, data: Any, result: Any, now: float | 
             LLM_FIRST_TOKEN.observe(llm["first_token_s"])
         if isinstance(llm.get("total_s"), int | float):
             LLM_TOTAL.observe(llm["total_s"])
-        if isinstance(llm.get("chunks"), int):
-            LLM_TOKENS.labels("out").inc(llm["chunks"])
+        # The server's own counts when it sent them (stream usage), else one token a streamed chunk.
+        if isinstance(llm.get("tokens_in"), int):
+            LLM_TOKENS.labels("in").inc(llm["tokens_in"])
+        out_tokens = llm.get("tokens_out") if isinstance(llm.get("tokens_out"), int) else llm.get("chunks")
+        if isinstance(out_tokens, int):
+            LLM_TOKENS.labels("out").inc(out_tokens)
     elif stage == "deliver" and out:
         if out.get("result") == "delivery_unknown":
             count_message("delivery_unknown")

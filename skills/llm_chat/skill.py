@@ -81,6 +81,8 @@ class ChatStream(Iterator[str]):
         self._msg_id = msg_id
         self._closed = False
         self.finish_reason: str | None = None
+        # What the server counted ({"prompt_tokens", "completion_tokens"}), from its final usage chunk.
+        self.usage: dict[str, int] = {}
         self._pieces = self._read()
 
     def __next__(self) -> str:
@@ -103,8 +105,12 @@ class ChatStream(Iterator[str]):
             for chunk in self._stream:
                 if self._clock() > self._deadline:
                     raise self._fail("timeout", "total answer time exceeded")
+                usage = getattr(chunk, "usage", None)
+                if usage is not None:
+                    self.usage = {"prompt_tokens": int(usage.prompt_tokens or 0),
+                                  "completion_tokens": int(usage.completion_tokens or 0)}
                 if not chunk.choices:
-                    continue  # e.g. the usage chunk
+                    continue  # the usage chunk
                 choice = chunk.choices[0]
                 if choice.delta is not None and choice.delta.content:
                     yield choice.delta.content
@@ -201,6 +207,7 @@ class LLMChatSkill(AISkillPlugin):
                 temperature=cfg.temperature,
                 max_tokens=cfg.max_tokens,
                 stream=True,
+                stream_options={"include_usage": True},  # tokens in and out, for the operators' metrics
             )
         except openai.OpenAIError as exc:
             key = _fault(exc)

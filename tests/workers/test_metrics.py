@@ -63,6 +63,16 @@ def test_run_skill_counts_the_outcome_and_the_llm_timings():
     assert sample("dtbot_llm_tokens_total", direction="out") == tokens + 7
 
 
+def test_the_llm_servers_own_token_counts_win_over_the_chunk_count():
+    result = payload()
+    result["record"]["timeline"]["llm"] = {"first_token_s": 0.2, "total_s": 1.0, "chunks": 7,
+                                           "tokens_in": 120, "tokens_out": 9}
+    before = {d: sample("dtbot_llm_tokens_total", direction=d) for d in ("in", "out")}
+    metrics.stage_done("run_skill", 10.0, payload(), result, now=11.0)
+    assert sample("dtbot_llm_tokens_total", direction="in") == before["in"] + 120
+    assert sample("dtbot_llm_tokens_total", direction="out") == before["out"] + 9
+
+
 def test_labels_stay_bounded():
     metrics.count_message("whatever")
     assert sample("dtbot_messages_total", outcome="other") >= 1

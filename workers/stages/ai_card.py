@@ -79,11 +79,15 @@ class LazyAnswer(Iterator[str]):
         self._chunks = 0
 
     def timing(self) -> dict[str, Any]:
-        """{first_token_s, total_s, chunks} of the answer so far ({} before the skill was asked)."""
+        """{first_token_s, total_s, chunks, tokens_in, tokens_out} of the answer so far ({} before it was asked)."""
         if not self._opened or not self._chunks:
             return {}
-        return {"first_token_s": round(self._first - self._opened, 4),
-                "total_s": round(self._last - self._opened, 4), "chunks": self._chunks}
+        timing: dict[str, Any] = {"first_token_s": round(self._first - self._opened, 4),
+                                  "total_s": round(self._last - self._opened, 4), "chunks": self._chunks}
+        usage = getattr(self._inner, "usage", None)  # an LLM stream's token counts, once it sent them
+        if isinstance(usage, dict) and usage:
+            timing.update(tokens_in=usage.get("prompt_tokens", 0), tokens_out=usage.get("completion_tokens", 0))
+        return timing
 
     def _open(self) -> Iterator[str]:
         turn = self.skill.pre_process(self.turn)

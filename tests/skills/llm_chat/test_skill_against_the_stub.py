@@ -38,6 +38,14 @@ def test_it_streams_the_answer_in_several_chunks(stub: StubLLMServer) -> None:
     assert "What does the stub say?" in "".join(chunks)
 
 
+def test_the_stream_keeps_the_servers_token_counts_for_the_metrics(stub: StubLLMServer) -> None:
+    stream = skill_for(stub).execute(make_turn("What does the stub say?"))
+    assert isinstance(stream, ChatStream)
+    chunks = list(stream)
+    # The stub sends its usage chunk only when asked with stream_options.include_usage, as OpenAI does.
+    assert stream.usage["prompt_tokens"] > 5 and stream.usage["completion_tokens"] == len(chunks)
+
+
 def test_the_reply_says_clearly_that_the_stub_answered(stub: StubLLMServer) -> None:
     assert answer(skill_for(stub)).startswith(STUB_MARK)
     assert "测试桩" in answer(skill_for(stub), "明天天气怎么样？", locale="zh-CN")
