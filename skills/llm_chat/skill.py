@@ -201,9 +201,10 @@ class LLMChatSkill(AISkillPlugin):
         messages = build_messages(cfg.system_prompt, turn.history, question, cfg.history_token_budget)
         started = self._clock()
         try:
-            stream = self.client().chat.completions.create(
+            # Plain {role, content} dicts: openai's overloads want per-role TypedDicts.
+            stream = self.client().chat.completions.create(  # type: ignore[call-overload]
                 model=self.model(),
-                messages=messages,  # type: ignore[arg-type]  # plain {role, content} dicts; openai wants per-role TypedDicts
+                messages=messages,
                 temperature=cfg.temperature,
                 max_tokens=cfg.max_tokens,
                 stream=True,
