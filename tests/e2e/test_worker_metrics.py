@@ -49,7 +49,7 @@ def metered_workers(django_db_setup, celery_broker, dingtalk_sandbox, broker_que
         pipeline = processes.start_worker(dict(env, WORKER_METRICS_PORT=str(ports[0])), PIPELINE_QUEUES,
                                           pool="threads", concurrency=2)
         try:
-            skills = processes.start_worker(dict(env, WORKER_METRICS_PORT=str(ports[1])), ("dtbot.skills",),
+            skills = processes.start_worker(dict(env, WORKER_METRICS_PORT=str(ports[1])), ("dtbot.skills", "dtbot.skills.io"),
                                             pool="prefork", concurrency=2)
         except Exception:
             processes.stop(pipeline)
@@ -90,7 +90,7 @@ def test_each_worker_exports_its_pools_stage_timings_outcomes_and_queue_depths(
     assert total(pipeline, "process_cpu_seconds_total") > 0
     assert total(pipeline, "dtbot_queue_depth_up") == 1
     assert {dict(lbl)["queue"] for (n, lbl) in pipeline if n == "dtbot_queue_messages"} >= {
-        "dtbot.preprocess", "dtbot.skills", "dtbot.postprocess", "dtbot.deliver"}
+        "dtbot.preprocess", "dtbot.skills", "dtbot.skills.io", "dtbot.postprocess", "dtbot.deliver"}
 
     # run_skill ran in the prefork children; their main process's exporter sums them.
     skills = scrape(skills_port)

@@ -201,14 +201,15 @@ def test_bad_frames_are_answered_or_skipped_and_good_messages_still_flow(sandbox
     assert codes[unknown] == 404 and codes["mid-notjson"] == 400
     assert dingtalk.state()["registrations"] == 1  # never crashed or reconnected
     assert sorted(_queued_msg_ids(rabbit_broker)) == sorted([huge, empty, *normal])
-    for needle in ("malformed frame skipped", "no headers.messageId", "messageId=mid-notjson",
+    for needle in ("malformed frame of", "no headers.messageId", "messageId=mid-notjson",
                    f"messageId={unknown}", f"msgId={huge}", f"empty text message msgId={empty}"):
         assert needle in caplog.text
 
 
-def test_a_huge_text_reaches_the_broker_untruncated(sandbox, dingtalk, rabbit_broker):
+def test_a_huge_text_under_the_frame_cap_reaches_the_broker_untruncated(sandbox, dingtalk, rabbit_broker):
+    """A deployment that raises INGEST_MAX_FRAME_BYTES gets whole 2 MB texts (over the cap: test_dispatch)."""
     text = "x" * 2_000_000
-    with running_listener(fast_config(sandbox.base_url, rabbit_broker)):
+    with running_listener(fast_config(sandbox.base_url, rabbit_broker, max_frame_bytes=4 * 1024 * 1024)):
         alice.send(dingtalk, text=text)
         dingtalk.wait_for_state(acked=1)
     (msg,) = drain_queue(rabbit_broker)
