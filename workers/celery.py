@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 # (imports this module for the app) loads neither Django nor the skills nor the stages.
 
 
+# What every stage publish carries: `mandatory` (unroutable → an error, not a silent drop) and a
+# bound on the wait for the broker's confirm (py-amqp waits forever without one: celery#9259).
+PUBLISH_OPTIONS: dict[str, Any] = {"mandatory": True, "confirm_timeout": 10.0}
+
+
 def make_app() -> Celery:
     """Build the app from Settings; the worker loads task modules, the listener does not."""
     settings = get_settings()
@@ -63,8 +68,11 @@ def make_app() -> Celery:
         task_default_exchange=EXCHANGE,
         task_default_routing_key=PREPROCESS.queue,
         task_default_delivery_mode="persistent",
-        # Routes by task name, so retries and replays land on the stage's queue too.
-        task_routes={s.task: {"queue": s.queue, "routing_key": s.queue} for s in STAGES},
+        # Routes by task name, so retries and replays land on the stage's queue too. Every publish
+        # of a stage (hand-off, retry, re-queue) is `mandatory`: with publisher confirms an
+        # unroutable message raises instead of being confirmed and dropped (workers.tasks then
+        # leaves the running stage un-acked).
+        task_routes={s.task: {"queue": s.queue, "routing_key": s.queue, **PUBLISH_OPTIONS} for s in STAGES},
         task_time_limit=settings.task_time_limit_seconds,
         task_soft_time_limit=max(1, settings.task_time_limit_seconds - 10),
         broker_connection_retry_on_startup=True,
@@ -109,10 +117,16 @@ def make_app() -> Celery:
     )
     if settings.broker_is_redis:
         # Time limits stay below the visibility timeout (checked in Settings), so a running task
-        # is never handed to a second worker.
+        # is never handed to a second worker. Redis has no publisher confirms: a publish that
+        # returns is an LPUSH Redis answered (as durable as its persistence), and a failed one raises.
         celery_app.conf.broker_transport_options = {
             "visibility_timeout": settings.redis_visibility_timeout_seconds,
         }
+    else:
+        # Publisher confirms on every channel: a publish returns only once RabbitMQ has the message
+        # (a nack, or a basic.return of a mandatory publish, raises), so a stage is acked only
+        # after its successor is durable (workers.tasks hands on inside the task).
+        celery_app.conf.broker_transport_options = {"confirm_publish": True}
     return celery_app
 
 
