@@ -29,6 +29,7 @@ from contract.pipeline import (
     RUN_SKILL,
     STAGES,
 )
+from workers.confirms import CONFIRM_OPTIONS
 
 if TYPE_CHECKING:
     from workers.resources import Resources
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
 
 
 # What every stage publish carries: `mandatory` (unroutable → an error, not a silent drop) and a
-# bound on the wait for the broker's confirm (py-amqp waits forever without one: celery#9259).
-PUBLISH_OPTIONS: dict[str, Any] = {"mandatory": True, "confirm_timeout": 10.0}
+# bound on the wait for the broker's confirm (py-amqp waits forever without one: celery#9259). The
+# confirm itself comes from the producer workers.tasks passes (workers.confirms), not from the app.
+PUBLISH_OPTIONS: dict[str, Any] = {"mandatory": True, **CONFIRM_OPTIONS}
 
 
 def make_app() -> Celery:
@@ -69,7 +71,7 @@ def make_app() -> Celery:
         task_default_routing_key=PREPROCESS.queue,
         task_default_delivery_mode="persistent",
         # Routes by task name, so retries and replays land on the stage's queue too. Every publish
-        # of a stage (hand-off, retry, re-queue) is `mandatory`: with publisher confirms an
+        # of a stage (hand-off, retry, re-queue) is `mandatory`: on its confirm-mode channel an
         # unroutable message raises instead of being confirmed and dropped (workers.tasks then
         # leaves the running stage un-acked).
         task_routes={s.task: {"queue": s.queue, "routing_key": s.queue, **PUBLISH_OPTIONS} for s in STAGES},
@@ -123,10 +125,11 @@ def make_app() -> Celery:
             "visibility_timeout": settings.redis_visibility_timeout_seconds,
         }
     else:
-        # Publisher confirms on every channel: a publish returns only once RabbitMQ has the message
-        # (a nack, or a basic.return of a mandatory publish, raises), so a stage is acked only
-        # after its successor is durable (workers.tasks hands on inside the task).
-        celery_app.conf.broker_transport_options = {"confirm_publish": True}
+        # No publisher confirms app-wide: the event dispatcher's one channel is shared by every pool
+        # thread, and a confirm awaited there stalled the worker (workers.confirms). The stage
+        # publishes take confirm-mode producers of their own (workers.confirms): a stage is acked
+        # only after RabbitMQ confirmed its successor (workers.tasks hands on inside the task).
+        celery_app.conf.broker_transport_options = {}
     return celery_app
 
 

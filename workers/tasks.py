@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from celery import Task, signature
 from celery.exceptions import Ignore, Reject
+from kombu.exceptions import LimitExceeded
 
 from conf.logs import message_context
 from contract.pipeline import (
@@ -35,6 +36,7 @@ from webapp.actions.deadletters import do_dead_letter
 from webapp.actions.retention import do_apply_retention
 from workers import reminders, timeline
 from workers.celery import app
+from workers.confirms import CONFIRM_OPTIONS, confirmed_producer
 from workers.errors import PoisonMessage
 from workers.exits import STORE_OUTAGES, Attempt, Exit, ExitKind, RetryPolicy, exit_for
 from workers.payload import COUNTERS, Order, StagePayload
@@ -102,11 +104,16 @@ def publish_again(task: Task, **retry: Any) -> NoReturn:
     Here it goes back to its queue instead (after a pause, so an unroutable queue is no hot loop).
     """
     try:
-        raise task.retry(**retry)
-    except Reject as exc:
-        log.warning("could not publish the retry (%r); the message goes back to its queue", exc.reason)
+        with confirmed_producer(task.app) as producer:
+            # throw=False: the Retry is raised below, outside the producer's hold (an exception
+            # inside it means a failed publish and drops the producer's connection).
+            again = task.retry(producer=producer, throw=False, **CONFIRM_OPTIONS, **retry)
+    except (Reject, LimitExceeded) as exc:  # Celery's Reject for a failed publish, or no free producer
+        reason = exc.reason if isinstance(exc, Reject) else exc
+        log.warning("could not publish the retry (%r); the message goes back to its queue", reason)
         time.sleep(RetryPolicy.from_settings(current().settings).backoff_seconds)
-        raise Reject(exc.reason, requeue=True) from exc
+        raise Reject(reason, requeue=True) from exc
+    raise again
 
 
 def hand_on(task: Task, result: Any) -> None:
@@ -127,8 +134,10 @@ def hand_on(task: Task, result: Any) -> None:
         # From now on it waits in a queue: those behind it keep waiting however long the backlog is.
         _best_effort("mark the message queued", lambda: ordering.queued(msg_id, order))
     try:
-        successor.apply_async((result,), chain=rest or None, parent_id=task.request.id,
-                              root_id=task.request.root_id or task.request.id)
+        with confirmed_producer(task.app) as producer:
+            successor.apply_async((result,), chain=rest or None, parent_id=task.request.id,
+                                  root_id=task.request.root_id or task.request.id,
+                                  producer=producer, **CONFIRM_OPTIONS)
     except Exception as exc:
         log.warning("could not hand on to %s (%r); this stage goes back to its queue", successor.task, exc)
         time.sleep(RetryPolicy.from_settings(current().settings).backoff_seconds)

@@ -183,3 +183,69 @@ def test_a_retry_the_broker_does_not_take_goes_back_to_its_queue(worker_settings
     with pytest.raises(Reject) as rejected:
         tasks.publish_again(task, countdown=1)
     assert rejected.value.requeue
+
+
+def test_only_the_stage_publishes_wait_for_confirms_never_the_event_dispatcher(broker_queues):
+    from workers.confirms import confirmed_producer
+
+    # Task events and heartbeats: one channel shared by every pool thread, so never in confirm mode.
+    dispatcher = app.events.Dispatcher(app.connection_for_write(), enabled=True)
+    try:
+        assert dispatcher.producer.channel.connection.confirm_publish is False
+    finally:
+        dispatcher.close()
+    with confirmed_producer(app) as producer:
+        assert producer is not None
+        assert producer.channel.connection.confirm_publish is True
+
+
+def test_concurrent_hand_offs_each_hold_their_own_confirm_mode_channel(broker_queues):
+    import threading
+
+    from workers.confirms import confirmed_producer
+
+    held: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def hold() -> None:
+        with confirmed_producer(app) as producer:
+            assert producer is not None
+            held.append(id(producer.channel))
+            barrier.wait(timeout=10)  # all four at once
+
+    threads = [threading.Thread(target=hold) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert len(set(held)) == 4  # no two threads share a channel
+
+    task = app.tasks[RUN_SKILL.task]
+    errors: list[BaseException] = []
+
+    def hand(n: int) -> None:
+        _push(task, [dict(signature(RUN_SKILL))])
+        try:
+            hand_on(task, {"msg_id": f"c{n}"})
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            task.pop_request()
+
+    threads = [threading.Thread(target=hand, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert sorted(m["args"][0]["msg_id"] for m in broker_queues()) == sorted(f"c{n}" for n in range(12))
+
+
+def test_a_failed_confirmed_publish_drops_its_connection(broker_queues):
+    from workers.confirms import confirmed_producer
+
+    with pytest.raises(RuntimeError), confirmed_producer(app) as producer:
+        assert producer is not None
+        producer.connection.connect()
+        raise RuntimeError("the publish failed")
+    assert producer.connection._connection is None  # a late confirm can never be read as the next one's
