@@ -110,6 +110,7 @@ class Settings:
     order_poll_seconds: float = 0.2
     order_spin_seconds: float = 0.3
     order_settle_seconds: float = 0.05
+    worker_delivery_limit: int = 3
     deliver_budget_wait_seconds: float = 10.0
     deliver_throttle_retries: int = 4
     button_ttl_seconds: int = 900
@@ -259,6 +260,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
             order_poll_seconds=env.float("ORDER_POLL_SECONDS", 0.2),
             order_spin_seconds=env.float("ORDER_SPIN_SECONDS", 0.3),
             order_settle_seconds=env.float("ORDER_SETTLE_SECONDS", 0.05),
+            worker_delivery_limit=env.int("WORKER_DELIVERY_LIMIT", 3),
             deliver_budget_wait_seconds=env.float("DELIVER_BUDGET_WAIT_SECONDS", 10.0),
             deliver_throttle_retries=env.int("DELIVER_THROTTLE_RETRIES", 4),
             button_ttl_seconds=env.int("BUTTON_TTL_SECONDS", 900),

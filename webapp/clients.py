@@ -48,6 +48,10 @@ def _publisher(broker_url: str) -> Celery:
         task_queues=[kombu.Queue(name, exchange, routing_key=name, durable=True) for name in QUEUE_NAMES],
         task_create_missing_queues=False,
     )
+    if not broker_url.startswith(("redis://", "rediss://")):
+        # A replay's publish returns only once RabbitMQ confirmed it (the replay mark rolls back
+        # otherwise); `mandatory` is passed per publish (webapp.actions.deadletters).
+        app.conf.broker_transport_options = {"confirm_publish": True}
     return app
 
 

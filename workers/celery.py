@@ -29,6 +29,7 @@ from contract.pipeline import (
     SKILL_QUEUE_BY_KIND,
     STAGES,
 )
+from workers.confirms import CONFIRM_OPTIONS
 from workers.health import Heartbeat, start_beat_heartbeat
 
 if TYPE_CHECKING:
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
 
 # The handlers import the workers' own modules when they run: a process that only publishes
 # (imports this module for the app) loads neither Django nor the skills nor the stages.
+
+
+# What every stage publish carries: `mandatory` (unroutable → an error, not a silent drop) and a
+# bound on the wait for the broker's confirm (py-amqp waits forever without one: celery#9259). The
+# confirm itself comes from the producer workers.tasks passes (workers.confirms), not from the app.
+PUBLISH_OPTIONS: dict[str, Any] = {"mandatory": True, **CONFIRM_OPTIONS}
 
 
 def make_app() -> Celery:
@@ -66,8 +73,11 @@ def make_app() -> Celery:
         task_default_exchange=EXCHANGE,
         task_default_routing_key=PREPROCESS.queue,
         task_default_delivery_mode="persistent",
-        # Routes by task name, so retries and replays land on the stage's queue too.
-        task_routes={s.task: {"queue": s.queue, "routing_key": s.queue} for s in STAGES},
+        # Routes by task name, so retries and replays land on the stage's queue too. Every publish
+        # of a stage (hand-off, retry, re-queue) is `mandatory`: on its confirm-mode channel an
+        # unroutable message raises instead of being confirmed and dropped (workers.tasks then
+        # leaves the running stage un-acked).
+        task_routes={s.task: {"queue": s.queue, "routing_key": s.queue, **PUBLISH_OPTIONS} for s in STAGES},
         task_time_limit=settings.task_time_limit_seconds,
         task_soft_time_limit=max(1, settings.task_time_limit_seconds - 10),
         broker_connection_retry_on_startup=True,
@@ -112,10 +122,17 @@ def make_app() -> Celery:
     )
     if settings.broker_is_redis:
         # Time limits stay below the visibility timeout (checked in Settings), so a running task
-        # is never handed to a second worker.
+        # is never handed to a second worker. Redis has no publisher confirms: a publish that
+        # returns is an LPUSH Redis answered (as durable as its persistence), and a failed one raises.
         celery_app.conf.broker_transport_options = {
             "visibility_timeout": settings.redis_visibility_timeout_seconds,
         }
+    else:
+        # No publisher confirms app-wide: the event dispatcher's one channel is shared by every pool
+        # thread, and a confirm awaited there stalled the worker (workers.confirms). The stage
+        # publishes take confirm-mode producers of their own (workers.confirms): a stage is acked
+        # only after RabbitMQ confirmed its successor (workers.tasks hands on inside the task).
+        celery_app.conf.broker_transport_options = {}
     return celery_app
 
 

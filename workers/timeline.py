@@ -3,7 +3,8 @@ worker, after how many tries — written with the record's one update (deliver's
 letter), never a database write per stage.
 
 The shape (webapp.timeline reads it): `{"stages": {stage: {"first", "start", "end", "tries",
-"worker"}}, "parts": n, "llm": {"first_token_s", "total_s", "chunks", "tokens_in", "tokens_out"}}`, times in epoch seconds.
+"worker"}}, "parts": n, "llm": {"first_token_s", "total_s", "chunks", "tokens_in", "tokens_out"}}`,
+times in epoch seconds.
 `first` is when the stage's first attempt began (a retry keeps it, a replay starts afresh), `start`
 when the attempt that finished began. A stage's end is the next stage's queue start, so the
 segments of one message add up to its end-to-end time by construction.

@@ -80,6 +80,7 @@ def do_replay_dead_letter(letter: DeadLetter, actor: str = "system") -> None:
         if stage == PREPROCESS:
             redis_client().delete(key(keys.claim(letter.msg_id)))
             do_release_claim(letter.msg_id)
+        _reset_reply_progress(letter.msg_id)
         if _reset_reply_state(letter.msg_id) == keys.REPLY_SENT:
             log.warning("this message was already answered; the replay will not answer again")
         # Marked first, published inside the same transaction: the replayed run's own status
@@ -92,6 +93,14 @@ def do_replay_dead_letter(letter: DeadLetter, actor: str = "system") -> None:
                                                            "replay_count": letter.replay_count})
             _publish_from(stage, letter.payload)
         log.info("replayed %s", describe(letter))
+
+
+def _reset_reply_progress(msg_id: str) -> None:
+    """The record's copy of the reply state (deliver's fallback without Redis) gets the same change."""
+    progress = MessageRecord.objects.filter(msg_id=msg_id).values_list("reply_progress", flat=True).first()
+    new = keys.state_for_replay(progress or "")
+    if new is not None:
+        MessageRecord.objects.filter(msg_id=msg_id, reply_progress=progress).update(reply_progress=new)
 
 
 def _reset_reply_state(msg_id: str) -> str:
@@ -118,4 +127,6 @@ def _publish_from(stage: Stage, payload: dict[str, Any]) -> None:
     publisher().send_task(
         stage.task, args=(payload,), queue=stage.queue, chain=chain_field(stage.name) or None,
         argsrepr=ARGSREPR, kwargsrepr="{}",
+        # Unroutable → an error (the replay mark rolls back), never a confirmed, dropped replay.
+        mandatory=True, confirm_timeout=10.0,
     )

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
+from contract import keys
 from webapp.actions.dataflow import FLOW_FIELDS, do_record_data_flow, split_flow
 from webapp.models import DeliveryChannel as DeliveryChannel  # the workers' vocabulary, re-exported
 from webapp.models import MessageRecord
@@ -136,3 +137,21 @@ def do_mark_replied_if_pending(msg_id: str, **fields: Any) -> None:
             status=MessageStatus.REPLIED, replied_at=timezone.now(), **values
         ):
             _data_flow(msg_id, MessageStatus.REPLIED, values, flow)
+
+
+def reply_progress(msg_id: str) -> str:
+    """The reply state the record holds (contract.keys' states; "sent" once the message is replied),
+    for deliver when Redis lost its own."""
+    row = MessageRecord.objects.filter(msg_id=msg_id).values("status", "reply_progress").first()
+    if row is None:
+        return ""
+    if row["status"] == MessageStatus.REPLIED:
+        return keys.REPLY_SENT
+    return str(row["reply_progress"] or "")
+
+
+def do_mark_reply_progress(msg_id: str, progress: str) -> None:
+    """Record the reply's progress: "sending:<i>" right before part i leaves, "next:<i>" when it is
+    known not sent. One UPDATE in autocommit (the workers' relaxed commit: only a PostgreSQL crash
+    within its ~0.2 s WAL delay *and* a Redis that lost its reply state at once could resend)."""
+    MessageRecord.objects.filter(msg_id=msg_id).update(reply_progress=progress)

@@ -52,6 +52,10 @@ class MessageRecord(models.Model):
     skill_done_at = models.DateTimeField(null=True, blank=True)
     postprocessed_at = models.DateTimeField(null=True, blank=True)
     replied_at = models.DateTimeField(null=True, blank=True)
+    # The reply's progress as deliver last made it durable (contract.keys' states: "sending:<i>" is
+    # written just before part i leaves, "sent" with the replied status): deliver's fallback when
+    # Redis lost its reply state, so a reply is never sent twice.
+    reply_progress = models.CharField(max_length=32, blank=True, default="")
     # What each stage carried in its payload and deliver (or the dead letter) wrote in its one update:
     # {"stages": {name: {start, end, first, tries, worker}}, "llm": {...}, "parts": n} (webapp.timeline).
     timeline = models.JSONField(default=dict, blank=True)

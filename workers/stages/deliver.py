@@ -13,14 +13,17 @@ from webapp.actions.records import (
     DeliveryChannel,
     MessageStatus,
     do_mark_replied_if_pending,
+    do_mark_reply_progress,
     do_mark_status,
     record_fields,
+    reply_progress,
 )
 from workers.dingtalk.api import DingTalkAPI
 from workers.dingtalk.card_send import send_card
 from workers.dingtalk.outbound import action_buttons, webhook_body
 from workers.dingtalk.ratebudget import RateBudget
 from workers.errors import DeliveryUnknown, PipelineError, PoisonMessage, Throttled, WebhookExpired
+from workers.exits import STORE_OUTAGES
 from workers.payload import StagePayload
 from workers.resources import current
 from workers.state import buttons, reply_state
@@ -44,7 +47,51 @@ def choose_channel(delivery: dict[str, Any], now_ms: float) -> str:
     return DeliveryChannel.OPENAPI.value
 
 
-def within_budget(budget: RateBudget | None, family: str, call: Callable[[], T]) -> T:
+class ConcurrentDelivery(Exception):
+    """Another run changed this reply's state first (it is sending, or has sent, the reply)."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"reply state is {state!r}")
+        self.state = state
+
+
+class PartClaim:
+    """`sending:<i>` for one reply part, taken right before its request leaves (after the token,
+    the rate budget and the buttons), in Redis and then in the record; released when the part is
+    known not sent, so only a request that may have reached DingTalk leaves it behind."""
+
+    def __init__(self, msg_id: str, index: int, expected: str) -> None:
+        self.msg_id, self.index, self.expected = msg_id, index, expected
+        self.held = False
+
+    def take(self) -> None:
+        if self.held:
+            return
+        mark = reply_state.sending(self.index)
+        if not reply_state.swap(self.msg_id, self.expected, mark):
+            now = reply_state.get(self.msg_id)
+            # Redis lost the key mid-reply: this run knows where the reply is, so it goes on.
+            if now != "" or not reply_state.swap(self.msg_id, "", mark):
+                raise ConcurrentDelivery(now)
+        try:
+            do_mark_reply_progress(self.msg_id, mark)
+        except Exception:
+            reply_state.swap(self.msg_id, mark, self.expected)  # not sent: the retry may send it
+            raise
+        self.held = True
+
+    def release(self) -> None:
+        """The part is known not sent: a retry (or a replay) may send it."""
+        if not self.held:
+            return
+        back = reply_state.next_part(self.index)
+        reply_state.swap(self.msg_id, reply_state.sending(self.index), back)
+        do_mark_reply_progress(self.msg_id, back)
+        self.expected, self.held = back, False
+
+
+def within_budget(budget: RateBudget | None, family: str, call: Callable[[], T],
+                  claim: PartClaim | None = None) -> T:
     """One send within the family's budget; DingTalk's "too fast" holds every worker, then retries.
 
     A throttled call was not delivered, so repeating it cannot double the message. After
@@ -57,9 +104,13 @@ def within_budget(budget: RateBudget | None, family: str, call: Callable[[], T])
         if budget is not None and not budget.acquire(family, timeout=settings.deliver_budget_wait_seconds):
             raise Throttled(f"no {family} budget within {settings.deliver_budget_wait_seconds:.0f} s",
                             retry_after=1.0)
+        if claim is not None:
+            claim.take()  # the last step before the request leaves
         try:
             return call()
         except Throttled:
+            if claim is not None:
+                claim.release()  # "too fast" means not sent
             if budget is not None:
                 budget.penalize(family, THROTTLE_PENALTY_SECONDS)
             log.info("DingTalk throttled the %s call; all workers hold for %.1f s", family,
@@ -77,26 +128,33 @@ def within_budget(budget: RateBudget | None, family: str, call: Callable[[], T])
 
 def send_part(
     api: DingTalkAPI, channel: str, reply: Reply, delivery: dict[str, Any],
-    budget: RateBudget | None = None, mention: bool = True,
+    budget: RateBudget | None = None, mention: bool = True, claim: PartClaim | None = None,
 ) -> str:
-    """Send one part; returns the channel that carried it (webhook falls back on 300001)."""
+    """Send one part; returns the channel that carried it (webhook falls back on 300001).
+
+    `claim` is taken right before each request leaves and released when it is known not sent
+    (an expired webhook, "too fast")."""
     group = delivery.get("conversation_type") == "2"
     staff_id = str(delivery.get("sender_staff_id") or "")
     if channel == DeliveryChannel.WEBHOOK:
         body = webhook_body(reply, staff_id if group and mention else "")
         try:
-            within_budget(budget, "webhook", lambda: api.send_webhook(delivery["session_webhook"], body))
+            within_budget(budget, "webhook", lambda: api.send_webhook(delivery["session_webhook"], body), claim)
             return channel
         except WebhookExpired as exc:
+            if claim is not None:
+                claim.release()
             log.info("sessionWebhook expired (%s): falling back to the OpenAPI", exc)
     robot_code = str(delivery.get("robot_code") or current().settings.dingtalk_robot_code)
+    if not group and not staff_id:
+        raise PoisonMessage("webhook expired and the sender has no staff id for the OpenAPI")
+    if api.tokens is not None:
+        api.tokens.get()  # fetched (or cached) before the part is marked in flight
     if group:
         cid = str(delivery["conversation_id"])
-        within_budget(budget, "robot_send", lambda: api.send_group(robot_code, cid, reply))
-    elif staff_id:
-        within_budget(budget, "robot_send", lambda: api.send_private(robot_code, staff_id, reply))
+        within_budget(budget, "robot_send", lambda: api.send_group(robot_code, cid, reply), claim)
     else:
-        raise PoisonMessage("webhook expired and the sender has no staff id for the OpenAPI")
+        within_budget(budget, "robot_send", lambda: api.send_private(robot_code, staff_id, reply), claim)
     return DeliveryChannel.OPENAPI.value
 
 
@@ -129,7 +187,7 @@ def deliver(payload: StagePayload, api: DingTalkAPI | None = None,
     delivery = payload.delivery
     # The stage timestamps and attributes the earlier stages carried: written with the status.
     record = record_fields(payload.record)
-    state = reply_state.get(msg_id)
+    state = current_state(msg_id)
     if state == reply_state.SENT:
         log.info("reply already sent; nothing to do")
         do_mark_replied_if_pending(msg_id, **record)
@@ -146,19 +204,22 @@ def deliver(payload: StagePayload, api: DingTalkAPI | None = None,
     channel = choose_channel(delivery, res.clock.time() * 1000)
     expected = state
     for index in range(start, len(parts)):
-        if not reply_state.swap(msg_id, expected, reply_state.sending(index)):
-            log.warning("another run is delivering this reply; stopping")
-            return {"msg_id": msg_id, "result": "concurrent"}
+        claim = PartClaim(msg_id, index, expected)
         try:
             part = parts[index]
             robot_code = str(delivery.get("robot_code") or res.settings.dingtalk_robot_code)
-            if part.kind == "card" and send_card(api, budget, payload, index, part, robot_code):
-                channel = DeliveryChannel.OPENAPI.value
-            else:
-                if part.kind == "card":  # no card could be shown: its text as markdown
+            if part.kind == "card":
+                claim.take()  # the card call creates and delivers in one request
+                if send_card(api, budget, payload, index, part, robot_code):
+                    channel = DeliveryChannel.OPENAPI.value
+                else:  # no card could be shown (nothing went out): its text as markdown
+                    claim.release()
                     part = Reply(text=part.text or part.title or "…", kind="markdown", title=part.title)
+            if part.kind != "card":
                 _remember_buttons(payload, part)
-                channel = send_part(api, channel, part, delivery, budget, mention=index == 0)
+                channel = send_part(api, channel, part, delivery, budget, mention=index == 0, claim=claim)
+        except ConcurrentDelivery as exc:
+            return _concurrent(msg_id, exc.state, record)
         except DeliveryUnknown as exc:
             # The state stays `sending:<i>`: no retry or replay of this run resends the part.
             log.warning("reply part %d outcome unknown (%s); not resending", index, exc)
@@ -166,10 +227,15 @@ def deliver(payload: StagePayload, api: DingTalkAPI | None = None,
             return {"msg_id": msg_id, "result": "delivery_unknown"}
         except PipelineError:
             # Known not delivered: the retry (or a replay) may send this part.
-            reply_state.swap(msg_id, reply_state.sending(index), reply_state.next_part(index))
+            claim.release()
             raise
         expected = reply_state.next_part(index + 1) if index + 1 < len(parts) else reply_state.SENT
-        reply_state.swap(msg_id, reply_state.sending(index), expected)
+        try:
+            if not reply_state.swap(msg_id, reply_state.sending(index), expected):
+                log.warning("reply state changed under part %d (Redis lost it?); going on", index)
+        except STORE_OUTAGES as exc:
+            # Sent: the record says so below; the next part's claim re-seeds Redis.
+            log.warning("could not record part %d as sent in Redis: %r", index, exc)
     if not parts:
         reply_state.swap(msg_id, expected, reply_state.SENT)
     card = delivered_card(payload)
@@ -180,12 +246,37 @@ def deliver(payload: StagePayload, api: DingTalkAPI | None = None,
     acked = acked_at(msg_id)
     if acked:
         times["acked_at"] = acked
-    do_mark_status(msg_id, MessageStatus.REPLIED, channel=channel, **record, **times)
+    do_mark_status(msg_id, MessageStatus.REPLIED, channel=channel, reply_progress=reply_state.SENT,
+                   **record, **times)
     log.info("replied in %d part(s) via %s%s", len(parts), channel, f" (card {card})" if card else "")
     result = {"msg_id": msg_id, "result": "sent", "channel": channel, "parts": len(parts)}
     if card:
         result["card"] = card
     return result
+
+
+def current_state(msg_id: str) -> str:
+    """The reply state: Redis's, or when Redis has none (never sent, or Redis lost its keys) the
+    record's, copied back into Redis so the runs of this message compare against it again."""
+    state = reply_state.get(msg_id)
+    if state:
+        return state
+    durable = reply_progress(msg_id)
+    if durable:
+        log.warning("no reply state in Redis; the message record says %r", durable)
+        if not reply_state.swap(msg_id, "", durable):
+            return reply_state.get(msg_id) or durable
+    return durable
+
+
+def _concurrent(msg_id: str, state: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Another run took the reply over: when it has already sent everything, the record says so;
+    otherwise that run (sending now) writes the status."""
+    if state == reply_state.SENT:
+        do_mark_replied_if_pending(msg_id, **record)
+        return {"msg_id": msg_id, "result": "already_sent"}
+    log.warning("another run is delivering this reply (state %r); it records the outcome", state)
+    return {"msg_id": msg_id, "result": "concurrent"}
 
 
 def delivered_card(payload: StagePayload) -> str:

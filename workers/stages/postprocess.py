@@ -78,6 +78,7 @@ def postprocess(payload: StagePayload) -> StagePayload:
             turn.user_id,
             [{"role": "user", "text": turn.text}, {"role": "assistant", "text": reply.text}],
             turn.conversation_type,
+            msg_id=payload.msg_id,  # a retried postprocess does not append the turn twice
         )
     # Carried to deliver, which writes the whole record in its one UPDATE (a dead letter writes
     # it too): one row write per message instead of one per stage.

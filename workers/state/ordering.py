@@ -24,12 +24,16 @@ Let A and B be messages of one conversation with key(A) < key(B), key = (createA
 2. Context: if A is registered before B's run_skill passes the turnstile, B's skill runs after A
    is finished and its session history contains A's turn.
 3. Liveness: every stage start of a message (preprocess, run_skill, postprocess, deliver) and
-   every look at the turnstile while it waits records progress. A message ahead that made no
-   progress for ORDER_MAX_WAIT_SECONDS counts as stuck and no longer holds anyone back (logged);
-   one without progress for ORDER_ENTRY_TTL_SECONDS is dropped. So a stuck message (lost task,
-   crashed worker past its retries) delays its conversation by at most ORDER_MAX_WAIT_SECONDS
-   after its last progress, never for good; a slow but moving one (a backlog, a long LLM answer)
-   keeps its place.
+   every look at the turnstile while it waits records progress ("running"); every hand-off to a
+   queue (the next stage, a retry, a re-queue) marks it "queued". A running message ahead that
+   made no progress for ORDER_MAX_WAIT_SECONDS counts as stuck and no longer holds anyone back
+   (logged); a queued one keeps its place, however long the backlog before it (issue 11: a
+   message that merely waited in a long queue is not stuck). Any entry without progress for
+   ORDER_ENTRY_TTL_SECONDS is dropped (one without a progress time starts its clock when first
+   seen). So a stuck message (a worker died mid-stage and the message never came back) delays its
+   conversation by at most ORDER_MAX_WAIT_SECONDS after its last progress, and a message lost
+   in a queue by at most ORDER_ENTRY_TTL_SECONDS, never for good. Dead letters finish their slot
+   (workers.tasks.dead_letter; preprocess's envelope names its line too).
 4. Conversations are independent: a message only ever waits for messages of its own
    (tenant, conversation); different conversations run fully in parallel.
 
@@ -79,11 +83,18 @@ for i = 1, #rows, 2 do
   local member, s = rows[i], tonumber(rows[i + 1])
   seen = seen + 1
   if member ~= ARGV[1] and (s < score or member < ARGV[1]) then
-    local at = tonumber(redis.call('HGET', KEYS[2], member) or '0')
-    if at > 0 and now - at > ttl then
+    local raw = redis.call('HGET', KEYS[2], member) or ''
+    local queued = string.sub(raw, 1, 1) == 'q'
+    local at = tonumber(queued and string.sub(raw, 2) or raw) or 0
+    if at == 0 then
+      -- No progress time (lost, or written by an older version): its clock starts now, so it
+      -- expires like any other entry instead of holding the line until the key's TTL.
+      redis.call('HSET', KEYS[2], member, tostring(now))
+      live = live + 1
+    elseif now - at > ttl then
       redis.call('ZREM', KEYS[1], member)
       redis.call('HDEL', KEYS[2], member)
-    elseif at > 0 and now - at > stuck_after then
+    elseif not queued and now - at > stuck_after then
       stuck = stuck + 1
     else
       live = live + 1
@@ -97,11 +108,13 @@ end
 return {live, stuck}
 """)
 
-# KEYS: zset, hash. ARGV: member. A stage of the message started: it is making progress.
+# KEYS: zset, hash. ARGV: member, mark ('' = a stage started: running; 'q' = handed to a queue).
+# A queued message is never "stuck" (it waits its turn in the broker, however long the backlog);
+# a running one is, after ORDER_MAX_WAIT_SECONDS without progress.
 _TOUCH = LuaScript("""
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   local t = redis.call('TIME')
-  redis.call('HSET', KEYS[2], ARGV[1], tostring(tonumber(t[1]) + tonumber(t[2]) / 1000000))
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. tostring(tonumber(t[1]) + tonumber(t[2]) / 1000000))
   return 1
 end
 return 0
@@ -146,7 +159,14 @@ def ahead_of(msg_id: str, order: Order, touch: bool = False) -> tuple[int, int]:
 def touch(msg_id: str, order: Order | None) -> None:
     """A stage of this message starts: messages behind it keep waiting for it."""
     if order is not None and msg_id:
-        _TOUCH(_keys(order), [msg_id])
+        _TOUCH(_keys(order), [msg_id, ""])
+
+
+def queued(msg_id: str, order: Order | None) -> None:
+    """The message was handed to a queue (the next stage, a retry, a re-queue): it keeps its place
+    until a stage of it starts again, however long it waits there (up to ORDER_ENTRY_TTL_SECONDS)."""
+    if order is not None and msg_id:
+        _TOUCH(_keys(order), [msg_id, "q"])
 
 
 def finish(msg_id: str, order: Order | None) -> None:

@@ -13,9 +13,27 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 from workers.payload import StagePayload
-from workers.resources import current
+from workers.resources import LuaScript, current
 
 GROUP_SCOPE = "*group*"  # the user part of a shared group session's key (not a valid user id)
+
+# KEYS: session. ARGV: msg_id ('' = no check), entries to keep, ttl, entries... Appends unless an
+# entry of this msgId is already there (a retried or redelivered postprocess), in one round trip.
+_APPEND_ONCE = LuaScript("""
+if ARGV[1] ~= '' then
+  for _, item in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+    local ok, entry = pcall(cjson.decode, item)
+    if ok and type(entry) == 'table' and entry['msg_id'] == ARGV[1] then
+      redis.call('EXPIRE', KEYS[1], ARGV[3])
+      return 0
+    end
+  end
+end
+for i = 4, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+""")
 
 
 def scope_user(conversation_type: str, user_id: str) -> str:
@@ -64,23 +82,22 @@ def append_turn(
     user_id: str,
     entries: list[dict[str, Any]],
     conversation_type: str = "1",
-) -> None:
-    """Append entries ({"role", "text"}), keep the last N turns, restart the TTL.
+    msg_id: str = "",
+) -> bool:
+    """Append entries ({"role", "text"}), keep the last N turns, restart the TTL; False when the
+    turn of `msg_id` is already there (a retried stage appends a turn once).
 
     Each entry is stamped with the user it belongs to, so a shared group session still knows
-    whose words are whose (for the skills, and for per-user erasure).
+    whose words are whose (for the skills, and for per-user erasure), and with its msgId.
     """
     res = current()
     settings = res.settings
     skey = session_key(tenant_id, conversation_id, scope_user(conversation_type, user_id))
     # One turn = the user's entry plus the assistant's entry.
     keep = max(1, settings.session_max_turns) * 2
-    stamped = [{**e, "user": user_id} for e in entries]
-    pipe = res.redis.pipeline(transaction=True)
-    pipe.rpush(skey, *[json.dumps(e, ensure_ascii=False) for e in stamped])
-    pipe.ltrim(skey, -keep, -1)
-    pipe.expire(skey, settings.session_ttl_seconds)
-    pipe.execute()
+    stamped = [{**e, "user": user_id, **({"msg_id": msg_id} if msg_id else {})} for e in entries]
+    return bool(_APPEND_ONCE([skey], [msg_id, keep, settings.session_ttl_seconds,
+                                      *[json.dumps(e, ensure_ascii=False) for e in stamped]]))
 
 
 # --- per-user export and erasure ------------------------------------------------------------

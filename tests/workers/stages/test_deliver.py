@@ -142,7 +142,9 @@ def test_wrong_credentials_are_poison_and_nothing_is_marked_sent(
     with pytest.raises(PoisonMessage, match="DINGTALK_CLIENT_SECRET"):
         deliver(payload)
     assert sandbox_client.replies() == []
-    assert reply_state.get(payload.msg_id) == "next:0"  # a replay may send it
+    # The token is fetched before the part is marked in flight: nothing was marked, a replay may send it.
+    assert reply_state.get(payload.msg_id) == ""
+    assert MessageRecord.objects.get(msg_id=payload.msg_id).reply_progress == ""
 
 
 def test_a_reply_is_sent_at_most_once_per_msg_id(dingtalk_sandbox, sandbox_client,
@@ -289,3 +291,66 @@ def test_a_retry_after_the_send_completes_the_record(dingtalk_sandbox, sandbox_c
     assert deliver(payload)["result"] == "already_sent"
     assert MessageRecord.objects.get(msg_id=payload.msg_id).status == MessageStatus.REPLIED
     assert len(sandbox_client.replies()) == 1
+
+
+# --- reply-once when Redis loses the reply state (the record in PostgreSQL is the fallback) ------
+
+def _forget_reply_state(msg_id: str) -> None:
+    from workers.resources import current
+
+    current().redis.delete(reply_state.reply_key(msg_id))  # Redis restarted without persistence
+
+
+def test_a_sent_reply_is_not_sent_again_after_redis_lost_its_state(dingtalk_sandbox, sandbox_client,
+                                                                   sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "once")
+    assert deliver(payload)["result"] == "sent"
+    assert MessageRecord.objects.get(msg_id=payload.msg_id).reply_progress == "sent"
+    _forget_reply_state(payload.msg_id)
+    assert deliver(payload)["result"] == "already_sent"  # a redelivered deliver task
+    assert len(sandbox_client.replies()) == 1
+    assert reply_state.get(payload.msg_id) == "sent"  # copied back from the record
+
+
+def test_a_part_in_flight_when_redis_lost_its_state_is_never_resent(dingtalk_sandbox, sandbox_client,
+                                                                    sandbox_settings):
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "crash")
+    # The earlier attempt marked part 0 in flight (Redis and the record), then its worker died; then Redis lost it.
+    MessageRecord.objects.filter(msg_id=payload.msg_id).update(reply_progress="sending:0")
+    assert deliver(payload)["result"] == "delivery_unknown"
+    assert sandbox_client.replies() == []
+    assert MessageRecord.objects.get(msg_id=payload.msg_id).status == MessageStatus.DELIVERY_UNKNOWN
+
+
+def test_a_reply_in_parts_resumes_from_the_record_after_redis_lost_its_state(
+        dingtalk_sandbox, sandbox_client, sandbox_settings, resources):
+    resources.set(REPLY_MAX_BYTES="60")
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "\n".join(f"line number {i}" for i in range(8)))
+    assert len(payload.replies) >= 3
+    MessageRecord.objects.filter(msg_id=payload.msg_id).update(reply_progress="next:2")
+    assert deliver(payload)["result"] == "sent"
+    assert [r["text"] for r in sandbox_client.replies()] == [p.text for p in payload.replies[2:]]
+
+
+def test_a_part_is_marked_in_flight_only_when_its_request_leaves(dingtalk_sandbox, sandbox_client,
+                                                                 sandbox_settings, resources):
+    # No rate budget within the wait: nothing left, so nothing may say "sending".
+    resources.set(DELIVER_THROTTLE_RETRIES="0", DELIVER_BUDGET_WAIT_SECONDS="0", DINGTALK_QPS_WEBHOOK="0.001")
+    first, second = (ready_to_deliver(dingtalk_sandbox, sandbox_client, t, who=who)
+                     for t, who in (("first", alice), ("second", bob)))
+    deliver(first)
+    with pytest.raises(Throttled):
+        deliver(second)
+    assert reply_state.get(second.msg_id) in ("", "next:0")
+    assert MessageRecord.objects.get(msg_id=second.msg_id).reply_progress in ("", "next:0")
+
+
+def test_a_reply_another_run_already_sent_ends_recorded_as_replied(
+        dingtalk_sandbox, sandbox_client, sandbox_settings, resources):
+    resources.set(REPLY_MAX_BYTES="60")
+    payload = ready_to_deliver(dingtalk_sandbox, sandbox_client, "\n".join(f"line number {i}" for i in range(8)))
+    reply_state.swap(payload.msg_id, "", reply_state.SENT)  # the other run sent it all first
+    MessageRecord.objects.filter(msg_id=payload.msg_id).update(replied_at=None)
+    assert deliver(payload)["result"] == "already_sent"
+    assert sandbox_client.replies() == []
+    assert MessageRecord.objects.get(msg_id=payload.msg_id).status == MessageStatus.REPLIED

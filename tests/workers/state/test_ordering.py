@@ -159,3 +159,35 @@ def test_the_countdown_grows_with_the_line(fast_turnstile):
         last.admit("deliver")
     assert waiting.value.ahead == 5
     assert waiting.value.countdown == pytest.approx(min(fast_turnstile.order_poll_seconds * 5, 2.0))
+
+
+def test_a_backlog_longer_than_the_max_wait_keeps_its_place_and_is_answered_in_order(resources):
+    # Issue 11: the first message was handed to a long queue; waiting there is not being stuck.
+    resources.set(ORDER_SPIN_SECONDS="0", ORDER_MAX_WAIT_SECONDS="0.2", ORDER_ENTRY_TTL_SECONDS="30")
+    first, second = register("first", seq=1), register("second", seq=2)
+    ordering.queued(first.msg_id, first.order)  # preprocess handed it to the run_skill queue
+    time.sleep(0.35)  # past ORDER_MAX_WAIT_SECONDS in the queue (Redis's clock)
+    with pytest.raises(WaitForTurn):
+        second.admit()
+    first.admit().finish()  # its stage starts at last, runs and finishes
+    second.admit()
+
+
+def test_a_started_stage_without_progress_is_still_stuck_after_the_max_wait(resources):
+    resources.set(ORDER_SPIN_SECONDS="0", ORDER_MAX_WAIT_SECONDS="0.2", ORDER_ENTRY_TTL_SECONDS="30")
+    first, second = register("first", seq=1), register("second", seq=2)
+    ordering.queued(first.msg_id, first.order)
+    first.touch()  # a stage started (then its worker died, and the message never came back)
+    time.sleep(0.35)
+    second.admit()
+
+
+def test_an_entry_without_a_progress_time_expires_instead_of_holding_the_line(redis_conn, resources):
+    resources.set(ORDER_SPIN_SECONDS="0", ORDER_MAX_WAIT_SECONDS="0.2", ORDER_ENTRY_TTL_SECONDS="0.3")
+    orphan, later = register("orphan", seq=1), register("later", seq=2)
+    redis_conn.hdel(ordering.line_key("t", "cid-1") + ":at", "orphan")  # its progress time is gone
+    with pytest.raises(WaitForTurn):
+        later.admit()  # its clock starts now...
+    time.sleep(0.4)
+    later.admit()  # ...and it expires like any other entry, however often the key is refreshed
+    assert redis_conn.zscore(ordering.line_key("t", "cid-1"), orphan.msg_id) is None

@@ -87,3 +87,12 @@ def test_export_and_erase_cover_own_and_shared_sessions(shared_groups):
     assert session.erase_user("t", "$:LWCP_v1:$ext") == 4
     assert session.export_user("t", "$:LWCP_v1:$ext") == []
     assert [h["text"] for h in session.load_history("t", "cid-g", bob.user_id, "2")] == ["bob's", "re: bob's"]
+
+
+def test_a_retried_turn_is_appended_once(resources):
+    for _ in range(3):  # postprocess ran, then was retried or redelivered
+        session.append_turn("t", "cid-r", alice.user_id, entries("a1"), "1", msg_id="msg-r1")
+    session.append_turn("t", "cid-r", alice.user_id, entries("a2"), "1", msg_id="msg-r2")
+    history = session.load_history("t", "cid-r", alice.user_id, "1")
+    assert [e["text"] for e in history] == ["a1", "re: a1", "a2", "re: a2"]
+    assert [e["msg_id"] for e in history] == ["msg-r1", "msg-r1", "msg-r2", "msg-r2"]

@@ -1,0 +1,18 @@
+"""MessageRecord.reply_progress: the reply state deliver makes durable (reply-once without Redis)."""
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('webapp', '0003_timeline_setting_versions'),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name='messagerecord',
+            name='reply_progress',
+            field=models.CharField(blank=True, default='', max_length=32),
+        ),
+    ]
