@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webapp', '0003_timeline_setting_versions'),
+        ('webapp', '0004_message_record_retention'),
     ]
 
     operations = [
