@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -62,23 +62,25 @@ def encrypt_text(plain: str) -> str:
     return fernet().encrypt(plain.encode("utf-8")).decode("ascii") if plain else ""
 
 
-def decrypt_text(token: str) -> str:
+def _under_keys(token: str, use: Callable[[MultiFernet, bytes], bytes], failure: str) -> str:
+    """`use` applied to a stored token ("" stays ""); DecryptionError(`failure`) if no listed key opens it."""
     if not token:
         return ""
     try:
-        return fernet().decrypt(token.encode("ascii")).decode("utf-8")
+        return use(fernet(), token.encode("ascii")).decode("utf-8")
     except InvalidToken as exc:
-        raise DecryptionError("cannot decrypt a stored secret: is its key still in FIELD_ENCRYPTION_KEYS?") from exc
+        raise DecryptionError(failure) from exc
+
+
+def decrypt_text(token: str) -> str:
+    return _under_keys(token, MultiFernet.decrypt,
+                       "cannot decrypt a stored secret: is its key still in FIELD_ENCRYPTION_KEYS?")
 
 
 def rotate_text(token: str) -> str:
     """`token` re-encrypted under the newest key (DecryptionError if no listed key opens it)."""
-    if not token:
-        return ""
-    try:
-        return fernet().rotate(token.encode("ascii")).decode("ascii")
-    except InvalidToken as exc:
-        raise DecryptionError("cannot re-encrypt a stored secret: no key in FIELD_ENCRYPTION_KEYS opens it") from exc
+    return _under_keys(token, MultiFernet.rotate,
+                       "cannot re-encrypt a stored secret: no key in FIELD_ENCRYPTION_KEYS opens it")
 
 
 def is_sealed(value: Any) -> bool:

@@ -11,6 +11,7 @@ from testkit import processes, services
 from testkit.envelopes import envelope_from_push
 from testkit.personas import alice, bob
 from testkit.waits import wait_for
+from tests.support.stack_fixtures import sandbox_worker_env
 from workers.pipeline import build_chain
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -32,25 +33,15 @@ def total(samples: dict, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def metered_workers(django_db_setup, celery_broker, dingtalk_sandbox, broker_queues, resources):
-    from django.db import connection
-
-    db = connection.settings_dict
     with services.redis_namespace() as prefix:
         resources.set(REDIS_KEY_PREFIX=prefix)
-        env = processes.worker_env(
-            CELERY_BROKER_URL=celery_broker,
-            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            REDIS_KEY_PREFIX=prefix,
-            DINGTALK_OPENAPI_ENDPOINT=dingtalk_sandbox.base_url,
-            DINGTALK_CLIENT_ID=dingtalk_sandbox.config.client_id,
-            DINGTALK_CLIENT_SECRET=dingtalk_sandbox.config.client_secret,
-        )
+        env = sandbox_worker_env(celery_broker, dingtalk_sandbox, prefix)
         ports = services.free_port(), services.free_port()
         pipeline = processes.start_worker(dict(env, WORKER_METRICS_PORT=str(ports[0])), PIPELINE_QUEUES,
                                           pool="threads", concurrency=2)
         try:
-            skills = processes.start_worker(dict(env, WORKER_METRICS_PORT=str(ports[1])), ("dtbot.skills", "dtbot.skills.io"),
-                                            pool="prefork", concurrency=2)
+            skills = processes.start_worker(dict(env, WORKER_METRICS_PORT=str(ports[1])),
+                                            ("dtbot.skills", "dtbot.skills.io"), pool="prefork", concurrency=2)
         except Exception:
             processes.stop(pipeline)
             raise

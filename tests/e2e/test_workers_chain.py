@@ -11,6 +11,7 @@ from django.core.management import call_command
 from testkit import processes, services
 from testkit.envelopes import envelope_from_push
 from testkit.personas import Persona, alice, bob, mallory
+from tests.support.stack_fixtures import sandbox_worker_env
 from webapp.models import DeadLetter, MessageRecord, MessageStatus
 from workers.pipeline import build_chain
 
@@ -28,19 +29,8 @@ def e2e_prefix():
 @pytest.fixture(scope="module")
 def workers(django_db_setup, celery_broker, dingtalk_sandbox, e2e_prefix):
     """The two roles of the Procfile: a threaded pipeline worker and a prefork skills worker."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = processes.worker_env(
-        CELERY_BROKER_URL=celery_broker,
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_KEY_PREFIX=e2e_prefix,
-        DINGTALK_OPENAPI_ENDPOINT=dingtalk_sandbox.base_url,
-        DINGTALK_CLIENT_ID=dingtalk_sandbox.config.client_id,
-        DINGTALK_CLIENT_SECRET=dingtalk_sandbox.config.client_secret,
-        TASK_MAX_RETRIES="2",
-        TASK_RETRY_BACKOFF_SECONDS="0.1",
-    )
+    env = sandbox_worker_env(celery_broker, dingtalk_sandbox, e2e_prefix,
+                             TASK_MAX_RETRIES="2", TASK_RETRY_BACKOFF_SECONDS="0.1")
     pipeline = processes.start_worker(env, PIPELINE_QUEUES, pool="threads", concurrency=4)
     try:
         # One skills worker serving both skill queues (the Procfile splits them by pool).

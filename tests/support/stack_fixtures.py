@@ -26,6 +26,18 @@ def _database_url() -> str:
     return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+def sandbox_worker_env(broker_url: str, sandbox: Any, redis_prefix: str, **extra: str) -> dict[str, str]:
+    """The environment of a real worker process on the test database, talking to `sandbox`."""
+    from testkit import processes
+
+    env = processes.worker_env(
+        CELERY_BROKER_URL=broker_url, DATABASE_URL=_database_url(), REDIS_KEY_PREFIX=redis_prefix,
+        DINGTALK_OPENAPI_ENDPOINT=sandbox.base_url, DINGTALK_CLIENT_ID=sandbox.config.client_id,
+        DINGTALK_CLIENT_SECRET=sandbox.config.client_secret,
+    )
+    return {**env, **extra}
+
+
 def _make_stack(broker_url: str, redis_prefix: str, tmp_path: Path) -> Stack:
     return Stack(
         broker_url=broker_url,
