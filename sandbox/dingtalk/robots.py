@@ -15,14 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.dingtalk.bodies import plain_text
+from sandbox.dingtalk.bodies import plain_text, validate_webhook_body
 from sandbox.dingtalk.context import SANDBOX_KEY
 from sandbox.dingtalk.openapi import read_json, webhook_answer
 
 # DingTalk's documented limits: 20 messages a minute per robot; a signed timestamp at most an hour off.
 PER_MINUTE = 20
 SIGN_WINDOW_MS = 3600 * 1000
-MSGTYPES = ("text", "markdown", "link", "actionCard", "feedCard")
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -62,19 +61,6 @@ def _signature_problem(robot: Robot, query: Any, now: float) -> str:
     return ""
 
 
-def _body_problem(body: Any) -> str:
-    if not isinstance(body, dict) or body.get("msgtype") not in MSGTYPES:
-        return "缺少参数 msgtype"
-    content = body.get(body["msgtype"])
-    if not isinstance(content, dict):
-        return f"缺少参数 {body['msgtype']}"
-    if body["msgtype"] == "markdown" and not (content.get("title") and content.get("text")):
-        return "缺少参数 markdown.title 或 markdown.text"
-    if body["msgtype"] == "text" and not content.get("content"):
-        return "缺少参数 text.content"
-    return ""
-
-
 async def robot_send(request: web.Request) -> web.Response:
     """POST /robot/send?access_token=…[&timestamp=…&sign=…]; errors come back as HTTP 200 with errcode."""
     sb = request.app[SANDBOX_KEY]
@@ -92,9 +78,10 @@ async def robot_send(request: web.Request) -> web.Response:
         body = await read_json(request)
     except ValueError:
         return webhook_answer(40035, "缺少参数 json")
-    problem = _body_problem(body)
-    if problem:
-        return webhook_answer(40035, problem)
+    # The custom robot takes the same message bodies as a sessionWebhook (text, markdown, link, ...).
+    invalid = validate_webhook_body(body)
+    if invalid:
+        return webhook_answer(40035, invalid)
     if not robot.allow(now):
         return webhook_answer(410100, "send too fast, exceed 20 times per minute")
     msgtype = body["msgtype"]
