@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from conf.masking import Masker
@@ -67,13 +67,14 @@ class LeakGuard:
         return any(norm[i:i + w] in self._grams for i in range(len(norm) - w + 1))
 
 
-def _mask_value(masker: Masker, value: Any) -> Any:
+def _each_string(change: Callable[[str], str], value: Any) -> Any:
+    """`value` (JSON-like: history, params, a card) with `change` applied to every string in it."""
     if isinstance(value, str):
-        return masker.mask(value)
+        return change(value)
     if isinstance(value, list):
-        return [_mask_value(masker, v) for v in value]
+        return [_each_string(change, v) for v in value]
     if isinstance(value, dict):
-        return {k: _mask_value(masker, v) for k, v in value.items()}
+        return {k: _each_string(change, v) for k, v in value.items()}
     return value
 
 
@@ -116,8 +117,8 @@ class Shielded(AISkillPlugin):
         self._locale = turn.locale or "zh-CN"
         if self.masker is not None:
             m = self.masker
-            turn = turn.replace(text=m.mask(turn.text), history=_mask_value(m, turn.history),
-                                params=_mask_value(m, turn.params), profile=_mask_value(m, turn.profile),
+            turn = turn.replace(text=m.mask(turn.text), history=_each_string(m.mask, turn.history),
+                                params=_each_string(m.mask, turn.params), profile=_each_string(m.mask, turn.profile),
                                 user_nick=m.mask(turn.user_nick))
         return self.inner.pre_process(turn)
 
@@ -139,22 +140,12 @@ class Shielded(AISkillPlugin):
             return reply
         restore = self.masker.restore
         return dataclasses.replace(reply, text=restore(reply.text), title=restore(reply.title),
-                                   card=_restored(self.masker, reply.card),
-                                   buttons=_restored(self.masker, reply.buttons))
+                                   card=_each_string(restore, reply.card),
+                                   buttons=_each_string(restore, reply.buttons))
 
     def refusal(self) -> SkillError:
         log.warning("skill %s: the streamed answer repeated its system prompt; stopped", self.inner.name)
         return SkillError("the answer repeated the system prompt", phrases.phrase("prompt_refused", self._locale))
-
-
-def _restored(masker: Masker, value: Any) -> Any:
-    if isinstance(value, str):
-        return masker.restore(value)
-    if isinstance(value, list):
-        return [_restored(masker, v) for v in value]
-    if isinstance(value, dict):
-        return {k: _restored(masker, v) for k, v in value.items()}
-    return value
 
 
 class _Checked(Iterator[str]):
